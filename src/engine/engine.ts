@@ -1,0 +1,237 @@
+/**
+ * The layer-wise forward pass. Sequences are right-padded into micro-batches; for each layer the
+ * weights are loaded once and every micro-batch runs through it, so one layer is resident at a
+ * time while the hidden states of all sequences stay in memory between layers. Statistics are
+ * reduced inside the graph; only [I]-sized vectors come back per layer.
+ */
+import { cpus } from 'node:os';
+import ort from 'onnxruntime-node';
+import { type Checkpoint, loadF32 } from '../model/checkpoint.js';
+import type { ModelSpec } from '../model/spec.js';
+import { EMBED, FINAL_NORM, LM_HEAD } from '../model/tensor-names.js';
+import { check } from '../util/errors.js';
+import { buildHeadGraph } from './head-graph.js';
+import { buildLayerGraph } from './layer-graph.js';
+import { addOne, loadLayerWeights } from './layer-weights.js';
+import { attentionMask, ropeTables } from './positions.js';
+
+export interface EngineOptions {
+  /** Intra-op threads (default: all cores). */
+  threads?: number;
+  /** Target tokens per ONNX Runtime run (padded B·T). */
+  tokensPerRun?: number;
+}
+
+export interface ForwardRequest {
+  /** Per sequence, a weight per position for the layer statistics (enables act² and influence). */
+  statWeights?: Float32Array[];
+  /** Per sequence, the token whose log-probability to return at each position (−1: none). */
+  targets?: Int32Array[];
+  /** Return full logits [T, V] per sequence (small models and tests only). */
+  logits?: boolean;
+  /** Called after each layer has processed every micro-batch. */
+  onLayer?: (layer: number, layers: number) => void;
+}
+
+export interface ForwardResult {
+  /** Per layer, Σ_t w_t·h_t² per FFN channel ([I]). */
+  act2?: Float64Array[];
+  /** Per layer, Σ_t w_t·(1 − cos(layer input, layer output)). */
+  influence?: number[];
+  /** Per sequence, log p(target) at each position (NaN where the target was −1). */
+  logprobs?: Float32Array[];
+  /** Per sequence, logits [T, V]. */
+  logits?: Float32Array[];
+}
+
+interface MicroBatch {
+  /** Indices of its sequences in the request. */
+  members: number[];
+  length: number;
+  hidden: ort.Tensor; // [B, T, D]
+  statWeights?: ort.Tensor; // [B, T]
+}
+
+export class Engine {
+  private layerSessions = new Map<boolean, Promise<ort.InferenceSession>>();
+  private headSession?: Promise<ort.InferenceSession>;
+  private embedding?: Float32Array; // [V, D]
+  private head?: { norm: ort.Tensor; weight: ort.Tensor };
+
+  constructor(
+    readonly ckpt: Checkpoint,
+    private readonly options: EngineOptions = {},
+  ) {}
+
+  get spec(): ModelSpec {
+    return this.ckpt.spec;
+  }
+
+  async forward(sequences: number[][], request: ForwardRequest = {}): Promise<ForwardResult> {
+    const spec = this.spec;
+    for (const [i, seq] of sequences.entries()) {
+      check(seq.length > 0, `sequence ${i} is empty`);
+      for (const id of seq) check(Number.isInteger(id) && id >= 0 && id < spec.vocabSize, `sequence ${i}: token id ${id} is outside the vocabulary [0, ${spec.vocabSize})`);
+    }
+    const stats = request.statWeights != null;
+    const batches = this.makeMicroBatches(sequences, request.statWeights);
+    const session = await this.layerSession(stats);
+    const result: ForwardResult = stats ? { act2: [], influence: [] } : {};
+
+    for (let layer = 0; layer < spec.numLayers; layer++) {
+      const weights = loadLayerWeights(this.ckpt, layer);
+      const act2 = new Float64Array(spec.intermediateSize);
+      let influence = 0;
+      for (const batch of batches) {
+        const feeds: Record<string, ort.Tensor> = { ...weights, hidden: batch.hidden, ...this.positionFeeds(layer, batch.length) };
+        if (batch.statWeights) feeds.statWeights = batch.statWeights;
+        const out = await session.run(feeds);
+        batch.hidden = out.hidden_out;
+        if (stats) {
+          const a = out.act2.data as Float32Array;
+          for (let j = 0; j < a.length; j++) act2[j] += a[j];
+          influence += (out.influence.data as Float32Array)[0];
+        }
+      }
+      if (stats) {
+        result.act2!.push(act2);
+        result.influence!.push(influence);
+      }
+      request.onLayer?.(layer + 1, spec.numLayers);
+    }
+    if (request.targets || request.logits) Object.assign(result, await this.runHead(sequences, batches, request));
+    return result;
+  }
+
+  /** Groups sequences (longest first) into right-padded micro-batches of about tokensPerRun tokens. */
+  private makeMicroBatches(sequences: number[][], statWeights?: Float32Array[]): MicroBatch[] {
+    const D = this.spec.hiddenSize;
+    const budget = this.options.tokensPerRun ?? 2048;
+    const order = sequences.map((_, i) => i).sort((a, b) => sequences[b].length - sequences[a].length || a - b);
+    const embedding = this.embeddingMatrix();
+    const scale = this.spec.embedScale;
+    const batches: MicroBatch[] = [];
+    for (let start = 0; start < order.length; ) {
+      const length = sequences[order[start]].length;
+      const count = Math.max(1, Math.min(order.length - start, Math.floor(budget / length)));
+      const members = order.slice(start, start + count);
+      start += count;
+      const hidden = new Float32Array(count * length * D); // [B, T, D], padding stays 0
+      const weights = statWeights ? new Float32Array(count * length) : undefined; // [B, T]
+      members.forEach((s, b) => {
+        sequences[s].forEach((id, t) => {
+          const row = embedding.subarray(id * D, (id + 1) * D);
+          const dst = (b * length + t) * D;
+          if (scale === 1) hidden.set(row, dst);
+          else for (let d = 0; d < D; d++) hidden[dst + d] = row[d] * scale;
+        });
+        if (weights) {
+          check(statWeights![s].length === sequences[s].length, `statWeights of sequence ${s} has ${statWeights![s].length} entries for ${sequences[s].length} tokens`);
+          weights.set(statWeights![s], b * length);
+        }
+      });
+      batches.push({
+        members,
+        length,
+        hidden: new ort.Tensor('float32', hidden, [count, length, D]),
+        statWeights: weights && new ort.Tensor('float32', weights, [count, length]),
+      });
+    }
+    return batches;
+  }
+
+  private positionCache = new Map<string, Record<string, ort.Tensor>>();
+
+  private positionFeeds(layer: number, length: number): Record<string, ort.Tensor> {
+    const spec = this.spec;
+    const layerSpec = spec.layers[layer];
+    const key = `${JSON.stringify(layerSpec)}:${length}`;
+    let feeds = this.positionCache.get(key);
+    if (!feeds) {
+      const { cos, sin } = ropeTables(layerSpec.rope, spec.headDim, length);
+      feeds = {
+        cos: new ort.Tensor('float32', cos, [length, 1, spec.headDim]),
+        sin: new ort.Tensor('float32', sin, [length, 1, spec.headDim]),
+        mask: new ort.Tensor('float32', attentionMask(layerSpec, length), [length, length]),
+      };
+      if (this.positionCache.size > 16) this.positionCache.clear();
+      this.positionCache.set(key, feeds);
+    }
+    return feeds;
+  }
+
+  private async runHead(sequences: number[][], batches: MicroBatch[], request: ForwardRequest): Promise<ForwardResult> {
+    const { hiddenSize: D, vocabSize: V } = this.spec;
+    const session = await (this.headSession ??= this.createSession(buildHeadGraph(this.spec)));
+    const head = this.headWeights();
+    const logprobs: Float32Array[] = [];
+    const logits: Float32Array[] = [];
+    const rowsPerRun = Math.max(1, Math.floor((1 << 24) / V)); // ≤ 64 MB of logits per run
+    for (const batch of batches) {
+      const hidden = batch.hidden.data as Float32Array; // [B, T, D]
+      for (const [b, s] of batch.members.entries()) {
+        const T = sequences[s].length;
+        const targets = request.targets?.[s];
+        if (targets) check(targets.length === T, `targets of sequence ${s} has ${targets.length} entries for ${T} tokens`);
+        const seqLogprobs = new Float32Array(T);
+        const seqLogits = request.logits ? new Float32Array(T * V) : undefined;
+        for (let t0 = 0; t0 < T; t0 += rowsPerRun) {
+          const n = Math.min(rowsPerRun, T - t0);
+          const rows = hidden.subarray((b * batch.length + t0) * D, (b * batch.length + t0 + n) * D);
+          const ids = new BigInt64Array(n);
+          for (let i = 0; i < n; i++) ids[i] = BigInt(Math.max(0, targets?.[t0 + i] ?? 0));
+          const out = await session.run(
+            { hidden: new ort.Tensor('float32', rows, [n, D]), norm: head.norm, head: head.weight, targets: new ort.Tensor('int64', ids, [n]) },
+            seqLogits ? ['logits', 'targetLogprobs'] : ['targetLogprobs'],
+          );
+          const lp = out.targetLogprobs.data as Float32Array;
+          for (let i = 0; i < n; i++) seqLogprobs[t0 + i] = targets && targets[t0 + i] >= 0 ? lp[i] : NaN;
+          seqLogits?.set(out.logits.data as Float32Array, t0 * V);
+        }
+        logprobs[s] = seqLogprobs;
+        if (seqLogits) logits[s] = seqLogits;
+      }
+    }
+    return { ...(request.targets ? { logprobs } : {}), ...(request.logits ? { logits } : {}) };
+  }
+
+  private embeddingMatrix(): Float32Array {
+    return (this.embedding ??= loadF32(this.ckpt, EMBED));
+  }
+
+  private headWeights(): { norm: ort.Tensor; weight: ort.Tensor } {
+    if (!this.head) {
+      const { hiddenSize: D, vocabSize: V } = this.spec;
+      const norm = loadF32(this.ckpt, FINAL_NORM);
+      if (this.spec.family.normPlusOne) addOne(norm);
+      const weight = this.spec.tiedEmbeddings ? this.embeddingMatrix() : loadF32(this.ckpt, LM_HEAD);
+      this.head = { norm: new ort.Tensor('float32', norm, [D]), weight: new ort.Tensor('float32', weight, [V, D]) };
+    }
+    return this.head;
+  }
+
+  private layerSession(stats: boolean): Promise<ort.InferenceSession> {
+    let session = this.layerSessions.get(stats);
+    if (!session) {
+      session = this.createSession(buildLayerGraph(this.spec, { stats }));
+      this.layerSessions.set(stats, session);
+    }
+    return session;
+  }
+
+  private createSession(model: Uint8Array): Promise<ort.InferenceSession> {
+    const threads = this.options.threads ?? cpus().length;
+    return ort.InferenceSession.create(model, {
+      intraOpNumThreads: threads,
+      interOpNumThreads: 1,
+      graphOptimizationLevel: 'all',
+      enableCpuMemArena: true,
+    });
+  }
+
+  async release(): Promise<void> {
+    for (const s of [...this.layerSessions.values(), this.headSession]) if (s) await (await s).release();
+    this.layerSessions.clear();
+    this.headSession = undefined;
+  }
+}

@@ -1,0 +1,29 @@
+/**
+ * Final norm → LM head → (soft-capping) → log-softmax, as an ONNX graph over flattened positions.
+ * Inputs:  hidden [N, D], norm [D] (already 1+w for Gemma), head [V, D] (HF layout), targets [N].
+ * Outputs: logits [N, V]; targetLogprobs [N] = log p(targets[n] | position n).
+ */
+import type { ModelSpec } from '../model/spec.js';
+import { GraphBuilder } from './onnx-graph.js';
+
+export function buildHeadGraph(spec: ModelSpec): Uint8Array {
+  const g = new GraphBuilder();
+  const { hiddenSize: D, vocabSize: V } = spec;
+  const hidden = g.input('hidden', ['N', D]);
+  const norm = g.input('norm', [D]);
+  const head = g.input('head', [V, D]);
+  const targets = g.input('targets', ['N'], 'int64');
+
+  const meanSquare = g.op('ReduceMean', [g.op('Pow', [hidden, g.scalar(2)]), g.ints([-1])], { keepdims: 1 });
+  const normed = g.op('Mul', [g.op('Div', [hidden, g.op('Sqrt', [g.op('Add', [meanSquare, g.scalar(spec.normEps)])])]), norm]);
+  let logits = g.op('Gemm', [normed, head], { transB: 1 }); // [N, V]
+  if (spec.finalSoftcap != null) {
+    const cap = g.scalar(spec.finalSoftcap);
+    logits = g.op('Mul', [g.op('Tanh', [g.op('Div', [logits, cap])]), cap]);
+  }
+  g.output(logits, 'logits', ['N', V]);
+  const logprobs = g.op('LogSoftmax', [logits], { axis: -1 });
+  const picked = g.op('GatherElements', [logprobs, g.op('Unsqueeze', [targets, g.ints([1])])], { axis: 1 }); // [N, 1]
+  g.output(g.op('Squeeze', [picked, g.ints([1])]), 'targetLogprobs', ['N']);
+  return g.toBytes(`${spec.modelType}_head`);
+}

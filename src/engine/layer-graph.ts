@@ -1,0 +1,122 @@
+/**
+ * One decoder layer as an ONNX graph, for every supported family. Weights are graph inputs (one
+ * session serves every layer of the same shape); linear weights arrive transposed to [in, out].
+ *
+ * Inputs:  hidden [B, T, D], cos/sin [T, 1, hd], mask [T, T] (additive: 0 or −inf),
+ *          statWeights [B, T] (per-position weights of the statistics), and the weights.
+ * Outputs: hidden_out [B, T, D]; act2 [I] = Σ_t w_t · h_t² with h the input of down_proj;
+ *          influence [1] = Σ_t w_t · (1 − cos(x_t, y_t)) between the layer's input and output.
+ */
+import type { ModelSpec } from '../model/spec.js';
+import { layerTensorShapes, type LayerTensorRole } from '../model/tensor-names.js';
+import { GraphBuilder } from './onnx-graph.js';
+
+export interface LayerGraphOptions {
+  /** Emit the act² and block-influence statistics. */
+  stats: boolean;
+}
+
+/** Shape of each weight input as the graph takes it: linear weights transposed to [in, out]. */
+export function graphWeightShapes(spec: ModelSpec): Partial<Record<LayerTensorRole, number[]>> {
+  const shapes = layerTensorShapes(spec);
+  for (const [role, shape] of Object.entries(shapes)) {
+    if (shape.length === 2) shapes[role as LayerTensorRole] = [shape[1], shape[0]];
+  }
+  return shapes;
+}
+
+export function buildLayerGraph(spec: ModelSpec, options: LayerGraphOptions): Uint8Array {
+  const g = new GraphBuilder();
+  const { hiddenSize: D, intermediateSize: I, numHeads: H, numKvHeads: K, headDim: hd } = spec;
+  const G = H / K;
+
+  const x = g.input('hidden', ['B', 'T', D]);
+  const cos = g.input('cos', ['T', 1, hd]);
+  const sin = g.input('sin', ['T', 1, hd]);
+  const mask = g.input('mask', ['T', 'T']);
+  const w: Partial<Record<LayerTensorRole, string>> = {};
+  for (const [role, shape] of Object.entries(graphWeightShapes(spec))) w[role as LayerTensorRole] = g.input(role, shape);
+
+  const eps = g.scalar(spec.normEps);
+  const two = g.scalar(2);
+  const lastAxis = g.ints([-1]);
+  // RMSNorm in the exact op pattern ONNX Runtime fuses into SimplifiedLayerNormalization.
+  const rmsNorm = (v: string, weight: string): string => {
+    const meanSquare = g.op('ReduceMean', [g.op('Pow', [v, two]), lastAxis], { keepdims: 1 });
+    return g.op('Mul', [g.op('Div', [v, g.op('Sqrt', [g.op('Add', [meanSquare, eps])])]), weight]);
+  };
+  const linear = (v: string, weight: LayerTensorRole, bias?: LayerTensorRole): string => {
+    const y = g.op('MatMul', [v, w[weight]!]);
+    return bias && w[bias] ? g.op('Add', [y, w[bias]!]) : y;
+  };
+  // rotate_half(v) = [−v₂, v₁] over the last axis; RoPE: v·cos + rotate_half(v)·sin.
+  const rope = (v: string): string => {
+    const [first, second] = g.multi('Split', [v], 2, { axis: -1, num_outputs: 2 });
+    const rotated = g.op('Concat', [g.op('Neg', [second]), first], { axis: -1 });
+    return g.op('Add', [g.op('Mul', [v, cos]), g.op('Mul', [rotated, sin])]);
+  };
+
+  // ── attention ──
+  const normed = rmsNorm(x, w.inputNorm!);
+  let q = g.op('Reshape', [linear(normed, 'q', 'qBias'), g.ints([0, 0, H, hd])]); // [B, T, H, hd]
+  let k = g.op('Reshape', [linear(normed, 'k', 'kBias'), g.ints([0, 0, K, hd])]); // [B, T, K, hd]
+  const v = g.op('Reshape', [linear(normed, 'v', 'vBias'), g.ints([0, 0, K, hd])]); // [B, T, K, hd]
+  if (spec.family.qkNorm) {
+    q = rmsNorm(q, w.qNorm!);
+    k = rmsNorm(k, w.kNorm!);
+  }
+  q = rope(q);
+  k = rope(k);
+  // Query head h uses kv head ⌊h / G⌋: group queries as [B, K, G, T, hd] and broadcast k, v over G.
+  const qGrouped = g.op('Transpose', [g.op('Reshape', [q, g.ints([0, 0, K, G, hd])])], { perm: [0, 2, 3, 1, 4] }); // [B, K, G, T, hd]
+  const kT = g.op('Unsqueeze', [g.op('Transpose', [k], { perm: [0, 2, 3, 1] }), g.ints([2])]); // [B, K, 1, hd, T]
+  const vT = g.op('Unsqueeze', [g.op('Transpose', [v], { perm: [0, 2, 1, 3] }), g.ints([2])]); // [B, K, 1, T, hd]
+  let scores = g.op('Mul', [g.op('MatMul', [qGrouped, kT]), g.scalar(spec.attnScale)]); // [B, K, G, T, T]
+  if (spec.attnSoftcap != null) {
+    const cap = g.scalar(spec.attnSoftcap);
+    scores = g.op('Mul', [g.op('Tanh', [g.op('Div', [scores, cap])]), cap]);
+  }
+  const probs = g.op('Softmax', [g.op('Add', [scores, mask])], { axis: -1 });
+  const context = g.op('MatMul', [probs, vT]); // [B, K, G, T, hd]
+  const merged = g.op('Reshape', [g.op('Transpose', [context], { perm: [0, 3, 1, 2, 4] }), g.ints([0, 0, H * hd])]); // [B, T, H·hd]
+  let attnOut = linear(merged, 'o', 'oBias'); // [B, T, D]
+  if (spec.family.sandwichNorms) attnOut = rmsNorm(attnOut, w.postAttnNorm!);
+  const afterAttn = g.op('Add', [x, attnOut]);
+
+  // ── feed-forward ──
+  const ffnIn = rmsNorm(afterAttn, spec.family.sandwichNorms ? w.preFfnNorm! : w.postAttnNorm!);
+  const gate = linear(ffnIn, 'gate', 'gateBias'); // [B, T, I]
+  const up = linear(ffnIn, 'up', 'upBias'); // [B, T, I]
+  const h = g.op('Mul', [activation(g, gate, spec.activation), up]); // [B, T, I]: input of down_proj
+  let ffnOut = linear(h, 'down', 'downBias'); // [B, T, D]
+  if (spec.family.sandwichNorms) ffnOut = rmsNorm(ffnOut, w.postFfnNorm!);
+  const out = g.op('Add', [afterAttn, ffnOut]);
+  g.output(out, 'hidden_out', ['B', 'T', D]);
+
+  if (options.stats) {
+    const weights = g.input('statWeights', ['B', 'T']);
+    const weights3 = g.op('Unsqueeze', [weights, g.ints([2])]); // [B, T, 1]
+    const act2 = g.op('ReduceSum', [g.op('Mul', [g.op('Mul', [h, h]), weights3]), g.ints([0, 1])], { keepdims: 0 }); // [I]
+    g.output(act2, 'act2', [I]);
+    const dot = g.op('ReduceSum', [g.op('Mul', [x, out]), g.ints([-1])], { keepdims: 0 }); // [B, T]
+    const norm = (t: string) => g.op('Sqrt', [g.op('ReduceSum', [g.op('Mul', [t, t]), g.ints([-1])], { keepdims: 0 })]);
+    const cosine = g.op('Div', [dot, g.op('Max', [g.op('Mul', [norm(x), norm(out)]), g.scalar(1e-12)])]);
+    const influence = g.op('ReduceSum', [g.op('Mul', [g.op('Sub', [g.scalar(1), cosine]), weights]), g.ints([0, 1])], { keepdims: 1 }); // [1]
+    g.output(influence, 'influence', [1]);
+  }
+  return g.toBytes(`${spec.modelType}_layer`);
+}
+
+function activation(g: GraphBuilder, v: string, kind: ModelSpec['activation']): string {
+  if (kind === 'silu') return g.op('Mul', [v, g.op('Sigmoid', [v])]);
+  if (kind === 'gelu') {
+    // 0.5·v·(1 + erf(v/√2))
+    const erf = g.op('Erf', [g.op('Div', [v, g.scalar(Math.SQRT2)])]);
+    return g.op('Mul', [g.op('Mul', [v, g.scalar(0.5)]), g.op('Add', [erf, g.scalar(1)])]);
+  }
+  // tanh approximation: 0.5·v·(1 + tanh(√(2/π)·(v + 0.044715·v³)))
+  const cube = g.op('Mul', [g.op('Mul', [v, v]), v]);
+  const inner = g.op('Mul', [g.op('Add', [v, g.op('Mul', [cube, g.scalar(0.044715)])]), g.scalar(Math.sqrt(2 / Math.PI))]);
+  return g.op('Mul', [g.op('Mul', [v, g.scalar(0.5)]), g.op('Add', [g.op('Tanh', [inner]), g.scalar(1)])]);
+}
+

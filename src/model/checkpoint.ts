@@ -1,0 +1,77 @@
+/**
+ * A Hugging Face checkpoint directory: config.json + model.safetensors, or shards listed in
+ * model.safetensors.index.json. Opening reads only headers, and checks that every tensor the
+ * config implies is present with the right shape.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { basename, join, resolve, sep } from 'node:path';
+import { CompactError, check } from '../util/errors.js';
+import { isFloatDtype } from './dtype.js';
+import { readSafetensorsHeader, readTensorF32, type TensorInfo } from './safetensors.js';
+import { type ModelSpec, readConfig } from './spec.js';
+import { expectedTensorShapes, LM_HEAD } from './tensor-names.js';
+
+export const SINGLE_FILE = 'model.safetensors';
+export const INDEX_FILE = 'model.safetensors.index.json';
+
+export interface Checkpoint {
+  dir: string;
+  spec: ModelSpec;
+  /** Safetensors files in shard order (relative names). */
+  files: string[];
+  tensors: Map<string, TensorInfo>;
+}
+
+export function openCheckpoint(dir: string): Checkpoint {
+  const spec = readConfig(dir);
+  const files = listWeightFiles(dir);
+  const tensors = new Map<string, TensorInfo>();
+  for (const file of files) {
+    for (const [name, info] of readSafetensorsHeader(join(dir, file)).tensors) {
+      check(!tensors.has(name), `${file}: tensor ${name} also appears in ${basename(tensors.get(name)?.file ?? '')}`);
+      tensors.set(name, info);
+    }
+  }
+  // A config without tie_word_embeddings: the checkpoint itself says whether a head is stored.
+  if (spec.raw.tie_word_embeddings == null) spec.tiedEmbeddings = !tensors.has(LM_HEAD);
+  for (const [name, shape] of expectedTensorShapes(spec)) {
+    const info = tensors.get(name);
+    check(info, `${dir}: tensor ${name} is missing (expected ${JSON.stringify(shape)} from config.json)`);
+    check(
+      info.shape.length === shape.length && info.shape.every((d, i) => d === shape[i]),
+      `${basename(info.file)}: tensor ${name} has shape ${JSON.stringify(info.shape)} but config.json implies ${JSON.stringify(shape)}`,
+    );
+    check(isFloatDtype(info.dtype), `${basename(info.file)}: tensor ${name} has dtype ${info.dtype}; supported: F32, F16, BF16`);
+  }
+  return { dir, spec, files, tensors };
+}
+
+function listWeightFiles(dir: string): string[] {
+  const indexPath = join(dir, INDEX_FILE);
+  if (existsSync(indexPath)) {
+    let index: { weight_map?: unknown };
+    try {
+      index = JSON.parse(readFileSync(indexPath, 'utf8'));
+    } catch (e) {
+      throw new CompactError(`${indexPath}: not valid JSON (${(e as Error).message})`);
+    }
+    const map = index.weight_map;
+    check(map && typeof map === 'object' && !Array.isArray(map), `${indexPath}: field weight_map is missing or not an object`);
+    const files = [...new Set(Object.values(map as Record<string, unknown>))];
+    for (const file of files) {
+      check(typeof file === 'string' && file.length > 0, `${indexPath}: weight_map has a non-string file name ${JSON.stringify(file)}`);
+      check(resolve(dir, file).startsWith(resolve(dir) + sep), `${indexPath}: shard ${JSON.stringify(file)} points outside the checkpoint directory`);
+      check(existsSync(join(dir, file)), `${indexPath}: shard ${file} does not exist`);
+    }
+    return (files as string[]).sort();
+  }
+  check(existsSync(join(dir, SINGLE_FILE)), `${dir}: no ${SINGLE_FILE} or ${INDEX_FILE} (only safetensors checkpoints are supported)`);
+  return [SINGLE_FILE];
+}
+
+/** Reads a tensor of the checkpoint as f32 (rows [start, end) of its first dimension if given). */
+export function loadF32(ckpt: Checkpoint, name: string, rowStart?: number, rowEnd?: number): Float32Array {
+  const info = ckpt.tensors.get(name);
+  if (!info) throw new CompactError(`${ckpt.dir}: tensor ${name} is missing`);
+  return readTensorF32(info, rowStart, rowEnd);
+}
