@@ -136,7 +136,7 @@ CASES = [
             "reference = float32 compute on the bf16-rounded weights",
             "tied embeddings (no lm_head.weight in the file)",
         ],
-        ablations=[],
+        ablations=[("weights not rounded to bf16", {"unrounded": True})],
     ),
     dict(
         case="llama-sharded",
@@ -157,7 +157,11 @@ CASES = [
             "sliding-window attention on every layer (window 6 < 20-token input)",
             "mistral config field names",
         ],
-        ablations=[("sliding_window None", {"sliding_window": None})],
+        ablations=[
+            ("sliding_window None", {"sliding_window": None}),
+            ("sliding_window 5 (off-by-one)", {"sliding_window": 5}),
+            ("sliding_window 7 (off-by-one)", {"sliding_window": 7}),
+        ],
     ),
     dict(
         case="qwen2-bias",
@@ -224,6 +228,8 @@ CASES = [
             ("attn_logit_softcapping None", {"attn_logit_softcapping": None}),
             ("final_logit_softcapping None", {"final_logit_softcapping": None}),
             ("sliding_window 4096", {"sliding_window": 4096}),
+            ("sliding_window 5 (off-by-one)", {"sliding_window": 5}),
+            ("sliding_window 7 (off-by-one)", {"sliding_window": 7}),
             ("query_pre_attn_scalar = head_dim", {"query_pre_attn_scalar": 16}),
         ],
     ),
@@ -250,6 +256,8 @@ CASES = [
         ],
         ablations=[
             ("sliding_window 4096", {"sliding_window": 4096}),
+            ("sliding_window 5 (off-by-one)", {"sliding_window": 5}),
+            ("sliding_window 7 (off-by-one)", {"sliding_window": 7}),
             (
                 "full_attention rope without linear scaling",
                 {
@@ -413,6 +421,7 @@ def make_case(idx: int, case: dict, out_root: Path) -> dict:
     assert is_tied(model) == expect_tied, f"{name}: tie state {is_tied(model)} != config {expect_tied}"
 
     save_dtype = case.get("save_dtype")
+    state_dict_unrounded = {k: v.detach().clone() for k, v in model.state_dict().items()}
     if save_dtype is not None:
         # Only parameters/persistent buffers go through the state dict; the (non-persistent) rotary
         # inv_freq buffers are not rounded, exactly as after a reload.
@@ -483,7 +492,10 @@ def make_case(idx: int, case: dict, out_root: Path) -> dict:
 
     ablation_results = []
     for desc, change in case.get("ablations", []):
-        if "config_fn" in change:
+        if change.get("unrounded"):
+            acfg = build_config(case)
+            sd = state_dict_unrounded
+        elif "config_fn" in change:
             acfg = change["config_fn"](build_config(case))
             sd = state_dict_fp32
         elif "state_dict_fn" in change:
@@ -517,7 +529,8 @@ def make_case(idx: int, case: dict, out_root: Path) -> dict:
         ld = max_abs_diff(llog, logits)
         checks["legacy_config_max_abs_diff"] = ld
         assert ld == 0.0, f"{name}: legacy config gives different logits ({ld})"
-        assert lmodel.config.layer_types == reloaded.config.layer_types if hasattr(reloaded.config, "layer_types") else True
+        if hasattr(reloaded.config, "layer_types"):
+            assert lmodel.config.layer_types == reloaded.config.layer_types, f"{name}: legacy layer_types differ"
         del lmodel
 
     # ---- write logits + manifest -----------------------------------------------------------------

@@ -1,0 +1,53 @@
+import type { Command } from 'commander';
+import { openCheckpoint } from '../model/checkpoint.js';
+import { countParams, PARTS, type Part } from '../model/param-count.js';
+import { bytes, integer, percent, table } from './format.js';
+
+const LABELS: Record<Part, string> = {
+  embedding: 'embedding',
+  lmHead: 'LM head',
+  attention: 'attention',
+  ffn: 'FFN',
+  norms: 'norms',
+  other: 'other',
+};
+
+export function registerInspect(program: Command): void {
+  program
+    .command('inspect')
+    .description('where the parameters are: vocabulary (embedding, LM head), attention, FFN, norms')
+    .argument('<dir>', 'Hugging Face checkpoint directory (config.json + safetensors)')
+    .option('--json', 'print JSON instead of a table')
+    .action((dir: string, opts: { json?: boolean }) => {
+      const ckpt = openCheckpoint(dir);
+      const count = countParams(ckpt);
+      const { spec } = ckpt;
+      const shape = {
+        modelType: spec.modelType,
+        vocabSize: spec.vocabSize,
+        hiddenSize: spec.hiddenSize,
+        intermediateSize: spec.intermediateSize,
+        layers: spec.numLayers,
+        heads: spec.numHeads,
+        kvHeads: spec.numKvHeads,
+        headDim: spec.headDim,
+        tiedEmbeddings: spec.tiedEmbeddings,
+      };
+      if (opts.json) {
+        const shares = Object.fromEntries(PARTS.map((p) => [p, count.parts[p] / count.total]));
+        console.log(JSON.stringify({ dir, ...shape, parameters: { ...count.parts, total: count.total }, shares, storedBytes: count.storedBytes }, null, 2));
+        return;
+      }
+      console.log(`${dir}: ${spec.modelType}, V=${spec.vocabSize} D=${spec.hiddenSize} I=${spec.intermediateSize} L=${spec.numLayers} heads=${spec.numHeads}/${spec.numKvHeads}×${spec.headDim}`);
+      const rows = [['part', 'parameters', 'share']];
+      for (const part of PARTS) {
+        if (part === 'lmHead' && count.tied) rows.push([LABELS[part], 'tied', '—']);
+        else if (count.parts[part] > 0 || part !== 'other') rows.push([LABELS[part], integer(count.parts[part]), percent(count.parts[part], count.total)]);
+      }
+      const vocab = count.parts.embedding + count.parts.lmHead;
+      rows.push(['vocabulary (embedding + head)', integer(vocab), percent(vocab, count.total)]);
+      rows.push(['total', integer(count.total), '100.0 %']);
+      console.log(table(rows, [false, true, true]));
+      console.log(`weights on disk: ${bytes(count.storedBytes)}`);
+    });
+}

@@ -1,0 +1,30 @@
+/** The `compact` command line: every command has --help and --json; user mistakes exit 2 with one line. */
+import { readFileSync } from 'node:fs';
+import { Command, CommanderError } from 'commander';
+import { CompactError } from '../util/errors.js';
+import { registerEval } from './eval.js';
+import { registerInspect } from './inspect.js';
+
+const VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+
+export async function main(argv: string[]): Promise<number> {
+  const program = new Command()
+    .name('compact')
+    .description('Make Hugging Face decoder LLMs smaller the COMPACT way, and measure what it costs')
+    .version(VERSION)
+    .exitOverride()
+    .showHelpAfterError();
+  registerInspect(program);
+  registerEval(program);
+  try {
+    await program.parseAsync(argv);
+    return 0;
+  } catch (e) {
+    if (e instanceof CommanderError) return e.exitCode === 0 ? 0 : 2;
+    if (e instanceof CompactError) {
+      process.stderr.write(`compact: error: ${e.message}\n`);
+      return 2;
+    }
+    throw e;
+  }
+}

@@ -1,0 +1,91 @@
+/**
+ * Perplexity and bits per byte of a text. Protocol (default): encode the whole text once, cut
+ * it into windows of `window` inputs starting every `stride` tokens (ids[s : s + window + 1]),
+ * and score each next-token prediction not already scored by an earlier window.
+ */
+import type { Engine } from '../engine/engine.js';
+import { check } from '../util/errors.js';
+
+export interface TextEvalOptions {
+  window?: number;
+  stride?: number;
+  /** Windows per engine call (bounds the hidden-state memory). */
+  windowsPerCall?: number;
+  onProgress?: (done: number, total: number) => void;
+}
+
+export interface TextMetrics {
+  tokens: number;
+  bytes: number;
+  /** Next-token predictions scored. */
+  predictions: number;
+  windows: number;
+  window: number;
+  stride: number;
+  totalNll: number;
+  meanNll: number;
+  perplexity: number;
+  bitsPerByte: number;
+}
+
+interface Window {
+  inputs: number[];
+  targets: Int32Array;
+}
+
+/** Windows of the protocol: each scores the targets of positions not scored before. */
+export function makeWindows(ids: number[], window: number, stride: number): Window[] {
+  check(Number.isInteger(window) && window > 0, `--window must be a positive integer, got ${window}`);
+  check(Number.isInteger(stride) && stride > 0 && stride <= window, `--stride must be an integer in [1, window=${window}], got ${stride}`);
+  check(ids.length >= 2, `the text encodes to ${ids.length} token(s); at least 2 are needed to score a prediction`);
+  const windows: Window[] = [];
+  let scoredUpTo = 0; // predictions of ids[1..scoredUpTo] are done
+  for (let start = 0; scoredUpTo < ids.length - 1; start += stride) {
+    const inputs = ids.slice(start, Math.min(start + window, ids.length - 1));
+    const targets = new Int32Array(inputs.length).fill(-1);
+    for (let t = 0; t < inputs.length; t++) {
+      const position = start + t + 1; // index of the predicted token
+      if (position > scoredUpTo) targets[t] = ids[position];
+    }
+    scoredUpTo = start + inputs.length;
+    windows.push({ inputs, targets });
+  }
+  return windows;
+}
+
+export async function evaluateText(engine: Engine, ids: number[], bytes: number, options: TextEvalOptions = {}): Promise<TextMetrics> {
+  const window = options.window ?? 512;
+  const stride = options.stride ?? window;
+  const windows = makeWindows(ids, window, stride);
+  const perCall = options.windowsPerCall ?? Math.max(1, Math.floor(65536 / window));
+  let totalNll = 0;
+  let predictions = 0;
+  for (let i = 0; i < windows.length; i += perCall) {
+    const group = windows.slice(i, i + perCall);
+    const { logprobs } = await engine.forward(
+      group.map((w) => w.inputs),
+      { targets: group.map((w) => w.targets) },
+    );
+    group.forEach((w, g) => {
+      for (let t = 0; t < w.targets.length; t++) {
+        if (w.targets[t] < 0) continue;
+        totalNll -= logprobs![g][t];
+        predictions++;
+      }
+    });
+    options.onProgress?.(Math.min(i + perCall, windows.length), windows.length);
+  }
+  const meanNll = totalNll / predictions;
+  return {
+    tokens: ids.length,
+    bytes,
+    predictions,
+    windows: windows.length,
+    window,
+    stride,
+    totalNll,
+    meanNll,
+    perplexity: Math.exp(meanNll),
+    bitsPerByte: totalNll / Math.LN2 / bytes,
+  };
+}

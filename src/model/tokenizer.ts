@@ -1,0 +1,31 @@
+/** The checkpoint's tokenizer, through the Hugging Face tokenizers port (transformers.js). */
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Tokenizer } from '@huggingface/tokenizers';
+import { CompactError, check } from '../util/errors.js';
+
+export function readJson(file: string): unknown {
+  try {
+    return JSON.parse(readFileSync(file, 'utf8'));
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new CompactError(`${file}: ${code ? `cannot read (${code})` : `not valid JSON (${(e as Error).message})`}`);
+  }
+}
+
+export function loadTokenizer(dir: string): Tokenizer {
+  const file = join(dir, 'tokenizer.json');
+  check(existsSync(file), `${dir}: no tokenizer.json (compact needs the Hugging Face fast-tokenizer file)`);
+  const configFile = join(dir, 'tokenizer_config.json');
+  const config = existsSync(configFile) ? readJson(configFile) : {};
+  try {
+    return new Tokenizer(readJson(file) as object, config as object);
+  } catch (e) {
+    throw new CompactError(`${file}: cannot build the tokenizer (${(e as Error).message})`);
+  }
+}
+
+/** Token ids of `text` as the tokenizer's post-processor defines (e.g. one BOS for Llama 2). */
+export function encode(tokenizer: Tokenizer, text: string): number[] {
+  return tokenizer.encode(text).ids;
+}

@@ -1,0 +1,13 @@
+import { readFileSync } from 'node:fs';
+import { openCheckpoint } from './src/model/checkpoint.js';
+import { loadTokenizer, encode } from './src/model/tokenizer.js';
+import { Engine } from './src/engine/engine.js';
+import { evaluateText } from './src/eval/text-metrics.js';
+const dir = '../shared/models/stories260K/hf';
+const text = readFileSync('../shared/data/tinystories/tinystories_validation_head.txt', 'utf8');
+let t0 = performance.now();
+const ids = encode(loadTokenizer(dir), text);
+console.log('tokens', ids.length, 'encode ms', (performance.now() - t0).toFixed(0));
+t0 = performance.now();
+const m = await evaluateText(new Engine(openCheckpoint(dir)), ids, Buffer.byteLength(text));
+console.log(m, 'ms', (performance.now() - t0).toFixed(0));
