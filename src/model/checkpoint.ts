@@ -9,7 +9,7 @@ import { CompactError, check } from '../util/errors.js';
 import { isFloatDtype } from './dtype.js';
 import { readSafetensorsHeader, readTensorF32, type TensorInfo } from './safetensors.js';
 import { type ModelSpec, readConfig } from './spec.js';
-import { expectedTensorShapes, LM_HEAD } from './tensor-names.js';
+import { expectedTensorShapes } from './tensor-names.js';
 
 export const SINGLE_FILE = 'model.safetensors';
 export const INDEX_FILE = 'model.safetensors.index.json';
@@ -32,8 +32,6 @@ export function openCheckpoint(dir: string): Checkpoint {
       tensors.set(name, info);
     }
   }
-  // A config without tie_word_embeddings: the checkpoint itself says whether a head is stored.
-  if (spec.raw.tie_word_embeddings == null) spec.tiedEmbeddings = !tensors.has(LM_HEAD);
   for (const [name, shape] of expectedTensorShapes(spec)) {
     const info = tensors.get(name);
     check(info, `${dir}: tensor ${name} is missing (expected ${JSON.stringify(shape)} from config.json)`);

@@ -20,9 +20,16 @@ export interface FamilyDescriptor {
   queryPreAttnScalar: boolean;
   /** q/k/v projections carry biases whatever the config says (Qwen2). */
   qkvBias: boolean;
-  /** config field naming the activation, and its default. */
+  /** `attn_logit_softcapping` is applied (Gemma 2; Gemma 3 stores it but never uses it). */
+  attnSoftcap: boolean;
+  /** config field naming the activation, its default, and `gelu` read as tanh-GELU (Gemma 1). */
   activationField: 'hidden_act' | 'hidden_activation';
   defaultActivation: string;
+  geluIsTanh: boolean;
+  /** Defaults transformers uses when config.json omits the field. */
+  defaultHeadDim: number | null;
+  tiedByDefault: boolean;
+  defaultRopeTheta: number;
   /** Attention kind of layer i when config.json has no `layer_types`. */
   defaultLayerType: (config: RawConfig, layer: number) => AttentionKind;
 }
@@ -36,8 +43,13 @@ const plain = {
   sandwichNorms: false,
   queryPreAttnScalar: false,
   qkvBias: false,
+  attnSoftcap: false,
   activationField: 'hidden_act',
   defaultActivation: 'silu',
+  geluIsTanh: false,
+  defaultHeadDim: null,
+  tiedByDefault: false,
+  defaultRopeTheta: 10000,
   defaultLayerType: () => 'full',
 } as const satisfies Omit<FamilyDescriptor, 'modelType'>;
 
@@ -45,19 +57,28 @@ const plain = {
 const qwenLayerType = (c: RawConfig, i: number): AttentionKind =>
   c.use_sliding_window && c.sliding_window != null && i >= Number(c.max_window_layers ?? 0) ? 'sliding' : 'full';
 
-const gemma = { ...plain, normPlusOne: true, scaleEmbeddings: true, activationField: 'hidden_activation', defaultActivation: 'gelu_pytorch_tanh' } as const;
+const gemma = {
+  ...plain,
+  normPlusOne: true,
+  scaleEmbeddings: true,
+  activationField: 'hidden_activation',
+  defaultActivation: 'gelu_pytorch_tanh',
+  defaultHeadDim: 256,
+  tiedByDefault: true,
+} as const;
 
 export const FAMILIES: Record<string, FamilyDescriptor> = {
   llama: { ...plain, modelType: 'llama' },
   mistral: { ...plain, modelType: 'mistral', defaultLayerType: (c) => (c.sliding_window != null ? 'sliding' : 'full') },
   qwen2: { ...plain, modelType: 'qwen2', qkvBias: true, defaultLayerType: qwenLayerType },
-  qwen3: { ...plain, modelType: 'qwen3', qkNorm: true, defaultLayerType: qwenLayerType },
-  gemma: { ...gemma, modelType: 'gemma' },
+  qwen3: { ...plain, modelType: 'qwen3', qkNorm: true, defaultHeadDim: 128, defaultLayerType: qwenLayerType },
+  gemma: { ...gemma, modelType: 'gemma', activationField: 'hidden_act', geluIsTanh: true },
   gemma2: {
     ...gemma,
     modelType: 'gemma2',
     sandwichNorms: true,
     queryPreAttnScalar: true,
+    attnSoftcap: true,
     defaultLayerType: (_c, i) => ((i + 1) % 2 ? 'sliding' : 'full'),
   },
   gemma3_text: {
@@ -66,6 +87,7 @@ export const FAMILIES: Record<string, FamilyDescriptor> = {
     sandwichNorms: true,
     queryPreAttnScalar: true,
     qkNorm: true,
+    defaultRopeTheta: 1_000_000,
     defaultLayerType: (c, i) => ((i + 1) % Number(c.sliding_window_pattern ?? 6) ? 'sliding' : 'full'),
   },
 };

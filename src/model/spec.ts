@@ -91,18 +91,19 @@ export function specFromConfig(raw: RawConfig, where = 'config.json'): ModelSpec
   const numHeads = int('num_attention_heads');
   const numKvHeads = int('num_key_value_heads', numHeads);
   check(numHeads % numKvHeads === 0, `${where}: num_attention_heads ${numHeads} is not a multiple of num_key_value_heads ${numKvHeads}`);
-  const headDim = raw.head_dim == null ? hiddenSize / numHeads : int('head_dim');
+  const headDim = raw.head_dim == null ? family.defaultHeadDim ?? hiddenSize / numHeads : int('head_dim');
   check(Number.isInteger(headDim) && headDim % 2 === 0, `${where}: head_dim ${headDim} must be an even integer`);
   const numLayers = int('num_hidden_layers');
 
-  const activation = parseActivation(String(raw[family.activationField] ?? raw.hidden_act ?? family.defaultActivation), where);
+  const activationName = String(raw[family.activationField] ?? family.defaultActivation);
+  const activation = family.geluIsTanh && activationName === 'gelu' ? 'gelu_tanh' : parseActivation(activationName, where);
   const attnScale = family.queryPreAttnScalar ? num('query_pre_attn_scalar', headDim) ** -0.5 : headDim ** -0.5;
   const slidingWindow = raw.sliding_window == null ? null : int('sliding_window');
   const layerTypes = parseLayerTypes(raw, family, numLayers, where);
   const layers = layerTypes.map((attention): LayerSpec => ({
     attention,
     window: attention === 'sliding' ? slidingWindow : null,
-    rope: ropeFor(raw, attention, where),
+    rope: ropeFor(raw, family, attention, where),
   }));
   for (const [i, l] of layers.entries()) check(l.attention === 'full' || l.window != null, `${where}: layer ${i} is sliding_attention but sliding_window is not set`);
 
@@ -117,13 +118,13 @@ export function specFromConfig(raw: RawConfig, where = 'config.json'): ModelSpec
     numKvHeads,
     headDim,
     normEps: num('rms_norm_eps', 1e-6),
-    tiedEmbeddings: raw.tie_word_embeddings == null ? true : Boolean(raw.tie_word_embeddings),
+    tiedEmbeddings: Boolean(raw.tie_word_embeddings ?? family.tiedByDefault),
     qkvBias: family.qkvBias || Boolean(raw.attention_bias),
     oBias: !family.qkvBias && Boolean(raw.attention_bias),
     mlpBias: Boolean(raw.mlp_bias),
     activation,
     attnScale,
-    attnSoftcap: optionalNum('attn_logit_softcapping'),
+    attnSoftcap: family.attnSoftcap ? optionalNum('attn_logit_softcapping') : null,
     finalSoftcap: optionalNum('final_logit_softcapping'),
     embedScale: family.scaleEmbeddings ? Math.fround(Math.sqrt(hiddenSize)) : 1,
     layers,
@@ -154,7 +155,7 @@ function parseLayerTypes(raw: RawConfig, family: FamilyDescriptor, numLayers: nu
  * for Gemma 3); transformers 4 writes `rope_theta` + `rope_scaling`, and Gemma 3's local layers
  * use `rope_local_base_freq` without scaling.
  */
-function ropeFor(raw: RawConfig, attention: AttentionKind, where: string): RopeSpec {
+function ropeFor(raw: RawConfig, family: FamilyDescriptor, attention: AttentionKind, where: string): RopeSpec {
   let params = raw.rope_parameters as RawConfig | null | undefined;
   if (params && typeof params === 'object') {
     const perType = params[`${attention}_attention`];
@@ -162,11 +163,11 @@ function ropeFor(raw: RawConfig, attention: AttentionKind, where: string): RopeS
   } else {
     const local = raw.model_type === 'gemma3_text' && attention === 'sliding';
     const scaling = local ? null : (raw.rope_scaling as RawConfig | null | undefined);
-    params = { ...(scaling ?? {}), rope_theta: local ? raw.rope_local_base_freq ?? 10000 : raw.rope_theta ?? 10000 };
+    params = { ...(scaling ?? {}), rope_theta: local ? raw.rope_local_base_freq ?? 10000 : raw.rope_theta ?? family.defaultRopeTheta };
   }
   const type = String(params.rope_type ?? params.type ?? 'default');
   check(type === 'default' || type === 'linear' || type === 'llama3', `${where}: unsupported rope type ${JSON.stringify(type)}; supported: default, linear, llama3`);
-  const theta = Number(params.rope_theta ?? 10000);
+  const theta = Number(params.rope_theta ?? family.defaultRopeTheta);
   check(Number.isFinite(theta) && theta > 0, `${where}: rope_theta must be a positive number`);
   return {
     theta,
