@@ -42,6 +42,8 @@ export interface ForwardResult {
   logprobs?: Float32Array[];
   /** Per sequence, logits [T, V]. */
   logits?: Float32Array[];
+  /** Wall time: reading and widening weights, running layers, running the head. */
+  timings: { loadMs: number; layersMs: number; headMs: number };
 }
 
 interface MicroBatch {
@@ -76,10 +78,14 @@ export class Engine {
     const stats = request.statWeights != null;
     const batches = this.makeMicroBatches(sequences, request.statWeights);
     const session = await this.layerSession(stats);
-    const result: ForwardResult = stats ? { act2: [], influence: [] } : {};
+    const timings = { loadMs: 0, layersMs: 0, headMs: 0 };
+    const result: ForwardResult = stats ? { act2: [], influence: [], timings } : { timings };
 
     for (let layer = 0; layer < spec.numLayers; layer++) {
+      let clock = performance.now();
       const weights = loadLayerWeights(this.ckpt, layer);
+      timings.loadMs += performance.now() - clock;
+      clock = performance.now();
       const act2 = new Float64Array(spec.intermediateSize);
       let influence = 0;
       for (const batch of batches) {
@@ -93,13 +99,18 @@ export class Engine {
           influence += (out.influence.data as Float32Array)[0];
         }
       }
+      timings.layersMs += performance.now() - clock;
       if (stats) {
         result.act2!.push(act2);
         result.influence!.push(influence);
       }
       request.onLayer?.(layer + 1, spec.numLayers);
     }
-    if (request.targets || request.logits) Object.assign(result, await this.runHead(sequences, batches, request));
+    if (request.targets || request.logits) {
+      const clock = performance.now();
+      Object.assign(result, await this.runHead(sequences, batches, request));
+      timings.headMs = performance.now() - clock;
+    }
     return result;
   }
 
@@ -160,36 +171,43 @@ export class Engine {
     return feeds;
   }
 
-  private async runHead(sequences: number[][], batches: MicroBatch[], request: ForwardRequest): Promise<ForwardResult> {
+  /** Runs the head over each micro-batch's rows (padding included, ignored), in chunks of bounded logits memory. */
+  private async runHead(sequences: number[][], batches: MicroBatch[], request: ForwardRequest): Promise<Pick<ForwardResult, 'logprobs' | 'logits'>> {
     const { hiddenSize: D, vocabSize: V } = this.spec;
     const session = await (this.headSession ??= this.createSession(buildHeadGraph(this.spec)));
     const head = this.headWeights();
     const logprobs: Float32Array[] = [];
     const logits: Float32Array[] = [];
-    const rowsPerRun = Math.max(1, Math.floor((1 << 24) / V)); // ≤ 64 MB of logits per run
+    const rowsPerRun = Math.max(1, Math.floor((1 << 26) / V)); // ≤ 256 MB of logits per run
     for (const batch of batches) {
-      const hidden = batch.hidden.data as Float32Array; // [B, T, D]
+      const T = batch.length;
+      const rows = batch.members.length * T;
+      const hidden = batch.hidden.data as Float32Array; // [B·T, D]
+      const targets = new Int32Array(rows).fill(-1); // [B·T]
       for (const [b, s] of batch.members.entries()) {
-        const T = sequences[s].length;
-        const targets = request.targets?.[s];
-        if (targets) check(targets.length === T, `targets of sequence ${s} has ${targets.length} entries for ${T} tokens`);
-        const seqLogprobs = new Float32Array(T);
-        const seqLogits = request.logits ? new Float32Array(T * V) : undefined;
-        for (let t0 = 0; t0 < T; t0 += rowsPerRun) {
-          const n = Math.min(rowsPerRun, T - t0);
-          const rows = hidden.subarray((b * batch.length + t0) * D, (b * batch.length + t0 + n) * D);
-          const ids = new BigInt64Array(n);
-          for (let i = 0; i < n; i++) ids[i] = BigInt(Math.max(0, targets?.[t0 + i] ?? 0));
-          const out = await session.run(
-            { hidden: new ort.Tensor('float32', rows, [n, D]), norm: head.norm, head: head.weight, targets: new ort.Tensor('int64', ids, [n]) },
-            seqLogits ? ['logits', 'targetLogprobs'] : ['targetLogprobs'],
-          );
-          const lp = out.targetLogprobs.data as Float32Array;
-          for (let i = 0; i < n; i++) seqLogprobs[t0 + i] = targets && targets[t0 + i] >= 0 ? lp[i] : NaN;
-          seqLogits?.set(out.logits.data as Float32Array, t0 * V);
-        }
-        logprobs[s] = seqLogprobs;
-        if (seqLogits) logits[s] = seqLogits;
+        const seqTargets = request.targets?.[s];
+        if (!seqTargets) continue;
+        check(seqTargets.length === sequences[s].length, `targets of sequence ${s} has ${seqTargets.length} entries for ${sequences[s].length} tokens`);
+        targets.set(seqTargets, b * T);
+      }
+      const batchLogprobs = new Float32Array(rows).fill(NaN);
+      const batchLogits = request.logits ? new Float32Array(rows * V) : undefined;
+      for (let r0 = 0; r0 < rows; r0 += rowsPerRun) {
+        const n = Math.min(rowsPerRun, rows - r0);
+        const ids = new BigInt64Array(n);
+        for (let i = 0; i < n; i++) ids[i] = BigInt(Math.max(0, targets[r0 + i]));
+        const out = await session.run(
+          { hidden: new ort.Tensor('float32', hidden.subarray(r0 * D, (r0 + n) * D), [n, D]), norm: head.norm, head: head.weight, targets: new ort.Tensor('int64', ids, [n]) },
+          batchLogits ? ['logits', 'targetLogprobs'] : ['targetLogprobs'],
+        );
+        const lp = out.targetLogprobs.data as Float32Array;
+        for (let i = 0; i < n; i++) if (targets[r0 + i] >= 0) batchLogprobs[r0 + i] = lp[i];
+        batchLogits?.set(out.logits.data as Float32Array, r0 * V);
+      }
+      for (const [b, s] of batch.members.entries()) {
+        const n = sequences[s].length;
+        logprobs[s] = batchLogprobs.slice(b * T, b * T + n);
+        if (batchLogits) logits[s] = batchLogits.slice(b * T * V, (b * T + n) * V);
       }
     }
     return { ...(request.targets ? { logprobs } : {}), ...(request.logits ? { logits } : {}) };
