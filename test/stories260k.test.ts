@@ -3,6 +3,7 @@
  * produced with transformers 5.18 in fp32) and the dense perplexity its README reports.
  */
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import { Engine } from '../src/engine/engine.js';
@@ -10,7 +11,7 @@ import { greedyContinuation } from '../src/eval/generate.js';
 import { evaluateText } from '../src/eval/text-metrics.js';
 import { openCheckpoint } from '../src/model/checkpoint.js';
 import { encode, loadTokenizer } from '../src/model/tokenizer.js';
-import { maxAbsDiff, readF32, STORIES, TINYSTORIES_TEXT } from './helpers/fixtures.js';
+import { maxAbsDiff, readF32, STORIES, tinyStoriesValidationHead } from './helpers/fixtures.js';
 
 interface GoldenCase {
   prompt: string;
@@ -53,7 +54,8 @@ test('stories260K hf-bf16: bf16-rounded weights stay close to fp32 and greedy te
 });
 
 test('stories260K: TinyStories perplexity reproduces the README (5.0486, windows of 512)', async () => {
-  const text = readFileSync(TINYSTORIES_TEXT, 'utf8');
+  const text = tinyStoriesValidationHead();
+  assert.equal(createHash('sha256').update(text).digest('hex'), '5fc1fb0113df62b567fb271806cd645ce8d75f59c58ca0b764c03d3b6ff34ca6');
   const ids = encode(loadTokenizer(`${STORIES}hf`), text);
   assert.equal(ids.length, 393019, 'token count in the model README');
   const metrics = await evaluateText(new Engine(openCheckpoint(`${STORIES}hf`)), ids, Buffer.byteLength(text));

@@ -4,6 +4,7 @@ import { Command, CommanderError } from 'commander';
 import { CompactError } from '../util/errors.js';
 import { registerEval } from './eval.js';
 import { registerInspect } from './inspect.js';
+import { registerPrune } from './prune.js';
 
 const VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
@@ -16,6 +17,7 @@ export async function main(argv: string[]): Promise<number> {
     .showHelpAfterError();
   registerInspect(program);
   registerEval(program);
+  registerPrune(program, VERSION);
   try {
     await program.parseAsync(argv);
     return 0;

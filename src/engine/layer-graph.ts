@@ -5,7 +5,7 @@
  * Inputs:  hidden [B, T, D], cos/sin [T, 1, hd], mask [T, T] (additive: 0 or −inf),
  *          statWeights [B, T] (per-position weights of the statistics), and the weights.
  * Outputs: hidden_out [B, T, D]; act2 [I] = Σ_t w_t · h_t² with h the input of down_proj;
- *          influence [1] = Σ_t w_t · (1 − cos(x_t, y_t)) between the layer's input and output.
+ *          influence [] = Σ_t w_t · (1 − cos(x_t, y_t)) between the layer's input and output.
  */
 import type { ModelSpec } from '../model/spec.js';
 import { layerTensorShapes, type LayerTensorRole } from '../model/tensor-names.js';
@@ -101,8 +101,8 @@ export function buildLayerGraph(spec: ModelSpec, options: LayerGraphOptions): Ui
     const dot = g.op('ReduceSum', [g.op('Mul', [x, out]), g.ints([-1])], { keepdims: 0 }); // [B, T]
     const norm = (t: string) => g.op('Sqrt', [g.op('ReduceSum', [g.op('Mul', [t, t]), g.ints([-1])], { keepdims: 0 })]);
     const cosine = g.op('Div', [dot, g.op('Max', [g.op('Mul', [norm(x), norm(out)]), g.scalar(1e-12)])]);
-    const influence = g.op('ReduceSum', [g.op('Mul', [g.op('Sub', [g.scalar(1), cosine]), weights]), g.ints([0, 1])], { keepdims: 1 }); // [1]
-    g.output(influence, 'influence', [1]);
+    const influence = g.op('ReduceSum', [g.op('Mul', [g.op('Sub', [g.scalar(1), cosine]), weights]), g.ints([0, 1])], { keepdims: 0 }); // []
+    g.output(influence, 'influence', []);
   }
   return g.toBytes(`${spec.modelType}_layer`);
 }

@@ -17,17 +17,19 @@ export const INDEX_FILE = 'model.safetensors.index.json';
 export interface Checkpoint {
   dir: string;
   spec: ModelSpec;
-  /** Safetensors files in shard order (relative names). */
-  files: string[];
+  /** Safetensors files in shard order (names relative to dir), with their header metadata. */
+  shards: { file: string; metadata: Record<string, string> }[];
   tensors: Map<string, TensorInfo>;
 }
 
 export function openCheckpoint(dir: string): Checkpoint {
   const spec = readConfig(dir);
-  const files = listWeightFiles(dir);
+  const shards: Checkpoint['shards'] = [];
   const tensors = new Map<string, TensorInfo>();
-  for (const file of files) {
-    for (const [name, info] of readSafetensorsHeader(join(dir, file)).tensors) {
+  for (const file of listWeightFiles(dir)) {
+    const header = readSafetensorsHeader(join(dir, file));
+    shards.push({ file, metadata: header.metadata });
+    for (const [name, info] of header.tensors) {
       check(!tensors.has(name), `${file}: tensor ${name} also appears in ${basename(tensors.get(name)?.file ?? '')}`);
       tensors.set(name, info);
     }
@@ -41,7 +43,7 @@ export function openCheckpoint(dir: string): Checkpoint {
     );
     check(isFloatDtype(info.dtype), `${basename(info.file)}: tensor ${name} has dtype ${info.dtype}; supported: F32, F16, BF16`);
   }
-  return { dir, spec, files, tensors };
+  return { dir, spec, shards, tensors };
 }
 
 function listWeightFiles(dir: string): string[] {

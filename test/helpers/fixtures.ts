@@ -4,7 +4,13 @@ import { fileURLToPath } from 'node:url';
 
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 export const STORIES = `${ROOT}models/stories260K/`;
-export const TINYSTORIES_TEXT = `${ROOT}data/tinystories/tinystories_validation_head.txt`;
+export const CALIBRATION_TEXT = `${ROOT}data/tinystories/calibration_90pct.txt`;
+export const HELDOUT_TEXT = `${ROOT}data/tinystories/heldout_10pct.txt`;
+
+/** shared/data/tinystories/tinystories_validation_head.txt, rebuilt from its two bundled parts. */
+export function tinyStoriesValidationHead(): string {
+  return `${readFileSync(CALIBRATION_TEXT, 'utf8')}\n\n${readFileSync(HELDOUT_TEXT, 'utf8')}`;
+}
 export const FAMILY_FIXTURES = `${ROOT}test/fixtures/families/`;
 
 export function readF32(file: string): Float32Array {

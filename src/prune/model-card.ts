@@ -1,0 +1,54 @@
+/** README.md of a pruned checkpoint: what was done, to what, with what, by which command. */
+import type { PruneOptions, PruneReport } from './prune.js';
+
+export function modelCard(r: PruneReport, o: PruneOptions): string {
+  const n = (x: number) => x.toLocaleString('en-US');
+  const p = r.parameters;
+  const lines = [
+    `# Pruned with compact (${r.method})`,
+    '',
+    `Source: \`${r.input}\`. This is a standard Hugging Face checkpoint of the same architecture; it loads without custom code.`,
+    '',
+    '| | before | after |',
+    '| --- | ---: | ---: |',
+    `| vocabulary (V) | ${n(r.vocab.before)} | ${n(r.vocab.after)} |`,
+    `| FFN width (I) | ${n(r.ffn.before)} | ${n(r.ffn.after)} |`,
+    `| layers | ${r.layers.before} | ${r.layers.after} |`,
+    `| parameters | ${n(p.before.total)} | ${n(p.after.total)} |`,
+    `| embedding + LM head | ${n(p.before.parts.embedding + p.before.parts.lmHead)} | ${n(p.after.parts.embedding + p.after.parts.lmHead)} |`,
+    `| FFN | ${n(p.before.parts.ffn)} | ${n(p.after.parts.ffn)} |`,
+    '',
+    `Removed: ${(100 * p.removedRatio).toFixed(2)} % of the parameters.`,
+    '',
+    '## Method',
+    '',
+    r.method === 'shortgpt'
+      ? `ShortGPT depth pruning: dropped layers ${r.layers.dropped.join(', ')} (lowest Block Influence, mean over calibration tokens of 1 − cos(layer input, layer output)).`
+      : [
+          r.vocab.after < r.vocab.before
+            ? `Vocabulary: kept ${n(r.vocab.after)} tokens by ${o.vocabMode} (${n(r.vocab.alwaysKept)} always kept: special and added tokens, byte pieces, base symbols and their derivations); tokenizer files rewritten so every text still encodes.`
+            : 'Vocabulary: unchanged.',
+          r.ffn.after < r.ffn.before
+            ? `FFN: kept the ${n(r.ffn.after)} channels of highest ${r.criterion}${r.criterion === 'act2' ? ` score (weighting ${r.weighting}: Σ_t w_t·h_t² over calibration positions, h = input of down_proj${r.weighting === 'binary' ? ', w_t = 1 when the input token is kept' : ''})` : ''} in every layer.`
+            : 'FFN: unchanged.',
+        ].join('\n'),
+    '',
+    '## Calibration',
+    '',
+    r.calibration
+      ? `${r.calibration.samples} samples × ${r.calibration.seqLen} tokens (seed ${r.calibration.seed}) from ${r.calibration.files.join(', ')} (${n(r.calibration.corpusTokens)} tokens; sha256 ${r.calibration.sha256}).`
+      : o.scoresIn?.length
+        ? `Scores read from ${o.scoresIn.join(', ')}.`
+        : 'None (no activation statistics were needed).',
+    '',
+    '## Reproduce',
+    '',
+    '```',
+    o.commandLine,
+    '```',
+    '',
+    `compact ${o.version}. Old→new token ids and kept channels are in \`compact.json\`.`,
+    '',
+  ];
+  return lines.join('\n');
+}
