@@ -127,6 +127,9 @@ test('surgery refuses keep sets that drop a token the files still need, and unkn
   assertCompactError(() => pruneTokenizerFiles(withoutPadding, [0, 1, 2, 3, 4, 9]), /special_tokens_map.json names token "<pad>"/);
   assertCompactError(() => pruneTokenizerFiles(base(), [0, 1, 2, 3, 4, 8, 9, 10]), /keep set names id 10/);
   assertCompactError(() => pruneTokenizerFiles(base(), [1, 0, 2, 3, 4, 8, 9]), /ascending order/);
+  const smallEmbedding = base();
+  smallEmbedding.config!.vocab_size = 9;
+  assertCompactError(() => pruneTokenizerFiles(smallEmbedding, KEEP), /token id 9 has no embedding row: config.json vocab_size is 9/);
   assertCompactError(() => pruneTokenizerFiles(files(['a b'], { type: 'Mystery' }), KEEP), /post_processor type Mystery is not supported/);
   const whisperish = base();
   whisperish.generationConfig = { suppress_tokens: [1, 2] };

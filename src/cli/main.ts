@@ -17,7 +17,7 @@ export async function main(argv: string[]): Promise<number> {
     .showHelpAfterError();
   registerInspect(program);
   registerEval(program);
-  registerPrune(program, VERSION);
+  registerPrune(program, VERSION, argv);
   try {
     await program.parseAsync(argv);
     return 0;

@@ -36,7 +36,7 @@ interface PruneFlags {
   json?: boolean;
 }
 
-export function registerPrune(program: Command, version: string): void {
+export function registerPrune(program: Command, version: string, argv: string[]): void {
   program
     .command('prune')
     .description('prune rare vocabulary and FFN channels (COMPACT) or layers (ShortGPT) and write a standard checkpoint')
@@ -92,7 +92,7 @@ export function registerPrune(program: Command, version: string): void {
         scoresOut: f.scoresOut,
         force: f.force,
         threads: f.threads ? positiveInt(f.threads, '--threads') : undefined,
-        commandLine: ['compact', ...process.argv.slice(2)].join(' '),
+        commandLine: ['compact', ...argv.slice(2)].join(' '),
         version,
         onProgress: (stage, done, total) => bar.update(done, total),
       });

@@ -60,8 +60,3 @@ export function copyOtherFiles(src: Checkpoint, outDir: string, skip: Set<string
     copyFileSync(join(src.dir, name), join(outDir, name));
   }
 }
-
-/** config.json text as transformers writes it (2-space indent, trailing newline). */
-export function jsonText(value: unknown): string {
-  return `${JSON.stringify(value, null, 2)}\n`;
-}

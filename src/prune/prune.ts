@@ -8,13 +8,14 @@ import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Engine } from '../engine/engine.js';
 import { openCheckpoint, type Checkpoint } from '../model/checkpoint.js';
-import { copyOtherFiles, jsonText, writeWeights, type TensorEdit } from '../model/checkpoint-writer.js';
+import { copyOtherFiles, writeWeights, type TensorEdit } from '../model/checkpoint-writer.js';
+import { jsonText, readJsonDocument } from '../util/json-text.js';
 import { fingerprint } from '../model/fingerprint.js';
 import { countParams, type ParamCount } from '../model/param-count.js';
 import { readTensorBytes } from '../model/safetensors.js';
 import { sliceColumns, sliceRows } from '../model/slice.js';
 import { EMBED, LM_HEAD, LAYER_TENSORS, layerPrefix } from '../model/tensor-names.js';
-import { loadTokenizer, readJson } from '../model/tokenizer.js';
+import { loadTokenizer } from '../model/tokenizer.js';
 import { writeDirAtomic } from '../util/atomic-dir.js';
 import { check } from '../util/errors.js';
 import { countTokens } from '../vocab/count-tokens.js';
@@ -95,9 +96,11 @@ export async function prune(input: string, output: string, o: PruneOptions): Pro
   const ckpt = openCheckpoint(input);
   const spec = ckpt.spec;
   const before = countParams(ckpt);
-  const files = readTokenizerFiles(input);
-  const tokenizer = loadTokenizer(input);
-  const alwaysKept = selectKeepSet(files, { size: spec.vocabSize, keepList: o.keepList }).alwaysKept;
+  // Without tokenizer.json the vocabulary cannot be pruned (nor text calibrated), but FFN
+  // pruning by magnitude or from a scores file still works.
+  const { files, floatPaths } = readTokenizerFiles(input);
+  const hasTokenizer = files.tokenizer != null;
+  const alwaysKept = hasTokenizer ? selectKeepSet(files, { size: spec.vocabSize, keepList: o.keepList }).alwaysKept : spec.vocabSize;
   const read = lap();
 
   // ── budget ──
@@ -123,13 +126,14 @@ export async function prune(input: string, output: string, o: PruneOptions): Pro
   check(Number.isSafeInteger(budget.ffn) && budget.ffn >= 1 && budget.ffn <= spec.intermediateSize, `--ffn must be an integer in [1, ${spec.intermediateSize}], got ${budget.ffn}`);
 
   // ── vocabulary ──
-  const counts = o.vocabMode === 'frequency' ? countTokens(tokenizer, (o.vocabCorpus ?? o.calib).flatMap((f) => readDocuments(f, o.calibField))) : undefined;
-  const keepSet = selectKeepSet(files, { size: budget.vocab, mode: o.vocabMode, counts, keepList: o.keepList });
-  const surgery = keepSet.keep.length < spec.vocabSize ? pruneTokenizerFiles(files, keepSet.keep) : null;
+  const tokenizer = () => loadTokenizer(input);
+  const counts = o.vocabMode === 'frequency' ? countTokens(tokenizer(), (o.vocabCorpus ?? o.calib).flatMap((f) => readDocuments(f, o.calibField))) : undefined;
+  const keep = hasTokenizer ? selectKeepSet(files, { size: budget.vocab, mode: o.vocabMode, counts, keepList: o.keepList }).keep : [...Array(spec.vocabSize).keys()];
+  const surgery = keep.length < spec.vocabSize ? pruneTokenizerFiles(files, keep) : null;
   const rows = surgery ? embeddingRows(surgery.old2new) : null;
   const kept = new Uint8Array(spec.vocabSize);
-  for (const id of keepSet.keep) kept[id] = 1;
-  const keptVocabSha256 = createHash('sha256').update(Int32Array.from(keepSet.keep)).digest('hex');
+  for (const id of keep) kept[id] = 1;
+  const keptVocabSha256 = createHash('sha256').update(Int32Array.from(keep)).digest('hex');
 
   // ── scores ──
   const needsActivations = o.method === 'shortgpt' || (budget.ffn < spec.intermediateSize && o.criterion === 'act2');
@@ -145,7 +149,7 @@ export async function prune(input: string, output: string, o: PruneOptions): Pro
     let influence: number[] | null = null;
     let weightTotal = 0;
     if (needsActivations) {
-      calibration = buildCalibration(tokenizer, o.calib, { samples: o.samples, seqLen: o.seqLen, seed: o.seed, field: o.calibField });
+      calibration = buildCalibration(tokenizer(), o.calib, { samples: o.samples, seqLen: o.seqLen, seed: o.seed, field: o.calibField });
       const engine = new Engine(ckpt, { threads: o.threads });
       const result = await activationScores(engine, calibration.windows, positionWeights(calibration.windows, kept, weighting), (l, n) => o.onProgress?.('calibrate', l, n));
       await engine.release();
@@ -177,13 +181,13 @@ export async function prune(input: string, output: string, o: PruneOptions): Pro
     writeWeights(ckpt, tmp, edit, (d, t) => o.onProgress?.('write', d, t));
     // Surgery's config.json has the vocabulary fields (vocab_size, bos/eos/pad ids) remapped.
     const config: JsonObject = { ...((surgery?.files.config as JsonObject | undefined) ?? spec.raw), intermediate_size: budget.ffn, ...layerDropFields(spec, dropped) };
-    writeFileSync(join(tmp, 'config.json'), jsonText(config));
+    writeFileSync(join(tmp, 'config.json'), jsonText(config, floatPaths.config));
     const rewritten = new Set(['config.json', 'README.md', 'compact.json']);
     if (surgery) {
       for (const [key, file] of Object.entries(TOKENIZER_FILES)) {
         const value = surgery.files[key as keyof TokenizerFiles];
         if (value == null || key === 'config') continue;
-        writeFileSync(join(tmp, file), jsonText(value));
+        writeFileSync(join(tmp, file), jsonText(value, floatPaths[key as keyof TokenizerFiles]));
         rewritten.add(file);
       }
     }
@@ -225,12 +229,17 @@ const TOKENIZER_FILES: Record<keyof TokenizerFiles, string> = {
   specialTokensMap: 'special_tokens_map.json',
 };
 
-function readTokenizerFiles(dir: string): TokenizerFiles {
+/** The tokenizer and config files, parsed, with their float-literal paths (see util/json-text.ts). */
+function readTokenizerFiles(dir: string): { files: TokenizerFiles; floatPaths: Partial<Record<keyof TokenizerFiles, Set<string>>> } {
   const files: TokenizerFiles = {};
-  for (const [key, file] of Object.entries(TOKENIZER_FILES)) {
-    if (existsSync(join(dir, file))) (files as Record<string, unknown>)[key] = readJson(join(dir, file));
+  const floatPaths: Partial<Record<keyof TokenizerFiles, Set<string>>> = {};
+  for (const [key, file] of Object.entries(TOKENIZER_FILES) as [keyof TokenizerFiles, string][]) {
+    if (!existsSync(join(dir, file))) continue;
+    const doc = readJsonDocument(join(dir, file));
+    (files as Record<string, unknown>)[key] = doc.value;
+    floatPaths[key] = doc.floatPaths;
   }
-  return files;
+  return { files, floatPaths };
 }
 
 /** Old row index of each new id: the inverse of old2new. */

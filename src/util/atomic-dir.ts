@@ -23,7 +23,7 @@ export async function writeDirAtomic<T>(outDir: string, options: AtomicDirOption
     check(!inp.startsWith(outReal + sep), `output ${outDir} contains the input ${input}; choose another directory`);
   }
   check(!existsSync(out) || options.force, `output ${outDir} already exists; pass --force to replace it`);
-  check(existsSync(dirname(out)), `cannot create ${outDir}: its parent directory does not exist`);
+  mkdirSync(dirname(out), { recursive: true });
   const tmp = join(dirname(out), `.${basename(out)}.compact-tmp-${process.pid}`);
   rmSync(tmp, { recursive: true, force: true });
   mkdirSync(tmp);

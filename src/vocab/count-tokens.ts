@@ -10,7 +10,8 @@ export function countTokens(tokenizer: Tokenizer, texts: Iterable<string>): Floa
   for (const id of tokenizer.get_vocab(true).values()) size = Math.max(size, id + 1);
   const counts = new Float64Array(size);
   for (const text of texts) {
-    for (const id of tokenizer.encode(text, { add_special_tokens: false }).ids) counts[id]++;
+    const ids: number[] = tokenizer.encode(text, { add_special_tokens: false }).ids;
+    for (const id of ids) counts[id]++;
   }
   return counts;
 }

@@ -106,12 +106,16 @@ class Selection {
   private readonly derivations: Derivations;
   private readonly visited: Uint32Array;
   private stamp = 0;
-  count = 0;
+  private keptCount = 0;
 
   constructor(private readonly vocab: Vocabulary) {
     this.kept = new Uint8Array(vocab.size);
     this.visited = new Uint32Array(vocab.size);
     this.derivations = new Derivations(vocab);
+  }
+
+  get count(): number {
+    return this.keptCount;
   }
 
   /** Keeps `ids` without their closure; returns how many were new. */
@@ -157,7 +161,7 @@ class Selection {
   private add(id: number): void {
     if (!this.kept[id]) {
       this.kept[id] = 1;
-      this.count++;
+      this.keptCount++;
     }
   }
 

@@ -46,6 +46,7 @@ function renumbering(vocab: Vocabulary, keep: readonly number[], config: JsonObj
   const old2new = new Int32Array(Math.max(vocab.size, ...rows)).fill(-1);
   keep.forEach((id, newId) => {
     check(tokenExists(vocab, id), () => `keep set names id ${id}, which tokenizer.json does not have`);
+    check(rows.every((n) => id < n), () => `token id ${id} has no embedding row: config.json vocab_size is ${Math.min(...rows)}`);
     check(newId === 0 || id > keep[newId - 1], 'keep set must list old ids in ascending order, each once');
     old2new[id] = newId;
   });
