@@ -124,7 +124,7 @@ if (args.child) {
   const gib = (b: number) => `${(b / 2 ** 30).toFixed(2)} GiB`;
   console.log(`bench:engine — ${seqs} sequences × ${len} tokens, ${threads} threads, median of ${reps}; ${cpus()[0].model}`);
   for (const name of args.models!.split(',')) {
-    randomCheckpoint(args.out, name);
+    await randomCheckpoint(args.out, name);
     const ours = JSON.parse(execFileSync(process.execPath, ['--import', 'tsx', 'bench/engine.ts', ...process.argv.slice(2), '--child', name], { encoding: 'utf8', maxBuffer: 1 << 26 }).trim().split('\n').pop()!);
     const theirs = torchSide(name);
     const torchRate = typeof theirs === 'string' ? null : (theirs.tokensPerSecond as number);

@@ -28,11 +28,11 @@ export const REAL_SHAPES: Record<string, Record<string, unknown>> = {
   },
 };
 
-/** Writes (once) a random-weight BF16 checkpoint with the shapes of `name` under `root`; returns its directory. */
-export function randomCheckpoint(root: string, name: string, seed = 1): string {
+/** Writes (once) a random-weight BF16 checkpoint with the shapes of `name` (or `shapes`) under `root`; returns its directory. */
+export async function randomCheckpoint(root: string, name: string, seed = 1, shapes = REAL_SHAPES[name]): Promise<string> {
   const dir = join(root, name);
   if (existsSync(join(dir, 'config.json'))) return dir;
-  const config = { ...REAL_SHAPES[name], torch_dtype: 'bfloat16' };
+  const config = { ...shapes, torch_dtype: 'bfloat16' };
   const spec = specFromConfig(config, name);
   const tmp = `${dir}.tmp`;
   rmSync(tmp, { recursive: true, force: true });
@@ -61,7 +61,7 @@ export function randomCheckpoint(root: string, name: string, seed = 1): string {
       return new Uint8Array(out.buffer);
     },
   }));
-  writeSafetensors(join(tmp, 'model.safetensors'), tensors, { format: 'pt' });
+  await writeSafetensors(join(tmp, 'model.safetensors'), tensors, { format: 'pt' });
   writeFileSync(join(tmp, 'config.json'), `${JSON.stringify(config, null, 2)}\n`);
   renameSync(tmp, dir);
   return dir;

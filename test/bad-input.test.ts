@@ -13,10 +13,10 @@ after(() => rmSync(work, { recursive: true, force: true }));
 let counter = 0;
 
 /** A copy of stories260K/hf with `mutate` applied to it. */
-function brokenCopy(mutate: (dir: string) => void): string {
+async function brokenCopy(mutate: (dir: string) => unknown): Promise<string> {
   const dir = join(work, `case${counter++}`);
   cpSync(`${STORIES}hf`, dir, { recursive: true });
-  mutate(dir);
+  await mutate(dir);
   return dir;
 }
 
@@ -34,7 +34,7 @@ function expectUserError(dir: string, pattern: RegExp): void {
   assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');
 }
 
-const cases: [string, (dir: string) => void, RegExp][] = [
+const cases: [string, (dir: string) => unknown, RegExp][] = [
   ['missing config.json', (d) => rmSync(join(d, 'config.json')), /config\.json: cannot read \(ENOENT\)/],
   ['malformed config.json', (d) => writeFileSync(join(d, 'config.json'), '{"model_type": "llama",'), /config\.json: not valid JSON/],
   [
@@ -84,7 +84,7 @@ const cases: [string, (dir: string) => void, RegExp][] = [
 ];
 
 for (const [name, mutate, pattern] of cases) {
-  test(`bad checkpoint: ${name}`, () => expectUserError(brokenCopy(mutate), pattern));
+  test(`bad checkpoint: ${name}`, async () => expectUserError(await brokenCopy(mutate), pattern));
 }
 
 test('eval: bad flags and files are user errors', () => {

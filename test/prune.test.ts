@@ -105,7 +105,7 @@ test('channels whose score is exactly zero are the ones pruned, and logits do no
   rmSync(join(zeroed, 'model.safetensors'));
   const src = openCheckpoint(`${STORIES}hf`);
   const dead = Array.from({ length: 172 }, (_, j) => j).filter((j) => j % 7 === 0); // 25 channels
-  writeWeights(src, zeroed, (info) => ({
+  await writeWeights(src, zeroed, (info) => ({
     name: info.name,
     shape: info.shape,
     bytes: () => {

@@ -30,7 +30,7 @@ export function registerEval(program: Command): void {
       const window = positiveInt(opts.window, '--window');
       const stride = opts.stride == null ? window : positiveInt(opts.stride, '--stride');
       const ckpt = openCheckpoint(dir);
-      const text = readText(opts.text);
+      const text = readTextFile(opts.text);
       const ids = encode(loadTokenizer(dir), text);
       const engine = new Engine(ckpt, { threads: opts.threads ? positiveInt(opts.threads, '--threads') : undefined });
       const bar = progressBar('eval', !opts.json);
@@ -67,7 +67,7 @@ export function positiveInt(value: string, flag: string): number {
   return n;
 }
 
-function readText(file: string): string {
+export function readTextFile(file: string): string {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');

@@ -4,7 +4,7 @@ import { Command, CommanderError } from 'commander';
 import { CompactError } from '../util/errors.js';
 import { registerEval } from './eval.js';
 import { registerInspect } from './inspect.js';
-import { registerPrune } from './prune.js';
+import { registerPrune, registerPruneVocab } from './prune.js';
 
 const VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
@@ -18,6 +18,7 @@ export async function main(argv: string[]): Promise<number> {
   registerInspect(program);
   registerEval(program);
   registerPrune(program, VERSION, argv);
+  registerPruneVocab(program, VERSION, argv);
   try {
     await program.parseAsync(argv);
     return 0;

@@ -1,10 +1,14 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { type Command, Option } from 'commander';
+import { Engine } from '../engine/engine.js';
+import { evaluateText, type TextMetrics } from '../eval/text-metrics.js';
+import { openCheckpoint } from '../model/checkpoint.js';
+import { encode, loadTokenizer } from '../model/tokenizer.js';
 import { METHODS, type Method, prune, type PruneReport } from '../prune/prune.js';
 import { CRITERIA, type Criterion, type Weighting, WEIGHTINGS } from '../prune/scores.js';
 import { CompactError } from '../util/errors.js';
-import { positiveInt } from './eval.js';
+import { positiveInt, readTextFile } from './eval.js';
 import { integer, percent, table } from './format.js';
 import { progressBar } from './progress.js';
 
@@ -33,6 +37,7 @@ interface PruneFlags {
   scoresOut?: string;
   force?: boolean;
   threads?: string;
+  evalText?: string;
   json?: boolean;
 }
 
@@ -62,6 +67,7 @@ export function registerPrune(program: Command, version: string, argv: string[])
     .option('--scores-out <file>', 'save the channel scores for re-pruning to another budget')
     .option('--force', 'replace the output directory if it exists')
     .option('--threads <n>', 'ONNX Runtime intra-op threads (default: all cores)')
+    .option('--eval-text <file>', 'also report bits per byte of the input and the output on this text (windows of 512)')
     .option('--json', 'print the report as JSON')
     .action(async (dir: string, f: PruneFlags) => {
       const number = (value: string | undefined, flag: string): number | undefined => {
@@ -97,10 +103,58 @@ export function registerPrune(program: Command, version: string, argv: string[])
         onProgress: (stage, done, total) => bar.update(done, total),
       });
       bar.stop();
+      const quality = f.evalText ? { text: f.evalText, before: await textMetrics(dir, f.evalText), after: await textMetrics(f.output, f.evalText) } : undefined;
+      if (f.json) console.log(JSON.stringify({ ...report, ...(quality ? { quality } : {}) }, null, 2));
+      else printReport(report, quality);
+    });
+}
+
+interface Quality {
+  text: string;
+  before: TextMetrics;
+  after: TextMetrics;
+}
+
+async function textMetrics(dir: string, file: string): Promise<TextMetrics> {
+  const text = readTextFile(file);
+  const engine = new Engine(openCheckpoint(dir));
+  const metrics = await evaluateText(engine, encode(loadTokenizer(dir), text), Buffer.byteLength(text, 'utf8'));
+  await engine.release();
+  return metrics;
+}
+
+/** Issue-5 interface: vocabulary-only pruning with tokenizer surgery (same code path as `prune --method vocab-only`). */
+export function registerPruneVocab(program: Command, version: string, argv: string[]): void {
+  program
+    .command('prune-vocab')
+    .description('prune the vocabulary only: keep V′ tokens, rewrite the tokenizer so every text still encodes, slice embedding and LM head')
+    .argument('<dir>', 'Hugging Face checkpoint directory')
+    .requiredOption('-o, --output <dir>', 'output directory (written atomically; must not exist unless --force)')
+    .requiredOption('--vocab <V′>', 'vocabulary size to keep (special/added tokens, byte pieces and base symbols count toward it)')
+    .addOption(new Option('--mode <m>', 'rank: lowest ids (BPE merge order) | frequency: most frequent on --corpus').choices(['rank', 'frequency']).default('rank'))
+    .option('--corpus <file...>', 'text for --mode frequency (plain files or .jsonl with a "text" field)')
+    .option('--keep <file>', 'tokens to keep whatever the budget: one per line, a token string or a numeric id')
+    .option('--force', 'replace the output directory if it exists')
+    .option('--json', 'print the report as JSON')
+    .action(async (dir: string, f: { output: string; vocab: string; mode: 'rank' | 'frequency'; corpus?: string[]; keep?: string; force?: boolean; json?: boolean }) => {
+      if (f.mode === 'frequency' && !f.corpus?.length) throw new CompactError('--mode frequency needs --corpus FILE…');
+      const report = await prune(dir, f.output, {
+        ...VOCAB_ONLY_DEFAULTS,
+        vocab: positiveInt(f.vocab, '--vocab'),
+        vocabMode: f.mode,
+        vocabCorpus: f.corpus,
+        calib: f.corpus ?? [],
+        keepList: f.keep ? readKeepList(f.keep) : undefined,
+        force: f.force,
+        commandLine: ['compact', ...argv.slice(2)].join(' '),
+        version,
+      });
       if (f.json) console.log(JSON.stringify(report, null, 2));
       else printReport(report);
     });
 }
+
+const VOCAB_ONLY_DEFAULTS = { method: 'vocab-only', weighting: 'binary', criterion: 'act2', calibField: 'text', samples: 16, seqLen: 512, seed: 0 } as const;
 
 function readKeepList(file: string): (string | number)[] {
   let text: string;
@@ -112,7 +166,7 @@ function readKeepList(file: string): (string | number)[] {
   return text.split('\n').filter((l) => l.length > 0).map((l) => (/^\d+$/.test(l) ? Number(l) : l));
 }
 
-export function printReport(r: PruneReport): void {
+export function printReport(r: PruneReport, quality?: Quality): void {
   const b = r.parameters.before;
   const a = r.parameters.after;
   const row = (label: string, x: number, y: number) => [label, integer(x), integer(y), percent(x - y, x === 0 ? 1 : x)];
@@ -128,10 +182,17 @@ export function printReport(r: PruneReport): void {
         row('FFN parameters', b.parts.ffn, a.parts.ffn),
         row('attention parameters', b.parts.attention, a.parts.attention),
         row('total parameters', b.total, a.total),
+        ...(quality
+          ? [
+              ['tokens in eval text', integer(quality.before.tokens), integer(quality.after.tokens), ''],
+              ['bits per byte (lower is better)', quality.before.bitsPerByte.toFixed(4), quality.after.bitsPerByte.toFixed(4), ''],
+            ]
+          : []),
       ],
       [false, true, true, true],
     ),
   );
+  if (quality) console.log(`eval text: ${quality.text}`);
   const s = r.seconds;
   console.log(`time: ${s.total.toFixed(1)} s (read ${s.read.toFixed(1)}, calibrate ${s.calibrate.toFixed(1)}, score ${s.score.toFixed(1)}, write ${s.write.toFixed(1)})`);
 }

@@ -21,7 +21,7 @@ export interface WrittenWeights {
   bytes: number;
 }
 
-export function writeWeights(src: Checkpoint, outDir: string, edit: TensorEdit, onTensor?: (done: number, total: number) => void): WrittenWeights {
+export async function writeWeights(src: Checkpoint, outDir: string, edit: TensorEdit, onTensor?: (done: number, total: number) => void): Promise<WrittenWeights> {
   const weightMap: Record<string, string> = {};
   let totalBytes = 0;
   let done = 0;
@@ -43,7 +43,7 @@ export function writeWeights(src: Checkpoint, outDir: string, edit: TensorEdit, 
       weightMap[edited.name] = shard.file;
       totalBytes += edited.shape.reduce((a, b) => a * b, 1) * DTYPE_BYTES[info.dtype];
     }
-    writeSafetensors(join(outDir, shard.file), out, shard.metadata);
+    await writeSafetensors(join(outDir, shard.file), out, shard.metadata);
   }
   if (src.shards.length > 1) {
     const sorted = Object.fromEntries(Object.entries(weightMap).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));

@@ -3,6 +3,7 @@
  * first, then each tensor's bytes are produced and written in order, so only one is in memory.
  */
 import { closeSync, openSync, writeSync } from 'node:fs';
+import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import { DTYPE_BYTES } from './dtype.js';
 
 export interface TensorToWrite {
@@ -13,7 +14,8 @@ export interface TensorToWrite {
   bytes: () => Uint8Array;
 }
 
-export function writeSafetensors(file: string, tensors: TensorToWrite[], metadata?: Record<string, string>): void {
+/** Yields to the event loop between tensors, so an interrupt (Ctrl-C) is handled promptly. */
+export async function writeSafetensors(file: string, tensors: TensorToWrite[], metadata?: Record<string, string>): Promise<void> {
   const header: Record<string, unknown> = metadata ? { __metadata__: metadata } : {};
   let offset = 0;
   for (const t of tensors) {
@@ -35,6 +37,7 @@ export function writeSafetensors(file: string, tensors: TensorToWrite[], metadat
       const expected = (header[t.name] as { data_offsets: number[] }).data_offsets;
       if (bytes.byteLength !== expected[1] - expected[0]) throw new Error(`tensor ${t.name}: got ${bytes.byteLength} bytes, header says ${expected[1] - expected[0]}`);
       writeSync(fd, bytes);
+      await yieldToEventLoop();
     }
   } finally {
     closeSync(fd);

@@ -177,8 +177,8 @@ export async function prune(input: string, output: string, o: PruneOptions): Pro
 
   // ── write ──
   const edit = tensorEdit(ckpt, rows, channels, dropped);
-  return writeDirAtomic(output, { force: o.force, inputs: [input] }, (tmp) => {
-    writeWeights(ckpt, tmp, edit, (d, t) => o.onProgress?.('write', d, t));
+  return writeDirAtomic(output, { force: o.force, inputs: [input] }, async (tmp) => {
+    await writeWeights(ckpt, tmp, edit, (d, t) => o.onProgress?.('write', d, t));
     // Surgery's config.json has the vocabulary fields (vocab_size, bos/eos/pad ids) remapped.
     const config: JsonObject = { ...((surgery?.files.config as JsonObject | undefined) ?? spec.raw), intermediate_size: budget.ffn, ...layerDropFields(spec, dropped) };
     writeFileSync(join(tmp, 'config.json'), jsonText(config, floatPaths.config));

@@ -1,0 +1,92 @@
+/** `compact prune` refusals: one clear line, exit code 2, nothing written, the input untouched. */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, test } from 'node:test';
+import { randomCheckpoint } from '../bench/real-shapes.js';
+import { runCli } from './helpers/cli.js';
+import { ROOT, STORIES } from './helpers/fixtures.js';
+
+const work = mkdtempSync(join(tmpdir(), 'compact-prune-bad-'));
+after(() => rmSync(work, { recursive: true, force: true }));
+const HELDOUT = `${ROOT}data/tinystories/heldout_10pct.txt`;
+let counter = 0;
+
+function expectRefusal(args: string[], pattern: RegExp): void {
+  const out = join(work, `out${counter++}`);
+  const r = runCli(['prune', ...args.map((a) => (a === 'OUT' ? out : a))]);
+  assert.equal(r.code, 2, `exit code; stderr: ${r.stderr}`);
+  assert.match(r.stderr, pattern);
+  assert.equal(r.stderr.trim().split('\n').length, 1, `one line: ${r.stderr}`);
+  assert.ok(!existsSync(out), 'no output written');
+  assert.deepEqual(readdirSync(work).filter((f) => f.includes('compact-tmp')), [], 'no temp dir left');
+}
+
+const stories = `${STORIES}hf`;
+const cases: [string, string[], RegExp][] = [
+  ['ratio outside (0, 1)', [stories, '-o', 'OUT', '--ratio', '1.5'], /--ratio must be in \(0, 1\), got 1\.5/],
+  ['vocabulary share the vocabulary cannot give', [stories, '-o', 'OUT', '--ratio', '0.3', '--vocab-share', '0.9'], /can give at most 3\.7 % \(V′ ≥ 361\); lower --vocab-share to ≤ 0\.12/],
+  ['ratio the FFN cannot reach', [stories, '-o', 'OUT', '--ratio', '0.9', '--vocab-share', '0'], /asks the FFN for 90\.0 %, but it can give at most 63\.1 %.*reachable with this split: ratio ≤ 0\.631/],
+  ['V′ below the always-kept set', [stories, '-o', 'OUT', '--vocab', '100'], /--vocab must be an integer in \[361, 512\] \(361 tokens are always kept\), got 100/],
+  ['I′ out of range', [stories, '-o', 'OUT', '--ffn', '500'], /--ffn must be an integer in \[1, 172\], got 500/],
+  ['no budget', [stories, '-o', 'OUT'], /give a budget: --ratio r, or --vocab V′ and\/or --ffn I′/],
+  ['calibration text too short', [stories, '-o', 'OUT', '--ffn', '100', '--calib', `${STORIES}README.md`], /calibration text has \d+ tokens; 16 samples × 512 tokens = 8192 are needed/],
+  ['output inside the input', [stories, '-o', `${stories}/pruned`, '--ffn', '100'], /output .* is inside the input/],
+  ['keep-list naming unknown tokens', [stories, '-o', 'OUT', '--vocab', '400', '--keep', 'KEEP'], /keep-list entries not in the tokenizer: "zzzunknown"/],
+];
+
+for (const [name, args, pattern] of cases) {
+  test(`prune refuses: ${name}`, () => {
+    writeFileSync(join(work, 'keep.txt'), 'zzzunknown\n▁Once\n');
+    expectRefusal(args.map((a) => (a === 'KEEP' ? join(work, 'keep.txt') : a)), pattern);
+  });
+}
+
+test('prune refuses: an existing output directory without --force', () => {
+  const out = join(work, 'exists');
+  cpSync(`${STORIES}hf-qwen2`, out, { recursive: true });
+  const before = readFileSync(join(out, 'model.safetensors'));
+  const r = runCli(['prune', stories, '-o', out, '--ffn', '100', '--calib', HELDOUT, '--samples', '2', '--seq-len', '64']);
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /already exists; pass --force to replace it/);
+  assert.deepEqual(readFileSync(join(out, 'model.safetensors')), before);
+});
+
+test('prune refuses: a scores file of another model', () => {
+  const scores = join(work, 'qwen2-scores.json');
+  const out = join(work, 'scored');
+  const ok = runCli(['prune', `${STORIES}hf-qwen2`, '-o', out, '--ffn', '100', '--calib', HELDOUT, '--samples', '2', '--seq-len', '64', '--scores-out', scores]);
+  assert.equal(ok.code, 0, ok.stderr);
+  expectRefusal([stories, '-o', 'OUT', '--ffn', '90', '--scores-in', scores], /scores were computed on another checkpoint \(fingerprint mismatch\)/);
+  expectRefusal([`${ROOT}test/fixtures/families/llama3-untied`, '-o', 'OUT', '--ffn', '16', '--scores-in', scores], /scores are for 5 layers × 172 channels, the model has 2 × 48/);
+});
+
+test('an interrupted prune leaves no output directory and the input untouched', async () => {
+  const model = await randomCheckpoint(work, 'mid-size', 3, {
+    model_type: 'llama', architectures: ['LlamaForCausalLM'], vocab_size: 32000, hidden_size: 256, intermediate_size: 688,
+    num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2, tie_word_embeddings: false,
+  });
+  const hashBefore = createHash('sha256').update(readFileSync(join(model, 'model.safetensors'))).digest('hex');
+  const out = join(work, 'interrupted');
+  const child = spawn(process.execPath, ['--import', 'tsx', `${ROOT}test/helpers/cli-entry.ts`, 'prune', model, '-o', out, '--ffn', '512', '--criterion', 'magnitude'], { cwd: ROOT });
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  // Wait until the writer has started (its temp dir exists), then interrupt it.
+  let sawTemp = false;
+  while (child.exitCode == null) {
+    if (readdirSync(work).some((f) => f.startsWith('.interrupted.compact-tmp'))) {
+      sawTemp = true;
+      child.kill('SIGTERM');
+      break;
+    }
+    await new Promise((r) => setTimeout(r, 2));
+  }
+  const code = await exited;
+  assert.ok(sawTemp, 'the prune was interrupted while writing');
+  assert.equal(code, 143);
+  assert.ok(!existsSync(out), 'no output directory');
+  assert.deepEqual(readdirSync(work).filter((f) => f.includes('compact-tmp')), [], 'temp dir removed');
+  assert.equal(createHash('sha256').update(readFileSync(join(model, 'model.safetensors'))).digest('hex'), hashBefore, 'input untouched');
+});
