@@ -23,8 +23,10 @@ export interface EngineOptions {
 }
 
 export interface ForwardRequest {
-  /** Per sequence, a weight per position for the layer statistics (enables act² and influence). */
+  /** Per sequence, G weights per position ([T, G] row-major) for the layer statistics (enables act² and influence). */
   statWeights?: Float32Array[];
+  /** G: how many weightings statWeights holds per position (default 1). */
+  statGroups?: number;
   /** Per sequence, the token whose log-probability to return at each position (−1: none). */
   targets?: Int32Array[];
   /** Return full logits [T, V] per sequence (small models and tests only). */
@@ -34,7 +36,7 @@ export interface ForwardRequest {
 }
 
 export interface ForwardResult {
-  /** Per layer, Σ_t w_t·h_t² per FFN channel ([I]). */
+  /** Per layer, Σ_t w_{t,g}·h_t² per weighting g and FFN channel ([G, I]). */
   act2?: Float64Array[];
   /** Per layer, Σ_t w_t·(1 − cos(layer input, layer output)). */
   influence?: number[];
@@ -51,7 +53,7 @@ interface MicroBatch {
   members: number[];
   length: number;
   hidden: ort.Tensor; // [B, T, D]
-  statWeights?: ort.Tensor; // [B, T]
+  statWeights?: ort.Tensor; // [B, T, G]
 }
 
 export class Engine {
@@ -76,7 +78,8 @@ export class Engine {
       for (const id of seq) check(Number.isInteger(id) && id >= 0 && id < spec.vocabSize, `sequence ${i}: token id ${id} is outside the vocabulary [0, ${spec.vocabSize})`);
     }
     const stats = request.statWeights != null;
-    const batches = this.makeMicroBatches(sequences, request.statWeights);
+    const groups = request.statGroups ?? 1;
+    const batches = this.makeMicroBatches(sequences, request.statWeights, groups);
     const session = await this.layerSession(stats);
     const timings = { loadMs: 0, layersMs: 0, headMs: 0 };
     const result: ForwardResult = stats ? { act2: [], influence: [], timings } : { timings };
@@ -86,7 +89,7 @@ export class Engine {
       const weights = loadLayerWeights(this.ckpt, layer);
       timings.loadMs += performance.now() - clock;
       clock = performance.now();
-      const act2 = new Float64Array(spec.intermediateSize);
+      const act2 = new Float64Array(groups * spec.intermediateSize);
       let influence = 0;
       for (const batch of batches) {
         const feeds: Record<string, ort.Tensor> = { ...weights, hidden: batch.hidden, ...this.positionFeeds(layer, batch.length) };
@@ -115,7 +118,7 @@ export class Engine {
   }
 
   /** Groups sequences (longest first) into right-padded micro-batches of about tokensPerRun tokens. */
-  private makeMicroBatches(sequences: number[][], statWeights?: Float32Array[]): MicroBatch[] {
+  private makeMicroBatches(sequences: number[][], statWeights: Float32Array[] | undefined, groups: number): MicroBatch[] {
     const D = this.spec.hiddenSize;
     const budget = this.options.tokensPerRun ?? 2048;
     const order = sequences.map((_, i) => i).sort((a, b) => sequences[b].length - sequences[a].length || a - b);
@@ -128,7 +131,7 @@ export class Engine {
       const members = order.slice(start, start + count);
       start += count;
       const hidden = new Float32Array(count * length * D); // [B, T, D], padding stays 0
-      const weights = statWeights ? new Float32Array(count * length) : undefined; // [B, T]
+      const weights = statWeights ? new Float32Array(count * length * groups) : undefined; // [B, T, G], padding 0
       members.forEach((s, b) => {
         sequences[s].forEach((id, t) => {
           const row = embedding.subarray(id * D, (id + 1) * D);
@@ -137,15 +140,15 @@ export class Engine {
           else for (let d = 0; d < D; d++) hidden[dst + d] = row[d] * scale;
         });
         if (weights) {
-          check(statWeights![s].length === sequences[s].length, `statWeights of sequence ${s} has ${statWeights![s].length} entries for ${sequences[s].length} tokens`);
-          weights.set(statWeights![s], b * length);
+          check(statWeights![s].length === sequences[s].length * groups, `statWeights of sequence ${s} has ${statWeights![s].length} entries for ${sequences[s].length} tokens × ${groups} groups`);
+          weights.set(statWeights![s], b * length * groups);
         }
       });
       batches.push({
         members,
         length,
         hidden: new ort.Tensor('float32', hidden, [count, length, D]),
-        statWeights: weights && new ort.Tensor('float32', weights, [count, length]),
+        statWeights: weights && new ort.Tensor('float32', weights, [count, length, groups]),
       });
     }
     return batches;

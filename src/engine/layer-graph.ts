@@ -3,9 +3,10 @@
  * session serves every layer of the same shape); linear weights arrive transposed to [in, out].
  *
  * Inputs:  hidden [B, T, D], cos/sin [T, 1, hd], mask [T, T] (additive: 0 or −inf),
- *          statWeights [B, T] (per-position weights of the statistics), and the weights.
- * Outputs: hidden_out [B, T, D]; act2 [I] = Σ_t w_t · h_t² with h the input of down_proj;
- *          influence [] = Σ_t w_t · (1 − cos(x_t, y_t)) between the layer's input and output.
+ *          statWeights [B, T, G] (G weightings of the positions, e.g. one per candidate
+ *          vocabulary), and the weights.
+ * Outputs: hidden_out [B, T, D]; act2 [G, I] = Σ_t w_{t,g} · h_t² with h the input of down_proj;
+ *          influence [] = Σ_t (Σ_g w_{t,g}) · (1 − cos(x_t, y_t)) between the layer's input and output.
  */
 import type { ModelSpec } from '../model/spec.js';
 import { layerTensorShapes, type LayerTensorRole } from '../model/tensor-names.js';
@@ -94,14 +95,15 @@ export function buildLayerGraph(spec: ModelSpec, options: LayerGraphOptions): Ui
   g.output(out, 'hidden_out', ['B', 'T', D]);
 
   if (options.stats) {
-    const weights = g.input('statWeights', ['B', 'T']);
-    const weights3 = g.op('Unsqueeze', [weights, g.ints([2])]); // [B, T, 1]
-    const act2 = g.op('ReduceSum', [g.op('Mul', [g.op('Mul', [h, h]), weights3]), g.ints([0, 1])], { keepdims: 0 }); // [I]
-    g.output(act2, 'act2', [I]);
+    const weights = g.input('statWeights', ['B', 'T', 'G']);
+    const byGroup = g.op('Transpose', [weights], { perm: [0, 2, 1] }); // [B, G, T]
+    const perSequence = g.op('MatMul', [byGroup, g.op('Mul', [h, h])]); // [B, G, I]
+    g.output(g.op('ReduceSum', [perSequence, g.ints([0])], { keepdims: 0 }), 'act2', ['G', I]); // [G, I]
     const dot = g.op('ReduceSum', [g.op('Mul', [x, out]), g.ints([-1])], { keepdims: 0 }); // [B, T]
     const norm = (t: string) => g.op('Sqrt', [g.op('ReduceSum', [g.op('Mul', [t, t]), g.ints([-1])], { keepdims: 0 })]);
     const cosine = g.op('Div', [dot, g.op('Max', [g.op('Mul', [norm(x), norm(out)]), g.scalar(1e-12)])]);
-    const influence = g.op('ReduceSum', [g.op('Mul', [g.op('Sub', [g.scalar(1), cosine]), weights]), g.ints([0, 1])], { keepdims: 0 }); // []
+    const total = g.op('ReduceSum', [weights, g.ints([-1])], { keepdims: 0 }); // [B, T]
+    const influence = g.op('ReduceSum', [g.op('Mul', [g.op('Sub', [g.scalar(1), cosine]), total]), g.ints([0, 1])], { keepdims: 0 }); // []
     g.output(influence, 'influence', []);
   }
   return g.toBytes(`${spec.modelType}_layer`);
