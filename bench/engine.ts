@@ -11,11 +11,9 @@ import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import ort from 'onnxruntime-node';
 import { Engine } from '../src/engine/engine.js';
 import { openCheckpoint } from '../src/model/checkpoint.js';
-import type { ModelSpec } from '../src/model/spec.js';
-import { GraphBuilder } from '../src/engine/onnx-graph.js';
+import { flopsPerToken, median, rawMatMulGflops, tokenIds } from './common.js';
 import { randomCheckpoint, REAL_SHAPES } from './real-shapes.js';
 
 const { values: args } = parseArgs({
@@ -34,46 +32,12 @@ const seqs = Number(args.seqs);
 const len = Number(args.len);
 const reps = Number(args.reps);
 const threads = Number(args.threads);
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-
-/** FLOPs per token as executed: projections, full T×T attention scores and context, LM head. */
-function flopsPerToken(spec: ModelSpec, T: number): number {
-  const { hiddenSize: D, intermediateSize: I, numHeads: H, numKvHeads: K, headDim: hd, vocabSize: V } = spec;
-  const perLayer = 2 * (D * H * hd * 2 + 2 * D * K * hd + 3 * D * I) + 2 * 2 * T * H * hd;
-  return spec.numLayers * perLayer + 2 * D * V;
-}
-
-function tokenIds(V: number): number[][] {
-  let state = 12345;
-  return Array.from({ length: seqs }, () =>
-    Array.from({ length: len }, () => {
-      state = (state * 1103515245 + 12345) % 2 ** 31;
-      return state % V;
-    }),
-  );
-}
-
-async function rawMatMulGflops(M: number, K: number, N: number): Promise<number> {
-  const g = new GraphBuilder();
-  g.output(g.op('MatMul', [g.input('a', [M, K]), g.input('b', [K, N])]), 'c', [M, N]);
-  const session = await ort.InferenceSession.create(g.toBytes('matmul'), { intraOpNumThreads: threads, interOpNumThreads: 1 });
-  const a = new ort.Tensor('float32', new Float32Array(M * K).fill(0.01), [M, K]);
-  const b = new ort.Tensor('float32', new Float32Array(K * N).fill(0.01), [K, N]);
-  const times: number[] = [];
-  for (let i = 0; i < 7; i++) {
-    const t0 = performance.now();
-    await session.run({ a, b });
-    if (i >= 2) times.push((performance.now() - t0) / 1000);
-  }
-  await session.release();
-  return (2 * M * K * N) / median(times) / 1e9;
-}
 
 async function child(name: string): Promise<void> {
   const dir = join(args.out, name);
   const ckpt = openCheckpoint(dir);
   const spec = ckpt.spec;
-  const ids = tokenIds(spec.vocabSize);
+  const ids = tokenIds(spec.vocabSize, seqs, len);
   const targets = ids.map((s) => Int32Array.from(s.slice(1).concat([-1])));
   const engine = new Engine(ckpt, { threads });
   const runs: { seconds: number; loadMs: number; layersMs: number; headMs: number }[] = [];
@@ -97,7 +61,7 @@ async function child(name: string): Promise<void> {
       breakdown: { loadSeconds: best.loadMs / 1000, layersSeconds: best.layersMs / 1000, headSeconds: best.headMs / 1000 },
       allSeconds: runs.map((r) => r.seconds),
       gflops: (flopsPerToken(spec, len) * tokens) / best.seconds / 1e9,
-      rawMatMulGflops: await rawMatMulGflops(2048, D, I),
+      rawMatMulGflops: await rawMatMulGflops(2048, D, I, threads),
       peakRssBytes: process.resourceUsage().maxRSS * 1024,
       rssBoundBytes: 2 * (layerF32 + activations + embedding),
       modelF32Bytes: 4 * [...ckpt.tensors.values()].reduce((n, t) => n + t.shape.reduce((a, b) => a * b, 1), 0),
@@ -111,7 +75,7 @@ function torchSide(name: string): Record<string, unknown> | string {
   const dir = join(args.out, name);
   const ckpt = openCheckpoint(dir);
   const idsFile = join(args.out, `${name}.ids.json`);
-  writeFileSync(idsFile, JSON.stringify(tokenIds(ckpt.spec.vocabSize)));
+  writeFileSync(idsFile, JSON.stringify(tokenIds(ckpt.spec.vocabSize, seqs, len)));
   const r = spawnSync(args.python, ['tools/bench/torch_forward.py', dir, idsFile, '--threads', String(threads), '--reps', String(reps)], { encoding: 'utf8' });
   if (r.status !== 0) return `failed: ${r.stderr.trim().split('\n').pop()}`;
   return JSON.parse(r.stdout.trim().split('\n').pop()!);

@@ -33,7 +33,7 @@ const cases: [string, string[], RegExp][] = [
   ['V′ below the always-kept set', [stories, '-o', 'OUT', '--vocab', '100'], /--vocab must be an integer in \[361, 512\] \(361 tokens are always kept\), got 100/],
   ['I′ out of range', [stories, '-o', 'OUT', '--ffn', '500'], /--ffn must be an integer in \[1, 172\], got 500/],
   ['no budget', [stories, '-o', 'OUT'], /give a budget: --ratio r, or --vocab V′ and\/or --ffn I′/],
-  ['calibration text too short', [stories, '-o', 'OUT', '--ffn', '100', '--calib', `${STORIES}README.md`], /calibration text has \d+ tokens; 16 samples × 512 tokens = 8192 are needed/],
+  ['calibration text too short', [stories, '-o', 'OUT', '--ffn', '100', '--calib', `${STORIES}README.md`], /calibration text has \d+ tokens in \d+ blocks, giving \d+ windows of 512; 16 samples × 512 tokens = 8192 are needed/],
   ['output inside the input', [stories, '-o', `${stories}/pruned`, '--ffn', '100'], /output .* is inside the input/],
   ['keep-list naming unknown tokens', [stories, '-o', 'OUT', '--vocab', '400', '--keep', 'KEEP'], /keep-list entries not in the tokenizer: "zzzunknown"/],
 ];

@@ -79,10 +79,10 @@ test('common act² scores equal a brute-force float64 reference computed outside
   assert.equal(createHash('sha256').update(pythonJson).digest('hex'), oracle.act2.windows_sha256, 'same calibration windows as the oracle');
   const keep = new Set(selectKeepSet({ tokenizer: readJson(`${source}/tokenizer.json`) }, { size: Number(arg('--vocab')) }).keep);
   const weights = calibration.windows.map((w) => Float32Array.from(w, (id) => (keep.has(id) ? 1 : 0)));
-  const { layers } = await activationScores(new Engine(openCheckpoint(source)), calibration.windows, weights);
+  const { act2 } = await activationScores(new Engine(openCheckpoint(source)), calibration.windows, weights);
   for (const [l, want] of oracle.act2.scores.entries()) {
     const scale = Math.max(...want);
-    for (const [j, v] of want.entries()) assert.ok(Math.abs(layers[l][j] - v) <= 1e-5 * scale, `layer ${l} channel ${j}: ${layers[l][j]} vs ${v}`);
+    for (const [j, v] of want.entries()) assert.ok(Math.abs(act2[l][j] - v) <= 1e-5 * scale, `layer ${l} channel ${j}: ${act2[l][j]} vs ${v}`);
   }
 });
 

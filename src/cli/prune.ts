@@ -22,6 +22,7 @@ interface PruneFlags {
   ffn?: string;
   ratio?: string;
   vocabShare?: string;
+  auto?: boolean;
   roundTo?: string;
   vocabMode: 'rank' | 'frequency';
   vocabCorpus?: string[];
@@ -52,6 +53,7 @@ export function registerPrune(program: Command, version: string, argv: string[])
     .option('--ffn <I′>', 'FFN width to keep in every layer')
     .option('--ratio <r>', 'fraction of all parameters to remove, in (0, 1); solved into V′ and I′ from exact parameter counts')
     .option('--vocab-share <s>', 'with --ratio: share of the removal taken from the vocabulary (default: the vocabulary share of the prunable parameters)')
+    .option('--auto', 'with --ratio: try vocabulary shares 0, 0.1, 0.25, 0.5, 0.75, 1 (one calibration pass), keep the split with the lowest bits per byte on held-out calibration text')
     .option('--round-to <k>', 'round I′ to a multiple of k (default: 256 if I ≥ 4096, 32 if I ≥ 512, else 1; llama.cpp k-quants want 256)')
     .addOption(new Option('--vocab-mode <m>', 'rank: keep the lowest ids (BPE merge order, the paper); frequency: keep the most frequent on --vocab-corpus').choices(['rank', 'frequency']).default('rank'))
     .option('--vocab-corpus <file...>', 'text whose token counts drive --vocab-mode frequency (default: the calibration text)')
@@ -83,6 +85,7 @@ export function registerPrune(program: Command, version: string, argv: string[])
         ffn: number(f.ffn, '--ffn'),
         ratio: number(f.ratio, '--ratio'),
         vocabShare: number(f.vocabShare, '--vocab-share'),
+        auto: f.auto,
         roundTo: f.roundTo == null ? undefined : positiveInt(f.roundTo, '--round-to'),
         vocabMode: f.vocabMode,
         vocabCorpus: f.vocabCorpus,
@@ -193,6 +196,15 @@ export function printReport(r: PruneReport, quality?: Quality): void {
     ),
   );
   if (quality) console.log(`eval text: ${quality.text}`);
+  if (r.auto) {
+    console.log(`--auto tried (bits per byte on ${integer(r.auto.heldOutChars)} held-out characters of the calibration text; best first):`);
+    console.log(
+      table(
+        [['vocab share', 'V′', 'I′', 'removed', 'held-out bpb'], ...r.auto.candidates.map((c) => [c.vocabShare.toFixed(3), integer(c.vocab), integer(c.ffn), `${(100 * c.removedRatio).toFixed(1)} %`, c.heldOutBitsPerByte.toFixed(4)])],
+        [false, true, true, true, true],
+      ),
+    );
+  }
   const s = r.seconds;
-  console.log(`time: ${s.total.toFixed(1)} s (read ${s.read.toFixed(1)}, calibrate ${s.calibrate.toFixed(1)}, score ${s.score.toFixed(1)}, write ${s.write.toFixed(1)})`);
+  console.log(`time: ${s.total.toFixed(1)} s (read ${s.read.toFixed(1)}, calibrate ${s.calibrate.toFixed(1)}, score ${s.score.toFixed(1)}${r.auto ? `, search ${s.search.toFixed(1)}` : ''}, write ${s.write.toFixed(1)})`);
 }

@@ -22,8 +22,9 @@ export function buildHeadGraph(spec: ModelSpec): Uint8Array {
     logits = g.op('Mul', [g.op('Tanh', [g.op('Div', [logits, cap])]), cap]);
   }
   g.output(logits, 'logits', ['N', V]);
-  const logprobs = g.op('LogSoftmax', [logits], { axis: -1 });
-  const picked = g.op('GatherElements', [logprobs, g.op('Unsqueeze', [targets, g.ints([1])])], { axis: 1 }); // [N, 1]
-  g.output(g.op('Squeeze', [picked, g.ints([1])]), 'targetLogprobs', ['N']);
+  // log p(target) = logit[target] − logsumexp(logits): no second [N, V] buffer as LogSoftmax would make.
+  const picked = g.op('GatherElements', [logits, g.op('Unsqueeze', [targets, g.ints([1])])], { axis: 1 }); // [N, 1]
+  const logsumexp = g.op('ReduceLogSumExp', [logits, g.ints([1])], { keepdims: 1 }); // [N, 1]
+  g.output(g.op('Squeeze', [g.op('Sub', [picked, logsumexp]), g.ints([1])]), 'targetLogprobs', ['N']);
   return g.toBytes(`${spec.modelType}_head`);
 }

@@ -1,7 +1,10 @@
 /**
  * Calibration windows: text files (each one document) or JSONL (one document per line, text in
- * a field) are tokenized, concatenated, and cut into disjoint windows of `seqLen` tokens, of which
- * `samples` are drawn with a seeded shuffle. The length never derives from the model's context.
+ * a field) are cut at line starts into blocks of about 8·seqLen characters; blocks are visited in
+ * a seeded random order and each one that encodes to at least `seqLen` tokens (with the
+ * tokenizer's own special tokens, e.g. a leading BOS) gives one window: its first `seqLen` ids.
+ * Only the visited blocks are tokenized, so a large corpus costs what the sample needs. The
+ * length never derives from the model's context.
  */
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -16,16 +19,20 @@ export interface CalibrationOptions {
   seed: number;
   /** JSONL field holding the text. */
   field: string;
+  /** Keep back the last ~10 % of the text (at most this many characters) for evaluation. */
+  holdOutChars?: number;
 }
 
 export interface Calibration {
   windows: number[][];
   /** sha256 of the calibration files' bytes, in order. */
   sha256: string;
-  /** Tokens in the whole corpus, of which samples × seqLen are used. */
+  /** Tokens encoded while drawing the windows (the whole corpus only when it was too short). */
   corpusTokens: number;
   files: string[];
   options: CalibrationOptions;
+  /** The held-out text (empty unless holdOutChars was given); windows never come from it. */
+  heldOut: string;
 }
 
 export function readDocuments(file: string, field: string): string[] {
@@ -55,23 +62,64 @@ export function readDocuments(file: string, field: string): string[] {
 export function buildCalibration(tokenizer: Tokenizer, files: string[], options: CalibrationOptions): Calibration {
   check(files.length > 0, 'no calibration text: pass --calib FILE…');
   const hash = createHash('sha256');
-  const stream: number[] = [];
+  const documents: string[] = [];
   for (const file of files) {
     hash.update(readFileSync(file));
-    for (const doc of readDocuments(file, options.field)) for (const id of encode(tokenizer, doc)) stream.push(id);
+    documents.push(...readDocuments(file, options.field));
   }
-  const needed = options.samples * options.seqLen;
+  const heldOut = options.holdOutChars ? holdOut(documents, options.holdOutChars) : '';
+  const blocks = documents.flatMap((doc) => lineBlocks(doc, options.seqLen * 8));
+  const windows: { block: number; ids: number[] }[] = [];
+  let encoded = 0;
+  for (const block of shuffled(blocks.length, options.seed)) {
+    const ids = encode(tokenizer, blocks[block]);
+    encoded += ids.length;
+    if (ids.length >= options.seqLen) windows.push({ block, ids: ids.slice(0, options.seqLen) });
+    if (windows.length === options.samples) break;
+  }
   check(
-    stream.length >= needed,
-    `calibration text has ${stream.length} tokens; ${options.samples} samples × ${options.seqLen} tokens = ${needed} are needed (add text or lower --samples / --seq-len)`,
+    windows.length === options.samples,
+    `calibration text has ${encoded} tokens in ${blocks.length} blocks, giving ${windows.length} windows of ${options.seqLen}; ${options.samples} samples × ${options.seqLen} tokens = ${options.samples * options.seqLen} are needed (add text or lower --samples / --seq-len)`,
   );
-  const chunks = Math.floor(stream.length / options.seqLen);
-  const picked = shuffled(chunks, options.seed).slice(0, options.samples).sort((a, b) => a - b);
   return {
-    windows: picked.map((c) => stream.slice(c * options.seqLen, (c + 1) * options.seqLen)),
+    windows: windows.sort((a, b) => a.block - b.block).map((w) => w.ids),
     sha256: hash.digest('hex'),
-    corpusTokens: stream.length,
+    corpusTokens: encoded,
     files,
     options,
+    heldOut,
   };
+}
+
+/** Splits text at line starts into pieces of at least `size` characters (the last may be shorter). */
+function lineBlocks(text: string, size: number): string[] {
+  const blocks: string[] = [];
+  for (let start = 0; start < text.length; ) {
+    const newline = text.indexOf('\n', start + size);
+    const end = newline < 0 ? text.length : newline + 1;
+    blocks.push(text.slice(start, end));
+    start = end;
+  }
+  return blocks;
+}
+
+/** Cuts the last ~10 % of the text (≤ maxChars, from a line start) off the last documents. */
+function holdOut(documents: string[], maxChars: number): string {
+  const total = documents.reduce((n, d) => n + d.length, 0);
+  let wanted = Math.min(maxChars, Math.floor(total / 10));
+  const parts: string[] = [];
+  while (wanted > 0 && documents.length > 0) {
+    const last = documents[documents.length - 1];
+    if (last.length <= wanted) {
+      parts.unshift(documents.pop()!);
+      wanted -= last.length;
+      continue;
+    }
+    const lineStart = last.indexOf('\n', last.length - wanted);
+    const cut = lineStart < 0 ? last.length - wanted : lineStart + 1;
+    parts.unshift(last.slice(cut));
+    documents[documents.length - 1] = last.slice(0, cut);
+    break;
+  }
+  return parts.join('\n');
 }

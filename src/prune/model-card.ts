@@ -32,11 +32,21 @@ export function modelCard(r: PruneReport, o: PruneOptions): string {
             ? `FFN: kept the ${n(r.ffn.after)} channels of highest ${r.criterion}${r.criterion === 'act2' ? ` score (weighting ${r.weighting}: Σ_t w_t·h_t² over calibration positions, h = input of down_proj${r.weighting === 'binary' ? ', w_t = 1 when the input token is kept' : ''})` : ''} in every layer.`
             : 'FFN: unchanged.',
         ].join('\n'),
+    ...(r.auto
+      ? [
+          '',
+          `Split chosen by --auto: lowest bits per byte on ${n(r.auto.heldOutChars)} held-out characters of the calibration text.`,
+          '',
+          '| vocab share | V′ | I′ | removed | held-out bpb |',
+          '| ---: | ---: | ---: | ---: | ---: |',
+          ...r.auto.candidates.map((c) => `| ${c.vocabShare.toFixed(3)} | ${n(c.vocab)} | ${n(c.ffn)} | ${(100 * c.removedRatio).toFixed(2)} % | ${c.heldOutBitsPerByte.toFixed(4)} |`),
+        ]
+      : []),
     '',
     '## Calibration',
     '',
     r.calibration
-      ? `${r.calibration.samples} samples × ${r.calibration.seqLen} tokens (seed ${r.calibration.seed}) from ${r.calibration.files.join(', ')} (${n(r.calibration.corpusTokens)} tokens; sha256 ${r.calibration.sha256}).`
+      ? `${r.calibration.samples} samples × ${r.calibration.seqLen} tokens (seed ${r.calibration.seed}), each the start of a random line-aligned block of ${r.calibration.files.join(', ')} (sha256 ${r.calibration.sha256}; ${n(r.calibration.corpusTokens)} tokens encoded while sampling).`
       : o.scoresIn?.length
         ? `Scores read from ${o.scoresIn.join(', ')}.`
         : 'None (no activation statistics were needed).',

@@ -2,25 +2,28 @@
  * `compact prune`: the whole pipeline. Budget → kept vocabulary → channel scores (one layer-wise
  * pass, or a scores file) → kept channels per layer → a standard checkpoint written atomically
  * (weights sliced in their stored dtype, tokenizer surgery, config, model card, manifest).
+ * With --auto, several vocabulary/FFN splits of the same ratio are scored in that one pass, each
+ * is written and measured (bits per byte on held-out calibration text), and the best is kept.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { Engine } from '../engine/engine.js';
+import { evaluateText } from '../eval/text-metrics.js';
 import { openCheckpoint, type Checkpoint } from '../model/checkpoint.js';
 import { copyOtherFiles, writeWeights, type TensorEdit } from '../model/checkpoint-writer.js';
-import { jsonText, readJsonDocument } from '../util/json-text.js';
 import { fingerprint } from '../model/fingerprint.js';
 import { countParams, type ParamCount } from '../model/param-count.js';
 import { readTensorBytes } from '../model/safetensors.js';
 import { sliceColumns, sliceRows } from '../model/slice.js';
 import { EMBED, LM_HEAD, LAYER_TENSORS, layerPrefix } from '../model/tensor-names.js';
-import { loadTokenizer } from '../model/tokenizer.js';
+import { encode, loadTokenizer } from '../model/tokenizer.js';
 import { writeDirAtomic } from '../util/atomic-dir.js';
 import { check } from '../util/errors.js';
+import { jsonText, readJsonDocument } from '../util/json-text.js';
 import { countTokens } from '../vocab/count-tokens.js';
 import { selectKeepSet, type KeepMode } from '../vocab/keep-set.js';
-import { pruneTokenizerFiles } from '../vocab/surgery.js';
+import { pruneTokenizerFiles, type SurgeryResult } from '../vocab/surgery.js';
 import type { JsonObject, TokenizerFiles } from '../vocab/tokenizer-json.js';
 import { type Budget, defaultRoundTo, solveBudget } from './budget.js';
 import { buildCalibration, readDocuments, type Calibration } from './calibration.js';
@@ -31,7 +34,6 @@ import {
   type ChannelScores,
   type Criterion,
   magnitudeScores,
-  positionWeights,
   randomScores,
   readScores,
   SCORES_FORMAT,
@@ -43,12 +45,19 @@ import {
 export const METHODS = ['compact', 'vocab-only', 'ffn-only', 'shortgpt'] as const;
 export type Method = (typeof METHODS)[number];
 
+/** Vocabulary shares tried by --auto (clipped to what the vocabulary can give). */
+export const AUTO_SHARES = [0, 0.1, 0.25, 0.5, 0.75, 1];
+/** Held-out text for --auto: the last 10 % of the calibration text, at most this many characters. */
+const AUTO_HOLDOUT_CHARS = 65536;
+
 export interface PruneOptions {
   method: Method;
   vocab?: number;
   ffn?: number;
   ratio?: number;
   vocabShare?: number;
+  /** Search the vocabulary share for the lowest held-out bits per byte. */
+  auto?: boolean;
   roundTo?: number;
   vocabMode: KeepMode;
   /** Text whose token counts drive --vocab-mode frequency (default: the calibration text). */
@@ -67,7 +76,15 @@ export interface PruneOptions {
   threads?: number;
   commandLine: string;
   version: string;
-  onProgress?: (stage: 'calibrate' | 'write', done: number, total: number) => void;
+  onProgress?: (stage: 'calibrate' | 'search' | 'write', done: number, total: number) => void;
+}
+
+export interface AutoCandidate {
+  vocabShare: number;
+  vocab: number;
+  ffn: number;
+  removedRatio: number;
+  heldOutBitsPerByte: number;
 }
 
 export interface PruneReport {
@@ -81,126 +98,111 @@ export interface PruneReport {
   calibration: { sha256: string; files: string[]; samples: number; seqLen: number; seed: number; corpusTokens: number } | null;
   criterion: Criterion | null;
   weighting: Weighting | null;
-  seconds: { read: number; calibrate: number; score: number; write: number; total: number };
+  /** What --auto tried (held-out bits per byte per split), the chosen one first. */
+  auto: { heldOutChars: number; candidates: AutoCandidate[] } | null;
+  seconds: { read: number; calibrate: number; score: number; search: number; write: number; total: number };
+}
+
+/** The source checkpoint and its tokenizer files. */
+interface Source {
+  input: string;
+  ckpt: Checkpoint;
+  before: ParamCount;
+  files: TokenizerFiles;
+  floatPaths: Partial<Record<keyof TokenizerFiles, Set<string>>>;
+  /** Smallest V′ the tokenizer allows (V when there is no tokenizer.json). */
+  alwaysKept: number;
+}
+
+/** Everything that decides the output's bytes. */
+interface Plan {
+  budget: Budget;
+  keep: number[];
+  surgery: SurgeryResult | null;
+  channels: number[][] | null;
+  dropped: Set<number>;
 }
 
 export async function prune(input: string, output: string, o: PruneOptions): Promise<PruneReport> {
-  const started = performance.now();
-  let clock = started;
-  const lap = () => {
-    const now = performance.now();
-    const s = (now - clock) / 1000;
-    clock = now;
-    return s;
-  };
-  const ckpt = openCheckpoint(input);
-  const spec = ckpt.spec;
-  const before = countParams(ckpt);
-  // Without tokenizer.json the vocabulary cannot be pruned (nor text calibrated), but FFN
-  // pruning by magnitude or from a scores file still works.
-  const { files, floatPaths } = readTokenizerFiles(input);
-  const hasTokenizer = files.tokenizer != null;
-  const alwaysKept = hasTokenizer ? selectKeepSet(files, { size: spec.vocabSize, keepList: o.keepList }).alwaysKept : spec.vocabSize;
-  const read = lap();
+  const clock = stopwatch();
+  const src = openSource(input, o);
+  const spec = src.ckpt.spec;
+  const read = clock.lap();
 
-  // ── budget ──
-  const roundTo = o.roundTo ?? defaultRoundTo(spec.intermediateSize);
-  let budget: Budget = { vocab: spec.vocabSize, ffn: spec.intermediateSize };
-  let dropLayers = 0;
-  if (o.method === 'shortgpt') {
-    check(o.ratio != null, '--method shortgpt needs --ratio');
-    const perLayer = [...ckpt.tensors.values()].filter((t) => t.name.startsWith(layerPrefix(0))).reduce((n, t) => n + t.shape.reduce((a, b) => a * b, 1), 0);
-    dropLayers = Math.round((o.ratio * before.total) / perLayer);
-    check(dropLayers >= 1 && dropLayers < spec.numLayers, `--ratio ${o.ratio} means dropping ${dropLayers} of ${spec.numLayers} layers (${perLayer} parameters each); reachable: ${(perLayer / 2 / before.total).toFixed(3)} ≤ ratio < ${(((spec.numLayers - 0.5) * perLayer) / before.total).toFixed(3)}`);
-  } else if (o.ratio != null) {
-    check(o.vocab == null && o.ffn == null, 'give either --ratio or --vocab/--ffn, not both');
-    const vocabShare = o.method === 'vocab-only' ? 1 : o.method === 'ffn-only' ? 0 : o.vocabShare;
-    budget = solveBudget(spec, { ratio: o.ratio, vocabShare, total: before.total, minVocab: alwaysKept, roundTo });
-  } else {
-    check(o.vocab != null || o.ffn != null, 'give a budget: --ratio r, or --vocab V′ and/or --ffn I′');
-    budget = { vocab: o.vocab ?? spec.vocabSize, ffn: o.ffn ?? spec.intermediateSize };
-    check(o.method !== 'vocab-only' || budget.ffn === spec.intermediateSize, '--method vocab-only does not take --ffn');
-    check(o.method !== 'ffn-only' || budget.vocab === spec.vocabSize, '--method ffn-only does not take --vocab');
-  }
-  check(Number.isSafeInteger(budget.vocab) && budget.vocab >= alwaysKept && budget.vocab <= spec.vocabSize, `--vocab must be an integer in [${alwaysKept}, ${spec.vocabSize}] (${alwaysKept} tokens are always kept), got ${budget.vocab}`);
-  check(Number.isSafeInteger(budget.ffn) && budget.ffn >= 1 && budget.ffn <= spec.intermediateSize, `--ffn must be an integer in [1, ${spec.intermediateSize}], got ${budget.ffn}`);
+  const { budgets, shares } = planBudgets(src, o);
+  const dropLayers = o.method === 'shortgpt' ? layersForRatio(src, o.ratio) : 0;
+  const counts = o.vocabMode === 'frequency' ? countTokens(loadTokenizer(input), (o.vocabCorpus ?? o.calib).flatMap((f) => readDocuments(f, o.calibField))) : undefined;
+  const keeps = budgets.map((b) => keepFor(src, b.vocab, o, counts));
 
-  // ── vocabulary ──
-  const tokenizer = () => loadTokenizer(input);
-  const counts = o.vocabMode === 'frequency' ? countTokens(tokenizer(), (o.vocabCorpus ?? o.calib).flatMap((f) => readDocuments(f, o.calibField))) : undefined;
-  const keep = hasTokenizer ? selectKeepSet(files, { size: budget.vocab, mode: o.vocabMode, counts, keepList: o.keepList }).keep : [...Array(spec.vocabSize).keys()];
-  const surgery = keep.length < spec.vocabSize ? pruneTokenizerFiles(files, keep) : null;
-  const rows = surgery ? embeddingRows(surgery.old2new) : null;
-  const kept = new Uint8Array(spec.vocabSize);
-  for (const id of keep) kept[id] = 1;
-  const keptVocabSha256 = createHash('sha256').update(Int32Array.from(keep)).digest('hex');
-
-  // ── scores ──
-  const needsActivations = o.method === 'shortgpt' || (budget.ffn < spec.intermediateSize && o.criterion === 'act2');
+  // ── scores: one layer-wise pass serves every candidate split ──
+  const ffnPruned = budgets.some((b) => b.ffn < spec.intermediateSize);
+  const needsActivations = o.method === 'shortgpt' || (ffnPruned && o.criterion === 'act2' && !o.scoresIn?.length);
   const weighting: Weighting = o.method === 'shortgpt' ? 'none' : o.weighting;
   let calibration: Calibration | null = null;
-  let scores: ChannelScores | null = null;
-  let calibrate = 0;
+  let scores: ChannelScores[] = [];
   if (o.scoresIn?.length) {
-    scores = sumScores(o.scoresIn, o.scoresIn.map(readScores));
-    checkScoresFit(scores, o.scoresIn[0], ckpt, o.method === 'shortgpt' ? null : o.criterion, weighting, keptVocabSha256);
-  } else if (needsActivations || budget.ffn < spec.intermediateSize) {
-    let layers: number[][];
-    let influence: number[] | null = null;
-    let weightTotal = 0;
-    if (needsActivations) {
-      calibration = buildCalibration(tokenizer(), o.calib, { samples: o.samples, seqLen: o.seqLen, seed: o.seed, field: o.calibField });
-      const engine = new Engine(ckpt, { threads: o.threads });
-      const result = await activationScores(engine, calibration.windows, positionWeights(calibration.windows, kept, weighting), (l, n) => o.onProgress?.('calibrate', l, n));
-      await engine.release();
-      ({ layers, influence, weightTotal } = result);
-    } else {
-      layers = o.criterion === 'magnitude' ? magnitudeScores(ckpt) : randomScores(spec.numLayers, spec.intermediateSize, o.seed);
-    }
-    calibrate = lap();
-    scores = {
-      format: SCORES_FORMAT,
-      model: { fingerprint: fingerprint(ckpt), numLayers: spec.numLayers, intermediateSize: spec.intermediateSize },
-      criterion: o.method === 'shortgpt' ? 'act2' : o.criterion,
-      weighting: needsActivations ? weighting : null,
-      keptVocabSha256: needsActivations && weighting !== 'none' ? keptVocabSha256 : null,
-      calibrations: calibration ? [{ sha256: calibration.sha256, samples: o.samples, seqLen: o.seqLen, seed: o.seed }] : [],
-      layers,
-      influence,
-      weightTotal,
-    };
-    if (o.scoresOut) writeFileSync(o.scoresOut, jsonText(scores));
+    check(!o.auto, '--auto computes its own scores; drop --scores-in');
+    const summed = sumScores(o.scoresIn, o.scoresIn.map(readScores));
+    checkScoresFit(summed, o.scoresIn[0], src.ckpt, o.method === 'shortgpt' ? null : o.criterion, weighting, keepHash(keeps[0]));
+    scores = [summed];
+  } else if (needsActivations) {
+    calibration = buildCalibration(loadTokenizer(input), o.calib, { samples: o.samples, seqLen: o.seqLen, seed: o.seed, field: o.calibField, holdOutChars: o.auto ? AUTO_HOLDOUT_CHARS : undefined });
+    scores = await activationScoresFor(src, calibration, keeps, weighting, o);
+  } else if (ffnPruned) {
+    const layers = o.criterion === 'magnitude' ? magnitudeScores(src.ckpt) : randomScores(spec.numLayers, spec.intermediateSize, o.seed);
+    scores = [scoresRecord(src, o.criterion, null, null, null, { layers, influence: null, weightTotal: 0 })];
   }
-  const channels = budget.ffn < spec.intermediateSize ? scores!.layers.map((s) => topChannels(s, budget.ffn)) : null;
-  const dropped = o.method === 'shortgpt' ? new Set(layersToDrop(blockInfluence(scores!.influence!, scores!.weightTotal), dropLayers)) : new Set<number>();
-  const score = lap();
+  const calibrate = clock.lap();
+  const planFor = (k: number): Plan => {
+    const s = scores[Math.min(k, scores.length - 1)];
+    const surgery = keeps[k].length < spec.vocabSize ? pruneTokenizerFiles(src.files, keeps[k]) : null;
+    const channels = budgets[k].ffn < spec.intermediateSize ? s.layers.map((l) => topChannels(l, budgets[k].ffn)) : null;
+    const dropped = dropLayers ? new Set(layersToDrop(blockInfluence(s.influence!, s.weightTotal), dropLayers)) : new Set<number>();
+    return { budget: budgets[k], keep: keeps[k], surgery, channels, dropped };
+  };
+  const score = clock.lap();
+
+  // ── --auto: write and measure each split, keep the best ──
+  let chosen = 0;
+  let auto: PruneReport['auto'] = null;
+  if (o.auto) {
+    const candidates: (AutoCandidate & { index: number })[] = [];
+    for (const [k, budget] of budgets.entries()) {
+      const dir = join(dirname(output), `.${output.split(/[\\/]/).pop()}.compact-auto-${process.pid}-${k}`);
+      try {
+        await writeDirAtomic(dir, { force: true, inputs: [input] }, (tmp) => writeCheckpointFiles(src, tmp, planFor(k)));
+        const candidate = openCheckpoint(dir);
+        const engine = new Engine(candidate, { threads: o.threads });
+        const metrics = await evaluateText(engine, encode(loadTokenizer(dir), calibration!.heldOut), Buffer.byteLength(calibration!.heldOut, 'utf8'));
+        await engine.release();
+        const removedRatio = 1 - countParams(candidate).total / src.before.total;
+        candidates.push({ index: k, vocabShare: shares![k], vocab: budget.vocab, ffn: budget.ffn, removedRatio, heldOutBitsPerByte: metrics.bitsPerByte });
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+      o.onProgress?.('search', k + 1, budgets.length);
+    }
+    candidates.sort((a, b) => a.heldOutBitsPerByte - b.heldOutBitsPerByte || a.index - b.index);
+    chosen = candidates[0].index;
+    auto = { heldOutChars: calibration!.heldOut.length, candidates: candidates.map(({ index: _index, ...c }) => c) };
+  }
+  const search = clock.lap();
+  const plan = planFor(chosen);
+  if (o.scoresOut && scores.length) writeFileSync(o.scoresOut, jsonText(scores[Math.min(chosen, scores.length - 1)]));
 
   // ── write ──
-  const edit = tensorEdit(ckpt, rows, channels, dropped);
   return writeDirAtomic(output, { force: o.force, inputs: [input] }, async (tmp) => {
-    await writeWeights(ckpt, tmp, edit, (d, t) => o.onProgress?.('write', d, t));
-    // Surgery's config.json has the vocabulary fields (vocab_size, bos/eos/pad ids) remapped.
-    const config: JsonObject = { ...((surgery?.files.config as JsonObject | undefined) ?? spec.raw), intermediate_size: budget.ffn, ...layerDropFields(spec, dropped) };
-    writeFileSync(join(tmp, 'config.json'), jsonText(config, floatPaths.config));
-    const rewritten = new Set(['config.json', 'README.md', 'compact.json']);
-    if (surgery) {
-      for (const [key, file] of Object.entries(TOKENIZER_FILES)) {
-        const value = surgery.files[key as keyof TokenizerFiles];
-        if (value == null || key === 'config') continue;
-        writeFileSync(join(tmp, file), jsonText(value, floatPaths[key as keyof TokenizerFiles]));
-        rewritten.add(file);
-      }
-    }
-    copyOtherFiles(ckpt, tmp, rewritten);
+    await writeCheckpointFiles(src, tmp, plan, (d, t) => o.onProgress?.('write', d, t));
     const after = countParams(openCheckpoint(tmp));
+    const usedScores = scores[Math.min(chosen, scores.length - 1)];
     const report: PruneReport = {
       input,
       output,
       method: o.method,
-      vocab: { before: spec.vocabSize, after: surgery ? surgery.vocabSize : spec.vocabSize, alwaysKept },
-      ffn: { before: spec.intermediateSize, after: budget.ffn },
-      layers: { before: spec.numLayers, after: spec.numLayers - dropped.size, dropped: [...dropped] },
-      parameters: { before, after, removedRatio: 1 - after.total / before.total },
+      vocab: { before: spec.vocabSize, after: plan.keep.length, alwaysKept: src.alwaysKept },
+      ffn: { before: spec.intermediateSize, after: plan.budget.ffn },
+      layers: { before: spec.numLayers, after: spec.numLayers - plan.dropped.size, dropped: [...plan.dropped] },
+      parameters: { before: src.before, after, removedRatio: 1 - after.total / src.before.total },
       calibration: calibration && {
         sha256: calibration.sha256,
         files: calibration.files,
@@ -209,16 +211,160 @@ export async function prune(input: string, output: string, o: PruneOptions): Pro
         seed: o.seed,
         corpusTokens: calibration.corpusTokens,
       },
-      criterion: channels ? scores!.criterion : null,
-      weighting: channels || dropped.size ? scores!.weighting : null,
-      seconds: { read, calibrate, score, write: lap(), total: (performance.now() - started) / 1000 },
+      criterion: plan.channels ? usedScores.criterion : null,
+      weighting: plan.channels || plan.dropped.size ? usedScores.weighting : null,
+      auto,
+      seconds: { read, calibrate, score, search, write: clock.lap(), total: clock.total() },
     };
     // Card and manifest hold no timings, so the same inputs give byte-identical directories.
     const { seconds: _timings, ...reproducible } = report;
     writeFileSync(join(tmp, 'README.md'), modelCard(report, o));
-    writeFileSync(join(tmp, 'compact.json'), jsonText({ tool: 'compact', version: o.version, command: o.commandLine, ...reproducible, old2new: surgery ? Array.from(surgery.old2new) : null, channels }));
+    const manifest = { tool: 'compact', version: o.version, command: o.commandLine, ...reproducible, old2new: plan.surgery ? Array.from(plan.surgery.old2new) : null, channels: plan.channels };
+    writeFileSync(join(tmp, 'compact.json'), jsonText(manifest));
     return report;
   });
+}
+
+function stopwatch(): { lap: () => number; total: () => number } {
+  const start = performance.now();
+  let last = start;
+  return {
+    lap() {
+      const now = performance.now();
+      const seconds = (now - last) / 1000;
+      last = now;
+      return seconds;
+    },
+    total: () => (performance.now() - start) / 1000,
+  };
+}
+
+function openSource(input: string, o: PruneOptions): Source {
+  const ckpt = openCheckpoint(input);
+  // Without tokenizer.json the vocabulary cannot be pruned (nor text calibrated), but FFN
+  // pruning by magnitude or from a scores file still works.
+  const { files, floatPaths } = readTokenizerFiles(input);
+  const alwaysKept = files.tokenizer != null ? selectKeepSet(files, { size: ckpt.spec.vocabSize, keepList: o.keepList }).alwaysKept : ckpt.spec.vocabSize;
+  return { input, ckpt, before: countParams(ckpt), files, floatPaths, alwaysKept };
+}
+
+/** The (V′, I′) to write: one, or one per --auto vocabulary share (shares listed for the report). */
+function planBudgets(src: Source, o: PruneOptions): { budgets: Budget[]; shares: number[] | null } {
+  const spec = src.ckpt.spec;
+  const full = { vocab: spec.vocabSize, ffn: spec.intermediateSize };
+  const roundTo = o.roundTo ?? defaultRoundTo(spec.intermediateSize);
+  const solve = (vocabShare: number | undefined) => solveBudget(spec, { ratio: o.ratio!, vocabShare, total: src.before.total, minVocab: src.alwaysKept, roundTo });
+  let budgets: Budget[];
+  let shares: number[] | null = null;
+  if (o.method === 'shortgpt') {
+    check(o.vocab == null && o.ffn == null, '--method shortgpt takes --ratio only');
+    budgets = [full];
+  } else if (o.auto) {
+    check(o.method === 'compact' && o.ratio != null && o.vocabShare == null && o.vocab == null && o.ffn == null, '--auto searches the vocabulary share of --ratio r for --method compact; drop --vocab, --ffn and --vocab-share');
+    const maxShare = Math.min(1, ((spec.vocabSize - src.alwaysKept) * spec.hiddenSize * (spec.tiedEmbeddings ? 1 : 2)) / (o.ratio * src.before.total));
+    shares = [...new Set(AUTO_SHARES.map((s) => Math.min(s, maxShare)))];
+    budgets = shares.map((s) => solve(s));
+  } else if (o.ratio != null) {
+    check(o.vocab == null && o.ffn == null, 'give either --ratio or --vocab/--ffn, not both');
+    budgets = [solve(o.method === 'vocab-only' ? 1 : o.method === 'ffn-only' ? 0 : o.vocabShare)];
+  } else {
+    check(o.vocab != null || o.ffn != null, 'give a budget: --ratio r, or --vocab V′ and/or --ffn I′');
+    budgets = [{ vocab: o.vocab ?? spec.vocabSize, ffn: o.ffn ?? spec.intermediateSize }];
+    check(o.method !== 'vocab-only' || budgets[0].ffn === spec.intermediateSize, '--method vocab-only does not take --ffn');
+    check(o.method !== 'ffn-only' || budgets[0].vocab === spec.vocabSize, '--method ffn-only does not take --vocab');
+  }
+  for (const b of budgets) {
+    check(Number.isSafeInteger(b.vocab) && b.vocab >= src.alwaysKept && b.vocab <= spec.vocabSize, `--vocab must be an integer in [${src.alwaysKept}, ${spec.vocabSize}] (${src.alwaysKept} tokens are always kept), got ${b.vocab}`);
+    check(Number.isSafeInteger(b.ffn) && b.ffn >= 1 && b.ffn <= spec.intermediateSize, `--ffn must be an integer in [1, ${spec.intermediateSize}], got ${b.ffn}`);
+  }
+  return { budgets, shares };
+}
+
+/** ShortGPT: how many whole layers --ratio removes. */
+function layersForRatio(src: Source, ratio: number | undefined): number {
+  check(ratio != null, '--method shortgpt needs --ratio');
+  const { ckpt, before } = src;
+  const perLayer = [...ckpt.tensors.values()].filter((t) => t.name.startsWith(layerPrefix(0))).reduce((n, t) => n + t.shape.reduce((a, b) => a * b, 1), 0);
+  const drop = Math.round((ratio * before.total) / perLayer);
+  const L = ckpt.spec.numLayers;
+  check(drop >= 1 && drop < L, `--ratio ${ratio} means dropping ${drop} of ${L} layers (${perLayer} parameters each); reachable: ${(perLayer / 2 / before.total).toFixed(3)} ≤ ratio < ${(((L - 0.5) * perLayer) / before.total).toFixed(3)}`);
+  return drop;
+}
+
+/** Old ids kept for V′ (all of them without a tokenizer). */
+function keepFor(src: Source, vocab: number, o: PruneOptions, counts: Float64Array | undefined): number[] {
+  if (src.files.tokenizer == null) return [...Array(src.ckpt.spec.vocabSize).keys()];
+  return selectKeepSet(src.files, { size: vocab, mode: o.vocabMode, counts, keepList: o.keepList }).keep;
+}
+
+const keepHash = (keep: number[]): string => createHash('sha256').update(Int32Array.from(keep)).digest('hex');
+
+/**
+ * Common act² for every candidate vocabulary in one pass. Tokens are grouped by the set of
+ * candidates that keep them; the graph sums h² per group, and candidate k's score is the sum
+ * over the groups that it keeps (binary), weighted by token frequency (frequency), or plain act² (none).
+ */
+async function activationScoresFor(src: Source, calibration: Calibration, keeps: number[][], weighting: Weighting, o: PruneOptions): Promise<ChannelScores[]> {
+  const V = src.ckpt.spec.vocabSize;
+  const membership = new Int32Array(V); // bit k: candidate k keeps the token
+  keeps.forEach((keep, k) => keep.forEach((id) => (membership[id] |= 1 << k)));
+  const masks = weighting === 'none' ? [0] : [...new Set(calibration.windows.flat().map((id) => membership[id]))].sort((a, b) => a - b);
+  const group = new Map(masks.map((m, g) => [m, g]));
+  const G = masks.length;
+  const frequency = new Float64Array(V);
+  if (weighting === 'frequency') for (const id of calibration.windows.flat()) frequency[id] += 1 / (calibration.windows.length * o.seqLen);
+  const statWeights = calibration.windows.map((w) => {
+    const weights = new Float32Array(w.length * G); // [T, G]
+    w.forEach((id, t) => (weights[t * G + (weighting === 'none' ? 0 : group.get(membership[id])!)] = weighting === 'frequency' ? frequency[id] : 1));
+    return weights;
+  });
+  const engine = new Engine(src.ckpt, { threads: o.threads });
+  const pass = await activationScores(engine, calibration.windows, statWeights, G, (l, n) => o.onProgress?.('calibrate', l, n));
+  await engine.release();
+  const I = src.ckpt.spec.intermediateSize;
+  return keeps.map((keep, k) => {
+    const included = masks.map((m) => weighting === 'none' || (m & (1 << k)) !== 0);
+    const layers = pass.act2.map((a) => Array.from({ length: I }, (_, j) => masks.reduce((sum, _m, g) => (included[g] ? sum + a[g * I + j] : sum), 0)));
+    check(layers.some((l) => l.some((v) => v > 0)), `no calibration token is kept in a vocabulary of ${keep.length}, so common act² has nothing to count; keep more vocabulary or use --weighting none`);
+    return scoresRecord(src, 'act2', weighting, weighting === 'none' ? null : keepHash(keep), calibration, { layers, influence: pass.influence, weightTotal: pass.weightTotal });
+  });
+}
+
+function scoresRecord(
+  src: Source,
+  criterion: Criterion,
+  weighting: Weighting | null,
+  keptVocabSha256: string | null,
+  calibration: Calibration | null,
+  values: Pick<ChannelScores, 'layers' | 'influence' | 'weightTotal'>,
+): ChannelScores {
+  const { spec } = src.ckpt;
+  return {
+    format: SCORES_FORMAT,
+    model: { fingerprint: fingerprint(src.ckpt), numLayers: spec.numLayers, intermediateSize: spec.intermediateSize },
+    criterion,
+    weighting,
+    keptVocabSha256,
+    calibrations: calibration ? [{ sha256: calibration.sha256, samples: calibration.options.samples, seqLen: calibration.options.seqLen, seed: calibration.options.seed }] : [],
+    ...values,
+  };
+}
+
+/** Weights, config.json, tokenizer files and the rest of the source's files, for one plan. */
+async function writeCheckpointFiles(src: Source, dir: string, plan: Plan, onTensor?: (done: number, total: number) => void): Promise<void> {
+  const spec = src.ckpt.spec;
+  await writeWeights(src.ckpt, dir, tensorEdit(src.ckpt, plan), onTensor);
+  // Surgery's config.json has the vocabulary fields (vocab_size, bos/eos/pad ids) remapped.
+  const config: JsonObject = { ...((plan.surgery?.files.config as JsonObject | undefined) ?? spec.raw), intermediate_size: plan.budget.ffn, ...layerDropFields(spec, plan.dropped) };
+  writeFileSync(join(dir, 'config.json'), jsonText(config, src.floatPaths.config));
+  const rewritten = new Set(['config.json', 'README.md', 'compact.json']);
+  for (const [key, file] of Object.entries(TOKENIZER_FILES) as [keyof TokenizerFiles, string][]) {
+    const value = plan.surgery?.files[key];
+    if (value == null || key === 'config') continue;
+    writeFileSync(join(dir, file), jsonText(value, src.floatPaths[key]));
+    rewritten.add(file);
+  }
+  copyOtherFiles(src.ckpt, dir, rewritten);
 }
 
 const TOKENIZER_FILES: Record<keyof TokenizerFiles, string> = {
@@ -230,9 +376,9 @@ const TOKENIZER_FILES: Record<keyof TokenizerFiles, string> = {
 };
 
 /** The tokenizer and config files, parsed, with their float-literal paths (see util/json-text.ts). */
-function readTokenizerFiles(dir: string): { files: TokenizerFiles; floatPaths: Partial<Record<keyof TokenizerFiles, Set<string>>> } {
+function readTokenizerFiles(dir: string): Pick<Source, 'files' | 'floatPaths'> {
   const files: TokenizerFiles = {};
-  const floatPaths: Partial<Record<keyof TokenizerFiles, Set<string>>> = {};
+  const floatPaths: Source['floatPaths'] = {};
   for (const [key, file] of Object.entries(TOKENIZER_FILES) as [keyof TokenizerFiles, string][]) {
     if (!existsSync(join(dir, file))) continue;
     const doc = readJsonDocument(join(dir, file));
@@ -251,17 +397,18 @@ function embeddingRows(old2new: Int32Array): Int32Array {
   return Int32Array.from(rows);
 }
 
-function tensorEdit(ckpt: Checkpoint, rows: Int32Array | null, channels: number[][] | null, dropped: Set<number>): TensorEdit {
+function tensorEdit(ckpt: Checkpoint, plan: Plan): TensorEdit {
   const L = ckpt.spec.numLayers;
+  const rows = plan.surgery ? embeddingRows(plan.surgery.old2new) : null;
   return (info) => {
-    const name = renumberLayerTensor(info.name, dropped, L);
+    const name = renumberLayerTensor(info.name, plan.dropped, L);
     if (name == null) return null;
     if (rows && (info.name === EMBED || info.name === LM_HEAD)) {
       return { name, shape: [rows.length, info.shape[1]], bytes: () => sliceRows(readTensorBytes(info), info.shape, rows) };
     }
     const layer = /^model\.layers\.(\d+)\.mlp\./.exec(info.name);
-    if (channels && layer) {
-      const keep = channels[Number(layer[1])];
+    if (plan.channels && layer) {
+      const keep = plan.channels[Number(layer[1])];
       const suffix = info.name.slice(info.name.indexOf('mlp.'));
       if (suffix === LAYER_TENSORS.down) return { name, shape: [info.shape[0], keep.length], bytes: () => sliceColumns(readTensorBytes(info), info.shape, info.dtype, keep) };
       if (suffix !== LAYER_TENSORS.downBias) return { name, shape: [keep.length, ...info.shape.slice(1)], bytes: () => sliceRows(readTensorBytes(info), info.shape, keep) };

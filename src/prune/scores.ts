@@ -34,30 +34,17 @@ export interface ChannelScores {
   weightTotal: number;
 }
 
-/** w_t for every calibration position: binary (kept or not), frequency (kept × relative frequency), none (1). */
-export function positionWeights(windows: number[][], kept: Uint8Array, weighting: Weighting): Float32Array[] {
-  const counts = new Map<number, number>();
-  let total = 0;
-  if (weighting === 'frequency') {
-    for (const w of windows) for (const id of w) counts.set(id, (counts.get(id) ?? 0) + 1);
-    total = windows.reduce((n, w) => n + w.length, 0);
-  }
-  return windows.map((w) =>
-    Float32Array.from(w, (id) => (weighting === 'none' ? 1 : !kept[id] ? 0 : weighting === 'binary' ? 1 : counts.get(id)! / total)),
-  );
-}
-
-/** One layer-wise pass of the unpruned model; act² and block influence reduced in the graph. */
+/** One layer-wise pass of the unpruned model; act² ([G, I] per layer) and block influence reduced in the graph. */
 export async function activationScores(
   engine: Engine,
   windows: number[][],
   weights: Float32Array[],
+  groups = 1,
   onLayer?: (layer: number, layers: number) => void,
-): Promise<Pick<ChannelScores, 'layers' | 'influence' | 'weightTotal'>> {
-  const { act2, influence } = await engine.forward(windows, { statWeights: weights, onLayer });
+): Promise<{ act2: Float64Array[]; influence: number[]; weightTotal: number }> {
+  const { act2, influence } = await engine.forward(windows, { statWeights: weights, statGroups: groups, onLayer });
   const weightTotal = weights.reduce((n, w) => n + w.reduce((a, b) => a + b, 0), 0);
-  check(weightTotal > 0, 'every calibration token is pruned from the vocabulary, so common act² has nothing to count; keep more vocabulary or use --weighting none');
-  return { layers: act2!.map((a) => Array.from(a)), influence: influence!, weightTotal };
+  return { act2: act2!, influence: influence!, weightTotal };
 }
 
 /** Weight magnitude: Σ of squares of gate row j, up row j and down column j. */

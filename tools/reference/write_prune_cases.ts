@@ -10,7 +10,6 @@ import { join } from 'node:path';
 import { main } from '../../src/cli/main.js';
 import { loadTokenizer } from '../../src/model/tokenizer.js';
 import { buildCalibration } from '../../src/prune/calibration.js';
-import { positionWeights } from '../../src/prune/scores.js';
 
 const out = process.argv[2] ?? '.tmp/prune-cases';
 const cases = JSON.parse(readFileSync('test/fixtures/pruned/cases.json', 'utf8')) as { name: string; source: string; args: string[] }[];
@@ -28,6 +27,5 @@ const act2Case = cases.find((c) => c.name === 'stories260K-compact')!;
 const arg = (flag: string) => act2Case.args[act2Case.args.indexOf(flag) + 1];
 const calibration = buildCalibration(loadTokenizer(act2Case.source), [arg('--calib')], { samples: Number(arg('--samples')), seqLen: Number(arg('--seq-len')), seed: 0, field: 'text' });
 const manifest = JSON.parse(readFileSync(join(out, act2Case.name, 'compact.json'), 'utf8')) as { old2new: number[] };
-const kept = Uint8Array.from(manifest.old2new, (n) => (n >= 0 ? 1 : 0));
-const weights = positionWeights(calibration.windows, kept, 'binary');
+const weights = calibration.windows.map((w) => Float32Array.from(w, (id) => (manifest.old2new[id] >= 0 ? 1 : 0)));
 writeFileSync(join(out, 'act2-case.json'), JSON.stringify({ source: act2Case.source, windows: calibration.windows, weights: weights.map((w) => Array.from(w)) }));
