@@ -2,6 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { CompactError } from '../util/errors.js';
+import { registerCompare } from './compare.js';
 import { registerEval } from './eval.js';
 import { registerInspect } from './inspect.js';
 import { registerPrune, registerPruneVocab } from './prune.js';
@@ -19,6 +20,7 @@ export async function main(argv: string[]): Promise<number> {
   registerEval(program);
   registerPrune(program, VERSION, argv);
   registerPruneVocab(program, VERSION, argv);
+  registerCompare(program, VERSION, argv);
   try {
     await program.parseAsync(argv);
     return 0;

@@ -1,0 +1,79 @@
+import { writeFileSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import type { Command } from 'commander';
+import { STUDY_METHOD_NAMES } from '../study/methods.js';
+import { studyCsv, studyHtml, studyMarkdown } from '../study/report.js';
+import { runStudy } from '../study/study.js';
+import { writeDirAtomic } from '../util/atomic-dir.js';
+import { CompactError } from '../util/errors.js';
+import { jsonText } from '../util/json-text.js';
+import { readTextFile, positiveInt } from './eval.js';
+import { progressBar } from './progress.js';
+import { DEFAULT_CALIBRATION } from './prune.js';
+
+interface CompareFlags {
+  output: string;
+  ratios: string;
+  methods: string;
+  evalText: string[];
+  calib: string[];
+  calibField: string;
+  samples: string;
+  seqLen: string;
+  seed: string;
+  threads?: string;
+  force?: boolean;
+  json?: boolean;
+}
+
+export function registerCompare(program: Command, version: string, argv: string[]): void {
+  program
+    .command('compare')
+    .description('study: prune one model with several methods × ratios, measure bits per byte, write a report (Markdown, HTML with plots, JSON, CSV)')
+    .argument('<dir>', 'Hugging Face checkpoint directory')
+    .requiredOption('-o, --output <dir>', 'report directory (written atomically)')
+    .requiredOption('--eval-text <file...>', 'held-out text(s) measured in bits per byte (never the calibration text)')
+    .option('--ratios <list>', 'fractions of parameters to remove', '0.1,0.2,0.3,0.4,0.5')
+    .option('--methods <list>', `methods, from: ${STUDY_METHOD_NAMES.join(', ')}`, STUDY_METHOD_NAMES.join(','))
+    .option('--calib <file...>', 'calibration text (default: the bundled TinyStories text)', [DEFAULT_CALIBRATION])
+    .option('--calib-field <name>', 'JSONL field holding the text', 'text')
+    .option('--samples <n>', 'calibration windows', '16')
+    .option('--seq-len <n>', 'tokens per calibration window', '512')
+    .option('--seed <n>', 'seed', '0')
+    .option('--threads <n>', 'ONNX Runtime intra-op threads (default: all cores)')
+    .option('--force', 'replace the report directory if it exists')
+    .option('--json', 'print the rows as JSON')
+    .action(async (dir: string, f: CompareFlags) => {
+      const methods = f.methods.split(',').map((m) => m.trim());
+      const unknown = methods.filter((m) => !STUDY_METHOD_NAMES.includes(m));
+      if (unknown.length) throw new CompactError(`unknown method(s) ${unknown.join(', ')}; known: ${STUDY_METHOD_NAMES.join(', ')}`);
+      const ratios = f.ratios.split(',').map((r) => Number(r));
+      if (ratios.some((r) => !(r > 0 && r < 1))) throw new CompactError(`--ratios must be numbers in (0, 1), got ${f.ratios}`);
+      const evalTexts = f.evalText.map((file) => ({ name: basename(file).replace(/\.[^.]+$/, ''), text: readTextFile(file) }));
+      const bar = progressBar('study', !f.json);
+      const command = ['compact', ...argv.slice(2)].join(' ');
+      const rows = await runStudy(dir, {
+        methods,
+        ratios,
+        evalTexts,
+        base: {
+          vocabMode: 'rank', weighting: 'binary', criterion: 'act2', calib: f.calib, calibField: f.calibField,
+          samples: positiveInt(f.samples, '--samples'), seqLen: positiveInt(f.seqLen, '--seq-len'), seed: Number(f.seed) | 0,
+          threads: f.threads ? positiveInt(f.threads, '--threads') : undefined,
+        },
+        version,
+        workDir: dirname(f.output),
+        onCell: (done, total) => bar.update(done, total),
+      });
+      bar.stop();
+      const meta = { model: dir, calibration: `${f.calib.join(', ')} (${f.samples} × ${f.seqLen} tokens, seed ${f.seed})`, command, version };
+      await writeDirAtomic(f.output, { force: f.force, inputs: [dir] }, (tmp) => {
+        writeFileSync(join(tmp, 'study.json'), jsonText({ ...meta, rows }));
+        writeFileSync(join(tmp, 'study.csv'), studyCsv(rows));
+        writeFileSync(join(tmp, 'study.md'), studyMarkdown(rows, meta));
+        writeFileSync(join(tmp, 'study.html'), studyHtml(rows, meta));
+      });
+      if (f.json) console.log(JSON.stringify(rows, null, 2));
+      else console.log(`${studyMarkdown(rows, meta)}\nreport: ${join(f.output, 'study.html')}`);
+    });
+}

@@ -1,0 +1,85 @@
+/**
+ * A grid of methods × ratios on one model and calibration set: each cell is pruned with the same
+ * pipeline, measured in bits per byte on each evaluation text, then deleted (only numbers stay).
+ * An unreachable cell (e.g. a vocabulary that cannot give that much) is recorded with the reason.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { Engine } from '../engine/engine.js';
+import { evaluateText } from '../eval/text-metrics.js';
+import { openCheckpoint } from '../model/checkpoint.js';
+import { countParams, type ParamCount } from '../model/param-count.js';
+import { encode, loadTokenizer } from '../model/tokenizer.js';
+import { prune, type PruneOptions } from '../prune/prune.js';
+import { CompactError } from '../util/errors.js';
+import { STUDY_METHODS } from './methods.js';
+
+export interface StudyOptions {
+  methods: string[];
+  ratios: number[];
+  /** Texts measured in bits per byte (name → contents). */
+  evalTexts: { name: string; text: string }[];
+  /** Prune options shared by every cell (calibration, seed, threads…). */
+  base: Omit<PruneOptions, 'method' | 'ratio' | 'commandLine' | 'version'>;
+  version: string;
+  /** Scratch space for the pruned checkpoints (each removed after measuring). */
+  workDir: string;
+  onCell?: (done: number, total: number, label: string) => void;
+}
+
+export interface StudyRow {
+  method: string;
+  /** Target ratio (0 for the dense model). */
+  ratio: number;
+  removedRatio: number | null;
+  vocab: number | null;
+  ffn: number | null;
+  layers: number | null;
+  parameters: ParamCount | null;
+  bitsPerByte: Record<string, number>;
+  pruneSeconds: number | null;
+  /** Why the cell could not be produced (unreachable budget…). */
+  error: string | null;
+}
+
+export async function runStudy(dir: string, o: StudyOptions): Promise<StudyRow[]> {
+  const measure = async (modelDir: string): Promise<Record<string, number>> => {
+    const engine = new Engine(openCheckpoint(modelDir), { threads: o.base.threads });
+    const tokenizer = loadTokenizer(modelDir);
+    const out: Record<string, number> = {};
+    for (const { name, text } of o.evalTexts) out[name] = (await evaluateText(engine, encode(tokenizer, text), Buffer.byteLength(text, 'utf8'))).bitsPerByte;
+    await engine.release();
+    return out;
+  };
+  const ckpt = openCheckpoint(dir);
+  const dense: StudyRow = {
+    method: 'dense', ratio: 0, removedRatio: 0, vocab: ckpt.spec.vocabSize, ffn: ckpt.spec.intermediateSize, layers: ckpt.spec.numLayers,
+    parameters: countParams(ckpt), bitsPerByte: await measure(dir), pruneSeconds: null, error: null,
+  };
+  const rows: StudyRow[] = [dense];
+  const scratch = mkdtempSync(join(o.workDir, '.compact-study-'));
+  const cells = o.methods.flatMap((m) => o.ratios.map((r) => [m, r] as const));
+  try {
+    for (const [index, [name, ratio]] of cells.entries()) {
+      const method = STUDY_METHODS.find((m) => m.name === name)!;
+      const out = join(scratch, `${name}-${ratio}`);
+      o.onCell?.(index, cells.length, `${name} @ ${ratio}`);
+      try {
+        const report = await prune(dir, out, { ...o.base, ...method.options, ratio, commandLine: `compact compare (${name}, ratio ${ratio})`, version: o.version } as PruneOptions);
+        rows.push({
+          method: name, ratio, removedRatio: report.parameters.removedRatio, vocab: report.vocab.after, ffn: report.ffn.after, layers: report.layers.after,
+          parameters: report.parameters.after, bitsPerByte: await measure(out), pruneSeconds: report.seconds.total, error: null,
+        });
+      } catch (e) {
+        if (!(e instanceof CompactError)) throw e;
+        rows.push({ method: name, ratio, removedRatio: null, vocab: null, ffn: null, layers: null, parameters: null, bitsPerByte: {}, pruneSeconds: null, error: e.message });
+      } finally {
+        rmSync(out, { recursive: true, force: true });
+      }
+    }
+    o.onCell?.(cells.length, cells.length, 'done');
+  } finally {
+    rmSync(scratch, { recursive: true, force: true });
+  }
+  return rows;
+}
