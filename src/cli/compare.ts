@@ -1,5 +1,5 @@
 import { writeFileSync } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+import { basename, dirname, isAbsolute, join, relative } from 'node:path';
 import type { Command } from 'commander';
 import { STUDY_METHOD_NAMES } from '../study/methods.js';
 import { studyCsv, studyHtml, studyMarkdown } from '../study/report.js';
@@ -66,7 +66,8 @@ export function registerCompare(program: Command, version: string, argv: string[
         onCell: (done, total) => bar.update(done, total),
       });
       bar.stop();
-      const meta = { model: dir, calibration: `${f.calib.join(', ')} (${f.samples} × ${f.seqLen} tokens, seed ${f.seed})`, command, version };
+      const shown = (path: string) => (isAbsolute(path) && path.startsWith(process.cwd()) ? relative(process.cwd(), path) : path);
+      const meta = { model: shown(dir), calibration: `${f.calib.map(shown).join(', ')} (${f.samples} × ${f.seqLen} tokens, seed ${f.seed})`, command, version };
       await writeDirAtomic(f.output, { force: f.force, inputs: [dir] }, (tmp) => {
         writeFileSync(join(tmp, 'study.json'), jsonText({ ...meta, rows }));
         writeFileSync(join(tmp, 'study.csv'), studyCsv(rows));

@@ -25,7 +25,7 @@ import { countTokens } from '../vocab/count-tokens.js';
 import { selectKeepSet, type KeepMode } from '../vocab/keep-set.js';
 import { pruneTokenizerFiles, type SurgeryResult } from '../vocab/surgery.js';
 import type { JsonObject, TokenizerFiles } from '../vocab/tokenizer-json.js';
-import { type Budget, defaultRoundTo, solveBudget, vocabRowParams } from './budget.js';
+import { type Budget, channelParams, defaultRoundTo, solveBudget, vocabRowParams } from './budget.js';
 import { buildCalibration, readDocuments, type Calibration } from './calibration.js';
 import { blockInfluence, layerDropFields, layersToDrop, renumberLayerTensor } from './layer-drop.js';
 import { modelCard } from './model-card.js';
@@ -261,8 +261,12 @@ function planBudgets(src: Source, o: PruneOptions): { budgets: Budget[]; shares:
     budgets = [full];
   } else if (o.auto) {
     check(o.method === 'compact' && o.ratio != null && o.vocabShare == null && o.vocab == null && o.ffn == null, '--auto searches the vocabulary share of --ratio r for --method compact; drop --vocab, --ffn and --vocab-share');
-    const maxShare = Math.min(1, ((spec.vocabSize - src.alwaysKept) * vocabRowParams(spec)) / (o.ratio * src.before.total));
-    shares = [...new Set(AUTO_SHARES.map((s) => Math.min(s, maxShare)))];
+    // Shares outside [min, max] are unreachable: the vocabulary (or the FFN) cannot give that much.
+    const target = o.ratio * src.before.total;
+    const maxShare = Math.min(1, ((spec.vocabSize - src.alwaysKept) * vocabRowParams(spec)) / target);
+    const minShare = Math.max(0, 1 - ((spec.intermediateSize - roundTo) * channelParams(spec)) / target);
+    check(minShare <= maxShare, `--ratio ${o.ratio} is unreachable: vocabulary and FFN together can give at most ${(((maxShare * target) + (spec.intermediateSize - roundTo) * channelParams(spec)) / src.before.total).toFixed(3)} of the parameters`);
+    shares = [...new Set(AUTO_SHARES.map((s) => Math.min(maxShare, Math.max(minShare, s))))];
     budgets = shares.map((s) => solve(s));
   } else if (o.ratio != null) {
     check(o.vocab == null && o.ffn == null, 'give either --ratio or --vocab/--ffn, not both');

@@ -3,7 +3,7 @@
  * pipeline, measured in bits per byte on each evaluation text, then deleted (only numbers stay).
  * An unreachable cell (e.g. a vocabulary that cannot give that much) is recorded with the reason.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { Engine } from '../engine/engine.js';
 import { evaluateText } from '../eval/text-metrics.js';
@@ -57,6 +57,7 @@ export async function runStudy(dir: string, o: StudyOptions): Promise<StudyRow[]
     parameters: countParams(ckpt), bitsPerByte: await measure(dir), pruneSeconds: null, error: null,
   };
   const rows: StudyRow[] = [dense];
+  mkdirSync(o.workDir, { recursive: true });
   const scratch = mkdtempSync(join(o.workDir, '.compact-study-'));
   const cells = o.methods.flatMap((m) => o.ratios.map((r) => [m, r] as const));
   try {
