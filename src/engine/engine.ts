@@ -27,8 +27,22 @@ export interface ForwardRequest {
   statWeights?: Float32Array[];
   /** G: how many weightings statWeights holds per position (default 1). */
   statGroups?: number;
-  /** Per sequence, the token whose log-probability to return at each position (−1: none). */
+  /**
+   * Per sequence, the tokens whose log-probabilities to return: K = targetGroups per position
+   * ([T, K] row-major, −1: none). The head runs only on positions with a target (unless logits
+   * are requested), so scoring a few continuation tokens after a long context costs little.
+   */
   targets?: Int32Array[];
+  /** K: candidate targets per position (default 1), e.g. several one-token answers after one shared input. */
+  targetGroups?: number;
+  /**
+   * Per sequence, a token tree instead of a chain: the parent index of each token (−1: the token
+   * starts a new chain at position 0; a parent precedes its children). A token sits at position =
+   * its depth and attends to its ancestors and itself only, so one run can hold several sequences
+   * that share prefixes (a prompt and each of its answers) without computing the prefix twice.
+   * A sequence with a tree runs alone in its micro-batch.
+   */
+  parents?: (Int32Array | undefined)[];
   /** Return full logits [T, V] per sequence (small models and tests only). */
   logits?: boolean;
   /** Called after each layer has processed every micro-batch. */
@@ -40,8 +54,10 @@ export interface ForwardResult {
   act2?: Float64Array[];
   /** Per layer, Σ_t w_t·(1 − cos(layer input, layer output)). */
   influence?: number[];
-  /** Per sequence, log p(target) at each position (NaN where the target was −1). */
+  /** Per sequence, log p(target) per position and group ([T, K]; NaN where the target was −1). */
   logprobs?: Float32Array[];
+  /** Per sequence, the greedy (argmax) token at each position that had a target (−1 elsewhere). */
+  argmax?: Int32Array[];
   /** Per sequence, logits [T, V]. */
   logits?: Float32Array[];
   /** Wall time: reading and widening weights, running layers, running the head. */
@@ -54,6 +70,8 @@ interface MicroBatch {
   length: number;
   hidden: ort.Tensor; // [B, T, D]
   statWeights?: ort.Tensor; // [B, T, G]
+  /** Token tree of its only sequence (see ForwardRequest.parents), with its position feeds per layer kind. */
+  tree?: { parents: Int32Array; depths: Int32Array; feeds: Map<string, Record<string, ort.Tensor>> };
 }
 
 export class Engine {
@@ -79,7 +97,7 @@ export class Engine {
     }
     const stats = request.statWeights != null;
     const groups = request.statGroups ?? 1;
-    const batches = this.makeMicroBatches(sequences, request.statWeights, groups);
+    const batches = this.makeMicroBatches(sequences, request.statWeights, groups, request.parents);
     const session = await this.layerSession(stats);
     const timings = { loadMs: 0, layersMs: 0, headMs: 0 };
     const result: ForwardResult = stats ? { act2: [], influence: [], timings } : { timings };
@@ -92,7 +110,7 @@ export class Engine {
       const act2 = new Float64Array(groups * spec.intermediateSize);
       let influence = 0;
       for (const batch of batches) {
-        const feeds: Record<string, ort.Tensor> = { ...weights, hidden: batch.hidden, ...this.positionFeeds(layer, batch.length) };
+        const feeds: Record<string, ort.Tensor> = { ...weights, hidden: batch.hidden, ...(batch.tree ? this.treeFeeds(layer, batch.tree) : this.positionFeeds(layer, batch.length)) };
         if (batch.statWeights) feeds.statWeights = batch.statWeights;
         const out = await session.run(feeds);
         batch.hidden = out.hidden_out;
@@ -117,8 +135,8 @@ export class Engine {
     return result;
   }
 
-  /** Groups sequences (longest first) into right-padded micro-batches of about tokensPerRun tokens. */
-  private makeMicroBatches(sequences: number[][], statWeights: Float32Array[] | undefined, groups: number): MicroBatch[] {
+  /** Groups sequences (longest first) into right-padded micro-batches of about tokensPerRun tokens; a sequence with a tree runs alone. */
+  private makeMicroBatches(sequences: number[][], statWeights: Float32Array[] | undefined, groups: number, parents: (Int32Array | undefined)[] | undefined): MicroBatch[] {
     const D = this.spec.hiddenSize;
     const budget = this.options.tokensPerRun ?? 2048;
     const order = sequences.map((_, i) => i).sort((a, b) => sequences[b].length - sequences[a].length || a - b);
@@ -127,7 +145,12 @@ export class Engine {
     const batches: MicroBatch[] = [];
     for (let start = 0; start < order.length; ) {
       const length = sequences[order[start]].length;
-      const count = Math.max(1, Math.min(order.length - start, Math.floor(budget / length)));
+      const parentsOfFirst = parents?.[order[start]];
+      const tree = parentsOfFirst ? treeOf(parentsOfFirst, length, order[start]) : undefined;
+      let count = tree ? 1 : Math.max(1, Math.min(order.length - start, Math.floor(budget / length)));
+      for (let i = 1; i < count; i++) {
+        if (parents?.[order[start + i]]) count = i; // trees run alone
+      }
       const members = order.slice(start, start + count);
       start += count;
       const hidden = new Float32Array(count * length * D); // [B, T, D], padding stays 0
@@ -149,6 +172,7 @@ export class Engine {
         length,
         hidden: new ort.Tensor('float32', hidden, [count, length, D]),
         statWeights: weights && new ort.Tensor('float32', weights, [count, length, groups]),
+        tree,
       });
     }
     return batches;
@@ -174,46 +198,118 @@ export class Engine {
     return feeds;
   }
 
-  /** Runs the head over each micro-batch's rows (padding included, ignored), in chunks of bounded logits memory. */
-  private async runHead(sequences: number[][], batches: MicroBatch[], request: ForwardRequest): Promise<Pick<ForwardResult, 'logprobs' | 'logits'>> {
+  /** RoPE rows gathered at each token's depth, and the ancestor mask (within the layer's window). */
+  private treeFeeds(layer: number, tree: NonNullable<MicroBatch['tree']>): Record<string, ort.Tensor> {
+    const spec = this.spec;
+    const layerSpec = spec.layers[layer];
+    const key = JSON.stringify(layerSpec);
+    let feeds = tree.feeds.get(key);
+    if (!feeds) {
+      const { parents, depths } = tree;
+      const T = parents.length;
+      const hd = spec.headDim;
+      const table = ropeTables(layerSpec.rope, hd, depths.reduce((a, b) => Math.max(a, b), 0) + 1);
+      const cos = new Float32Array(T * hd);
+      const sin = new Float32Array(T * hd);
+      const mask = new Float32Array(T * T).fill(-Infinity); // [T, T]
+      for (let q = 0; q < T; q++) {
+        cos.set(table.cos.subarray(depths[q] * hd, (depths[q] + 1) * hd), q * hd);
+        sin.set(table.sin.subarray(depths[q] * hd, (depths[q] + 1) * hd), q * hd);
+        for (let k = q; k >= 0; k = parents[k]) {
+          if (layerSpec.window == null || depths[q] - depths[k] < layerSpec.window) mask[q * T + k] = 0;
+        }
+      }
+      feeds = {
+        cos: new ort.Tensor('float32', cos, [T, 1, hd]),
+        sin: new ort.Tensor('float32', sin, [T, 1, hd]),
+        mask: new ort.Tensor('float32', mask, [T, T]),
+      };
+      tree.feeds.set(key, feeds);
+    }
+    return feeds;
+  }
+
+  /**
+   * Runs the head in chunks of bounded logits memory: over every row of each micro-batch when
+   * logits are requested, else only over the rows (positions) that have a target.
+   */
+  private async runHead(sequences: number[][], batches: MicroBatch[], request: ForwardRequest): Promise<Pick<ForwardResult, 'logprobs' | 'argmax' | 'logits'>> {
     const { hiddenSize: D, vocabSize: V } = this.spec;
+    const K = request.targetGroups ?? 1;
+    check(Number.isSafeInteger(K) && K > 0, `targetGroups must be a positive integer, got ${K}`);
     const session = await (this.headSession ??= this.createSession(buildHeadGraph(this.spec)));
     const head = this.headWeights();
     const logprobs: Float32Array[] = [];
+    const argmax: Int32Array[] = [];
     const logits: Float32Array[] = [];
     const rowsPerRun = Math.max(1, Math.floor((1 << 26) / V)); // ≤ 256 MB of logits per run
     for (const batch of batches) {
       const T = batch.length;
       const rows = batch.members.length * T;
       const hidden = batch.hidden.data as Float32Array; // [B·T, D]
-      const targets = new Int32Array(rows).fill(-1); // [B·T]
+      const targets = new Int32Array(rows * K).fill(-1); // [B·T, K]
       for (const [b, s] of batch.members.entries()) {
         const seqTargets = request.targets?.[s];
         if (!seqTargets) continue;
-        check(seqTargets.length === sequences[s].length, `targets of sequence ${s} has ${seqTargets.length} entries for ${sequences[s].length} tokens`);
-        targets.set(seqTargets, b * T);
+        check(seqTargets.length === sequences[s].length * K, `targets of sequence ${s} has ${seqTargets.length} entries for ${sequences[s].length} tokens × ${K} groups`);
+        targets.set(seqTargets, b * T * K);
       }
-      const batchLogprobs = new Float32Array(rows).fill(NaN);
+      // Rows the head runs on: all of them for logits, else those with at least one target.
+      let selected: Int32Array;
+      if (request.logits) selected = Int32Array.from({ length: rows }, (_, r) => r);
+      else {
+        const picked: number[] = [];
+        for (let r = 0; r < rows; r++) {
+          for (let k = 0; k < K; k++) {
+            if (targets[r * K + k] >= 0) {
+              picked.push(r);
+              break;
+            }
+          }
+        }
+        selected = Int32Array.from(picked);
+      }
+      const batchLogprobs = new Float32Array(rows * K).fill(NaN);
+      const batchArgmax = new Int32Array(rows).fill(-1);
       const batchLogits = request.logits ? new Float32Array(rows * V) : undefined;
-      for (let r0 = 0; r0 < rows; r0 += rowsPerRun) {
-        const n = Math.min(rowsPerRun, rows - r0);
-        const ids = new BigInt64Array(n);
-        for (let i = 0; i < n; i++) ids[i] = BigInt(Math.max(0, targets[r0 + i]));
+      for (let i0 = 0; i0 < selected.length; i0 += rowsPerRun) {
+        const n = Math.min(rowsPerRun, selected.length - i0);
+        const first = selected[i0];
+        const contiguous = selected[i0 + n - 1] - first === n - 1;
+        let x: Float32Array;
+        if (contiguous) x = hidden.subarray(first * D, (first + n) * D);
+        else {
+          x = new Float32Array(n * D); // [n, D] gathered rows
+          for (let i = 0; i < n; i++) x.set(hidden.subarray(selected[i0 + i] * D, (selected[i0 + i] + 1) * D), i * D);
+        }
+        const ids = new BigInt64Array(n * K); // [n, K]
+        for (let i = 0; i < n; i++) for (let k = 0; k < K; k++) ids[i * K + k] = BigInt(Math.max(0, targets[selected[i0 + i] * K + k]));
         const out = await session.run(
-          { hidden: new ort.Tensor('float32', hidden.subarray(r0 * D, (r0 + n) * D), [n, D]), norm: head.norm, head: head.weight, targets: new ort.Tensor('int64', ids, [n]) },
-          batchLogits ? ['logits', 'targetLogprobs'] : ['targetLogprobs'],
+          { hidden: new ort.Tensor('float32', x, [n, D]), norm: head.norm, head: head.weight, targets: new ort.Tensor('int64', ids, [n, K]) },
+          batchLogits ? ['logits', 'targetLogprobs', 'argmax'] : ['targetLogprobs', 'argmax'],
         );
         const lp = out.targetLogprobs.data as Float32Array;
-        for (let i = 0; i < n; i++) if (targets[r0 + i] >= 0) batchLogprobs[r0 + i] = lp[i];
-        batchLogits?.set(out.logits.data as Float32Array, r0 * V);
+        const am = out.argmax.data as BigInt64Array;
+        for (let i = 0; i < n; i++) {
+          const r = selected[i0 + i];
+          let any = false;
+          for (let k = 0; k < K; k++) {
+            if (targets[r * K + k] < 0) continue;
+            batchLogprobs[r * K + k] = lp[i * K + k];
+            any = true;
+          }
+          if (any) batchArgmax[r] = Number(am[i]);
+        }
+        if (batchLogits) batchLogits.set(out.logits.data as Float32Array, first * V); // all rows, in order
       }
       for (const [b, s] of batch.members.entries()) {
         const n = sequences[s].length;
-        logprobs[s] = batchLogprobs.slice(b * T, b * T + n);
+        logprobs[s] = batchLogprobs.slice(b * T * K, (b * T + n) * K);
+        argmax[s] = batchArgmax.slice(b * T, b * T + n);
         if (batchLogits) logits[s] = batchLogits.slice(b * T * V, (b * T + n) * V);
       }
     }
-    return { ...(request.targets ? { logprobs } : {}), ...(request.logits ? { logits } : {}) };
+    return { ...(request.targets ? { logprobs, argmax } : {}), ...(request.logits ? { logits } : {}) };
   }
 
   private embeddingMatrix(): Float32Array {
@@ -255,4 +351,16 @@ export class Engine {
     this.layerSessions.clear();
     this.headSession = undefined;
   }
+}
+
+/** Checks a parent array (each parent precedes its child) and computes the depths. */
+function treeOf(parents: Int32Array, length: number, sequence: number): NonNullable<MicroBatch['tree']> {
+  check(parents.length === length, `parents of sequence ${sequence} has ${parents.length} entries for ${length} tokens`);
+  const depths = new Int32Array(length);
+  for (let i = 0; i < length; i++) {
+    const p = parents[i];
+    check(Number.isInteger(p) && p >= -1 && p < i, `parents of sequence ${sequence}: token ${i} has parent ${p}; a parent must precede its child (−1: none)`);
+    depths[i] = p < 0 ? 0 : depths[p] + 1;
+  }
+  return { parents, depths, feeds: new Map() };
 }
