@@ -1,6 +1,8 @@
 /**
- * One decoder layer as an ONNX graph, for every supported family. Weights are graph inputs (one
- * session serves every layer of the same shape); linear weights arrive transposed to [in, out].
+ * One decoder layer as an ONNX graph, for every supported family. Weights are graph inputs in
+ * their Hugging Face layout ([out, in] for linear layers; one session serves every layer). Each
+ * projection is MatMul(x, Transpose(W)), which ONNX Runtime fuses into one FusedMatMul with
+ * transB, so no transposed copy of a weight is ever made.
  *
  * Inputs:  hidden [B, T, D], cos/sin [T, 1, hd], mask [T, T] (additive: 0 or −inf),
  *          statWeights [B, T, G] (G weightings of the positions, e.g. one per candidate
@@ -17,15 +19,6 @@ export interface LayerGraphOptions {
   stats: boolean;
 }
 
-/** Shape of each weight input as the graph takes it: linear weights transposed to [in, out]. */
-export function graphWeightShapes(spec: ModelSpec): Partial<Record<LayerTensorRole, number[]>> {
-  const shapes = layerTensorShapes(spec);
-  for (const [role, shape] of Object.entries(shapes)) {
-    if (shape.length === 2) shapes[role as LayerTensorRole] = [shape[1], shape[0]];
-  }
-  return shapes;
-}
-
 export function buildLayerGraph(spec: ModelSpec, options: LayerGraphOptions): Uint8Array {
   const g = new GraphBuilder();
   const { hiddenSize: D, intermediateSize: I, numHeads: H, numKvHeads: K, headDim: hd } = spec;
@@ -36,7 +29,7 @@ export function buildLayerGraph(spec: ModelSpec, options: LayerGraphOptions): Ui
   const sin = g.input('sin', ['T', 1, hd]);
   const mask = g.input('mask', ['T', 'T']);
   const w: Partial<Record<LayerTensorRole, string>> = {};
-  for (const [role, shape] of Object.entries(graphWeightShapes(spec))) w[role as LayerTensorRole] = g.input(role, shape);
+  for (const [role, shape] of Object.entries(layerTensorShapes(spec))) w[role as LayerTensorRole] = g.input(role, shape);
 
   const eps = g.scalar(spec.normEps);
   const two = g.scalar(2);
@@ -47,7 +40,7 @@ export function buildLayerGraph(spec: ModelSpec, options: LayerGraphOptions): Ui
     return g.op('Mul', [g.op('Div', [v, g.op('Sqrt', [g.op('Add', [meanSquare, eps])])]), weight]);
   };
   const linear = (v: string, weight: LayerTensorRole, bias?: LayerTensorRole): string => {
-    const y = g.op('MatMul', [v, w[weight]!]);
+    const y = g.op('MatMul', [v, g.op('Transpose', [w[weight]!], { perm: [1, 0] })]);
     return bias && w[bias] ? g.op('Add', [y, w[bias]!]) : y;
   };
   // rotate_half(v) = [−v₂, v₁] over the last axis; RoPE: v·cos + rotate_half(v)·sin.

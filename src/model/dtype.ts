@@ -18,7 +18,8 @@ export function toFloat32(bytes: Uint8Array, dtype: FloatDtype): Float32Array {
     new Uint8Array(out.buffer).set(bytes);
     return out;
   }
-  const halves = new Uint16Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength));
+  const aligned = bytes.byteOffset % 2 === 0 ? bytes : bytes.slice();
+  const halves = new Uint16Array(aligned.buffer, aligned.byteOffset, count);
   if (dtype === 'BF16') {
     const bits = new Uint32Array(out.buffer);
     for (let i = 0; i < count; i++) bits[i] = halves[i] << 16;
