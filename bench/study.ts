@@ -5,8 +5,7 @@
  * docs/results.md. Reads ../shared (see bench/shared.ts) for the larger model and WikiText.
  *   npm run study [-- --models stories260K,tinystories-llama32k --ratios 0.1,0.2,0.3,0.4,0.5]
  */
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { main } from '../src/cli/main.js';
 import type { StudyRow } from '../src/study/study.js';
@@ -31,19 +30,23 @@ const wiki = readFileSync(sharedPath('data/wikitext-2-raw/wiki.test.rows.txt'), 
 const wikiSlice = '.tmp/wikitext-2-test-head.txt';
 writeFileSync(wikiSlice, wiki.slice(0, wiki.indexOf('\n', Number(args['wiki-bytes'])) + 1));
 
-const sections: string[] = [];
 for (const name of args.models!.split(',')) {
-  const out = `docs/study/${name}`;
-  const argv = ['node', 'compact', 'compare', MODELS[name](), '-o', out, '--force', '--ratios', args.ratios!, '--eval-text', 'data/tinystories/heldout_10pct.txt', wikiSlice];
+  const argv = ['node', 'compact', 'compare', MODELS[name](), '-o', `docs/study/${name}`, '--force', '--ratios', args.ratios!, '--eval-text', 'data/tinystories/heldout_10pct.txt', wikiSlice];
   console.error(`study: ${name}`);
   const log = console.log;
   console.log = () => {};
   const code = await main(argv);
   console.log = log;
   if (code !== 0) throw new Error(`compact compare failed on ${name}`);
-  const study = JSON.parse(readFileSync(join(out, 'study.json'), 'utf8')) as { rows: StudyRow[] };
-  sections.push(`## ${name}\n\n${readFileSync(join(out, 'study.md'), 'utf8')}\nPlots: [docs/study/${name}/study.html](study/${name}/study.html). ${verdict(study.rows)}\n`);
 }
+
+// docs/results.md covers every model studied so far (a run may redo only some of them).
+const sections = Object.keys(MODELS)
+  .filter((name) => existsSync(`docs/study/${name}/study.json`))
+  .map((name) => {
+    const study = JSON.parse(readFileSync(`docs/study/${name}/study.json`, 'utf8')) as { rows: StudyRow[] };
+    return `## ${name}\n\n${readFileSync(`docs/study/${name}/study.md`, 'utf8')}\nPlots: [docs/study/${name}/study.html](study/${name}/study.html). ${verdict(study.rows)}\n`;
+  });
 
 writeFileSync(
   'docs/results.md',

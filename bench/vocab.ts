@@ -68,7 +68,7 @@ if (args.part === 'gemma') {
     const perByte = (f: { tokenizer?: unknown; tokenizerConfig?: unknown }) => new Tokenizer(f.tokenizer as object, (f.tokenizerConfig ?? {}) as object).encode(text).ids.length / bytes;
     const full = selectKeepSet(files, { size: Number.MAX_SAFE_INTEGER });
     const cells = [full.size.toLocaleString('en-US'), perByte(files).toFixed(4)];
-    for (const size of [Math.floor(full.size / 2), full.alwaysKept]) {
+    for (const size of [Math.max(full.alwaysKept, Math.floor(full.size / 2)), full.alwaysKept]) {
       const pruned = pruneTokenizerFiles(files, selectKeepSet(files, { size }).keep);
       cells.push(pruned.vocabSize.toLocaleString('en-US'), perByte(pruned.files).toFixed(4));
     }
