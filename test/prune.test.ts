@@ -14,7 +14,8 @@ import { Engine } from '../src/engine/engine.js';
 import { openCheckpoint } from '../src/model/checkpoint.js';
 import { writeWeights } from '../src/model/checkpoint-writer.js';
 import { readTensorBytes } from '../src/model/safetensors.js';
-import { encode, loadTokenizer, readJson } from '../src/model/tokenizer.js';
+import { encode, loadTokenizer } from '../src/model/tokenizer.js';
+import { readUserJson } from '../src/util/files.js';
 import { selectKeepSet } from '../src/vocab/keep-set.js';
 import { buildCalibration } from '../src/prune/calibration.js';
 import { activationScores } from '../src/prune/scores.js';
@@ -77,7 +78,7 @@ test('common act² scores equal a brute-force float64 reference computed outside
   const calibration = buildCalibration(loadTokenizer(source), [`${ROOT}${arg('--calib')}`], { samples: Number(arg('--samples')), seqLen: Number(arg('--seq-len')), seed: 0, field: 'text' });
   const pythonJson = JSON.stringify(calibration.windows).replaceAll(',', ', ');
   assert.equal(createHash('sha256').update(pythonJson).digest('hex'), oracle.act2.windows_sha256, 'same calibration windows as the oracle');
-  const keep = new Set(selectKeepSet({ tokenizer: readJson(`${source}/tokenizer.json`) }, { size: Number(arg('--vocab')) }).keep);
+  const keep = new Set(selectKeepSet({ tokenizer: readUserJson(`${source}/tokenizer.json`) }, { size: Number(arg('--vocab')) }).keep);
   const weights = calibration.windows.map((w) => Float32Array.from(w, (id) => (keep.has(id) ? 1 : 0)));
   const { act2 } = await activationScores(new Engine(openCheckpoint(source)), calibration.windows, weights);
   for (const [l, want] of oracle.act2.scores.entries()) {

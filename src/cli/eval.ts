@@ -1,4 +1,4 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { Engine } from '../engine/engine.js';
@@ -8,8 +8,9 @@ import { resolveTask, TASK_NAMES, type Task, type TaskDoc } from '../eval/tasks/
 import { evaluateText, type TextMetrics } from '../eval/text-metrics.js';
 import { evaluateTask, type TaskReport } from '../eval/zero-shot.js';
 import { openCheckpoint } from '../model/checkpoint.js';
-import { encode, loadTokenizer, readJson } from '../model/tokenizer.js';
+import { encode, loadTokenizer } from '../model/tokenizer.js';
 import { CompactError } from '../util/errors.js';
+import { readUserJson, readUserText } from '../util/files.js';
 import { integer, table } from './format.js';
 import { progressBar } from './progress.js';
 
@@ -65,7 +66,7 @@ export function registerEval(program: Command): void {
       const reports: TaskReport[] = [];
       if (tasks.length > 0) {
         const configFile = join(dir, 'tokenizer_config.json');
-        const maxLength = modelMaxLength(ckpt.spec.raw, existsSync(configFile) ? (readJson(configFile) as Record<string, unknown>) : {});
+        const maxLength = modelMaxLength(ckpt.spec.raw, existsSync(configFile) ? (readUserJson(configFile) as Record<string, unknown>) : {});
         for (const { task, docs } of tasks) {
           const bar = progressBar(task.name, !opts.json);
           reports.push(await evaluateTask(engine, (s) => encode(tokenizer, s), task, docs, { maxLength, onProgress: (d, t) => bar.update(d, t) }));
@@ -146,12 +147,7 @@ export function positiveInt(value: string, flag: string): number {
 }
 
 export function readTextFile(file: string): string {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (e) {
-    throw new CompactError(`${file}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
-  }
+  const text = readUserText(file);
   if (text.length === 0) throw new CompactError(`${file}: the text is empty`);
   return text;
 }

@@ -1,4 +1,3 @@
-import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { type Command, Option } from 'commander';
 import { Engine } from '../engine/engine.js';
@@ -8,6 +7,7 @@ import { encode, loadTokenizer } from '../model/tokenizer.js';
 import { METHODS, type Method, prune, type PruneReport } from '../prune/prune.js';
 import { CRITERIA, type Criterion, type Weighting, WEIGHTINGS } from '../prune/scores.js';
 import { CompactError } from '../util/errors.js';
+import { readUserText } from '../util/files.js';
 import { positiveInt, readTextFile } from './eval.js';
 import { integer, percent, table } from './format.js';
 import { progressBar } from './progress.js';
@@ -160,13 +160,7 @@ export function registerPruneVocab(program: Command, version: string, argv: stri
 const VOCAB_ONLY_DEFAULTS = { method: 'vocab-only', weighting: 'binary', criterion: 'act2', calibField: 'text', samples: 16, seqLen: 512, seed: 0 } as const;
 
 function readKeepList(file: string): (string | number)[] {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (e) {
-    throw new CompactError(`${file}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
-  }
-  return text.split('\n').filter((l) => l.length > 0).map((l) => (/^\d+$/.test(l) ? Number(l) : l));
+  return readUserText(file).split('\n').filter((l) => l.length > 0).map((l) => (/^\d+$/.test(l) ? Number(l) : l));
 }
 
 export function printReport(r: PruneReport, quality?: Quality): void {

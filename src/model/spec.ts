@@ -3,9 +3,9 @@
  * accounting. Handles both config styles in the wild: `rope_theta` + `rope_scaling` (transformers
  * 4.x) and `rope_parameters` (transformers 5.x, per layer type for Gemma 3).
  */
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CompactError, check } from '../util/errors.js';
+import { readUserText } from '../util/files.js';
 import { type Activation, type AttentionKind, FAMILIES, type FamilyDescriptor, type RawConfig, SUPPORTED_MODEL_TYPES } from './families.js';
 
 export interface RopeSpec {
@@ -53,12 +53,7 @@ export interface ModelSpec {
 
 export function readConfig(dir: string): ModelSpec {
   const file = join(dir, 'config.json');
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (e) {
-    throw new CompactError(`${file}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); is ${dir} a Hugging Face checkpoint directory?`);
-  }
+  const text = readUserText(file, `; is ${dir} a Hugging Face checkpoint directory?`);
   let raw: unknown;
   try {
     raw = JSON.parse(text);

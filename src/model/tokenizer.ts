@@ -1,25 +1,17 @@
 /** The checkpoint's tokenizer, through the Hugging Face tokenizers port (transformers.js). */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { Tokenizer } from '@huggingface/tokenizers';
 import { CompactError, check } from '../util/errors.js';
-
-export function readJson(file: string): unknown {
-  try {
-    return JSON.parse(readFileSync(file, 'utf8'));
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    throw new CompactError(`${file}: ${code ? `cannot read (${code})` : `not valid JSON (${(e as Error).message})`}`);
-  }
-}
+import { readUserJson } from '../util/files.js';
 
 export function loadTokenizer(dir: string): Tokenizer {
   const file = join(dir, 'tokenizer.json');
   check(existsSync(file), `${dir}: no tokenizer.json (compact needs the Hugging Face fast-tokenizer file)`);
   const configFile = join(dir, 'tokenizer_config.json');
-  const config = existsSync(configFile) ? readJson(configFile) : {};
+  const config = existsSync(configFile) ? readUserJson(configFile) : {};
   try {
-    return new Tokenizer(readJson(file) as object, config as object);
+    return new Tokenizer(readUserJson(file) as object, config as object);
   } catch (e) {
     throw new CompactError(`${file}: cannot build the tokenizer (${(e as Error).message})`);
   }

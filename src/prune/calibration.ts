@@ -11,6 +11,7 @@ import { readFileSync } from 'node:fs';
 import type { Tokenizer } from '@huggingface/tokenizers';
 import { encode } from '../model/tokenizer.js';
 import { CompactError, check } from '../util/errors.js';
+import { readUserText } from '../util/files.js';
 import { shuffled } from './random.js';
 
 export interface CalibrationOptions {
@@ -36,12 +37,7 @@ export interface Calibration {
 }
 
 export function readDocuments(file: string, field: string): string[] {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (e) {
-    throw new CompactError(`${file}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
-  }
+  const text = readUserText(file);
   if (!/\.jsonl$/i.test(file)) return text.length > 0 ? [text] : [];
   const docs: string[] = [];
   text.split('\n').forEach((line, i) => {

@@ -4,11 +4,11 @@
  * Baselines share the code path: plain act² (w = 1), frequency weighting, weight magnitude, random.
  * Scores are additive over calibration shards and saved with what they were computed on.
  */
-import { readFileSync } from 'node:fs';
 import type { Engine } from '../engine/engine.js';
 import { type Checkpoint, loadF32 } from '../model/checkpoint.js';
 import { layerPrefix, LAYER_TENSORS } from '../model/tensor-names.js';
-import { CompactError, check } from '../util/errors.js';
+import { check } from '../util/errors.js';
+import { readUserJson } from '../util/files.js';
 import { seededRandom } from './random.js';
 
 export const WEIGHTINGS = ['binary', 'frequency', 'none'] as const;
@@ -74,13 +74,7 @@ export function topChannels(scores: ArrayLike<number>, count: number): number[] 
 }
 
 export function readScores(file: string): ChannelScores {
-  let parsed: ChannelScores;
-  try {
-    parsed = JSON.parse(readFileSync(file, 'utf8'));
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    throw new CompactError(`${file}: ${code ? `cannot read (${code})` : `not valid JSON (${(e as Error).message})`}`);
-  }
+  const parsed = readUserJson(file) as ChannelScores;
   check(parsed?.format === SCORES_FORMAT, `${file}: not a compact scores file (format ${JSON.stringify(parsed?.format)}, expected ${SCORES_FORMAT})`);
   return parsed;
 }

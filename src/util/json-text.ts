@@ -4,8 +4,8 @@
  * (e.g. `final_logit_softcapping`). So we remember which paths held float literals and write
  * integral values there as `3.0` again, with Python's 2-space indent.
  */
-import { readFileSync } from 'node:fs';
 import { CompactError } from './errors.js';
+import { readUserText } from './files.js';
 
 /** A parsed JSON file and the paths (keys joined by "/") whose numbers were written as floats. */
 export interface JsonDocument {
@@ -14,12 +14,7 @@ export interface JsonDocument {
 }
 
 export function readJsonDocument(file: string): JsonDocument {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (e) {
-    throw new CompactError(`${file}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
-  }
+  const text = readUserText(file);
   try {
     return { value: JSON.parse(text), floatPaths: floatLiteralPaths(text) };
   } catch (e) {
