@@ -7,39 +7,30 @@ import { runStudy } from '../study/study.js';
 import { writeDirAtomic } from '../util/atomic-dir.js';
 import { CompactError } from '../util/errors.js';
 import { jsonText } from '../util/json-text.js';
-import { readTextFile, positiveInt } from './eval.js';
+import { addCalibrationOptions, type CalibrationFlags, calibrationOptions } from './calibration-options.js';
+import { positiveInt, readTextFile } from './eval.js';
 import { progressBar } from './progress.js';
-import { DEFAULT_CALIBRATION } from './prune.js';
 
-interface CompareFlags {
+interface CompareFlags extends CalibrationFlags {
   output: string;
   ratios: string;
   methods: string;
   evalText: string[];
-  calib: string[];
-  calibField: string;
-  samples: string;
-  seqLen: string;
-  seed: string;
   threads?: string;
   force?: boolean;
   json?: boolean;
 }
 
 export function registerCompare(program: Command, version: string, argv: string[]): void {
-  program
+  const command = program
     .command('compare')
     .description('study: prune one model with several methods × ratios, measure bits per byte, write a report (Markdown, HTML with plots, JSON, CSV)')
     .argument('<dir>', 'Hugging Face checkpoint directory')
     .requiredOption('-o, --output <dir>', 'report directory (written atomically)')
     .requiredOption('--eval-text <file...>', 'held-out text(s) measured in bits per byte (never the calibration text)')
     .option('--ratios <list>', 'fractions of parameters to remove', '0.1,0.2,0.3,0.4,0.5')
-    .option('--methods <list>', `methods, from: ${STUDY_METHOD_NAMES.join(', ')}`, STUDY_METHOD_NAMES.join(','))
-    .option('--calib <file...>', 'calibration text (default: the bundled TinyStories text)', [DEFAULT_CALIBRATION])
-    .option('--calib-field <name>', 'JSONL field holding the text', 'text')
-    .option('--samples <n>', 'calibration windows', '16')
-    .option('--seq-len <n>', 'tokens per calibration window', '512')
-    .option('--seed <n>', 'seed', '0')
+    .option('--methods <list>', `methods, from: ${STUDY_METHOD_NAMES.join(', ')}`, STUDY_METHOD_NAMES.join(','));
+  addCalibrationOptions(command)
     .option('--threads <n>', 'ONNX Runtime intra-op threads (default: all cores)')
     .option('--force', 'replace the report directory if it exists')
     .option('--json', 'print the rows as JSON')
@@ -57,8 +48,7 @@ export function registerCompare(program: Command, version: string, argv: string[
         ratios,
         evalTexts,
         base: {
-          vocabMode: 'rank', weighting: 'binary', criterion: 'act2', calib: f.calib, calibField: f.calibField,
-          samples: positiveInt(f.samples, '--samples'), seqLen: positiveInt(f.seqLen, '--seq-len'), seed: Number(f.seed) | 0,
+          vocabMode: 'rank', weighting: 'binary', criterion: 'act2', ...calibrationOptions(f),
           threads: f.threads ? positiveInt(f.threads, '--threads') : undefined,
         },
         version,

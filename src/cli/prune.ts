@@ -1,4 +1,3 @@
-import { fileURLToPath } from 'node:url';
 import { type Command, Option } from 'commander';
 import { Engine } from '../engine/engine.js';
 import { evaluateText, type TextMetrics } from '../eval/text-metrics.js';
@@ -8,14 +7,13 @@ import { METHODS, type Method, prune, type PruneReport } from '../prune/prune.js
 import { CRITERIA, type Criterion, type Weighting, WEIGHTINGS } from '../prune/scores.js';
 import { CompactError } from '../util/errors.js';
 import { readUserText } from '../util/files.js';
+import { addCalibrationOptions, type CalibrationFlags, calibrationOptions } from './calibration-options.js';
 import { positiveInt, readTextFile } from './eval.js';
 import { integer, percent, table } from './format.js';
 import { progressBar } from './progress.js';
 
-/** Bundled calibration text (TinyStories, CDLA-Sharing-1.0): fits the demo model; pass your own for real models. */
-export const DEFAULT_CALIBRATION = fileURLToPath(new URL('../../data/tinystories/calibration_90pct.txt', import.meta.url));
 
-interface PruneFlags {
+interface PruneFlags extends CalibrationFlags {
   output: string;
   method: Method;
   vocab?: string;
@@ -29,11 +27,6 @@ interface PruneFlags {
   keep?: string;
   weighting: Weighting;
   criterion: Criterion;
-  calib: string[];
-  calibField: string;
-  samples: string;
-  seqLen: string;
-  seed: string;
   scoresIn?: string[];
   scoresOut?: string;
   force?: boolean;
@@ -43,7 +36,7 @@ interface PruneFlags {
 }
 
 export function registerPrune(program: Command, version: string, argv: string[]): void {
-  program
+  const command = program
     .command('prune')
     .description('prune rare vocabulary and FFN channels (COMPACT) or layers (ShortGPT) and write a standard checkpoint')
     .argument('<dir>', 'Hugging Face checkpoint directory')
@@ -59,12 +52,8 @@ export function registerPrune(program: Command, version: string, argv: string[])
     .option('--vocab-corpus <file...>', 'text whose token counts drive --vocab-mode frequency (default: the calibration text)')
     .option('--keep <file>', 'tokens to keep whatever the budget: one per line, a token string or a numeric id')
     .addOption(new Option('--weighting <w>', 'act² weighting: binary (common act², only kept tokens count) | frequency | none (plain act²)').choices(WEIGHTINGS).default('binary'))
-    .addOption(new Option('--criterion <c>', 'channel criterion: act2 | magnitude | random (baselines)').choices(CRITERIA).default('act2'))
-    .option('--calib <file...>', 'calibration text: plain files (one document each) or .jsonl (default: the bundled TinyStories text)', [DEFAULT_CALIBRATION])
-    .option('--calib-field <name>', 'JSONL field holding the text', 'text')
-    .option('--samples <n>', 'calibration windows', '16')
-    .option('--seq-len <n>', 'tokens per calibration window (never derived from the model context)', '512')
-    .option('--seed <n>', 'seed for window sampling and random scores', '0')
+    .addOption(new Option('--criterion <c>', 'channel criterion: act2 | magnitude | random (baselines)').choices(CRITERIA).default('act2'));
+  addCalibrationOptions(command)
     .option('--scores-in <file...>', 'reuse channel scores (several files are summed) instead of calibrating')
     .option('--scores-out <file>', 'save the channel scores for re-pruning to another budget')
     .option('--force', 'replace the output directory if it exists')
@@ -92,11 +81,7 @@ export function registerPrune(program: Command, version: string, argv: string[])
         keepList: f.keep ? readKeepList(f.keep) : undefined,
         weighting: f.weighting,
         criterion: f.criterion,
-        calib: f.calib,
-        calibField: f.calibField,
-        samples: positiveInt(f.samples, '--samples'),
-        seqLen: positiveInt(f.seqLen, '--seq-len'),
-        seed: Number(f.seed) | 0,
+        ...calibrationOptions(f),
         scoresIn: f.scoresIn,
         scoresOut: f.scoresOut,
         force: f.force,

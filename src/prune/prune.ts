@@ -153,8 +153,10 @@ export async function prune(input: string, output: string, o: PruneOptions): Pro
     scores = [scoresRecord(src, o.criterion, null, null, null, { layers, influence: null, weightTotal: 0 })];
   }
   const calibrate = clock.lap();
+  // Candidate k's scores: one set per candidate vocabulary, or one set shared by all.
+  const scoresOf = (k: number): ChannelScores | undefined => scores[Math.min(k, scores.length - 1)];
   const planFor = (k: number): Plan => {
-    const s = scores[Math.min(k, scores.length - 1)];
+    const s = scoresOf(k)!;
     const surgery = keeps[k].length < spec.vocabSize ? pruneTokenizerFiles(src.files, keeps[k]) : null;
     const channels = budgets[k].ffn < spec.intermediateSize ? s.layers.map((l) => topChannels(l, budgets[k].ffn)) : null;
     const dropped = dropLayers ? new Set(layersToDrop(blockInfluence(s.influence!, s.weightTotal), dropLayers)) : new Set<number>();
@@ -188,13 +190,13 @@ export async function prune(input: string, output: string, o: PruneOptions): Pro
   }
   const search = clock.lap();
   const plan = planFor(chosen);
-  if (o.scoresOut && scores.length) writeFileSync(o.scoresOut, jsonText(scores[Math.min(chosen, scores.length - 1)]));
+  const usedScores = scoresOf(chosen);
+  if (o.scoresOut && usedScores) writeFileSync(o.scoresOut, jsonText(usedScores));
 
   // ── write ──
   return writeDirAtomic(output, { force: o.force, inputs: [input] }, async (tmp) => {
     await writeCheckpointFiles(src, tmp, plan, (d, t) => o.onProgress?.('write', d, t));
     const after = countParams(openCheckpoint(tmp));
-    const usedScores = scores[Math.min(chosen, scores.length - 1)];
     const report: PruneReport = {
       input,
       output,
@@ -211,8 +213,8 @@ export async function prune(input: string, output: string, o: PruneOptions): Pro
         seed: o.seed,
         corpusTokens: calibration.corpusTokens,
       },
-      criterion: plan.channels ? usedScores.criterion : null,
-      weighting: plan.channels || plan.dropped.size ? usedScores.weighting : null,
+      criterion: plan.channels ? usedScores!.criterion : null,
+      weighting: plan.channels || plan.dropped.size ? usedScores!.weighting : null,
       auto,
       seconds: { read, calibrate, score, search, write: clock.lap(), total: clock.total() },
     };
