@@ -8,6 +8,7 @@ import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
+import { Decoder } from '../src/engine/decoder.js';
 import { Engine } from '../src/engine/engine.js';
 import { openCheckpoint } from '../src/model/checkpoint.js';
 import { FAMILY_FIXTURES, maxAbsDiff, readF32 } from './helpers/fixtures.js';
@@ -49,4 +50,25 @@ for (const name of cases) {
       await engine.release();
     });
   }
+}
+
+for (const name of cases) {
+  const dir = join(FAMILY_FIXTURES, name);
+  const golden = JSON.parse(readFileSync(join(dir, 'golden.json'), 'utf8')) as Golden;
+  test(`${name}: decoding with the key/value cache gives transformers' logits at every step`, async () => {
+    const decoder = await Decoder.open(openCheckpoint(dir));
+    for (const { input_ids: ids, logits_file } of golden.inputs) {
+      const want = readF32(join(dir, logits_file)); // [T, V]
+      const V = want.length / ids.length;
+      const prompt = Math.min(3, ids.length);
+      const rows = [await decoder.prefill(ids.slice(0, prompt))];
+      for (const id of ids.slice(prompt)) rows.push(await decoder.step(id));
+      rows.forEach((row, i) => {
+        const t = prompt - 1 + i;
+        const diff = maxAbsDiff(row, want.subarray(t * V, (t + 1) * V));
+        assert.ok(diff <= 1e-4, `position ${t} of ${ids.length}: max |Δlogit| ${diff}`);
+      });
+    }
+    await decoder.release();
+  });
 }

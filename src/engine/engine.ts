@@ -6,13 +6,12 @@
  */
 import { cpus } from 'node:os';
 import ort from 'onnxruntime-node';
-import { type Checkpoint, loadF32 } from '../model/checkpoint.js';
+import type { Checkpoint } from '../model/checkpoint.js';
 import type { ModelSpec } from '../model/spec.js';
-import { EMBED, FINAL_NORM, LM_HEAD } from '../model/tensor-names.js';
 import { check } from '../util/errors.js';
 import { buildHeadGraph } from './head-graph.js';
 import { buildLayerGraph } from './layer-graph.js';
-import { addOne, loadLayerWeights } from './layer-weights.js';
+import { embedInto, loadEmbedding, loadHeadWeights, loadLayerWeights } from './layer-weights.js';
 import { attentionMask, ropeTables } from './positions.js';
 
 export interface EngineOptions {
@@ -161,12 +160,7 @@ export class Engine {
       const hidden = new Float32Array(count * length * D); // [B, T, D], padding stays 0
       const weights = statWeights ? new Float32Array(count * length * groups) : undefined; // [B, T, G], padding 0
       members.forEach((s, b) => {
-        sequences[s].forEach((id, t) => {
-          const row = embedding.subarray(id * D, (id + 1) * D);
-          const dst = (b * length + t) * D;
-          if (scale === 1) hidden.set(row, dst);
-          else for (let d = 0; d < D; d++) hidden[dst + d] = row[d] * scale;
-        });
+        embedInto(hidden, b * length, sequences[s], embedding, D, scale);
         if (weights) {
           check(statWeights![s].length === sequences[s].length * groups, `statWeights of sequence ${s} has ${statWeights![s].length} entries for ${sequences[s].length} tokens × ${groups} groups`);
           weights.set(statWeights![s], b * length * groups);
@@ -319,18 +313,11 @@ export class Engine {
   }
 
   private embeddingMatrix(): Float32Array {
-    return (this.embedding ??= loadF32(this.ckpt, EMBED));
+    return (this.embedding ??= loadEmbedding(this.ckpt));
   }
 
   private headWeights(): { norm: ort.Tensor; weight: ort.Tensor } {
-    if (!this.head) {
-      const { hiddenSize: D, vocabSize: V } = this.spec;
-      const norm = loadF32(this.ckpt, FINAL_NORM);
-      if (this.spec.family.normPlusOne) addOne(norm);
-      const weight = this.spec.tiedEmbeddings ? this.embeddingMatrix() : loadF32(this.ckpt, LM_HEAD);
-      this.head = { norm: new ort.Tensor('float32', norm, [D]), weight: new ort.Tensor('float32', weight, [V, D]) };
-    }
-    return this.head;
+    return (this.head ??= loadHeadWeights(this.ckpt, this.embeddingMatrix()));
   }
 
   private layerSession(stats: boolean): Promise<ort.InferenceSession> {
@@ -343,13 +330,7 @@ export class Engine {
   }
 
   private createSession(model: Uint8Array): Promise<ort.InferenceSession> {
-    const threads = this.options.threads ?? cpus().length;
-    return ort.InferenceSession.create(model, {
-      intraOpNumThreads: threads,
-      interOpNumThreads: 1,
-      graphOptimizationLevel: 'all',
-      enableCpuMemArena: true,
-    });
+    return createSession(model, this.options.threads);
   }
 
   async release(): Promise<void> {
@@ -369,4 +350,9 @@ function treeOf(parents: Int32Array, length: number, sequence: number): NonNulla
     depths[i] = p < 0 ? 0 : depths[p] + 1;
   }
   return { parents, depths, feeds: new Map() };
+}
+
+/** A CPU session: intra-op threads (default: all cores), full graph optimisation. */
+export function createSession(model: Uint8Array, threads = cpus().length): Promise<ort.InferenceSession> {
+  return ort.InferenceSession.create(model, { intraOpNumThreads: threads, interOpNumThreads: 1, graphOptimizationLevel: 'all', enableCpuMemArena: true });
 }

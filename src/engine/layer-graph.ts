@@ -4,11 +4,12 @@
  * projection is MatMul(x, Transpose(W)), which ONNX Runtime fuses into one FusedMatMul with
  * transB, so no transposed copy of a weight is ever made.
  *
- * Inputs:  hidden [B, T, D], cos/sin [T, 1, hd], mask [T, T] (additive: 0 or −inf),
+ * Inputs:  hidden [B, T, D], cos/sin [T, 1, hd], mask [T, S] (additive: 0 or −inf; S = P + T keys),
  *          statWeights [B, T, G] (G weightings of the positions, e.g. one per candidate
- *          vocabulary), and the weights.
+ *          vocabulary), pastKey/pastValue [B, K, P, hd] (with a cache), and the weights.
  * Outputs: hidden_out [B, T, D]; act2 [G, I] = Σ_t w_{t,g} · h_t² with h the input of down_proj;
- *          influence [] = Σ_t (Σ_g w_{t,g}) · (1 − cos(x_t, y_t)) between the layer's input and output.
+ *          influence [] = Σ_t (Σ_g w_{t,g}) · (1 − cos(x_t, y_t)) between the layer's input and output;
+ *          key/value [B, K, S, hd] (with a cache: the past followed by this call's positions).
  */
 import type { ModelSpec } from '../model/spec.js';
 import { layerTensorShapes, type LayerTensorRole } from '../model/tensor-names.js';
@@ -17,6 +18,8 @@ import { GraphBuilder } from './onnx-graph.js';
 export interface LayerGraphOptions {
   /** Emit the act² and block-influence statistics. */
   stats: boolean;
+  /** Take the keys and values of earlier positions and return them with this call's appended (decoding). */
+  cache?: boolean;
 }
 
 export function buildLayerGraph(spec: ModelSpec, options: LayerGraphOptions): Uint8Array {
@@ -27,7 +30,7 @@ export function buildLayerGraph(spec: ModelSpec, options: LayerGraphOptions): Ui
   const x = g.input('hidden', ['B', 'T', D]);
   const cos = g.input('cos', ['T', 1, hd]);
   const sin = g.input('sin', ['T', 1, hd]);
-  const mask = g.input('mask', ['T', 'T']);
+  const mask = g.input('mask', ['T', 'S']);
   const w: Partial<Record<LayerTensorRole, string>> = {};
   for (const [role, shape] of Object.entries(layerTensorShapes(spec))) w[role as LayerTensorRole] = g.input(role, shape);
 
@@ -63,9 +66,17 @@ export function buildLayerGraph(spec: ModelSpec, options: LayerGraphOptions): Ui
   k = rope(k);
   // Query head h uses kv head ⌊h / G⌋: group queries as [B, K, G, T, hd] and broadcast k, v over G.
   const qGrouped = g.op('Transpose', [g.op('Reshape', [q, g.ints([0, 0, K, G, hd])])], { perm: [0, 2, 3, 1, 4] }); // [B, K, G, T, hd]
-  const kT = g.op('Unsqueeze', [g.op('Transpose', [k], { perm: [0, 2, 3, 1] }), g.ints([2])]); // [B, K, 1, hd, T]
-  const vT = g.op('Unsqueeze', [g.op('Transpose', [v], { perm: [0, 2, 1, 3] }), g.ints([2])]); // [B, K, 1, T, hd]
-  let scores = g.op('Mul', [g.op('MatMul', [qGrouped, kT]), g.scalar(spec.attnScale)]); // [B, K, G, T, T]
+  let keys = g.op('Transpose', [k], { perm: [0, 2, 1, 3] }); // [B, K, T, hd]
+  let values = g.op('Transpose', [v], { perm: [0, 2, 1, 3] }); // [B, K, T, hd]
+  if (options.cache) {
+    keys = g.op('Concat', [g.input('pastKey', ['B', K, 'P', hd]), keys], { axis: 2 }); // [B, K, S, hd]
+    values = g.op('Concat', [g.input('pastValue', ['B', K, 'P', hd]), values], { axis: 2 }); // [B, K, S, hd]
+    g.output(keys, 'key', ['B', K, 'S', hd]);
+    g.output(values, 'value', ['B', K, 'S', hd]);
+  }
+  const kT = g.op('Unsqueeze', [g.op('Transpose', [keys], { perm: [0, 1, 3, 2] }), g.ints([2])]); // [B, K, 1, hd, S]
+  const vT = g.op('Unsqueeze', [values, g.ints([2])]); // [B, K, 1, S, hd]
+  let scores = g.op('Mul', [g.op('MatMul', [qGrouped, kT]), g.scalar(spec.attnScale)]); // [B, K, G, T, S]
   if (spec.attnSoftcap != null) {
     const cap = g.scalar(spec.attnSoftcap);
     scores = g.op('Mul', [g.op('Tanh', [g.op('Div', [scores, cap])]), cap]);

@@ -26,15 +26,15 @@ function llama3Scaled(freq: number, r: RopeSpec): number {
   return (1 - smooth) * (freq / r.factor) + smooth * freq;
 }
 
-/** cos and sin tables [T, 1, hd] for positions 0..T−1 (both halves repeat the frequencies). */
-export function ropeTables(rope: RopeSpec, headDim: number, length: number): { cos: Float32Array; sin: Float32Array } {
+/** cos and sin tables [T, 1, hd] for positions start..start+T−1 (both halves repeat the frequencies). */
+export function ropeTables(rope: RopeSpec, headDim: number, length: number, start = 0): { cos: Float32Array; sin: Float32Array } {
   const inv = inverseFrequencies(rope, headDim);
   const half = headDim / 2;
   const cos = new Float32Array(length * headDim);
   const sin = new Float32Array(length * headDim);
   for (let t = 0; t < length; t++) {
     for (let i = 0; i < half; i++) {
-      const angle = Math.fround(t * inv[i]);
+      const angle = Math.fround((start + t) * inv[i]);
       const c = Math.cos(angle);
       const s = Math.sin(angle);
       cos[t * headDim + i] = c;
@@ -46,13 +46,18 @@ export function ropeTables(rope: RopeSpec, headDim: number, length: number): { c
   return { cos, sin };
 }
 
-/** Additive mask [T, T]: query q sees key k iff k ≤ q and (no window or q − k < window). */
-export function attentionMask(layer: LayerSpec, length: number): Float32Array {
-  const mask = new Float32Array(length * length);
-  for (let q = 0; q < length; q++) {
-    for (let k = 0; k < length; k++) {
+/**
+ * Additive mask [T, P + T] for T queries at positions P..P+T−1 over keys at positions 0..P+T−1:
+ * query q sees key k iff k ≤ q and (no window or q − k < window).
+ */
+export function attentionMask(layer: LayerSpec, length: number, past = 0): Float32Array {
+  const keys = past + length;
+  const mask = new Float32Array(length * keys);
+  for (let t = 0; t < length; t++) {
+    const q = past + t;
+    for (let k = 0; k < keys; k++) {
       const visible = k <= q && (layer.window == null || q - k < layer.window);
-      mask[q * length + k] = visible ? 0 : -Infinity;
+      mask[t * keys + k] = visible ? 0 : -Infinity;
     }
   }
   return mask;
