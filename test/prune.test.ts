@@ -18,6 +18,7 @@ import { encode, loadTokenizer } from '../src/model/tokenizer.js';
 import { readUserJson } from '../src/util/files.js';
 import { selectKeepSet } from '../src/vocab/keep-set.js';
 import { buildCalibration } from '../src/prune/calibration.js';
+import { TIMING_FILE, type PruneTiming } from '../src/prune/prune.js';
 import { activationScores } from '../src/prune/scores.js';
 import { maxAbsDiff, readF32, ROOT, STORIES } from './helpers/fixtures.js';
 
@@ -42,7 +43,14 @@ async function pruneCli(args: string[]): Promise<number> {
 }
 
 const sha256 = (file: string) => createHash('sha256').update(readFileSync(file)).digest('hex');
-const filesOf = (dir: string) => Object.fromEntries(readdirSync(dir).sort().map((f) => [f, sha256(join(dir, f))]));
+/** Hashes of a pruned directory's files, but for the wall-time record (the one file that differs between runs). */
+const filesOf = (dir: string) =>
+  Object.fromEntries(
+    readdirSync(dir)
+      .filter((f) => f !== TIMING_FILE)
+      .sort()
+      .map((f) => [f, sha256(join(dir, f))]),
+  );
 
 for (const c of cases) {
   test(`prune ${c.name}: loads in transformers with the logits our engine gives`, async () => {
@@ -136,6 +144,8 @@ test('same inputs and seed give a byte-identical output directory; saved scores 
   renameSync(out, first);
   assert.equal(await pruneCli([`${STORIES}hf`, '-o', out, ...args, '--scores-out', scores]), 0);
   assert.deepEqual(filesOf(out), filesOf(first));
+  const timing = JSON.parse(readFileSync(join(out, TIMING_FILE), 'utf8')) as PruneTiming;
+  assert.ok(timing.seconds.total > 0 && timing.seconds.total >= timing.seconds.score, 'the pruning time is recorded beside the manifest');
   // Re-pruning from the saved scores to another width = pruning to it directly.
   const fromScores = join(work, 'from-scores');
   const direct = join(work, 'direct');

@@ -5,13 +5,17 @@ import { Engine } from '../engine/engine.js';
 import { modelMaxLength } from '../eval/loglikelihood.js';
 import type { MeanWithStderr } from '../eval/multiple-choice.js';
 import { resolveTask, TASK_NAMES, type Task, type TaskDoc } from '../eval/tasks/definitions.js';
+import { checkSharedTokens, measureAgreement, prepareReference, type AgreementMetrics, type AgreementSide } from '../eval/agreement.js';
+import { measureSpeed, peakRssBytes, staticEfficiency, type Efficiency } from '../eval/efficiency.js';
 import { evaluateText, type TextMetrics } from '../eval/text-metrics.js';
+import { readTokenTable } from '../eval/token-table.js';
 import { evaluateTask, type TaskReport } from '../eval/zero-shot.js';
 import { openCheckpoint } from '../model/checkpoint.js';
 import { encode, loadTokenizer } from '../model/tokenizer.js';
 import { CompactError } from '../util/errors.js';
 import { readUserJson, readUserText } from '../util/files.js';
-import { integer, table } from './format.js';
+import { bytes, integer, percent, table } from './format.js';
+import { parameterTable } from './inspect.js';
 import { progressBar } from './progress.js';
 
 interface EvalOptions {
@@ -21,6 +25,13 @@ interface EvalOptions {
   limit?: string;
   window: string;
   stride?: string;
+  reference?: string;
+  paragraphs: string;
+  continuation: string;
+  speed?: boolean;
+  promptTokens: string;
+  newTokens: string;
+  repeats: string;
   threads?: string;
   json?: boolean;
 }
@@ -31,7 +42,10 @@ export const DEFAULT_DATA_DIR = '../shared/data';
 export function registerEval(program: Command): void {
   program
     .command('eval')
-    .description('score a text (tokens, UTF-8 bytes, total NLL, perplexity, bits per byte) and/or zero-shot tasks with LM-Evaluation-Harness semantics')
+    .description(
+      'measure a checkpoint: bits per byte and perplexity of a text, agreement with a reference model, zero-shot tasks ' +
+        '(LM-Evaluation-Harness semantics), and efficiency (parameters, weight bytes, peak RSS, prefill and per-token speed, pruning time)',
+    )
     .argument('<dir>', 'Hugging Face checkpoint directory')
     .option('--text <file>', 'UTF-8 text file, encoded whole with the model tokenizer')
     .option('--tasks <list>', `comma-separated zero-shot tasks: ${TASK_NAMES.join(', ')}, or mc:FILE.jsonl (your own multiple choice: {"context", "choices", "gold"} per line)`)
@@ -39,6 +53,13 @@ export function registerEval(program: Command): void {
     .option('--limit <n>', 'evaluate only the first n documents of each task')
     .option('--window <n>', 'inputs per window: window w scores ids[s+1 .. s+w] from ids[s .. s+w-1]', '512')
     .option('--stride <n>', 'tokens between window starts (default: the window, i.e. no overlap); predictions are never scored twice')
+    .option('--reference <dir>', 'the dense model this one was pruned from: greedy agreement and KL on paragraphs of --text (docs/agreement.md)')
+    .option('--paragraphs <n>', 'paragraphs of --text used for agreement with --reference', '64')
+    .option('--continuation <chars>', 'characters of each greedy continuation compared with the reference', '64')
+    .option('--speed', 'measure prefill throughput and per-token decoding latency (resident weights, key/value cache, one sequence)')
+    .option('--prompt-tokens <n>', 'prefill length for --speed', '512')
+    .option('--new-tokens <n>', 'tokens decoded for --speed', '64')
+    .option('--repeats <n>', 'repetitions for --speed (medians are reported)', '3')
     .option('--threads <n>', 'ONNX Runtime intra-op threads (default: all cores)')
     .option('--json', 'print JSON')
     .action(async (dir: string, opts: EvalOptions) => {
@@ -47,46 +68,73 @@ export function registerEval(program: Command): void {
       const stride = opts.stride == null ? window : positiveInt(opts.stride, '--stride');
       const threads = opts.threads ? positiveInt(opts.threads, '--threads') : undefined;
       const limit = opts.limit == null ? undefined : positiveInt(opts.limit, '--limit');
-      if (opts.text == null && opts.tasks == null) throw new CompactError('nothing to evaluate: give --text FILE and/or --tasks LIST');
+      const agreementOptions = { paragraphs: positiveInt(opts.paragraphs, '--paragraphs'), continuationChars: positiveInt(opts.continuation, '--continuation'), window, threads };
+      const speedOptions = { promptTokens: positiveInt(opts.promptTokens, '--prompt-tokens'), newTokens: positiveInt(opts.newTokens, '--new-tokens'), repeats: positiveInt(opts.repeats, '--repeats'), threads };
+      if (opts.text == null && opts.tasks == null && !opts.speed) throw new CompactError('nothing to evaluate: give --text FILE, --tasks LIST and/or --speed');
+      if (opts.reference != null && opts.text == null) throw new CompactError('--reference needs --text: agreement is measured on paragraphs of that text');
       const text = opts.text == null ? undefined : readTextFile(opts.text);
       const tasks = opts.tasks == null ? [] : loadTasks(opts.tasks, opts.dataDir, limit);
       const ckpt = openCheckpoint(dir);
-      const tokenizer = loadTokenizer(dir);
+      const tokenizer = opts.text != null || opts.tasks != null ? loadTokenizer(dir) : undefined;
       const engine = new Engine(ckpt, { threads });
+      const model = opts.reference == null ? undefined : { ckpt, engine, tokenizer: tokenizer!, table: readTokenTable(dir) };
+      const reference = opts.reference == null ? undefined : openReference(opts.reference, model!, threads);
       const started = performance.now();
 
       let textMetrics: TextMetrics | undefined;
       if (text != null) {
-        const ids = encode(tokenizer, text);
+        const ids = encode(tokenizer!, text);
         const bar = progressBar('eval', !opts.json);
         textMetrics = await evaluateText(engine, ids, Buffer.byteLength(text, 'utf8'), { window, stride, onProgress: (d, t) => bar.update(d, t) });
         bar.stop();
       }
       const textSeconds = (performance.now() - started) / 1000;
+
+      let agreement: AgreementMetrics | undefined;
+      if (reference && model) {
+        const bars = { reference: progressBar('reference continuations', !opts.json), greedy: progressBar('continuations', !opts.json), kl: progressBar('KL', !opts.json) };
+        const onProgress = (phase: keyof typeof bars, done: number, total: number) => bars[phase].update(done, total);
+        const prepared = await prepareReference(reference, text!, { ...agreementOptions, onProgress });
+        bars.reference.stop();
+        agreement = await measureAgreement(prepared, model, { ...agreementOptions, onProgress });
+        bars.greedy.stop();
+        bars.kl.stop();
+        await reference.engine.release();
+      }
+
       const reports: TaskReport[] = [];
+      const tasksStarted = performance.now();
       if (tasks.length > 0) {
         const configFile = join(dir, 'tokenizer_config.json');
         const maxLength = modelMaxLength(ckpt.spec.raw, existsSync(configFile) ? (readUserJson(configFile) as Record<string, unknown>) : {});
         for (const { task, docs } of tasks) {
           const bar = progressBar(task.name, !opts.json);
-          reports.push(await evaluateTask(engine, (s) => encode(tokenizer, s), task, docs, { maxLength, onProgress: (d, t) => bar.update(d, t) }));
+          reports.push(await evaluateTask(engine, (s) => encode(tokenizer!, s), task, docs, { maxLength, onProgress: (d, t) => bar.update(d, t) }));
           bar.stop();
         }
       }
+      const taskSeconds = (performance.now() - tasksStarted) / 1000;
       await engine.release();
+
+      const efficiency = staticEfficiency(ckpt);
+      if (opts.speed) efficiency.speed = await measureSpeed(ckpt, speedOptions);
+      const peakRss = peakRssBytes();
       const seconds = (performance.now() - started) / 1000;
 
       if (opts.json) {
         const out: Record<string, unknown> = { dir };
         if (textMetrics) Object.assign(out, { text: opts.text, ...textMetrics });
+        if (agreement) out.agreement = { reference: opts.reference, ...agreement };
         if (reports.length > 0) out.tasks = reports.map(({ docs: _, ...summary }) => summary);
+        out.efficiency = { ...efficiency, peakRssBytes: peakRss };
         out.seconds = seconds;
         console.log(JSON.stringify(out, null, 2));
         return;
       }
+      const sections: string[] = [];
       if (textMetrics) {
         const m = textMetrics;
-        console.log(
+        sections.push(
           table(
             [
               ['tokens', integer(m.tokens)],
@@ -102,14 +150,59 @@ export function registerEval(program: Command): void {
           ),
         );
       }
+      if (agreement) sections.push(agreementTable(agreement, opts.reference!));
       if (reports.length > 0) {
-        if (textMetrics) console.log('');
-        console.log(taskTable(reports));
+        const lines = [taskTable(reports)];
         const truncated = reports.filter((r) => r.truncated > 0).map((r) => `${r.task} ${r.truncated}`);
-        if (truncated.length > 0) console.log(`inputs cut from the left to the model's maximum length: ${truncated.join(', ')}`);
-        console.log(`zero-shot, LM-Evaluation-Harness definitions; ± is the standard error; ${(seconds - textSeconds).toFixed(1)} s`);
+        if (truncated.length > 0) lines.push(`inputs cut from the left to the model's maximum length: ${truncated.join(', ')}`);
+        lines.push(`zero-shot, LM-Evaluation-Harness definitions; ± is the standard error; ${taskSeconds.toFixed(1)} s`);
+        sections.push(lines.join('\n'));
       }
+      sections.push(efficiencyTable(efficiency, peakRss));
+      console.log(sections.join('\n\n'));
     });
+}
+
+/** Opens the reference model and checks that agreement with it is defined (same family, shared tokens). */
+function openReference(dir: string, model: AgreementSide, threads: number | undefined): AgreementSide {
+  const ckpt = openCheckpoint(dir);
+  const family = ckpt.spec.modelType;
+  if (family !== model.ckpt.spec.modelType) {
+    throw new CompactError(`--reference ${dir} is a ${family} model but ${model.ckpt.dir} is ${model.ckpt.spec.modelType}: agreement needs the dense model this one was pruned from`);
+  }
+  const side = { ckpt, engine: new Engine(ckpt, { threads }), tokenizer: loadTokenizer(dir), table: readTokenTable(dir) };
+  checkSharedTokens(side, model);
+  return side;
+}
+
+function agreementTable(a: AgreementMetrics, reference: string): string {
+  const g = a.greedy;
+  return [
+    `agreement with ${reference} on ${a.paragraphs} paragraphs`,
+    table(
+      [
+        ['greedy agreement', `${g.meanAgreement.toFixed(4)} (mean common prefix / ${g.continuationChars} characters, ${g.prompts} prompts)`],
+        ['identical continuations', `${g.exact} of ${g.prompts}`],
+        ['mean KL(reference ‖ model)', `${a.kl.meanKl.toFixed(5)} nats over ${integer(a.kl.comparedPositions)} positions (${percent(a.kl.comparedPositions, a.kl.referencePositions)} of the reference's)`],
+        ['reference mass on removed tokens', a.kl.meanReferenceMassOutside.toExponential(3)],
+      ],
+      [false, false],
+    ),
+  ].join('\n');
+}
+
+function efficiencyTable(e: Efficiency, peakRss: number): string {
+  const rows = [
+    ['weights on disk', bytes(e.weightBytes)],
+    ['peak RSS (this evaluation)', bytes(peakRss)],
+  ];
+  if (e.speed) {
+    const s = e.speed;
+    rows.push(['prefill', `${integer(Math.round(s.prefillTokensPerSecond))} tokens/s (${s.promptTokens} tokens in ${(s.prefillSeconds * 1000).toFixed(1)} ms, median of ${s.repeats})`]);
+    rows.push(['decoding', `${s.msPerToken.toFixed(2)} ms/token (${s.newTokens} tokens after the prompt, median of ${s.repeats}; one sequence, key/value cache)`]);
+  }
+  if (e.pruning) rows.push(['pruning time', `${e.pruning.seconds.total.toFixed(1)} s (score ${e.pruning.seconds.score.toFixed(1)} s, write ${e.pruning.seconds.write.toFixed(1)} s; ${e.pruning.threads} threads, ${e.pruning.cpu})`]);
+  return [parameterTable(e.parameters), table(rows, [false, false])].join('\n');
 }
 
 const fixed = (m: MeanWithStderr | undefined): [string, string] => (m ? [m.value.toFixed(4), m.stderr == null ? '—' : `± ${m.stderr.toFixed(4)}`] : ['—', '']);

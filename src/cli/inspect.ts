@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { openCheckpoint } from '../model/checkpoint.js';
-import { countParams, PARTS, type Part } from '../model/param-count.js';
+import { countParams, PARTS, type ParamCount, type Part } from '../model/param-count.js';
 import { bytes, integer, percent, table } from './format.js';
 
 const LABELS: Record<Part, string> = {
@@ -39,15 +39,20 @@ export function registerInspect(program: Command): void {
         return;
       }
       console.log(`${dir}: ${spec.modelType}, V=${spec.vocabSize} D=${spec.hiddenSize} I=${spec.intermediateSize} L=${spec.numLayers} heads=${spec.numHeads}/${spec.numKvHeads}×${spec.headDim}`);
-      const rows = [['part', 'parameters', 'share']];
-      for (const part of PARTS) {
-        if (part === 'lmHead' && count.tied) rows.push([LABELS[part], 'tied', '—']);
-        else if (count.parts[part] > 0 || part !== 'other') rows.push([LABELS[part], integer(count.parts[part]), percent(count.parts[part], count.total)]);
-      }
-      const vocab = count.parts.embedding + count.parts.lmHead;
-      rows.push(['vocabulary (embedding + head)', integer(vocab), percent(vocab, count.total)]);
-      rows.push(['total', integer(count.total), '100.0 %']);
-      console.log(table(rows, [false, true, true]));
+      console.log(parameterTable(count));
       console.log(`weights on disk: ${bytes(count.storedBytes)}`);
     });
+}
+
+/** Parameters by part with their shares, the vocabulary's total and the grand total. */
+export function parameterTable(count: ParamCount): string {
+  const rows = [['part', 'parameters', 'share']];
+  for (const part of PARTS) {
+    if (part === 'lmHead' && count.tied) rows.push([LABELS[part], 'tied', '—']);
+    else if (count.parts[part] > 0 || part !== 'other') rows.push([LABELS[part], integer(count.parts[part]), percent(count.parts[part], count.total)]);
+  }
+  const vocab = count.parts.embedding + count.parts.lmHead;
+  rows.push(['vocabulary (embedding + head)', integer(vocab), percent(vocab, count.total)]);
+  rows.push(['total', integer(count.total), '100.0 %']);
+  return table(rows, [false, true, true]);
 }

@@ -7,6 +7,7 @@
  */
 import { createHash } from 'node:crypto';
 import { existsSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus } from 'node:os';
 import { dirname, join } from 'node:path';
 import { Engine } from '../engine/engine.js';
 import { evaluateText } from '../eval/text-metrics.js';
@@ -218,13 +219,27 @@ export async function prune(input: string, output: string, o: PruneOptions): Pro
       auto,
       seconds: { read, calibrate, score, search, write: clock.lap(), total: clock.total() },
     };
-    // Card and manifest hold no timings, so the same inputs give byte-identical directories.
-    const { seconds: _timings, ...reproducible } = report;
+    // Card and manifest hold no timings, so the same inputs give byte-identical files; the
+    // pruning time goes to its own file, the only one that differs between runs.
+    const { seconds, ...reproducible } = report;
     writeFileSync(join(tmp, 'README.md'), modelCard(report, o));
     const manifest = { tool: 'compact', version: o.version, command: o.commandLine, ...reproducible, old2new: plan.surgery ? Array.from(plan.surgery.old2new) : null, channels: plan.channels };
-    writeFileSync(join(tmp, 'compact.json'), jsonText(manifest));
+    writeFileSync(join(tmp, MANIFEST_FILE), jsonText(manifest));
+    const timing: PruneTiming = { seconds, threads: o.threads ?? cpus().length, cpu: cpus()[0]?.model ?? 'unknown', node: process.version };
+    writeFileSync(join(tmp, TIMING_FILE), JSON.stringify(timing, null, 2) + '\n');
     return report;
   });
+}
+
+export const MANIFEST_FILE = 'compact.json';
+/** Wall time of the prune that wrote the directory (not reproducible, so kept out of the manifest). */
+export const TIMING_FILE = 'compact-timing.json';
+
+export interface PruneTiming {
+  seconds: PruneReport['seconds'];
+  threads: number;
+  cpu: string;
+  node: string;
 }
 
 function stopwatch(): { lap: () => number; total: () => number } {
@@ -363,7 +378,7 @@ async function writeCheckpointFiles(src: Source, dir: string, plan: Plan, onTens
   // Surgery's config.json has the vocabulary fields (vocab_size, bos/eos/pad ids) remapped.
   const config: JsonObject = { ...((plan.surgery?.files.config as JsonObject | undefined) ?? spec.raw), intermediate_size: plan.budget.ffn, ...layerDropFields(spec, plan.dropped) };
   writeFileSync(join(dir, 'config.json'), jsonText(config, src.floatPaths.config));
-  const rewritten = new Set(['config.json', 'README.md', 'compact.json']);
+  const rewritten = new Set(['config.json', 'README.md', MANIFEST_FILE, TIMING_FILE]);
   for (const [key, file] of Object.entries(TOKENIZER_FILES) as [keyof TokenizerFiles, string][]) {
     const value = plan.surgery?.files[key];
     if (value == null || key === 'config') continue;
