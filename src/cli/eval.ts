@@ -70,8 +70,8 @@ export function registerEval(program: Command): void {
       const limit = opts.limit == null ? undefined : positiveInt(opts.limit, '--limit');
       const agreementOptions = { paragraphs: positiveInt(opts.paragraphs, '--paragraphs'), continuationChars: positiveInt(opts.continuation, '--continuation'), window, threads };
       const speedOptions = { promptTokens: positiveInt(opts.promptTokens, '--prompt-tokens'), newTokens: positiveInt(opts.newTokens, '--new-tokens'), repeats: positiveInt(opts.repeats, '--repeats'), threads };
-      if (opts.text == null && opts.tasks == null && !opts.speed) throw new CompactError('nothing to evaluate: give --text FILE, --tasks LIST and/or --speed');
       if (opts.reference != null && opts.text == null) throw new CompactError('--reference needs --text: agreement is measured on paragraphs of that text');
+      if (opts.text == null && opts.tasks == null && !opts.speed) throw new CompactError('nothing to evaluate: give --text FILE, --tasks LIST and/or --speed');
       const text = opts.text == null ? undefined : readTextFile(opts.text);
       const tasks = opts.tasks == null ? [] : loadTasks(opts.tasks, opts.dataDir, limit);
       const ckpt = openCheckpoint(dir);
