@@ -65,7 +65,7 @@ function expectUserError(args: string[], pattern: RegExp, cwd = ROOT): void {
 test('bad input: unknown task, --limit ≤ 0, nothing to evaluate', () => {
   expectUserError(['eval', `${STORIES}hf`, '--tasks', 'arc_easy,mmlu', '--data-dir', DATA], /unknown task "mmlu"; known: arc_easy, arc_challenge, piqa, hellaswag, winogrande, boolq, openbookqa, lambada_openai, or mc:FILE\.jsonl/);
   expectUserError(['eval', `${STORIES}hf`, '--tasks', 'arc_easy', '--data-dir', DATA, '--limit', '0'], /--limit must be a positive integer, got "0"/);
-  expectUserError(['eval', `${STORIES}hf`], /nothing to evaluate: give --text FILE and\/or --tasks LIST/);
+  expectUserError(['eval', `${STORIES}hf`], /nothing to evaluate: give --text FILE, --tasks LIST and\/or --speed/);
 });
 
 test('bad input: missing and malformed data files name the file, the line and the field', () => {
