@@ -16,6 +16,9 @@ interface CompareFlags extends CalibrationFlags {
   ratios: string;
   methods: string;
   evalText: string[];
+  agreement: boolean;
+  paragraphs: string;
+  continuation: string;
   threads?: string;
   force?: boolean;
   json?: boolean;
@@ -29,7 +32,10 @@ export function registerCompare(program: Command, version: string, argv: string[
     .requiredOption('-o, --output <dir>', 'report directory (written atomically)')
     .requiredOption('--eval-text <file...>', 'held-out text(s) measured in bits per byte (never the calibration text)')
     .option('--ratios <list>', 'fractions of parameters to remove', '0.1,0.2,0.3,0.4,0.5')
-    .option('--methods <list>', `methods, from: ${STUDY_METHOD_NAMES.join(', ')}`, STUDY_METHOD_NAMES.join(','));
+    .option('--methods <list>', `methods, from: ${STUDY_METHOD_NAMES.join(', ')}`, STUDY_METHOD_NAMES.join(','))
+    .option('--no-agreement', 'skip agreement with the dense model (greedy continuations and KL on the first --eval-text)')
+    .option('--paragraphs <n>', 'paragraphs of the first --eval-text used for agreement', '64')
+    .option('--continuation <chars>', 'characters of each greedy continuation compared with the dense model', '64');
   addCalibrationOptions(command)
     .option('--threads <n>', 'ONNX Runtime intra-op threads (default: all cores)')
     .option('--force', 'replace the report directory if it exists')
@@ -41,12 +47,14 @@ export function registerCompare(program: Command, version: string, argv: string[
       const ratios = f.ratios.split(',').map((r) => Number(r));
       if (ratios.some((r) => !(r > 0 && r < 1))) throw new CompactError(`--ratios must be numbers in (0, 1), got ${f.ratios}`);
       const evalTexts = f.evalText.map((file) => ({ name: basename(file).replace(/\.[^.]+$/, ''), text: readTextFile(file) }));
+      const agreement = f.agreement ? { paragraphs: positiveInt(f.paragraphs, '--paragraphs'), continuationChars: positiveInt(f.continuation, '--continuation'), window: 512 } : undefined;
       const bar = progressBar('study', !f.json);
       const command = ['compact', ...argv.slice(2)].join(' ');
       const rows = await runStudy(dir, {
         methods,
         ratios,
         evalTexts,
+        agreement,
         base: {
           vocabMode: 'rank', weighting: 'binary', criterion: 'act2', ...calibrationOptions(f),
           threads: f.threads ? positiveInt(f.threads, '--threads') : undefined,
@@ -57,7 +65,13 @@ export function registerCompare(program: Command, version: string, argv: string[
       });
       bar.stop();
       const shown = (path: string) => (isAbsolute(path) && path.startsWith(process.cwd()) ? relative(process.cwd(), path) : path);
-      const meta = { model: shown(dir), calibration: `${f.calib.map(shown).join(', ')} (${f.samples} × ${f.seqLen} tokens, seed ${f.seed})`, command, version };
+      const meta = {
+        model: shown(dir),
+        calibration: `${f.calib.map(shown).join(', ')} (${f.samples} × ${f.seqLen} tokens, seed ${f.seed})`,
+        agreement: agreement && `${evalTexts[0].name}, ${agreement.paragraphs} paragraphs, ${agreement.continuationChars} characters per continuation`,
+        command,
+        version,
+      };
       await writeDirAtomic(f.output, { force: f.force, inputs: [dir] }, (tmp) => {
         writeFileSync(join(tmp, 'study.json'), jsonText({ ...meta, rows }));
         writeFileSync(join(tmp, 'study.csv'), studyCsv(rows));

@@ -11,6 +11,8 @@ import type { StudyRow } from './study.js';
 export interface StudyMeta {
   model: string;
   calibration: string;
+  /** What agreement with the dense model was measured on (undefined: not measured). */
+  agreement?: string;
   command: string;
   version: string;
 }
@@ -21,26 +23,32 @@ const textNames = (rows: StudyRow[]) => Object.keys(rows[0].bitsPerByte);
 
 export function studyCsv(rows: StudyRow[]): string {
   const texts = textNames(rows);
-  const header = ['method', 'target_ratio', 'removed_ratio', 'vocab', 'ffn', 'layers', 'parameters', ...texts.map((t) => `bpb_${t}`), 'prune_seconds', 'error'];
+  const header = ['method', 'target_ratio', 'removed_ratio', 'vocab', 'ffn', 'layers', 'parameters', ...texts.map((t) => `bpb_${t}`), 'greedy_agreement', 'kl', 'kl_compared_share', 'prune_seconds', 'error'];
   const cell = (v: unknown) => (v == null ? '' : /[",\n]/.test(String(v)) ? `"${String(v).replaceAll('"', '""')}"` : String(v));
-  const lines = rows.map((r) => [r.method, r.ratio, r.removedRatio, r.vocab, r.ffn, r.layers, r.parameters?.total, ...texts.map((t) => r.bitsPerByte[t]), r.pruneSeconds, r.error].map(cell).join(','));
+  const lines = rows.map((r) => [r.method, r.ratio, r.removedRatio, r.vocab, r.ffn, r.layers, r.parameters?.total, ...texts.map((t) => r.bitsPerByte[t]), r.agreement?.greedy, r.agreement?.kl, r.agreement?.comparedShare, r.pruneSeconds, r.error].map(cell).join(','));
   return `${[header.join(','), ...lines].join('\n')}\n`;
 }
 
 export function studyMarkdown(rows: StudyRow[], meta: StudyMeta): string {
   const texts = textNames(rows);
   const dense = rows[0];
+  const agreement = meta.agreement != null;
+  const agreementCells = (r: StudyRow) => (agreement ? (r.agreement ? [r.agreement.greedy.toFixed(3), r.agreement.kl.toFixed(4), pct(r.agreement.comparedShare)] : ['', '', '']) : []);
+  const seconds = (r: StudyRow) => (r.pruneSeconds == null ? '' : r.pruneSeconds.toFixed(1));
   const lines = [
-    `Model \`${meta.model}\`; calibration ${meta.calibration}. Bits per byte: lower is better (Δ vs dense in parentheses).`,
+    `Model \`${meta.model}\`; calibration ${meta.calibration}. Bits per byte: lower is better (Δ vs dense in parentheses).` +
+      (agreement ? ` Agreement with the dense model on ${meta.agreement} (definitions: docs/agreement.md): greedy = mean common prefix of the greedy continuations (1 = identical); KL(dense ‖ pruned) in nats per position where the tokenizations coincide ("compared" = share of positions).` : ''),
     '',
-    `| method | target | removed | V′ | I′ | layers | parameters | ${texts.map((t) => `bpb ${t}`).join(' | ')} |`,
-    `| --- | ---: | ---: | ---: | ---: | ---: | ---: | ${texts.map(() => '---:').join(' | ')} |`,
+    `| method | target | removed | V′ | I′ | layers | parameters | ${texts.map((t) => `bpb ${t}`).join(' | ')} |${agreement ? ' greedy | KL | compared |' : ''} prune s |`,
+    `| --- | ---: | ---: | ---: | ---: | ---: | ---: | ${texts.map(() => '---:').join(' | ')} |${agreement ? ' ---: | ---: | ---: |' : ''} ---: |`,
     ...rows.map((r) =>
       r.error
-        ? `| ${r.method} | ${pct(r.ratio)} | — | | | | | ${texts.map(() => '').join(' | ')} |`
-        : `| ${r.method} | ${pct(r.ratio)} | ${pct(r.removedRatio)} | ${int(r.vocab)} | ${int(r.ffn)} | ${r.layers} | ${int(r.parameters?.total)} | ${texts
-            .map((t) => (r === dense ? r.bitsPerByte[t].toFixed(4) : `${r.bitsPerByte[t].toFixed(4)} (+${(r.bitsPerByte[t] - dense.bitsPerByte[t]).toFixed(3)})`))
-            .join(' | ')} |`,
+        ? `| ${r.method} | ${pct(r.ratio)} | — | | | | | ${texts.map(() => '').join(' | ')} |${agreement ? ' | | |' : ''} |`
+        : `| ${r.method} | ${pct(r.ratio)} | ${pct(r.removedRatio)} | ${int(r.vocab)} | ${int(r.ffn)} | ${r.layers} | ${int(r.parameters?.total)} | ${[
+            ...texts.map((t) => (r === dense ? r.bitsPerByte[t].toFixed(4) : `${r.bitsPerByte[t].toFixed(4)} (${signed(r.bitsPerByte[t] - dense.bitsPerByte[t])})`)),
+            ...agreementCells(r),
+            seconds(r),
+          ].join(' | ')} |`,
     ),
   ];
   const failed = rows.filter((r) => r.error);
@@ -48,6 +56,8 @@ export function studyMarkdown(rows: StudyRow[], meta: StudyMeta): string {
   lines.push('', `Command: \`${meta.command}\` (compact ${meta.version}).`);
   return `${lines.join('\n')}\n`;
 }
+
+const signed = (x: number) => `${x >= 0 ? '+' : '−'}${Math.abs(x).toFixed(3)}`;
 
 export function studyHtml(rows: StudyRow[], meta: StudyMeta): string {
   // The UMD build, inlined so the page works offline (the package does not export its path).
@@ -68,6 +78,20 @@ export function studyHtml(rows: StudyRow[], meta: StudyMeta): string {
     },
     options: { plugins: { title: { display: true, text: `bits per byte on ${text} (lower is better)` } }, scales: { x: { type: 'linear', title: { display: true, text: 'parameters removed (%)' } }, y: { title: { display: true, text: 'bits per byte' } } } },
   }));
+  if (meta.agreement) {
+    qualityCharts.push({
+      type: 'line',
+      data: {
+        datasets: methods.map((m, i) => ({
+          label: m,
+          borderColor: palette[i % palette.length],
+          backgroundColor: palette[i % palette.length],
+          data: [{ x: 0, y: 0 }, ...rows.filter((r) => r.method === m && r.agreement).map((r) => ({ x: 100 * r.removedRatio!, y: r.agreement!.kl }))],
+        })),
+      },
+      options: { plugins: { title: { display: true, text: `KL(dense ‖ pruned) on ${meta.agreement} (lower is better)` } }, scales: { x: { type: 'linear', title: { display: true, text: 'parameters removed (%)' } }, y: { title: { display: true, text: 'nats per position' } } } },
+    });
+  }
   const maxRatio = Math.max(...rows.map((r) => r.ratio));
   const breakdownRows = [dense, ...rows.filter((r) => r.ratio === maxRatio && !r.error)];
   const parts = [

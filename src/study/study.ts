@@ -6,7 +6,9 @@
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { Engine } from '../engine/engine.js';
+import { measureAgreement, prepareReference, type AgreementOptions, type AgreementSide } from '../eval/agreement.js';
 import { evaluateText } from '../eval/text-metrics.js';
+import { readTokenTable } from '../eval/token-table.js';
 import { openCheckpoint } from '../model/checkpoint.js';
 import { countParams, type ParamCount } from '../model/param-count.js';
 import { encode, loadTokenizer } from '../model/tokenizer.js';
@@ -19,6 +21,8 @@ export interface StudyOptions {
   ratios: number[];
   /** Texts measured in bits per byte (name → contents). */
   evalTexts: { name: string; text: string }[];
+  /** Agreement with the dense model, measured on the first evaluation text (none: not measured). */
+  agreement?: Pick<AgreementOptions, 'paragraphs' | 'continuationChars' | 'window'>;
   /** Prune options shared by every cell (calibration, seed, threads…). */
   base: Omit<PruneOptions, 'method' | 'ratio' | 'commandLine' | 'version'>;
   version: string;
@@ -37,24 +41,35 @@ export interface StudyRow {
   layers: number | null;
   parameters: ParamCount | null;
   bitsPerByte: Record<string, number>;
+  /** Against the dense model on the first evaluation text (docs/agreement.md). */
+  agreement: { greedy: number; kl: number; comparedShare: number } | null;
   pruneSeconds: number | null;
   /** Why the cell could not be produced (unreachable budget…). */
   error: string | null;
 }
 
 export async function runStudy(dir: string, o: StudyOptions): Promise<StudyRow[]> {
-  const measure = async (modelDir: string): Promise<Record<string, number>> => {
-    const engine = new Engine(openCheckpoint(modelDir), { threads: o.base.threads });
-    const tokenizer = loadTokenizer(modelDir);
-    const out: Record<string, number> = {};
-    for (const { name, text } of o.evalTexts) out[name] = (await evaluateText(engine, encode(tokenizer, text), Buffer.byteLength(text, 'utf8'))).bitsPerByte;
-    await engine.release();
-    return out;
+  const side = (modelDir: string): AgreementSide => {
+    const ckpt = openCheckpoint(modelDir);
+    return { ckpt, engine: new Engine(ckpt, { threads: o.base.threads }), tokenizer: loadTokenizer(modelDir), table: readTokenTable(modelDir) };
   };
-  const ckpt = openCheckpoint(dir);
+  const agreementOptions = o.agreement && { ...o.agreement, threads: o.base.threads };
+  const denseSide = side(dir);
+  const reference = agreementOptions && (await prepareReference(denseSide, o.evalTexts[0].text, agreementOptions));
+  const measure = async (model: AgreementSide): Promise<Pick<StudyRow, 'bitsPerByte' | 'agreement'>> => {
+    const bitsPerByte: Record<string, number> = {};
+    for (const { name, text } of o.evalTexts) bitsPerByte[name] = (await evaluateText(model.engine, encode(model.tokenizer, text), Buffer.byteLength(text, 'utf8'))).bitsPerByte;
+    let agreement: StudyRow['agreement'] = null;
+    if (reference && agreementOptions) {
+      const a = await measureAgreement(reference, model, agreementOptions);
+      agreement = { greedy: a.greedy.meanAgreement, kl: a.kl.meanKl, comparedShare: a.kl.comparedPositions / a.kl.referencePositions };
+    }
+    return { bitsPerByte, agreement };
+  };
+  const ckpt = denseSide.ckpt;
   const dense: StudyRow = {
     method: 'dense', ratio: 0, removedRatio: 0, vocab: ckpt.spec.vocabSize, ffn: ckpt.spec.intermediateSize, layers: ckpt.spec.numLayers,
-    parameters: countParams(ckpt), bitsPerByte: await measure(dir), pruneSeconds: null, error: null,
+    parameters: countParams(ckpt), ...(await measure(denseSide)), pruneSeconds: null, error: null,
   };
   const rows: StudyRow[] = [dense];
   mkdirSync(o.workDir, { recursive: true });
@@ -67,13 +82,15 @@ export async function runStudy(dir: string, o: StudyOptions): Promise<StudyRow[]
       o.onCell?.(index, cells.length, `${name} @ ${ratio}`);
       try {
         const report = await prune(dir, out, { ...o.base, ...method.options, ratio, commandLine: `compact compare (${name}, ratio ${ratio})`, version: o.version } as PruneOptions);
+        const model = side(out);
         rows.push({
           method: name, ratio, removedRatio: report.parameters.removedRatio, vocab: report.vocab.after, ffn: report.ffn.after, layers: report.layers.after,
-          parameters: report.parameters.after, bitsPerByte: await measure(out), pruneSeconds: report.seconds.total, error: null,
+          parameters: report.parameters.after, ...(await measure(model)), pruneSeconds: report.seconds.total, error: null,
         });
+        await model.engine.release();
       } catch (e) {
         if (!(e instanceof CompactError)) throw e;
-        rows.push({ method: name, ratio, removedRatio: null, vocab: null, ffn: null, layers: null, parameters: null, bitsPerByte: {}, pruneSeconds: null, error: e.message });
+        rows.push({ method: name, ratio, removedRatio: null, vocab: null, ffn: null, layers: null, parameters: null, bitsPerByte: {}, agreement: null, pruneSeconds: null, error: e.message });
       } finally {
         rmSync(out, { recursive: true, force: true });
       }
@@ -81,6 +98,7 @@ export async function runStudy(dir: string, o: StudyOptions): Promise<StudyRow[]
     o.onCell?.(cells.length, cells.length, 'done');
   } finally {
     rmSync(scratch, { recursive: true, force: true });
+    await denseSide.engine.release();
   }
   return rows;
 }
