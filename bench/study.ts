@@ -30,7 +30,7 @@ const wiki = readFileSync(sharedPath('data/wikitext-2-raw/wiki.test.rows.txt'), 
 const wikiSlice = '.tmp/wikitext-2-test-head.txt';
 writeFileSync(wikiSlice, wiki.slice(0, wiki.indexOf('\n', Number(args['wiki-bytes'])) + 1));
 
-for (const name of args.models!.split(',')) {
+for (const name of args.models!.split(',').filter((n) => n.length > 0)) {
   const argv = ['node', 'compact', 'compare', MODELS[name](), '-o', `docs/study/${name}`, '--force', '--ratios', args.ratios!, '--eval-text', 'data/tinystories/heldout_10pct.txt', wikiSlice];
   console.error(`study: ${name}`);
   const log = console.log;
@@ -62,9 +62,15 @@ the WikiText-2 test rows (out of domain). Speed and memory: [benchmarks.md](benc
 Models this small score at chance on zero-shot tasks (ARC, PIQA, …), so tasks are validated
 for correctness on them, not used for the quality claim.
 
-${sections.join('\n')}`,
+${sections.join('\n')}${efficiencySection()}`,
 );
 console.error('wrote docs/results.md');
+
+/** What pruning gains in size and speed (bench/efficiency.ts), when it has been measured. */
+function efficiencySection(): string {
+  const file = 'docs/study/efficiency.md';
+  return existsSync(file) ? `\n## Efficiency\n\n${readFileSync(file, 'utf8')}` : '';
+}
 
 /** One sentence per study: where COMPACT wins or loses against the best baseline at each ratio. */
 function verdict(rows: StudyRow[]): string {

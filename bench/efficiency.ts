@@ -1,0 +1,82 @@
+/**
+ * npm run bench:efficiency: what pruning gains, measured side by side. tinystories-llama32k (real
+ * trained model, from ../shared) is pruned by 30 % with several methods; the dense model and each
+ * pruned one are then measured by `compact eval --speed --json` in their own processes (so peak
+ * RSS is theirs), round-robin over 5 rounds, and the medians are written to
+ * docs/study/efficiency.md (included in docs/results.md by `npm run study`).
+ *   npm run bench:efficiency [-- --ratio 0.3 --rounds 5]
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpus } from 'node:os';
+import { parseArgs } from 'node:util';
+import { median } from './common.js';
+import { sharedPath } from './shared.js';
+
+const { values: args } = parseArgs({ options: { ratio: { type: 'string', default: '0.3' }, rounds: { type: 'string', default: '5' } } });
+const ratio = Number(args.ratio);
+const rounds = Number(args.rounds);
+const dense = sharedPath('models/tinystories-llama32k/hf');
+const cli = (argv: string[]) => execFileSync(process.execPath, ['bin/compact.js', ...argv], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+
+mkdirSync('.tmp/efficiency', { recursive: true });
+const variants: { name: string; dir: string }[] = [{ name: 'dense', dir: dense }];
+for (const method of ['compact', 'vocab-only', 'shortgpt']) {
+  const dir = `.tmp/efficiency/${method}`;
+  console.error(`pruning: ${method} @ ${ratio}`);
+  cli(['prune', dense, '-o', dir, '--method', method, '--ratio', String(ratio), '--force', '--json']);
+  variants.push({ name: method, dir });
+}
+
+interface EvalJson {
+  efficiency: {
+    parameters: { total: number };
+    weightBytes: number;
+    peakRssBytes: number;
+    speed: { prefillTokensPerSecond: number; msPerToken: number };
+    pruning?: { seconds: { total: number } };
+  };
+}
+const runs = new Map<string, EvalJson[]>(variants.map((v) => [v.name, []]));
+for (let round = 0; round < rounds; round++) {
+  for (const v of variants) {
+    console.error(`round ${round + 1}/${rounds}: ${v.name}`);
+    runs.get(v.name)!.push(JSON.parse(cli(['eval', v.dir, '--speed', '--repeats', '3', '--json'])) as EvalJson);
+  }
+}
+
+const MiB = 2 ** 20;
+const summary = variants.map((v) => {
+  const r = runs.get(v.name)!;
+  const e = r[0].efficiency;
+  return {
+    name: v.name,
+    parameters: e.parameters.total,
+    weightMiB: e.weightBytes / MiB,
+    rssMiB: median(r.map((x) => x.efficiency.peakRssBytes)) / MiB,
+    prefill: median(r.map((x) => x.efficiency.speed.prefillTokensPerSecond)),
+    msPerToken: median(r.map((x) => x.efficiency.speed.msPerToken)),
+    pruneSeconds: e.pruning?.seconds.total,
+  };
+});
+const base = summary[0];
+const rows = summary.map(
+  (s) =>
+    `| ${s.name} | ${s.parameters.toLocaleString('en-US')} (${((100 * s.parameters) / base.parameters).toFixed(0)} %) | ${s.weightMiB.toFixed(1)} | ${s.rssMiB.toFixed(0)} (${(s.rssMiB / base.rssMiB).toFixed(2)}×) | ` +
+    `${Math.round(s.prefill).toLocaleString('en-US')} (${(s.prefill / base.prefill).toFixed(2)}×) | ${s.msPerToken.toFixed(2)} (${(s.msPerToken / base.msPerToken).toFixed(2)}×) | ${s.pruneSeconds == null ? '—' : s.pruneSeconds.toFixed(1)} |`,
+);
+const version = (JSON.parse(readFileSync('package.json', 'utf8')) as { version: string }).version;
+writeFileSync(
+  'docs/study/efficiency.md',
+  `tinystories-llama32k, dense and pruned by ${ratio * 100} % of its parameters (default options), measured by
+\`compact eval --speed\` (all weights resident in f32, key/value cache, one sequence; prefill of 512
+tokens, then 64 decoded tokens): each number is the median of ${rounds} processes run round-robin
+(each itself the median of 3 repeats); ratios against the dense model. ${cpus().length} cores (${cpus()[0]?.model ?? 'unknown CPU'}),
+compact ${version}. Command: \`npm run bench:efficiency -- --ratio ${ratio} --rounds ${rounds}\`.
+
+| model | parameters | weights on disk (MiB) | peak RSS (MiB) | prefill (tokens/s) | decoding (ms/token) | pruning (s) |
+| --- | ---: | ---: | ---: | ---: | ---: | ---: |
+${rows.join('\n')}
+`,
+);
+console.log(readFileSync('docs/study/efficiency.md', 'utf8'));
