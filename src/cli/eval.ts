@@ -75,6 +75,7 @@ export function registerEval(program: Command): void {
       const text = opts.text == null ? undefined : readTextFile(opts.text);
       const tasks = opts.tasks == null ? [] : loadTasks(opts.tasks, opts.dataDir, limit);
       const ckpt = openCheckpoint(dir);
+      const efficiency = staticEfficiency(ckpt);
       const tokenizer = opts.text != null || opts.tasks != null ? loadTokenizer(dir) : undefined;
       const engine = new Engine(ckpt, { threads });
       const model = opts.reference == null ? undefined : { ckpt, engine, tokenizer: tokenizer!, table: readTokenTable(dir) };
@@ -116,7 +117,6 @@ export function registerEval(program: Command): void {
       const taskSeconds = (performance.now() - tasksStarted) / 1000;
       await engine.release();
 
-      const efficiency = staticEfficiency(ckpt);
       if (opts.speed) efficiency.speed = await measureSpeed(ckpt, speedOptions);
       const peakRss = peakRssBytes();
       const seconds = (performance.now() - started) / 1000;

@@ -236,7 +236,7 @@ export class Engine {
     const { hiddenSize: D, vocabSize: V } = this.spec;
     const K = request.targetGroups ?? 1;
     check(Number.isSafeInteger(K) && K > 0, `targetGroups must be a positive integer, got ${K}`);
-    const session = await (this.headSession ??= this.createSession(buildHeadGraph(this.spec)));
+    const session = await (this.headSession ??= createSession(buildHeadGraph(this.spec), this.options.threads));
     const head = this.headWeights();
     const logprobs: Float32Array[] = [];
     const argmax: Int32Array[] = [];
@@ -323,14 +323,10 @@ export class Engine {
   private layerSession(stats: boolean): Promise<ort.InferenceSession> {
     let session = this.layerSessions.get(stats);
     if (!session) {
-      session = this.createSession(buildLayerGraph(this.spec, { stats }));
+      session = createSession(buildLayerGraph(this.spec, { stats }), this.options.threads);
       this.layerSessions.set(stats, session);
     }
     return session;
-  }
-
-  private createSession(model: Uint8Array): Promise<ort.InferenceSession> {
-    return createSession(model, this.options.threads);
   }
 
   async release(): Promise<void> {
