@@ -17,15 +17,21 @@ const { values: args } = parseArgs({ options: { ratio: { type: 'string', default
 const ratio = Number(args.ratio);
 const rounds = Number(args.rounds);
 const dense = sharedPath('models/tinystories-llama32k/hf');
-const cli = (argv: string[]) => execFileSync(process.execPath, ['bin/compact.js', ...argv], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+const cli = (argv: string[]) => execFileSync(process.execPath, ['bin/compact.js', ...argv], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
 
 mkdirSync('.tmp/efficiency', { recursive: true });
 const variants: { name: string; dir: string }[] = [{ name: 'dense', dir: dense }];
-for (const method of ['compact', 'vocab-only', 'shortgpt']) {
+const unreachable: string[] = [];
+for (const method of ['compact', 'vocab-only', 'ffn-only', 'shortgpt']) {
   const dir = `.tmp/efficiency/${method}`;
   console.error(`pruning: ${method} @ ${ratio}`);
-  cli(['prune', dense, '-o', dir, '--method', method, '--ratio', String(ratio), '--force', '--json']);
-  variants.push({ name: method, dir });
+  try {
+    cli(['prune', dense, '-o', dir, '--method', method, '--ratio', String(ratio), '--force', '--json']);
+    variants.push({ name: method, dir });
+  } catch (e) {
+    // An unreachable budget is a finding, not a failure (e.g. six layers cannot give exactly 30 %).
+    unreachable.push(`${method}: ${String((e as { stderr?: string }).stderr ?? e).trim()}`);
+  }
 }
 
 interface EvalJson {
@@ -77,6 +83,6 @@ compact ${version}. Command: \`npm run bench:efficiency -- --ratio ${ratio} --ro
 | model | parameters | weights on disk (MiB) | peak RSS (MiB) | prefill (tokens/s) | decoding (ms/token) | pruning (s) |
 | --- | ---: | ---: | ---: | ---: | ---: | ---: |
 ${rows.join('\n')}
-`,
+${unreachable.length ? `\nNot reachable at ${ratio * 100} %:\n\n${unreachable.map((u) => `* ${u}`).join('\n')}\n` : ''}`,
 );
 console.log(readFileSync('docs/study/efficiency.md', 'utf8'));

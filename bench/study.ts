@@ -1,8 +1,9 @@
 /**
  * npm run study: the quality study behind docs/results.md. For each real trained model, every
  * method × ratio is pruned through `compact compare` and measured in bits per byte on held-out
- * TinyStories and a WikiText-2 slice; reports go to docs/study/<model>/ and the summary to
- * docs/results.md. Reads ../shared (see bench/shared.ts) for the larger model and WikiText.
+ * TinyStories and a WikiText-2 slice and in agreement with the dense model; reports go to
+ * docs/study/<model>/ and the summary to docs/results.md (with docs/study/efficiency.md from
+ * npm run bench:efficiency). `--models ""` only rewrites docs/results.md from the reports. Reads ../shared (see bench/shared.ts) for the larger model and WikiText.
  *   npm run study [-- --models stories260K,tinystories-llama32k --ratios 0.1,0.2,0.3,0.4,0.5]
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -57,7 +58,11 @@ same \`compact prune\` pipeline (calibration: 16 × 512 tokens of the bundled Ti
 seed 0) and measured in **bits per byte** (tokenizer-independent, so models with pruned
 vocabularies compare fairly) on held-out TinyStories (\`data/tinystories/heldout_10pct.txt\`,
 never used for calibration nor, for tinystories-llama32k, training) and the first 100 KB of
-the WikiText-2 test rows (out of domain). Speed and memory: [benchmarks.md](benchmarks.md).
+the WikiText-2 test rows (out of domain), and in **agreement with the dense model** on 64
+paragraphs of the held-out TinyStories text: greedy agreement (common prefix of the two greedy
+continuations, 1 = identical) and KL(dense ‖ pruned) where the tokenizations coincide
+([agreement.md](agreement.md)). "prune s" is the wall time of the prune (2 cores). What pruning
+gains in memory and speed: [Efficiency](#efficiency) below and [benchmarks.md](benchmarks.md).
 
 Models this small score at chance on zero-shot tasks (ARC, PIQA, …), so tasks are validated
 for correctness on them, not used for the quality claim.
@@ -72,19 +77,23 @@ function efficiencySection(): string {
   return existsSync(file) ? `\n## Efficiency\n\n${readFileSync(file, 'utf8')}` : '';
 }
 
-/** One sentence per study: where COMPACT wins or loses against the best baseline at each ratio. */
+/** Per study: where COMPACT wins or loses against the best baseline at each ratio, in bits per byte and in greedy agreement. */
 function verdict(rows: StudyRow[]): string {
   const text = 'heldout_10pct';
   const ratios = [...new Set(rows.filter((r) => r.method !== 'dense').map((r) => r.ratio))];
-  const lines = ratios.map((ratio) => {
-    const cells = rows.filter((r) => r.ratio === ratio && !r.error);
-    const best = [...cells].sort((a, b) => a.bitsPerByte[text] - b.bitsPerByte[text])[0];
-    const compact = cells.filter((r) => r.method.startsWith('compact')).sort((a, b) => a.bitsPerByte[text] - b.bitsPerByte[text])[0];
-    if (!best) return `at ${ratio * 100} %: no cell reachable`;
-    if (!compact) return `at ${ratio * 100} %: best ${best.method} (${best.bitsPerByte[text].toFixed(3)}); COMPACT unreachable`;
-    return compact === best
-      ? `at ${ratio * 100} %: ${best.method} is best (${best.bitsPerByte[text].toFixed(3)} bpb)`
-      : `at ${ratio * 100} %: ${best.method} is best (${best.bitsPerByte[text].toFixed(3)}), ${compact.method} ${compact.bitsPerByte[text].toFixed(3)}`;
-  });
-  return `On held-out TinyStories: ${lines.join('; ')}.`;
+  const compare = (label: string, value: (r: StudyRow) => number | undefined, better: (a: number, b: number) => number, digits: number) =>
+    ratios.map((ratio) => {
+      const cells = rows.filter((r) => r.ratio === ratio && !r.error && value(r) != null);
+      const ranked = [...cells].sort((a, b) => better(value(a)!, value(b)!));
+      const best = ranked[0];
+      const compact = ranked.find((r) => r.method.startsWith('compact'));
+      if (!best) return `at ${ratio * 100} %: no cell reachable`;
+      if (!compact) return `at ${ratio * 100} %: best ${best.method} (${value(best)!.toFixed(digits)}); COMPACT unreachable`;
+      return compact === best
+        ? `at ${ratio * 100} %: ${best.method} is best (${value(best)!.toFixed(digits)} ${label})`
+        : `at ${ratio * 100} %: ${best.method} is best (${value(best)!.toFixed(digits)}), ${compact.method} ${value(compact)!.toFixed(digits)}`;
+    });
+  const bpb = compare('bpb', (r) => r.bitsPerByte[text], (a, b) => a - b, 3);
+  const greedy = compare('greedy agreement', (r) => r.agreement?.greedy, (a, b) => b - a, 3);
+  return `On held-out TinyStories: ${bpb.join('; ')}. Greedy agreement with the dense model (higher is better): ${greedy.join('; ')}.`;
 }
