@@ -201,7 +201,11 @@ function efficiencyTable(e: Efficiency, peakRss: number): string {
     rows.push(['prefill', `${integer(Math.round(s.prefillTokensPerSecond))} tokens/s (${s.promptTokens} tokens in ${(s.prefillSeconds * 1000).toFixed(1)} ms, median of ${s.repeats})`]);
     rows.push(['decoding', `${s.msPerToken.toFixed(2)} ms/token (${s.newTokens} tokens after the prompt, median of ${s.repeats}; one sequence, key/value cache)`]);
   }
-  if (e.pruning) rows.push(['pruning time', `${e.pruning.seconds.total.toFixed(1)} s (score ${e.pruning.seconds.score.toFixed(1)} s, write ${e.pruning.seconds.write.toFixed(1)} s; ${e.pruning.threads} threads, ${e.pruning.cpu})`]);
+  if (e.pruning) {
+    const { total, ...phases } = e.pruning.seconds;
+    const breakdown = Object.entries(phases).map(([phase, s]) => `${phase} ${s.toFixed(1)}`).join(', ');
+    rows.push(['pruning time', `${total.toFixed(1)} s (${breakdown}; ${e.pruning.threads} threads, ${e.pruning.cpu})`]);
+  }
   return [parameterTable(e.parameters), table(rows, [false, false])].join('\n');
 }
 
