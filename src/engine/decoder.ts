@@ -36,8 +36,8 @@ export class Decoder {
     const embedding = loadEmbedding(ckpt);
     const layers = Array.from({ length: spec.numLayers }, (_, layer) => loadLayerWeights(ckpt, layer));
     const [layerSession, headSession] = await Promise.all([
-      createSession(buildLayerGraph(spec, { stats: false, cache: true }), options.threads),
-      createSession(buildHeadGraph(spec), options.threads),
+      createSession(buildLayerGraph(spec, { stats: false, cache: true }), options.threads, false),
+      createSession(buildHeadGraph(spec), options.threads, false),
     ]);
     return new Decoder(spec, layerSession, headSession, layers, embedding, loadHeadWeights(ckpt, embedding));
   }
