@@ -9,7 +9,7 @@ import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { coincidingPositions, klAt, paragraphsOf, promptOf } from '../src/eval/agreement.js';
+import { coincidingPositions, klFunction, paragraphsOf, promptOf } from '../src/eval/agreement.js';
 import type { TokenTable } from '../src/eval/token-table.js';
 import { runCli } from './helpers/cli.js';
 import { HELDOUT_TEXT, ROOT, STORIES } from './helpers/fixtures.js';
@@ -70,7 +70,7 @@ test('a model agrees with itself: every continuation identical, KL 0, no mass ou
 
 test('KL over the shared tokens, each side renormalised (hand-computed)', () => {
   // Reference p = (0.5, 0.3, 0.2); the model lacks token 2 and gives q = (0.6, 0.4) to tokens 0 and 1.
-  const { kl, outside } = klAt(Float32Array.from([0.5, 0.3, 0.2].map(Math.log)), Float32Array.from([0.6, 0.4].map(Math.log)), Int32Array.from([0, 1]));
+  const { kl, outside } = klFunction(Int32Array.from([0, 1]), 3)(Float32Array.from([0.5, 0.3, 0.2].map(Math.log)), Float32Array.from([0.6, 0.4].map(Math.log)));
   const expected = 0.625 * Math.log(0.625 / 0.6) + 0.375 * Math.log(0.375 / 0.4);
   assert.ok(Math.abs(kl - expected) < 1e-7, `${kl} vs ${expected}`);
   assert.ok(Math.abs(outside - 0.2) < 1e-7);

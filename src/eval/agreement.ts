@@ -126,7 +126,7 @@ async function greedyContinuations(side: AgreementSide, prompts: string[], optio
     const promptText = decode(ids);
     // Decode prompt + continuation together: some decoders treat a sequence's first token specially.
     const continuation = (generated: number[]) => decode([...ids, ...generated]).slice(promptText.length);
-    const generated = await decoder.generate(ids, C, (g) => side.table.bytes[g[g.length - 1]] === 0 || continuation(g).length >= C);
+    const generated = await decoder.generate(ids, C, (g) => (side.table.bytes[g[g.length - 1]] ?? 0) === 0 || continuation(g).length >= C);
     out.push(continuation(generated).slice(0, C));
     onProgress(out.length, prompts.length);
   }
@@ -144,7 +144,7 @@ async function divergence(reference: AgreementReference, model: AgreementSide, o
   const ref = reference.side;
   const Vr = ref.ckpt.spec.vocabSize;
   const Vm = model.ckpt.spec.vocabSize;
-  const modelToRef = checkSharedTokens(ref, model); // [Vm]
+  const kl = klFunction(checkSharedTokens(ref, model), Vr);
 
   let referencePositions = 0;
   let compared = 0;
@@ -166,9 +166,9 @@ async function divergence(reference: AgreementReference, model: AgreementSide, o
     const modelLogits = (await model.engine.forward(modelIds, { logits: true })).logits!; // per paragraph [Tm, Vm]
     for (let p = 0; p < refIds.length; p++) {
       for (const [i, j] of coincidingPositions(ref.table, refIds[p], model.table, modelIds[p])) {
-        const { kl, outside } = klAt(refLogits[p].subarray((i - 1) * Vr, i * Vr), modelLogits[p].subarray((j - 1) * Vm, j * Vm), modelToRef);
-        klSum += kl;
-        outsideSum += outside;
+        const at = kl(refLogits[p].subarray((i - 1) * Vr, i * Vr), modelLogits[p].subarray((j - 1) * Vm, j * Vm));
+        klSum += at.kl;
+        outsideSum += at.outside;
         compared++;
       }
       referencePositions += refIds[p].filter((id, i) => i > 0 && ref.table.bytes[id] > 0).length;
@@ -214,17 +214,18 @@ export function coincidingPositions(refTable: TokenTable, refIds: number[], mode
 
 /**
  * KL(P̃_ref ‖ P̃_model) over the tokens of the model that the reference also has (each side
- * renormalised over them), and the reference's mass outside them. Rows are logits.
+ * renormalised over them), and the reference's mass outside them, for logits rows [Vr] and [Vm].
  */
-export function klAt(refRow: Float32Array, modelRow: Float32Array, modelToRef: Int32Array): { kl: number; outside: number } {
+export function klFunction(modelToRef: Int32Array, Vr: number): (refRow: Float32Array, modelRow: Float32Array) => { kl: number; outside: number } {
+  const covered = new Uint8Array(Vr); // reference ids the model has
+  for (const r of modelToRef) if (r >= 0) covered[r] = 1;
+  return (refRow, modelRow) => klAt(refRow, modelRow, modelToRef, covered);
+}
+
+function klAt(refRow: Float32Array, modelRow: Float32Array, modelToRef: Int32Array, covered: Uint8Array): { kl: number; outside: number } {
   const refLse = logSumExp(refRow);
-  const covered = new Uint8Array(refRow.length);
   let modelMax = -Infinity;
-  for (let m = 0; m < modelToRef.length; m++) {
-    if (modelToRef[m] < 0) continue;
-    covered[modelToRef[m]] = 1;
-    modelMax = Math.max(modelMax, modelRow[m]);
-  }
+  for (let m = 0; m < modelToRef.length; m++) if (modelToRef[m] >= 0) modelMax = Math.max(modelMax, modelRow[m]);
   let inside = 0;
   let outside = 0;
   for (let r = 0; r < refRow.length; r++) {
