@@ -8,11 +8,11 @@ import ort from 'onnxruntime-node';
 import type { Checkpoint } from '../model/checkpoint.js';
 import type { ModelSpec } from '../model/spec.js';
 import { check } from '../util/errors.js';
-import { createSession } from './engine.js';
 import { buildHeadGraph } from './head-graph.js';
 import { buildLayerGraph } from './layer-graph.js';
 import { embedInto, loadEmbedding, loadHeadWeights, loadLayerWeights } from './layer-weights.js';
 import { attentionMask, ropeTables } from './positions.js';
+import { createSession } from './session.js';
 
 interface Cache {
   key: ort.Tensor; // [1, K, P, hd]

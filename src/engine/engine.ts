@@ -4,15 +4,16 @@
  * time while the hidden states of all sequences stay in memory between layers. Statistics are
  * reduced inside the graph; only [I]-sized vectors come back per layer.
  */
-import { cpus } from 'node:os';
 import ort from 'onnxruntime-node';
 import type { Checkpoint } from '../model/checkpoint.js';
 import type { ModelSpec } from '../model/spec.js';
 import { check } from '../util/errors.js';
 import { buildHeadGraph } from './head-graph.js';
+import { runHead } from './head-run.js';
 import { buildLayerGraph } from './layer-graph.js';
 import { embedInto, loadEmbedding, loadHeadWeights, loadLayerWeights } from './layer-weights.js';
 import { attentionMask, ropeTables } from './positions.js';
+import { createSession } from './session.js';
 
 export interface EngineOptions {
   /** Intra-op threads (default: all cores). */
@@ -133,7 +134,8 @@ export class Engine {
     }
     if (request.targets || request.logits) {
       const clock = performance.now();
-      Object.assign(result, await this.runHead(sequences, batches, request));
+      const session = await (this.headSession ??= createSession(buildHeadGraph(this.spec), this.options.threads));
+      Object.assign(result, await runHead(session, this.headWeights(), this.spec, sequences, batches, request));
       timings.headMs = performance.now() - clock;
     }
     return result;
@@ -228,90 +230,6 @@ export class Engine {
     return feeds;
   }
 
-  /**
-   * Runs the head in chunks of bounded logits memory: over every row of each micro-batch when
-   * logits are requested, else only over the rows (positions) that have a target.
-   */
-  private async runHead(sequences: number[][], batches: MicroBatch[], request: ForwardRequest): Promise<Pick<ForwardResult, 'logprobs' | 'argmax' | 'logits'>> {
-    const { hiddenSize: D, vocabSize: V } = this.spec;
-    const K = request.targetGroups ?? 1;
-    check(Number.isSafeInteger(K) && K > 0, `targetGroups must be a positive integer, got ${K}`);
-    const session = await (this.headSession ??= createSession(buildHeadGraph(this.spec), this.options.threads));
-    const head = this.headWeights();
-    const logprobs: Float32Array[] = [];
-    const argmax: Int32Array[] = [];
-    const logits: Float32Array[] = [];
-    // ≤ 64 MB of logits per run: 4× larger chunks were 12 % faster on the head but held 0.8 GB more (Qwen2.5-0.5B).
-    const rowsPerRun = Math.max(1, Math.floor((1 << 24) / V));
-    for (const batch of batches) {
-      const T = batch.length;
-      const rows = batch.members.length * T;
-      const hidden = batch.hidden.data as Float32Array; // [B·T, D]
-      const targets = new Int32Array(rows * K).fill(-1); // [B·T, K]
-      for (const [b, s] of batch.members.entries()) {
-        const seqTargets = request.targets?.[s];
-        if (!seqTargets) continue;
-        check(seqTargets.length === sequences[s].length * K, `targets of sequence ${s} has ${seqTargets.length} entries for ${sequences[s].length} tokens × ${K} groups`);
-        targets.set(seqTargets, b * T * K);
-      }
-      // Rows the head runs on: all of them for logits, else those with at least one target.
-      let selected: Int32Array;
-      if (request.logits) selected = Int32Array.from({ length: rows }, (_, r) => r);
-      else {
-        const picked: number[] = [];
-        for (let r = 0; r < rows; r++) {
-          for (let k = 0; k < K; k++) {
-            if (targets[r * K + k] >= 0) {
-              picked.push(r);
-              break;
-            }
-          }
-        }
-        selected = Int32Array.from(picked);
-      }
-      const batchLogprobs = new Float32Array(rows * K).fill(NaN);
-      const batchArgmax = new Int32Array(rows).fill(-1);
-      const batchLogits = request.logits ? new Float32Array(rows * V) : undefined;
-      for (let i0 = 0; i0 < selected.length; i0 += rowsPerRun) {
-        const n = Math.min(rowsPerRun, selected.length - i0);
-        const first = selected[i0];
-        const contiguous = selected[i0 + n - 1] - first === n - 1;
-        let x: Float32Array;
-        if (contiguous) x = hidden.subarray(first * D, (first + n) * D);
-        else {
-          x = new Float32Array(n * D); // [n, D] gathered rows
-          for (let i = 0; i < n; i++) x.set(hidden.subarray(selected[i0 + i] * D, (selected[i0 + i] + 1) * D), i * D);
-        }
-        const ids = new BigInt64Array(n * K); // [n, K]
-        for (let i = 0; i < n; i++) for (let k = 0; k < K; k++) ids[i * K + k] = BigInt(Math.max(0, targets[selected[i0 + i] * K + k]));
-        const out = await session.run(
-          { hidden: new ort.Tensor('float32', x, [n, D]), norm: head.norm, head: head.weight, targets: new ort.Tensor('int64', ids, [n, K]) },
-          batchLogits ? ['logits', 'targetLogprobs', 'argmax'] : ['targetLogprobs', 'argmax'],
-        );
-        const lp = out.targetLogprobs.data as Float32Array;
-        const am = out.argmax.data as BigInt64Array;
-        for (let i = 0; i < n; i++) {
-          const r = selected[i0 + i];
-          let any = false;
-          for (let k = 0; k < K; k++) {
-            if (targets[r * K + k] < 0) continue;
-            batchLogprobs[r * K + k] = lp[i * K + k];
-            any = true;
-          }
-          if (any) batchArgmax[r] = Number(am[i]);
-        }
-        if (batchLogits) batchLogits.set(out.logits.data as Float32Array, first * V); // all rows, in order
-      }
-      for (const [b, s] of batch.members.entries()) {
-        const n = sequences[s].length;
-        logprobs[s] = batchLogprobs.slice(b * T * K, (b * T + n) * K);
-        argmax[s] = batchArgmax.slice(b * T, b * T + n);
-        if (batchLogits) logits[s] = batchLogits.slice(b * T * V, (b * T + n) * V);
-      }
-    }
-    return { ...(request.targets ? { logprobs, argmax } : {}), ...(request.logits ? { logits } : {}) };
-  }
-
   private embeddingMatrix(): Float32Array {
     return (this.embedding ??= loadEmbedding(this.ckpt));
   }
@@ -346,21 +264,4 @@ function treeOf(parents: Int32Array, length: number, sequence: number): NonNulla
     depths[i] = p < 0 ? 0 : depths[p] + 1;
   }
   return { parents, depths, feeds: new Map() };
-}
-
-/**
- * A CPU session: intra-op threads (default: all cores), full graph optimisation. With `spin`
- * false, idle pool threads sleep instead of busy-waiting for the next run: when two sessions
- * alternate every few hundred microseconds (decoding: layers, then head), each pool's spinning
- * steals the cores the other needs (tinystories-llama32k: ~5.3 → ~3.9 ms per decoded token; no
- * change for the Engine's large batched runs).
- */
-export function createSession(model: Uint8Array, threads = cpus().length, spin = true): Promise<ort.InferenceSession> {
-  return ort.InferenceSession.create(model, {
-    intraOpNumThreads: threads,
-    interOpNumThreads: 1,
-    graphOptimizationLevel: 'all',
-    enableCpuMemArena: true,
-    extra: { session: { intra_op: { allow_spinning: spin ? '1' : '0' } } },
-  });
 }

@@ -1,0 +1,105 @@
+/**
+ * The LM head over the final hidden states of the Engine's micro-batches: log-probabilities of
+ * requested target tokens, the greedy token, and (on request) full logits.
+ */
+import ort from 'onnxruntime-node';
+import type { ModelSpec } from '../model/spec.js';
+import { check } from '../util/errors.js';
+import type { ForwardRequest, ForwardResult } from './engine.js';
+
+/** What the head needs of a micro-batch: its sequences and their right-padded final hidden states. */
+export interface HeadBatch {
+  /** Indices of its sequences in the request. */
+  members: number[];
+  length: number;
+  hidden: ort.Tensor; // [B, T, D]
+}
+
+/**
+ * Runs the head in chunks of bounded logits memory: over every row of each micro-batch when
+ * logits are requested, else only over the rows (positions) that have a target.
+ */
+export async function runHead(
+  session: ort.InferenceSession,
+  head: { norm: ort.Tensor; weight: ort.Tensor },
+  spec: ModelSpec,
+  sequences: number[][],
+  batches: HeadBatch[],
+  request: ForwardRequest,
+): Promise<Pick<ForwardResult, 'logprobs' | 'argmax' | 'logits'>> {
+  const { hiddenSize: D, vocabSize: V } = spec;
+  const K = request.targetGroups ?? 1;
+  check(Number.isSafeInteger(K) && K > 0, `targetGroups must be a positive integer, got ${K}`);
+  const logprobs: Float32Array[] = [];
+  const argmax: Int32Array[] = [];
+  const logits: Float32Array[] = [];
+  // ≤ 64 MB of logits per run: 4× larger chunks were 12 % faster on the head but held 0.8 GB more (Qwen2.5-0.5B).
+  const rowsPerRun = Math.max(1, Math.floor((1 << 24) / V));
+  for (const batch of batches) {
+    const T = batch.length;
+    const rows = batch.members.length * T;
+    const hidden = batch.hidden.data as Float32Array; // [B·T, D]
+    const targets = new Int32Array(rows * K).fill(-1); // [B·T, K]
+    for (const [b, s] of batch.members.entries()) {
+      const seqTargets = request.targets?.[s];
+      if (!seqTargets) continue;
+      check(seqTargets.length === sequences[s].length * K, `targets of sequence ${s} has ${seqTargets.length} entries for ${sequences[s].length} tokens × ${K} groups`);
+      targets.set(seqTargets, b * T * K);
+    }
+    // Rows the head runs on: all of them for logits, else those with at least one target.
+    let selected: Int32Array;
+    if (request.logits) selected = Int32Array.from({ length: rows }, (_, r) => r);
+    else {
+      const picked: number[] = [];
+      for (let r = 0; r < rows; r++) {
+        for (let k = 0; k < K; k++) {
+          if (targets[r * K + k] >= 0) {
+            picked.push(r);
+            break;
+          }
+        }
+      }
+      selected = Int32Array.from(picked);
+    }
+    const batchLogprobs = new Float32Array(rows * K).fill(NaN);
+    const batchArgmax = new Int32Array(rows).fill(-1);
+    const batchLogits = request.logits ? new Float32Array(rows * V) : undefined;
+    for (let i0 = 0; i0 < selected.length; i0 += rowsPerRun) {
+      const n = Math.min(rowsPerRun, selected.length - i0);
+      const first = selected[i0];
+      const contiguous = selected[i0 + n - 1] - first === n - 1;
+      let x: Float32Array;
+      if (contiguous) x = hidden.subarray(first * D, (first + n) * D);
+      else {
+        x = new Float32Array(n * D); // [n, D] gathered rows
+        for (let i = 0; i < n; i++) x.set(hidden.subarray(selected[i0 + i] * D, (selected[i0 + i] + 1) * D), i * D);
+      }
+      const ids = new BigInt64Array(n * K); // [n, K]
+      for (let i = 0; i < n; i++) for (let k = 0; k < K; k++) ids[i * K + k] = BigInt(Math.max(0, targets[selected[i0 + i] * K + k]));
+      const out = await session.run(
+        { hidden: new ort.Tensor('float32', x, [n, D]), norm: head.norm, head: head.weight, targets: new ort.Tensor('int64', ids, [n, K]) },
+        batchLogits ? ['logits', 'targetLogprobs', 'argmax'] : ['targetLogprobs', 'argmax'],
+      );
+      const lp = out.targetLogprobs.data as Float32Array;
+      const am = out.argmax.data as BigInt64Array;
+      for (let i = 0; i < n; i++) {
+        const r = selected[i0 + i];
+        let any = false;
+        for (let k = 0; k < K; k++) {
+          if (targets[r * K + k] < 0) continue;
+          batchLogprobs[r * K + k] = lp[i * K + k];
+          any = true;
+        }
+        if (any) batchArgmax[r] = Number(am[i]);
+      }
+      if (batchLogits) batchLogits.set(out.logits.data as Float32Array, first * V); // all rows, in order
+    }
+    for (const [b, s] of batch.members.entries()) {
+      const n = sequences[s].length;
+      logprobs[s] = batchLogprobs.slice(b * T * K, (b * T + n) * K);
+      argmax[s] = batchArgmax.slice(b * T, b * T + n);
+      if (batchLogits) logits[s] = batchLogits.slice(b * T * V, (b * T + n) * V);
+    }
+  }
+  return { ...(request.targets ? { logprobs, argmax } : {}), ...(request.logits ? { logits } : {}) };
+}
