@@ -66,31 +66,23 @@ export function studyHtml(rows: StudyRow[], meta: StudyMeta): string {
   const methods = [...new Set(rows.slice(1).map((r) => r.method))];
   const dense = rows[0];
   const palette = ['#1b9e77', '#d95f02', '#7570b3', '#e7298a', '#66a61e', '#e6ab02', '#a6761d', '#666666'];
-  const qualityCharts = texts.map((text) => ({
+  /** One line per method: the quality measure against the percentage of parameters removed, from the dense point on. */
+  const lineChart = (title: string, yLabel: string, value: (r: StudyRow) => number | undefined) => ({
     type: 'line',
     data: {
       datasets: methods.map((m, i) => ({
         label: m,
         borderColor: palette[i % palette.length],
         backgroundColor: palette[i % palette.length],
-        data: [{ x: 0, y: dense.bitsPerByte[text] }, ...rows.filter((r) => r.method === m && !r.error).map((r) => ({ x: 100 * r.removedRatio!, y: r.bitsPerByte[text] }))],
+        data: [dense, ...rows.filter((r) => r.method === m && !r.error)].filter((r) => value(r) != null).map((r) => ({ x: 100 * r.removedRatio!, y: value(r) })),
       })),
     },
-    options: { plugins: { title: { display: true, text: `bits per byte on ${text} (lower is better)` } }, scales: { x: { type: 'linear', title: { display: true, text: 'parameters removed (%)' } }, y: { title: { display: true, text: 'bits per byte' } } } },
-  }));
+    options: { plugins: { title: { display: true, text: title } }, scales: { x: { type: 'linear', title: { display: true, text: 'parameters removed (%)' } }, y: { title: { display: true, text: yLabel } } } },
+  });
+  const qualityCharts = texts.map((text) => lineChart(`bits per byte on ${text} (lower is better)`, 'bits per byte', (r) => r.bitsPerByte[text]));
   if (meta.agreement) {
-    qualityCharts.push({
-      type: 'line',
-      data: {
-        datasets: methods.map((m, i) => ({
-          label: m,
-          borderColor: palette[i % palette.length],
-          backgroundColor: palette[i % palette.length],
-          data: [{ x: 0, y: 0 }, ...rows.filter((r) => r.method === m && r.agreement).map((r) => ({ x: 100 * r.removedRatio!, y: r.agreement!.kl }))],
-        })),
-      },
-      options: { plugins: { title: { display: true, text: `KL(dense ‖ pruned) on ${meta.agreement} (lower is better)` } }, scales: { x: { type: 'linear', title: { display: true, text: 'parameters removed (%)' } }, y: { title: { display: true, text: 'nats per position' } } } },
-    });
+    qualityCharts.push(lineChart(`greedy agreement with the dense model on ${meta.agreement} (higher is better)`, 'mean common prefix / C', (r) => r.agreement?.greedy));
+    qualityCharts.push(lineChart(`KL(dense ‖ pruned) on ${meta.agreement} (lower is better)`, 'nats per position', (r) => r.agreement?.kl));
   }
   const maxRatio = Math.max(...rows.map((r) => r.ratio));
   const breakdownRows = [dense, ...rows.filter((r) => r.ratio === maxRatio && !r.error)];
