@@ -39,7 +39,7 @@ interface EvalJson {
     parameters: { total: number };
     weightBytes: number;
     peakRssBytes: number;
-    speed: { prefillTokensPerSecond: number; msPerToken: number };
+    speed: { promptTokens: number; newTokens: number; prefillTokensPerSecond: number; msPerToken: number };
     pruning?: { seconds: { total: number } };
   };
 }
@@ -66,6 +66,7 @@ const summary = variants.map((v) => {
   };
 });
 const base = summary[0];
+const speed = runs.get('dense')![0].efficiency.speed;
 const rows = summary.map(
   (s) =>
     `| ${s.name} | ${s.parameters.toLocaleString('en-US')} (${((100 * s.parameters) / base.parameters).toFixed(0)} %) | ${s.weightMiB.toFixed(1)} | ${s.rssMiB.toFixed(0)} (${(s.rssMiB / base.rssMiB).toFixed(2)}×) | ` +
@@ -75,8 +76,8 @@ const version = (JSON.parse(readFileSync('package.json', 'utf8')) as { version: 
 writeFileSync(
   'docs/study/efficiency.md',
   `tinystories-llama32k, dense and pruned by ${ratio * 100} % of its parameters (default options), measured by
-\`compact eval --speed\` (all weights resident in f32, key/value cache, one sequence; prefill of 512
-tokens, then 64 decoded tokens): each number is the median of ${rounds} processes run round-robin
+\`compact eval --speed\` (all weights resident in f32, key/value cache, one sequence; prefill of ${speed.promptTokens}
+tokens, then ${speed.newTokens} decoded tokens): each number is the median of ${rounds} processes run round-robin
 (each itself the median of 3 repeats); ratios against the dense model. ${cpus().length} cores (${cpus()[0]?.model ?? 'unknown CPU'}),
 compact ${version}. Command: \`npm run bench:efficiency -- --ratio ${ratio} --rounds ${rounds}\`.
 

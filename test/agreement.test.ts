@@ -102,6 +102,12 @@ test('--speed: prefill throughput and per-token latency are measured; the dense 
   assert.equal(e.weightBytes, e.parameters.total * 4, 'f32 weights');
   assert.ok(e.peakRssBytes > 0);
   assert.equal(e.pruning, undefined);
+  // By default the prompt shrinks so that prompt + new tokens stay within the model's 512 positions.
+  assert.equal(evalJson([`${STORIES}hf`, '--speed', '--repeats', '1']).efficiency.speed.promptTokens, 512 - 64);
+  const tooLong = runCli(['eval', `${STORIES}hf`, '--speed', '--prompt-tokens', '500']);
+  assert.equal(tooLong.code, 2);
+  assert.match(tooLong.stderr, /--speed: 500 \+ 64 new tokens do not fit in max_position_embeddings 512/);
+  assert.equal(tooLong.stdout, '');
 });
 
 test('bad reference: another family, a foreign tokenizer, or no --text: one clear line, nothing on stdout', () => {

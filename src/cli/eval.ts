@@ -29,7 +29,7 @@ interface EvalOptions {
   paragraphs: string;
   continuation: string;
   speed?: boolean;
-  promptTokens: string;
+  promptTokens?: string;
   newTokens: string;
   repeats: string;
   threads?: string;
@@ -57,7 +57,7 @@ export function registerEval(program: Command): void {
     .option('--paragraphs <n>', 'paragraphs of --text used for agreement with --reference', '64')
     .option('--continuation <chars>', 'characters of each greedy continuation compared with the reference', '64')
     .option('--speed', 'measure prefill throughput and per-token decoding latency (resident weights, key/value cache, one sequence)')
-    .option('--prompt-tokens <n>', 'prefill length for --speed', '512')
+    .option('--prompt-tokens <n>', 'prefill length for --speed (default: 512, or less so that prompt + new tokens fit in max_position_embeddings)')
     .option('--new-tokens <n>', 'tokens decoded for --speed', '64')
     .option('--repeats <n>', 'repetitions for --speed (medians are reported)', '3')
     .option('--threads <n>', 'ONNX Runtime intra-op threads (default: all cores)')
@@ -69,13 +69,16 @@ export function registerEval(program: Command): void {
       const threads = opts.threads ? positiveInt(opts.threads, '--threads') : undefined;
       const limit = opts.limit == null ? undefined : positiveInt(opts.limit, '--limit');
       const agreementOptions = { paragraphs: positiveInt(opts.paragraphs, '--paragraphs'), continuationChars: positiveInt(opts.continuation, '--continuation'), window, threads };
-      const speedOptions = { promptTokens: positiveInt(opts.promptTokens, '--prompt-tokens'), newTokens: positiveInt(opts.newTokens, '--new-tokens'), repeats: positiveInt(opts.repeats, '--repeats'), threads };
+      const newTokens = positiveInt(opts.newTokens, '--new-tokens');
+      const promptTokens = opts.promptTokens == null ? undefined : positiveInt(opts.promptTokens, '--prompt-tokens');
+      const repeats = positiveInt(opts.repeats, '--repeats');
       if (opts.reference != null && opts.text == null) throw new CompactError('--reference needs --text: agreement is measured on paragraphs of that text');
       if (opts.text == null && opts.tasks == null && !opts.speed) throw new CompactError('nothing to evaluate: give --text FILE, --tasks LIST and/or --speed');
       const text = opts.text == null ? undefined : readTextFile(opts.text);
       const tasks = opts.tasks == null ? [] : loadTasks(opts.tasks, opts.dataDir, limit);
       const ckpt = openCheckpoint(dir);
       const efficiency = staticEfficiency(ckpt);
+      const speedOptions = opts.speed ? { ...speedLengths(ckpt.spec.raw, promptTokens, newTokens), repeats, threads } : undefined;
       const tokenizer = opts.text != null || opts.tasks != null ? loadTokenizer(dir) : undefined;
       const engine = new Engine(ckpt, { threads });
       const model = opts.reference == null ? undefined : { ckpt, engine, tokenizer: tokenizer!, table: readTokenTable(dir) };
@@ -117,7 +120,7 @@ export function registerEval(program: Command): void {
       const taskSeconds = (performance.now() - tasksStarted) / 1000;
       await engine.release();
 
-      if (opts.speed) efficiency.speed = await measureSpeed(ckpt, speedOptions);
+      if (speedOptions) efficiency.speed = await measureSpeed(ckpt, speedOptions);
       const peakRss = peakRssBytes();
       const seconds = (performance.now() - started) / 1000;
 
@@ -161,6 +164,16 @@ export function registerEval(program: Command): void {
       sections.push(efficiencyTable(efficiency, peakRss));
       console.log(sections.join('\n\n'));
     });
+}
+
+/** Prompt and decoded lengths for --speed, within the model's positions (max_position_embeddings) when it states them. */
+function speedLengths(config: Record<string, unknown>, prompt: number | undefined, newTokens: number): { promptTokens: number; newTokens: number } {
+  const max = typeof config.max_position_embeddings === 'number' ? config.max_position_embeddings : Infinity;
+  const promptTokens = prompt ?? Math.min(512, max - newTokens);
+  if (promptTokens < 1 || promptTokens + newTokens > max) {
+    throw new CompactError(`--speed: ${prompt ?? 'a prompt'} + ${newTokens} new tokens do not fit in max_position_embeddings ${max}; lower --prompt-tokens or --new-tokens`);
+  }
+  return { promptTokens, newTokens };
 }
 
 /** Opens the reference model and checks that agreement with it is defined (same family, shared tokens). */
