@@ -3,8 +3,10 @@
  * method × ratio is pruned through `compact compare` and measured in bits per byte on held-out
  * TinyStories and a WikiText-2 slice and in agreement with the dense model; reports go to
  * docs/study/<model>/ and the summary to docs/results.md (with docs/study/efficiency.md from
- * npm run bench:efficiency). `--models ""` only rewrites docs/results.md from the reports. Reads ../shared (see bench/shared.ts) for the larger model and WikiText.
- *   npm run study [-- --models stories260K,tinystories-llama32k --ratios 0.1,0.2,0.3,0.4,0.5]
+ * npm run bench:efficiency) and the dense models' zero-shot scores (docs/study/<model>/tasks.json).
+ * `--models ""` only rewrites docs/results.md from the reports; `--steps tasks` skips the grid.
+ * Reads ../shared (see bench/shared.ts) for the larger model, WikiText and the task data.
+ *   npm run study [-- --models stories260K,tinystories-llama32k --ratios 0.1,0.2,0.3,0.4,0.5 --steps compare,tasks]
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
@@ -17,8 +19,14 @@ const { values: args } = parseArgs({
     models: { type: 'string', default: 'stories260K,tinystories-llama32k' },
     ratios: { type: 'string', default: '0.1,0.2,0.3,0.4,0.5' },
     'wiki-bytes': { type: 'string', default: '100000' },
+    'tasks-limit': { type: 'string', default: '500' },
+    steps: { type: 'string', default: 'compare,tasks' },
   },
 });
+
+const TASKS = ['arc_easy', 'arc_challenge', 'piqa', 'hellaswag', 'winogrande', 'boolq', 'openbookqa', 'lambada_openai'];
+/** What always answering at random (or, for BoolQ, always the majority answer) scores. */
+const CHANCE: Record<string, string> = { arc_easy: '≈ 0.25', arc_challenge: '≈ 0.25', piqa: '0.50', hellaswag: '0.25', winogrande: '0.50', boolq: '0.62 (majority "true")', openbookqa: '0.25', lambada_openai: '—' };
 
 const MODELS: Record<string, () => string> = {
   stories260K: () => 'models/stories260K/hf',
@@ -31,7 +39,13 @@ const wiki = readFileSync(sharedPath('data/wikitext-2-raw/wiki.test.rows.txt'), 
 const wikiSlice = '.tmp/wikitext-2-test-head.txt';
 writeFileSync(wikiSlice, wiki.slice(0, wiki.indexOf('\n', Number(args['wiki-bytes'])) + 1));
 
+const steps = args.steps!.split(',');
 for (const name of args.models!.split(',').filter((n) => n.length > 0)) {
+  if (steps.includes('compare')) await compare(name);
+  if (steps.includes('tasks')) await tasks(name);
+}
+
+async function compare(name: string): Promise<void> {
   const argv = ['node', 'compact', 'compare', MODELS[name](), '-o', `docs/study/${name}`, '--force', '--ratios', args.ratios!, '--eval-text', 'data/tinystories/heldout_10pct.txt', wikiSlice];
   console.error(`study: ${name}`);
   const log = console.log;
@@ -39,6 +53,18 @@ for (const name of args.models!.split(',').filter((n) => n.length > 0)) {
   const code = await main(argv);
   console.log = log;
   if (code !== 0) throw new Error(`compact compare failed on ${name}`);
+}
+
+/** The dense model on the zero-shot tasks: evidence for the "at chance" statement in results.md. */
+async function tasks(name: string): Promise<void> {
+  console.error(`tasks: ${name}`);
+  const log = console.log;
+  const out: string[] = [];
+  console.log = (text: string) => out.push(text);
+  const tasksCode = await main(['node', 'compact', 'eval', MODELS[name](), '--tasks', TASKS.join(','), '--limit', args['tasks-limit']!, '--data-dir', sharedPath('data'), '--json']);
+  console.log = log;
+  if (tasksCode !== 0) throw new Error(`compact eval --tasks failed on ${name}`);
+  writeFileSync(`docs/study/${name}/tasks.json`, out.join('\n'));
 }
 
 // docs/results.md covers every model studied so far (a run may redo only some of them).
@@ -65,11 +91,36 @@ continuations, 1 = identical) and KL(dense ‖ pruned) where the tokenizations c
 gains in memory and speed: [Efficiency](#efficiency) below and [benchmarks.md](benchmarks.md).
 
 Models this small score at chance on zero-shot tasks (ARC, PIQA, …), so tasks are validated
-for correctness on them, not used for the quality claim.
+for correctness on them, not used for the quality claim: [the dense models' scores](#zero-shot-tasks-of-the-dense-models).
 
-${sections.join('\n')}${efficiencySection()}`,
+${sections.join('\n')}${tasksSection()}${efficiencySection()}`,
 );
 console.error('wrote docs/results.md');
+
+/** The dense models' zero-shot accuracies next to chance. */
+function tasksSection(): string {
+  const models = Object.keys(MODELS).filter((name) => existsSync(`docs/study/${name}/tasks.json`));
+  if (models.length === 0) return '';
+  type Report = { task: string; n: number; metrics: { acc?: { value: number; stderr?: number } } };
+  const reports = new Map(models.map((name) => [name, (JSON.parse(readFileSync(`docs/study/${name}/tasks.json`, 'utf8')) as { tasks: Report[] }).tasks]));
+  const n = reports.get(models[0])![0].n;
+  const rows = TASKS.map((task) => {
+    const cells = models.map((name) => {
+      const acc = reports.get(name)!.find((r) => r.task === task)?.metrics.acc;
+      return acc ? `${acc.value.toFixed(3)} ± ${acc.stderr?.toFixed(3)}` : '';
+    });
+    return `| ${task} | ${cells.join(' | ')} | ${CHANCE[task]} |`;
+  });
+  return `\n## Zero-shot tasks of the dense models
+
+\`compact eval <model> --tasks … --limit ${n}\` (LM-Evaluation-Harness definitions, first ${n} documents of each task; acc ± standard error).
+Every score is at or below chance: these models are too small for the tasks to say anything about pruning.
+
+| task | ${models.join(' | ')} | chance |
+| --- | ${models.map(() => '---:').join(' | ')} | ---: |
+${rows.join('\n')}
+`;
+}
 
 /** What pruning gains in size and speed (bench/efficiency.ts), when it has been measured. */
 function efficiencySection(): string {

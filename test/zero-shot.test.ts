@@ -140,6 +140,20 @@ interface OracleTask {
 }
 const oracle = JSON.parse(readFileSync(`${DATA}/oracle-stories260K.json`, 'utf8')) as { max_length: number; tasks: Record<string, OracleTask> };
 
+test('a continuation longer than the maximum length: its last L tokens are scored (lm-eval cannot score it)', async () => {
+  const L = 16;
+  const pair = { context: enc('Once upon a time'), continuation: enc(' there was a little girl named Lily who loved to play outside').slice(1) };
+  assert.ok(pair.continuation.length > L + 2);
+  const [got] = (await scorePairs(engine, [pair], { maxLength: L })).results;
+  // By hand: the model reads the L tokens before the last, and predicts the last L.
+  const window = pair.continuation.slice(-(L + 1));
+  const { logits } = await engine.forward([window.slice(0, -1)], { logits: true });
+  const ll = window.slice(1).reduce((sum, token, j) => sum + logSoftmaxAt(logits![0], j, token), 0);
+  assert.ok(Math.abs(got.logprob - ll) < 1e-4, `${got.logprob} vs ${ll}`);
+  assert.equal(got.tokens, L);
+  assert.equal(got.truncated, true);
+});
+
 test('50 documents of every task match the transformers oracle (task_oracle.py): tokens, log-likelihoods, accuracies', async () => {
   assert.deepEqual(Object.keys(oracle.tasks).sort(), ['arc_challenge', 'arc_easy', 'boolq', 'hellaswag', 'lambada_openai', MC, 'openbookqa', 'piqa', 'winogrande'].sort());
   let truncated = 0;

@@ -7,7 +7,8 @@
  *     the context alone too, and the continuation is what follows the context's token count;
  *   * the model reads (context + continuation)[-(L+1):][:-1] (left-truncated to its max length L)
  *     and the continuation's tokens are scored at the last positions: log-likelihood = Σ log p,
- *     greedy = every continuation token is the argmax at its position.
+ *     greedy = every continuation token is the argmax at its position. A continuation longer
+ *     than L (lm-eval fails on one) has only its last L tokens scored.
  * The inputs of one document go into a prefix tree, so the prompt shared by its answers runs
  * once, and identical inputs (one-token answers) merge, the engine returning several target
  * log-probabilities per position (targetGroups); trees of several documents are packed into one
@@ -128,9 +129,9 @@ export async function scorePairs(engine: Engine, pairs: EncodedPair[], options: 
   const inputs = pairs.map((pair, i) => {
     if (pair.context.length === 0) throw new CompactError(`${describe(i)}: the context encodes to no tokens`);
     if (pair.continuation.length === 0) throw new CompactError(`${describe(i)}: the continuation encodes to no tokens`);
-    if (pair.continuation.length > L) throw new CompactError(`${describe(i)}: the continuation has ${pair.continuation.length} tokens, more than the model's maximum length ${L}`);
     const whole = pair.context.concat(pair.continuation);
-    return { input: whole.slice(-(L + 1)).slice(0, -1), truncated: whole.length > L + 1 };
+    // The window predicts at most its last L tokens: a longer continuation loses its first tokens.
+    return { input: whole.slice(-(L + 1)).slice(0, -1), scored: pair.continuation.slice(-L), truncated: whole.length > L + 1 };
   });
 
   // Prefix trees: per group (trees), or per distinct input (chains).
@@ -155,17 +156,16 @@ export async function scorePairs(engine: Engine, pairs: EncodedPair[], options: 
     for (const p of trie.parents) last.parents.push(p < 0 ? -1 : p + offset);
   }
   // Each continuation token is a target at the node of the position that predicts it.
-  const plans = pairs.map((pair, i) => {
+  const plans = inputs.map(({ scored, truncated }, i) => {
     const { trie, nodes } = nodesOf[i];
     const { pack, offset } = placement.get(trie)!;
-    const n = pair.continuation.length;
-    const at = nodes.slice(nodes.length - n).map((node) => node + offset);
+    const at = nodes.slice(nodes.length - scored.length).map((node) => node + offset);
     at.forEach((node, j) => {
       const list = packs[pack].targets.get(node) ?? [];
-      if (!list.includes(pair.continuation[j])) list.push(pair.continuation[j]);
+      if (!list.includes(scored[j])) list.push(scored[j]);
       packs[pack].targets.set(node, list);
     });
-    return { pack, at, tokens: pair.continuation, truncated: inputs[i].truncated };
+    return { pack, at, tokens: scored, truncated };
   });
 
   const D = engine.spec.hiddenSize;
