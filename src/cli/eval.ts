@@ -97,12 +97,13 @@ export function registerEval(program: Command): void {
       let agreement: AgreementMetrics | undefined;
       if (reference && model) {
         const bars = { reference: progressBar('reference continuations', !opts.json), greedy: progressBar('continuations', !opts.json), kl: progressBar('KL', !opts.json) };
-        const onProgress = (phase: keyof typeof bars, done: number, total: number) => bars[phase].update(done, total);
+        // One bar per phase, each closed when its phase completes (the phases run one after another).
+        const onProgress = (phase: keyof typeof bars, done: number, total: number) => {
+          bars[phase].update(done, total);
+          if (done === total) bars[phase].stop();
+        };
         const prepared = await prepareReference(reference, text!, { ...agreementOptions, onProgress });
-        bars.reference.stop();
         agreement = await measureAgreement(prepared, model, { ...agreementOptions, onProgress });
-        bars.greedy.stop();
-        bars.kl.stop();
         await reference.engine.release();
       }
 

@@ -24,6 +24,7 @@ export function progressBar(label: string, enabled: boolean): Progress {
     },
     stop() {
       if (started) bar.stop();
+      started = false;
     },
   };
 }
