@@ -71,7 +71,7 @@ export async function measureSpeed(ckpt: Checkpoint, options: SpeedOptions): Pro
   return { ...options, loadSeconds, prefillSeconds, prefillTokensPerSecond: options.promptTokens / prefillSeconds, msPerToken: median(perToken) };
 }
 
-export function median(values: number[]): number {
+function median(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
   const mid = sorted.length >> 1;
   return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
