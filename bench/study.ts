@@ -86,7 +86,8 @@ vocabularies compare fairly) on held-out TinyStories (\`data/tinystories/heldout
 never used for calibration nor, for tinystories-llama32k, training) and the first 100 KB of
 the WikiText-2 test rows (out of domain), and in **agreement with the dense model** on 64
 paragraphs of the held-out TinyStories text: greedy agreement (common prefix of the two greedy
-continuations, 1 = identical) and KL(dense ‖ pruned) where the tokenizations coincide
+continuations, 1 = identical), and top-1 agreement (same most likely next token) and
+KL(dense ‖ pruned) where the tokenizations coincide
 ([agreement.md](agreement.md)). "prune s" is the wall time of the prune (2 cores). What pruning
 gains in memory and speed: [Efficiency](#efficiency) below and [benchmarks.md](benchmarks.md).
 
@@ -146,5 +147,9 @@ function verdict(rows: StudyRow[]): string {
     });
   const bpb = compare('bpb', (r) => r.bitsPerByte[text], (a, b) => a - b, 3);
   const greedy = compare('greedy agreement', (r) => r.agreement?.greedy, (a, b) => b - a, 3);
-  return `On held-out TinyStories: ${bpb.join('; ')}. Greedy agreement with the dense model (higher is better): ${greedy.join('; ')}.`;
+  const top1 = compare('top-1', (r) => r.agreement?.top1, (a, b) => b - a, 3);
+  return (
+    `On held-out TinyStories: ${bpb.join('; ')}. Greedy agreement with the dense model (higher is better): ${greedy.join('; ')}. ` +
+    `Same most likely next token as the dense model (higher is better): ${top1.join('; ')}.`
+  );
 }

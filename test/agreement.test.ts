@@ -9,7 +9,7 @@ import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { coincidingPositions, klFunction, paragraphsOf, promptOf } from '../src/eval/agreement.js';
+import { coincidingPositions, distributionComparer, paragraphsOf, promptOf } from '../src/eval/agreement.js';
 import type { TokenTable } from '../src/eval/token-table.js';
 import { runCli } from './helpers/cli.js';
 import { HELDOUT_TEXT, ROOT, STORIES } from './helpers/fixtures.js';
@@ -24,7 +24,7 @@ interface Oracle {
   continuation: number;
   window: number;
   greedy: { pairs: { prompt: string; reference: string; model: string }[]; mean_agreement: number; exact: number };
-  kl: { reference_positions: number; compared_positions: number; mean_kl: number; mean_reference_mass_outside: number };
+  kl: { reference_positions: number; compared_positions: number; mean_kl: number; top1_agreement: number; mean_reference_mass_outside: number };
 }
 const oracle = JSON.parse(readFileSync(`${ROOT}test/fixtures/agreement/oracle-stories260K.json`, 'utf8')) as Oracle;
 
@@ -52,6 +52,7 @@ test('pruned stories260K against its dense model: greedy pairs, positions and KL
   assert.ok(a.kl.comparedPositions < a.kl.referencePositions, 'vocabulary pruning changed some tokenizations');
   assert.ok(Math.abs(a.kl.meanKl - oracle.kl.mean_kl) <= 1e-5 * oracle.kl.mean_kl, `KL ${a.kl.meanKl} vs ${oracle.kl.mean_kl}`);
   assert.ok(Math.abs(a.kl.meanReferenceMassOutside - oracle.kl.mean_reference_mass_outside) <= 1e-6);
+  assert.equal(a.kl.top1Agreement, oracle.kl.top1_agreement);
 
   // The wall time of that prune is read back from beside the manifest.
   assert.equal(out.efficiency.pruning.seconds.total, JSON.parse(pruned.stdout).seconds.total);
@@ -65,15 +66,21 @@ test('a model agrees with itself: every continuation identical, KL 0, no mass ou
   assert.equal(a.greedy.meanAgreement, 1);
   assert.equal(a.kl.comparedPositions, a.kl.referencePositions);
   assert.ok(a.kl.meanKl < 1e-6, `KL ${a.kl.meanKl}`);
+  assert.equal(a.kl.top1Agreement, 1);
   assert.equal(a.kl.meanReferenceMassOutside, 0);
 });
 
-test('KL over the shared tokens, each side renormalised (hand-computed)', () => {
+test('KL and top-1 over the shared tokens, each side renormalised (hand-computed)', () => {
   // Reference p = (0.5, 0.3, 0.2); the model lacks token 2 and gives q = (0.6, 0.4) to tokens 0 and 1.
-  const { kl, outside } = klFunction(Int32Array.from([0, 1]), 3)(Float32Array.from([0.5, 0.3, 0.2].map(Math.log)), Float32Array.from([0.6, 0.4].map(Math.log)));
+  const compare = distributionComparer(Int32Array.from([0, 1]), 3);
+  const { kl, outside, sameTop1 } = compare(Float32Array.from([0.5, 0.3, 0.2].map(Math.log)), Float32Array.from([0.6, 0.4].map(Math.log)));
   const expected = 0.625 * Math.log(0.625 / 0.6) + 0.375 * Math.log(0.375 / 0.4);
   assert.ok(Math.abs(kl - expected) < 1e-7, `${kl} vs ${expected}`);
   assert.ok(Math.abs(outside - 0.2) < 1e-7);
+  assert.equal(sameTop1, true);
+  // The reference's top token (id 2) is one the model lacks: top-1 compares over the shared tokens only.
+  assert.equal(compare(Float32Array.from([0.2, 0.3, 0.5].map(Math.log)), Float32Array.from([0.6, 0.4].map(Math.log))).sameTop1, false);
+  assert.equal(compare(Float32Array.from([0.1, 0.3, 0.6].map(Math.log)), Float32Array.from([0.3, 0.7].map(Math.log))).sameTop1, true);
 });
 
 test('coinciding positions: same start byte and same token string, with a context', () => {

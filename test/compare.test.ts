@@ -36,6 +36,7 @@ test('compare: cells equal compact prune + compact eval; unreachable cells give 
   assert.equal(compact.bitsPerByte.heldout_10pct, m.bitsPerByte);
   assert.equal(compact.agreement!.greedy, m.agreement.greedy.meanAgreement);
   assert.equal(compact.agreement!.kl, m.agreement.kl.meanKl);
+  assert.equal(compact.agreement!.top1, m.agreement.kl.top1Agreement);
   assert.equal(compact.parameters!.total, m.efficiency.parameters.total);
 
   const csv = readFileSync(join(report, 'study.csv'), 'utf8').trim().split('\n');

@@ -198,6 +198,7 @@ function agreementTable(a: AgreementMetrics, reference: string): string {
         ['greedy agreement', `${g.meanAgreement.toFixed(4)} (mean common prefix / ${g.continuationChars} characters, ${g.prompts} prompts)`],
         ['identical continuations', `${g.exact} of ${g.prompts}`],
         ['mean KL(reference ‖ model)', `${a.kl.meanKl.toFixed(5)} nats over ${integer(a.kl.comparedPositions)} positions (${percent(a.kl.comparedPositions, a.kl.referencePositions)} of the reference's)`],
+        ['same most likely token', `${percent(a.kl.top1Agreement, 1)} of those positions`],
         ['reference mass on removed tokens', a.kl.meanReferenceMassOutside.toExponential(3)],
       ],
       [false, false],

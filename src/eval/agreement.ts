@@ -4,10 +4,11 @@
  *
  * - Greedy agreement: on prompts cut from the text's paragraphs, each model continues greedily;
  *   the two continuations are compared as text over their first C characters.
- * - KL: at every position where both tokenizations of a paragraph coincide (same text before,
- *   same next token), KL(P_ref ‖ P_model) between the two next-token distributions over the
- *   tokens both vocabularies share, the reference renormalised over them; the reference's
- *   probability mass on tokens the model lacks is reported beside it.
+ * - KL and top-1 agreement: at every position where both tokenizations of a paragraph coincide
+ *   (same text before, same next token), KL(P_ref ‖ P_model) between the two next-token
+ *   distributions over the tokens both vocabularies share, the reference renormalised over them,
+ *   and whether their most likely tokens are the same; the reference's probability mass on tokens
+ *   the model lacks is reported beside them.
  */
 import type { Tokenizer } from '@huggingface/tokenizers';
 import { Decoder } from '../engine/decoder.js';
@@ -60,6 +61,8 @@ export interface AgreementMetrics {
     comparedPositions: number;
     /** Mean KL(P_ref ‖ P_model) in nats over the compared positions. */
     meanKl: number;
+    /** Share of the compared positions where both models' most likely next token is the same. */
+    top1Agreement: number;
     /** Mean probability the reference gives to tokens the model's vocabulary lacks. */
     meanReferenceMassOutside: number;
   };
@@ -144,12 +147,13 @@ async function divergence(reference: AgreementReference, model: AgreementSide, o
   const ref = reference.side;
   const Vr = ref.ckpt.spec.vocabSize;
   const Vm = model.ckpt.spec.vocabSize;
-  const kl = klFunction(checkSharedTokens(ref, model), Vr);
+  const compare = distributionComparer(checkSharedTokens(ref, model), Vr);
 
   let referencePositions = 0;
   let compared = 0;
   let klSum = 0;
   let outsideSum = 0;
+  let sameTop1 = 0;
   // Logits of both models for a group of paragraphs: ≤ 2^25 floats (128 MB) per model.
   const tokensPerGroup = Math.max(options.window, Math.floor((1 << 25) / Math.max(Vr, Vm)));
   const paragraphs = reference.paragraphs;
@@ -166,16 +170,17 @@ async function divergence(reference: AgreementReference, model: AgreementSide, o
     const modelLogits = (await model.engine.forward(modelIds, { logits: true })).logits!; // per paragraph [Tm, Vm]
     for (let p = 0; p < refIds.length; p++) {
       for (const [i, j] of coincidingPositions(ref.table, refIds[p], model.table, modelIds[p])) {
-        const at = kl(refLogits[p].subarray((i - 1) * Vr, i * Vr), modelLogits[p].subarray((j - 1) * Vm, j * Vm));
+        const at = compare(refLogits[p].subarray((i - 1) * Vr, i * Vr), modelLogits[p].subarray((j - 1) * Vm, j * Vm));
         klSum += at.kl;
         outsideSum += at.outside;
+        if (at.sameTop1) sameTop1++;
         compared++;
       }
       referencePositions += refIds[p].filter((id, i) => i > 0 && ref.table.bytes[id] > 0).length;
     }
     options.onProgress?.('kl', start, paragraphs.length);
   }
-  return { referencePositions, comparedPositions: compared, meanKl: klSum / compared, meanReferenceMassOutside: outsideSum / compared };
+  return { referencePositions, comparedPositions: compared, meanKl: klSum / compared, top1Agreement: sameTop1 / compared, meanReferenceMassOutside: outsideSum / compared };
 }
 
 /**
@@ -212,20 +217,36 @@ export function coincidingPositions(refTable: TokenTable, refIds: number[], mode
   return pairs;
 }
 
-/**
- * KL(P̃_ref ‖ P̃_model) over the tokens of the model that the reference also has (each side
- * renormalised over them), and the reference's mass outside them, for logits rows [Vr] and [Vm].
- */
-export function klFunction(modelToRef: Int32Array, Vr: number): (refRow: Float32Array, modelRow: Float32Array) => { kl: number; outside: number } {
-  const covered = new Uint8Array(Vr); // reference ids the model has
-  for (const r of modelToRef) if (r >= 0) covered[r] = 1;
-  return (refRow, modelRow) => klAt(refRow, modelRow, modelToRef, covered);
+/** Two next-token distributions at one position compared (see distributionComparer). */
+export interface PositionComparison {
+  kl: number;
+  /** The reference's probability on tokens the model lacks. */
+  outside: number;
+  /** Both put their highest probability on the same shared token. */
+  sameTop1: boolean;
 }
 
-function klAt(refRow: Float32Array, modelRow: Float32Array, modelToRef: Int32Array, covered: Uint8Array): { kl: number; outside: number } {
+/**
+ * For logits rows [Vr] and [Vm]: KL(P̃_ref ‖ P̃_model) over the tokens of the model that the
+ * reference also has (each side renormalised over them), the reference's mass outside them, and
+ * whether the two argmaxes over those tokens are the same token (first model id on ties).
+ */
+export function distributionComparer(modelToRef: Int32Array, Vr: number): (refRow: Float32Array, modelRow: Float32Array) => PositionComparison {
+  const covered = new Uint8Array(Vr); // reference ids the model has
+  for (const r of modelToRef) if (r >= 0) covered[r] = 1;
+  return (refRow, modelRow) => compareAt(refRow, modelRow, modelToRef, covered);
+}
+
+function compareAt(refRow: Float32Array, modelRow: Float32Array, modelToRef: Int32Array, covered: Uint8Array): PositionComparison {
   const refLse = logSumExp(refRow);
   let modelMax = -Infinity;
-  for (let m = 0; m < modelToRef.length; m++) if (modelToRef[m] >= 0) modelMax = Math.max(modelMax, modelRow[m]);
+  let modelTop = -1;
+  let refTop = -1;
+  for (let m = 0; m < modelToRef.length; m++) {
+    if (modelToRef[m] < 0) continue;
+    if (modelRow[m] > modelMax) [modelMax, modelTop] = [modelRow[m], m];
+    if (refTop < 0 || refRow[modelToRef[m]] > refRow[modelToRef[refTop]]) refTop = m;
+  }
   let inside = 0;
   let outside = 0;
   for (let r = 0; r < refRow.length; r++) {
@@ -244,7 +265,7 @@ function klAt(refRow: Float32Array, modelRow: Float32Array, modelToRef: Int32Arr
     const logP = refRow[r] - refLse - logInside;
     kl += Math.exp(logP) * (logP - (modelRow[m] - modelLse));
   }
-  return { kl: Math.max(0, kl), outside };
+  return { kl: Math.max(0, kl), outside, sameTop1: modelTop === refTop };
 }
 
 function logSumExp(row: Float32Array): number {

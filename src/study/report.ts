@@ -23,9 +23,9 @@ const textNames = (rows: StudyRow[]) => Object.keys(rows[0].bitsPerByte);
 
 export function studyCsv(rows: StudyRow[]): string {
   const texts = textNames(rows);
-  const header = ['method', 'target_ratio', 'removed_ratio', 'vocab', 'ffn', 'layers', 'parameters', ...texts.map((t) => `bpb_${t}`), 'greedy_agreement', 'kl', 'kl_compared_share', 'prune_seconds', 'error'];
+  const header = ['method', 'target_ratio', 'removed_ratio', 'vocab', 'ffn', 'layers', 'parameters', ...texts.map((t) => `bpb_${t}`), 'greedy_agreement', 'top1_agreement', 'kl', 'kl_compared_share', 'prune_seconds', 'error'];
   const cell = (v: unknown) => (v == null ? '' : /[",\n]/.test(String(v)) ? `"${String(v).replaceAll('"', '""')}"` : String(v));
-  const lines = rows.map((r) => [r.method, r.ratio, r.removedRatio, r.vocab, r.ffn, r.layers, r.parameters?.total, ...texts.map((t) => r.bitsPerByte[t]), r.agreement?.greedy, r.agreement?.kl, r.agreement?.comparedShare, r.pruneSeconds, r.error].map(cell).join(','));
+  const lines = rows.map((r) => [r.method, r.ratio, r.removedRatio, r.vocab, r.ffn, r.layers, r.parameters?.total, ...texts.map((t) => r.bitsPerByte[t]), r.agreement?.greedy, r.agreement?.top1, r.agreement?.kl, r.agreement?.comparedShare, r.pruneSeconds, r.error].map(cell).join(','));
   return `${[header.join(','), ...lines].join('\n')}\n`;
 }
 
@@ -33,17 +33,18 @@ export function studyMarkdown(rows: StudyRow[], meta: StudyMeta): string {
   const texts = textNames(rows);
   const dense = rows[0];
   const agreement = meta.agreement != null;
-  const agreementCells = (r: StudyRow) => (agreement ? (r.agreement ? [r.agreement.greedy.toFixed(3), r.agreement.kl.toFixed(4), pct(r.agreement.comparedShare)] : ['', '', '']) : []);
+  const agreementCells = (r: StudyRow) =>
+    agreement ? (r.agreement ? [r.agreement.greedy.toFixed(3), pct(r.agreement.top1), r.agreement.kl.toFixed(4), pct(r.agreement.comparedShare)] : ['', '', '', '']) : [];
   const seconds = (r: StudyRow) => (r.pruneSeconds == null ? '' : r.pruneSeconds.toFixed(1));
   const lines = [
     `Model \`${meta.model}\`; calibration ${meta.calibration}. Bits per byte: lower is better (Δ vs dense in parentheses).` +
-      (agreement ? ` Agreement with the dense model on ${meta.agreement} (definitions: docs/agreement.md): greedy = mean common prefix of the greedy continuations (1 = identical); KL(dense ‖ pruned) in nats per position where the tokenizations coincide ("compared" = share of positions).` : ''),
+      (agreement ? ` Agreement with the dense model on ${meta.agreement} (definitions: docs/agreement.md): greedy = mean common prefix of the greedy continuations (1 = identical); at the positions where the tokenizations coincide ("compared" = their share), top-1 = same most likely next token, KL(dense ‖ pruned) in nats.` : ''),
     '',
-    `| method | target | removed | V′ | I′ | layers | parameters | ${texts.map((t) => `bpb ${t}`).join(' | ')} |${agreement ? ' greedy | KL | compared |' : ''} prune s |`,
-    `| --- | ---: | ---: | ---: | ---: | ---: | ---: | ${texts.map(() => '---:').join(' | ')} |${agreement ? ' ---: | ---: | ---: |' : ''} ---: |`,
+    `| method | target | removed | V′ | I′ | layers | parameters | ${texts.map((t) => `bpb ${t}`).join(' | ')} |${agreement ? ' greedy | top-1 | KL | compared |' : ''} prune s |`,
+    `| --- | ---: | ---: | ---: | ---: | ---: | ---: | ${texts.map(() => '---:').join(' | ')} |${agreement ? ' ---: | ---: | ---: | ---: |' : ''} ---: |`,
     ...rows.map((r) =>
       r.error
-        ? `| ${r.method} | ${pct(r.ratio)} | — | | | | | ${texts.map(() => '').join(' | ')} |${agreement ? ' | | |' : ''} |`
+        ? `| ${r.method} | ${pct(r.ratio)} | — | | | | | ${texts.map(() => '').join(' | ')} |${agreement ? ' | | | |' : ''} |`
         : `| ${r.method} | ${pct(r.ratio)} | ${pct(r.removedRatio)} | ${int(r.vocab)} | ${int(r.ffn)} | ${r.layers} | ${int(r.parameters?.total)} | ${[
             ...texts.map((t) => (r === dense ? r.bitsPerByte[t].toFixed(4) : `${r.bitsPerByte[t].toFixed(4)} (${signed(r.bitsPerByte[t] - dense.bitsPerByte[t])})`)),
             ...agreementCells(r),
@@ -82,6 +83,7 @@ export function studyHtml(rows: StudyRow[], meta: StudyMeta): string {
   const qualityCharts = texts.map((text) => lineChart(`bits per byte on ${text} (lower is better)`, 'bits per byte', (r) => r.bitsPerByte[text]));
   if (meta.agreement) {
     qualityCharts.push(lineChart(`greedy agreement with the dense model on ${meta.agreement} (higher is better)`, 'mean common prefix / C', (r) => r.agreement?.greedy));
+    qualityCharts.push(lineChart(`same most likely next token as the dense model on ${meta.agreement} (higher is better)`, 'share of positions', (r) => r.agreement?.top1));
     qualityCharts.push(lineChart(`KL(dense ‖ pruned) on ${meta.agreement} (lower is better)`, 'nats per position', (r) => r.agreement?.kl));
   }
   const maxRatio = Math.max(...rows.map((r) => r.ratio));

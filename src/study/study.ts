@@ -42,7 +42,7 @@ export interface StudyRow {
   parameters: ParamCount | null;
   bitsPerByte: Record<string, number>;
   /** Against the dense model on the first evaluation text (docs/agreement.md). */
-  agreement: { greedy: number; kl: number; comparedShare: number } | null;
+  agreement: { greedy: number; top1: number; kl: number; comparedShare: number } | null;
   pruneSeconds: number | null;
   /** Why the cell could not be produced (unreachable budget…). */
   error: string | null;
@@ -62,7 +62,7 @@ export async function runStudy(dir: string, o: StudyOptions): Promise<StudyRow[]
     let agreement: StudyRow['agreement'] = null;
     if (reference && agreementOptions) {
       const a = await measureAgreement(reference, model, agreementOptions);
-      agreement = { greedy: a.greedy.meanAgreement, kl: a.kl.meanKl, comparedShare: a.kl.comparedPositions / a.kl.referencePositions };
+      agreement = { greedy: a.greedy.meanAgreement, top1: a.kl.top1Agreement, kl: a.kl.meanKl, comparedShare: a.kl.comparedPositions / a.kl.referencePositions };
     }
     return { bitsPerByte, agreement };
   };

@@ -95,6 +95,7 @@ def main() -> None:
 
     reference_positions = compared = 0
     kl_sum = outside_sum = 0.0
+    same_top1 = 0
     for paragraph in paragraphs:
         r = ref_tok(paragraph)["input_ids"][: args.window]
         m = model_tok(paragraph)["input_ids"][: args.window]
@@ -119,6 +120,7 @@ def main() -> None:
             p_tilde = p[model_to_ref[mapped]] / inside
             log_q = torch.log_softmax(lm[j - 1][mapped], -1)
             kl_sum += float((p_tilde * (torch.log(p_tilde) - log_q)).sum())
+            same_top1 += int(torch.argmax(p_tilde) == torch.argmax(log_q))  # over the mapped model ids, first on ties
             outside_sum += float(p[~covered].sum())
             compared += 1
 
@@ -135,7 +137,7 @@ def main() -> None:
         "continuation": args.continuation,
         "window": args.window,
         "greedy": {"pairs": pairs, "mean_agreement": sum(scores) / len(scores), "exact": sum(1 for a in pairs if a["reference"] == a["model"])},
-        "kl": {"reference_positions": reference_positions, "compared_positions": compared, "mean_kl": kl_sum / compared, "mean_reference_mass_outside": outside_sum / compared},
+        "kl": {"reference_positions": reference_positions, "compared_positions": compared, "mean_kl": kl_sum / compared, "top1_agreement": same_top1 / compared, "mean_reference_mass_outside": outside_sum / compared},
     }
     out = ROOT / args.out
     out.parent.mkdir(parents=True, exist_ok=True)
