@@ -40,8 +40,7 @@ for (const method of ['compact', 'vocab-only', 'ffn-only', 'shortgpt']) {
 
 interface EvalJson {
   efficiency: {
-    parameters: { total: number };
-    weightBytes: number;
+    parameters: { total: number; storedBytes: number };
     peakRssBytes: number;
     speed: { promptTokens: number; newTokens: number; prefillTokensPerSecond: number; msPerToken: number };
     pruning?: { seconds: { total: number } };
@@ -73,7 +72,7 @@ const summary = variants.map((v) => {
   return {
     name: v.name,
     parameters: e.parameters.total,
-    weightMiB: e.weightBytes / MiB,
+    weightMiB: e.parameters.storedBytes / MiB,
     rssMiB: median(r.map((x) => x.efficiency.peakRssBytes)) / MiB,
     prefill: median(r.map((x) => x.efficiency.speed.prefillTokensPerSecond)),
     msPerToken: median(r.map((x) => x.efficiency.speed.msPerToken)),

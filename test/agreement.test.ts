@@ -106,7 +106,7 @@ test('--speed: prefill throughput and per-token latency are measured; the dense 
   const e = out.efficiency;
   assert.equal(e.speed.promptTokens, 64);
   assert.ok(e.speed.prefillTokensPerSecond > 0 && e.speed.msPerToken > 0);
-  assert.equal(e.weightBytes, e.parameters.total * 4, 'f32 weights');
+  assert.equal(e.parameters.storedBytes, e.parameters.total * 4, 'f32 weights');
   assert.ok(e.peakRssBytes > 0);
   assert.equal(e.pruning, undefined);
   // By default the prompt shrinks so that prompt + new tokens stay within the model's 512 positions.

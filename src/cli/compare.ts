@@ -7,18 +7,17 @@ import { runStudy } from '../study/study.js';
 import { writeDirAtomic } from '../util/atomic-dir.js';
 import { CompactError } from '../util/errors.js';
 import { jsonText } from '../util/json-text.js';
+import { addAgreementOptions, type AgreementFlags, agreementOptions } from './agreement-options.js';
 import { addCalibrationOptions, type CalibrationFlags, calibrationOptions } from './calibration-options.js';
 import { positiveInt, readTextFile } from './eval.js';
 import { progressBar } from './progress.js';
 
-interface CompareFlags extends CalibrationFlags {
+interface CompareFlags extends CalibrationFlags, AgreementFlags {
   output: string;
   ratios: string;
   methods: string;
   evalText: string[];
   agreement: boolean;
-  paragraphs: string;
-  continuation: string;
   threads?: string;
   force?: boolean;
   json?: boolean;
@@ -33,9 +32,8 @@ export function registerCompare(program: Command, version: string, argv: string[
     .requiredOption('--eval-text <file...>', 'held-out text(s) measured in bits per byte (never the calibration text)')
     .option('--ratios <list>', 'fractions of parameters to remove', '0.1,0.2,0.3,0.4,0.5')
     .option('--methods <list>', `methods, from: ${STUDY_METHOD_NAMES.join(', ')}`, STUDY_METHOD_NAMES.join(','))
-    .option('--no-agreement', 'skip agreement with the dense model (greedy continuations and KL on the first --eval-text)')
-    .option('--paragraphs <n>', 'paragraphs of the first --eval-text used for agreement', '64')
-    .option('--continuation <chars>', 'characters of each greedy continuation compared with the dense model', '64');
+    .option('--no-agreement', 'skip agreement with the dense model (greedy, top-1 and KL on the first --eval-text)');
+  addAgreementOptions(command, 'the first --eval-text');
   addCalibrationOptions(command)
     .option('--threads <n>', 'ONNX Runtime intra-op threads (default: all cores)')
     .option('--force', 'replace the report directory if it exists')
@@ -47,7 +45,7 @@ export function registerCompare(program: Command, version: string, argv: string[
       const ratios = f.ratios.split(',').map((r) => Number(r));
       if (ratios.some((r) => !(r > 0 && r < 1))) throw new CompactError(`--ratios must be numbers in (0, 1), got ${f.ratios}`);
       const evalTexts = f.evalText.map((file) => ({ name: basename(file).replace(/\.[^.]+$/, ''), text: readTextFile(file) }));
-      const agreement = f.agreement ? { paragraphs: positiveInt(f.paragraphs, '--paragraphs'), continuationChars: positiveInt(f.continuation, '--continuation'), window: 512 } : undefined;
+      const agreement = f.agreement ? { ...agreementOptions(f), window: 512 } : undefined;
       const bar = progressBar('study', !f.json);
       const command = ['compact', ...argv.slice(2)].join(' ');
       const rows = await runStudy(dir, {

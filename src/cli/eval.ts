@@ -5,20 +5,22 @@ import { Engine } from '../engine/engine.js';
 import { modelMaxLength } from '../eval/loglikelihood.js';
 import type { MeanWithStderr } from '../eval/multiple-choice.js';
 import { resolveTask, TASK_NAMES, type Task, type TaskDoc } from '../eval/tasks/definitions.js';
-import { checkSharedTokens, measureAgreement, prepareReference, type AgreementMetrics, type AgreementSide } from '../eval/agreement.js';
+import { checkSharedTokens, measureAgreement, openAgreementSide, prepareReference, type AgreementMetrics, type AgreementSide } from '../eval/agreement.js';
 import { measureSpeed, peakRssBytes, staticEfficiency, type Efficiency } from '../eval/efficiency.js';
 import { evaluateText, type TextMetrics } from '../eval/text-metrics.js';
 import { readTokenTable } from '../eval/token-table.js';
 import { evaluateTask, type TaskReport } from '../eval/zero-shot.js';
 import { openCheckpoint } from '../model/checkpoint.js';
+import { readConfig } from '../model/spec.js';
 import { encode, loadTokenizer } from '../model/tokenizer.js';
 import { CompactError } from '../util/errors.js';
 import { readUserJson, readUserText } from '../util/files.js';
+import { addAgreementOptions, type AgreementFlags, agreementOptions } from './agreement-options.js';
 import { bytes, integer, percent, table } from './format.js';
 import { parameterTable } from './inspect.js';
 import { progressBar } from './progress.js';
 
-interface EvalOptions {
+interface EvalOptions extends AgreementFlags {
   text?: string;
   tasks?: string;
   dataDir?: string;
@@ -26,8 +28,6 @@ interface EvalOptions {
   window: string;
   stride?: string;
   reference?: string;
-  paragraphs: string;
-  continuation: string;
   speed?: boolean;
   promptTokens?: string;
   newTokens: string;
@@ -40,7 +40,7 @@ interface EvalOptions {
 export const DEFAULT_DATA_DIR = '../shared/data';
 
 export function registerEval(program: Command): void {
-  program
+  const command = program
     .command('eval')
     .description(
       'measure a checkpoint: bits per byte and perplexity of a text, agreement with a reference model, zero-shot tasks ' +
@@ -53,9 +53,8 @@ export function registerEval(program: Command): void {
     .option('--limit <n>', 'evaluate only the first n documents of each task')
     .option('--window <n>', 'inputs per window: window w scores ids[s+1 .. s+w] from ids[s .. s+w-1]', '512')
     .option('--stride <n>', 'tokens between window starts (default: the window, i.e. no overlap); predictions are never scored twice')
-    .option('--reference <dir>', 'the dense model this one was pruned from: greedy agreement and KL on paragraphs of --text (docs/agreement.md)')
-    .option('--paragraphs <n>', 'paragraphs of --text used for agreement with --reference', '64')
-    .option('--continuation <chars>', 'characters of each greedy continuation compared with the reference', '64')
+    .option('--reference <dir>', 'the dense model this one was pruned from: greedy agreement, top-1 and KL on paragraphs of --text (docs/agreement.md)');
+  addAgreementOptions(command, '--text')
     .option('--speed', 'measure prefill throughput and per-token decoding latency (resident weights, key/value cache, one sequence)')
     .option('--prompt-tokens <n>', 'prefill length for --speed (default: 512, or less so that prompt + new tokens fit in max_position_embeddings)')
     .option('--new-tokens <n>', 'tokens decoded for --speed', '64')
@@ -68,7 +67,7 @@ export function registerEval(program: Command): void {
       const stride = opts.stride == null ? window : positiveInt(opts.stride, '--stride');
       const threads = opts.threads ? positiveInt(opts.threads, '--threads') : undefined;
       const limit = opts.limit == null ? undefined : positiveInt(opts.limit, '--limit');
-      const agreementOptions = { paragraphs: positiveInt(opts.paragraphs, '--paragraphs'), continuationChars: positiveInt(opts.continuation, '--continuation'), window, threads };
+      const agreementSettings = { ...agreementOptions(opts), window, threads };
       const newTokens = positiveInt(opts.newTokens, '--new-tokens');
       const promptTokens = opts.promptTokens == null ? undefined : positiveInt(opts.promptTokens, '--prompt-tokens');
       const repeats = positiveInt(opts.repeats, '--repeats');
@@ -102,8 +101,8 @@ export function registerEval(program: Command): void {
           bars[phase].update(done, total);
           if (done === total) bars[phase].stop();
         };
-        const prepared = await prepareReference(reference, text!, { ...agreementOptions, onProgress });
-        agreement = await measureAgreement(prepared, model, { ...agreementOptions, onProgress });
+        const prepared = await prepareReference(reference, text!, { ...agreementSettings, onProgress });
+        agreement = await measureAgreement(prepared, model, { ...agreementSettings, onProgress });
         await reference.engine.release();
       }
 
@@ -179,12 +178,11 @@ function speedLengths(config: Record<string, unknown>, prompt: number | undefine
 
 /** Opens the reference model and checks that agreement with it is defined (same family, shared tokens). */
 function openReference(dir: string, model: AgreementSide, threads: number | undefined): AgreementSide {
-  const ckpt = openCheckpoint(dir);
-  const family = ckpt.spec.modelType;
+  const family = readConfig(dir).modelType;
   if (family !== model.ckpt.spec.modelType) {
     throw new CompactError(`--reference ${dir} is a ${family} model but ${model.ckpt.dir} is ${model.ckpt.spec.modelType}: agreement needs the dense model this one was pruned from`);
   }
-  const side = { ckpt, engine: new Engine(ckpt, { threads }), tokenizer: loadTokenizer(dir), table: readTokenTable(dir) };
+  const side = openAgreementSide(dir, threads);
   checkSharedTokens(side, model);
   return side;
 }
@@ -208,7 +206,7 @@ function agreementTable(a: AgreementMetrics, reference: string): string {
 
 function efficiencyTable(e: Efficiency, peakRss: number): string {
   const rows = [
-    ['weights on disk', bytes(e.weightBytes)],
+    ['weights on disk', bytes(e.parameters.storedBytes)],
     ['peak RSS (this evaluation)', bytes(peakRss)],
   ];
   if (e.speed) {

@@ -12,11 +12,11 @@
  */
 import type { Tokenizer } from '@huggingface/tokenizers';
 import { Decoder } from '../engine/decoder.js';
-import type { Engine } from '../engine/engine.js';
-import type { Checkpoint } from '../model/checkpoint.js';
-import { encode } from '../model/tokenizer.js';
+import { Engine } from '../engine/engine.js';
+import { openCheckpoint, type Checkpoint } from '../model/checkpoint.js';
+import { encode, loadTokenizer } from '../model/tokenizer.js';
 import { CompactError } from '../util/errors.js';
-import { cumulativeBytes, mapIds, type TokenTable } from './token-table.js';
+import { cumulativeBytes, mapIds, readTokenTable, type TokenTable } from './token-table.js';
 
 /** One model as agreement sees it. */
 export interface AgreementSide {
@@ -24,6 +24,11 @@ export interface AgreementSide {
   engine: Engine;
   tokenizer: Tokenizer;
   table: TokenTable;
+}
+
+export function openAgreementSide(dir: string, threads?: number): AgreementSide {
+  const ckpt = openCheckpoint(dir);
+  return { ckpt, engine: new Engine(ckpt, { threads }), tokenizer: loadTokenizer(dir), table: readTokenTable(dir) };
 }
 
 export interface AgreementOptions {

@@ -32,9 +32,8 @@ export interface Speed extends SpeedOptions {
 }
 
 export interface Efficiency {
+  /** Parameters by part, and the bytes of the weights as stored (storedBytes). */
   parameters: ParamCount;
-  /** Bytes of the weights as stored (safetensors payload). */
-  weightBytes: number;
   speed?: Speed;
   /** The wall time of the `compact prune` that wrote this checkpoint, if it did. */
   pruning?: PruneTiming;
@@ -43,7 +42,7 @@ export interface Efficiency {
 export function staticEfficiency(ckpt: Checkpoint): Efficiency {
   const parameters = countParams(ckpt);
   const timingFile = join(ckpt.dir, TIMING_FILE);
-  return { parameters, weightBytes: parameters.storedBytes, pruning: existsSync(timingFile) ? (readUserJson(timingFile) as PruneTiming) : undefined };
+  return { parameters, pruning: existsSync(timingFile) ? (readUserJson(timingFile) as PruneTiming) : undefined };
 }
 
 /**

@@ -1,17 +1,15 @@
 /**
  * A grid of methods × ratios on one model and calibration set: each cell is pruned with the same
- * pipeline, measured in bits per byte on each evaluation text, then deleted (only numbers stay).
+ * pipeline, measured in bits per byte on each evaluation text and in agreement with the dense
+ * model, then deleted (only numbers stay).
  * An unreachable cell (e.g. a vocabulary that cannot give that much) is recorded with the reason.
  */
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { Engine } from '../engine/engine.js';
-import { measureAgreement, prepareReference, type AgreementOptions, type AgreementSide } from '../eval/agreement.js';
+import { measureAgreement, openAgreementSide, prepareReference, type AgreementOptions, type AgreementSide } from '../eval/agreement.js';
 import { evaluateText } from '../eval/text-metrics.js';
-import { readTokenTable } from '../eval/token-table.js';
-import { openCheckpoint } from '../model/checkpoint.js';
 import { countParams, type ParamCount } from '../model/param-count.js';
-import { encode, loadTokenizer } from '../model/tokenizer.js';
+import { encode } from '../model/tokenizer.js';
 import { prune, type PruneOptions } from '../prune/prune.js';
 import { CompactError } from '../util/errors.js';
 import { STUDY_METHODS } from './methods.js';
@@ -49,10 +47,7 @@ export interface StudyRow {
 }
 
 export async function runStudy(dir: string, o: StudyOptions): Promise<StudyRow[]> {
-  const side = (modelDir: string): AgreementSide => {
-    const ckpt = openCheckpoint(modelDir);
-    return { ckpt, engine: new Engine(ckpt, { threads: o.base.threads }), tokenizer: loadTokenizer(modelDir), table: readTokenTable(modelDir) };
-  };
+  const side = (modelDir: string) => openAgreementSide(modelDir, o.base.threads);
   const agreementOptions = o.agreement && { ...o.agreement, threads: o.base.threads };
   const denseSide = side(dir);
   const reference = agreementOptions && (await prepareReference(denseSide, o.evalTexts[0].text, agreementOptions));
