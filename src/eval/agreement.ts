@@ -159,7 +159,9 @@ async function divergence(reference: AgreementReference, model: AgreementSide, o
   let klSum = 0;
   let outsideSum = 0;
   let sameTop1 = 0;
-  // Logits of both models for a group of paragraphs: ≤ 2^25 floats (128 MB) per model.
+  // Logits of both models for a group of paragraphs: ≤ 2^25 floats (128 MB) per model. The
+  // reference's are recomputed for every model compared: kept, they would be T × V floats
+  // (~0.4 GB for 64 TinyStories paragraphs, ~3,000 tokens, at V = 32,000); its forward pass is cheap beside decoding.
   const tokensPerGroup = Math.max(options.window, Math.floor((1 << 25) / Math.max(Vr, Vm)));
   const paragraphs = reference.paragraphs;
   for (let start = 0; start < paragraphs.length; ) {
