@@ -67,26 +67,38 @@ test('prune refuses: a scores file of another model', () => {
 test('an interrupted prune leaves no output directory and the input untouched', async () => {
   const model = await randomCheckpoint(work, 'mid-size', 3, {
     model_type: 'llama', architectures: ['LlamaForCausalLM'], vocab_size: 32000, hidden_size: 256, intermediate_size: 688,
-    num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2, tie_word_embeddings: false,
+    num_hidden_layers: 4, num_attention_heads: 4, num_key_value_heads: 2, tie_word_embeddings: false,
   });
   const hashBefore = createHash('sha256').update(readFileSync(join(model, 'model.safetensors'))).digest('hex');
   const out = join(work, 'interrupted');
-  const child = spawn(process.execPath, ['--import', 'tsx', `${ROOT}test/helpers/cli-entry.ts`, 'prune', model, '-o', out, '--ffn', '512', '--criterion', 'magnitude'], { cwd: ROOT });
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  // Wait until the writer has started (its temp dir exists), then interrupt it.
-  let sawTemp = false;
-  while (child.exitCode == null) {
-    if (readdirSync(work).some((f) => f.startsWith('.interrupted.compact-tmp'))) {
-      sawTemp = true;
-      child.kill('SIGTERM');
-      break;
+  const temps = () => readdirSync(work).filter((f) => f.startsWith('.interrupted.compact-tmp'));
+  // The signal is handled between tensors; on a loaded machine the writer may reach its end first.
+  // That race is retried (its output must then be complete), up to 5 times.
+  for (let attempt = 0; attempt < 5; attempt++) {
+    const child = spawn(process.execPath, ['--import', 'tsx', `${ROOT}test/helpers/cli-entry.ts`, 'prune', model, '-o', out, '--ffn', '512', '--criterion', 'magnitude'], { cwd: ROOT });
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    // Wait until the writer has started (its temp dir exists), then interrupt it.
+    let sawTemp = false;
+    while (child.exitCode == null && child.signalCode == null) {
+      if (temps().length > 0) {
+        sawTemp = true;
+        child.kill('SIGTERM');
+        break;
+      }
+      await new Promise((r) => setTimeout(r, 2));
     }
-    await new Promise((r) => setTimeout(r, 2));
+    const code = await exited;
+    if (code === 143) {
+      assert.ok(sawTemp);
+      assert.ok(!existsSync(out), 'no output directory');
+      assert.deepEqual(readdirSync(work).filter((f) => f.includes('compact-tmp')), [], 'temp dir removed');
+      assert.equal(createHash('sha256').update(readFileSync(join(model, 'model.safetensors'))).digest('hex'), hashBefore, 'input untouched');
+      return;
+    }
+    // Lost the race: the prune finished (or was killed just after its rename); the output is whole.
+    assert.ok(existsSync(join(out, 'compact.json')), `exit ${code}: a prune that was not interrupted while writing leaves a complete output`);
+    assert.deepEqual(temps(), []);
+    rmSync(out, { recursive: true, force: true });
   }
-  const code = await exited;
-  assert.ok(sawTemp, 'the prune was interrupted while writing');
-  assert.equal(code, 143);
-  assert.ok(!existsSync(out), 'no output directory');
-  assert.deepEqual(readdirSync(work).filter((f) => f.includes('compact-tmp')), [], 'temp dir removed');
-  assert.equal(createHash('sha256').update(readFileSync(join(model, 'model.safetensors'))).digest('hex'), hashBefore, 'input untouched');
+  assert.fail('the prune was never interrupted while writing in 5 attempts');
 });
