@@ -4,6 +4,7 @@ import { Command, CommanderError } from 'commander';
 import { CompactError } from '../util/errors.js';
 import { registerCompare } from './compare.js';
 import { registerEval } from './eval.js';
+import { registerExport } from './export.js';
 import { registerInspect } from './inspect.js';
 import { registerPrune, registerPruneVocab } from './prune.js';
 
@@ -21,6 +22,7 @@ export async function main(argv: string[]): Promise<number> {
   registerPrune(program, VERSION, argv);
   registerPruneVocab(program, VERSION, argv);
   registerCompare(program, VERSION, argv);
+  registerExport(program);
   try {
     await program.parseAsync(argv);
     return 0;

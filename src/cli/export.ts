@@ -1,0 +1,48 @@
+import { type Command, Option } from 'commander';
+import { exportGguf, type ExportReport } from '../gguf/export.js';
+import { OUTPUT_TYPES, type OutputType } from '../gguf/tensor-plan.js';
+import { bytes, integer } from './format.js';
+import { progressBar } from './progress.js';
+
+interface ExportFlags {
+  output: string;
+  type: OutputType;
+  vocabOnly?: boolean;
+  name?: string;
+  force?: boolean;
+  json?: boolean;
+}
+
+export const GGUF_TYPE_HELP = 'f32 | f16 | bf16 | q8_0 (vectors stay f32; a q8_0 matrix whose rows are not a multiple of 32 stays f16)';
+
+export function registerExport(program: Command): void {
+  program
+    .command('export')
+    .description("write a GGUF file that llama.cpp runs unchanged (native writer; llama.cpp's own architectures and tokenizers)")
+    .argument('<dir>', 'Hugging Face checkpoint directory (e.g. the output of compact prune)')
+    .requiredOption('-o, --output <file.gguf>', 'GGUF file to write (atomically; must not exist unless --force)')
+    .addOption(new Option('--type <t>', GGUF_TYPE_HELP).choices(OUTPUT_TYPES).default('f16'))
+    .option('--vocab-only', 'write the tokenizer and hyperparameters only, no tensors')
+    .option('--name <name>', 'general.name (default: the directory name)')
+    .option('--force', 'replace the output file if it exists')
+    .option('--json', 'print the report as JSON')
+    .action(async (dir: string, f: ExportFlags) => {
+      const bar = progressBar('export', !f.json);
+      const report = await exportGguf(dir, f.output, { type: f.type, vocabOnly: f.vocabOnly, name: f.name, force: f.force, onTensor: (d, t) => bar.update(d, t) });
+      bar.stop();
+      if (f.json) console.log(JSON.stringify(report, null, 2));
+      else console.log(exportSummary(report));
+    });
+}
+
+export function exportSummary(r: ExportReport): string {
+  const types = Object.entries(r.tensors.byType).map(([t, n]) => `${n} ${t}`).join(', ');
+  const lines = [
+    `wrote ${r.output}: llama.cpp architecture ${r.architecture}, ${integer(r.tensors.total)} tensors (${types || 'none'}), ${bytes(r.bytes)} of tensor data`,
+    r.tokenizer
+      ? `tokenizer: ${r.tokenizer.model} (pre ${r.tokenizer.pre}), ${integer(r.tokenizer.tokens)} tokens${r.tokenizer.padded ? ` + ${integer(r.tokenizer.padded)} unused padding rows` : ''}`
+      : 'tokenizer: none (no tokenizer.json; llama.cpp runs it on token ids only)',
+    `context length ${integer(r.contextLength)}${r.contextCappedAtWindow ? ' (capped at the sliding window: llama.cpp has none for this architecture)' : ''}`,
+  ];
+  return lines.join('\n');
+}

@@ -1,0 +1,119 @@
+/**
+ * `compact export`: a Hugging Face checkpoint → one GGUF file that llama.cpp runs unchanged.
+ * Everything is checked (architecture, tokenizer) before the first byte is written; the file is
+ * written atomically and streamed one tensor chunk at a time.
+ */
+import { existsSync } from 'node:fs';
+import { basename, join, resolve } from 'node:path';
+import { type Checkpoint, openCheckpoint } from '../model/checkpoint.js';
+import { loadTokenizer } from '../model/tokenizer.js';
+import type { ModelSpec, RopeSpec } from '../model/spec.js';
+import { writeFileAtomic } from '../util/atomic-file.js';
+import { readUserJson } from '../util/files.js';
+import { isObject, type JsonObject } from '../vocab/tokenizer-json.js';
+import { architectureFor, checkRepresentable, globalRope, type LlamaCppArchitecture } from './architectures.js';
+import { type Metadata, writeGguf } from './gguf-file.js';
+import { GGML_TYPES, type GgmlType, tensorBytes } from './quantize.js';
+import { type OutputType, planTensors } from './tensor-plan.js';
+import { type TokenizerSummary, tokenizerMetadata } from './tokenizer-metadata.js';
+
+export interface ExportOptions {
+  type: OutputType;
+  force?: boolean;
+  /** `general.name` (default: the checkpoint directory's name). */
+  name?: string;
+  /** Write the tokenizer and hyperparameters only (llama.cpp's `--vocab-only`). */
+  vocabOnly?: boolean;
+  onTensor?: (done: number, total: number) => void;
+}
+
+export interface ExportReport {
+  output: string;
+  architecture: string;
+  type: OutputType;
+  tensors: { total: number; byType: Record<string, number> };
+  bytes: number;
+  contextLength: number;
+  /** llama.cpp has no sliding window for this architecture: the context was capped at the window. */
+  contextCappedAtWindow: boolean;
+  tokenizer: TokenizerSummary | null;
+}
+
+export async function exportGguf(inputDir: string, output: string, options: ExportOptions): Promise<ExportReport> {
+  const ckpt = openCheckpoint(inputDir);
+  const arch = architectureFor(ckpt.spec);
+  const { contextLength, cappedAtWindow } = checkRepresentable(arch, ckpt.spec);
+  const rope = globalRope(arch, ckpt.spec);
+  const metadata = modelMetadata(ckpt.spec, arch, rope, contextLength, options.type, options.name ?? basename(resolve(inputDir)));
+  const tokenizer = tokenizerPart(ckpt);
+  for (const [key, value] of tokenizer?.metadata ?? NO_VOCABULARY) metadata.set(key, value);
+  const tensors = options.vocabOnly ? [] : planTensors(ckpt, arch, options.type, rope);
+
+  await writeFileAtomic(output, { force: options.force, inputs: [inputDir] }, (fd) => writeGguf(fd, metadata, tensors, options.onTensor));
+
+  const byType: Record<string, number> = {};
+  for (const t of tensors) byType[t.type] = (byType[t.type] ?? 0) + 1;
+  return {
+    output,
+    architecture: arch.name,
+    type: options.type,
+    tensors: { total: tensors.length, byType },
+    bytes: tensors.reduce((sum, t) => sum + tensorBytes(t.type, t.dims), 0),
+    contextLength,
+    contextCappedAtWindow: cappedAtWindow,
+    tokenizer: tokenizer?.summary ?? null,
+  };
+}
+
+/** `general.*` and `{arch}.*` hyperparameters, as llama.cpp's loader reads them. */
+function modelMetadata(spec: ModelSpec, arch: LlamaCppArchitecture, rope: RopeSpec, contextLength: number, type: OutputType, name: string): Metadata {
+  const a = arch.name;
+  const m: Metadata = new Map();
+  const u32 = (key: string, value: number) => m.set(key, { type: 'u32', value });
+  const f32 = (key: string, value: number) => m.set(key, { type: 'f32', value });
+  m.set('general.architecture', { type: 'string', value: a });
+  m.set('general.name', { type: 'string', value: name });
+  u32('general.file_type', GGML_TYPES[type.toUpperCase() as GgmlType].fileType);
+  if (type === 'q8_0') u32('general.quantization_version', 2);
+  u32(`${a}.vocab_size`, spec.vocabSize);
+  u32(`${a}.context_length`, contextLength);
+  u32(`${a}.embedding_length`, spec.hiddenSize);
+  u32(`${a}.block_count`, spec.numLayers);
+  u32(`${a}.feed_forward_length`, spec.intermediateSize);
+  u32(`${a}.attention.head_count`, spec.numHeads);
+  u32(`${a}.attention.head_count_kv`, spec.numKvHeads);
+  u32(`${a}.attention.key_length`, spec.headDim);
+  u32(`${a}.attention.value_length`, spec.headDim);
+  u32(`${a}.rope.dimension_count`, spec.headDim);
+  f32(`${a}.attention.layer_norm_rms_epsilon`, spec.normEps);
+  f32(`${a}.rope.freq_base`, rope.theta);
+  if (rope.type === 'linear') {
+    m.set(`${a}.rope.scaling.type`, { type: 'string', value: 'linear' });
+    f32(`${a}.rope.scaling.factor`, rope.factor);
+  }
+  if (arch.slidingWindow.kind === 'pattern') {
+    const window = spec.layers.find((l) => l.window != null)?.window;
+    if (window != null) u32(`${a}.attention.sliding_window`, window);
+  }
+  if (spec.attnSoftcap != null) f32(`${a}.attn_logit_softcapping`, spec.attnSoftcap);
+  if (spec.finalSoftcap != null) f32(`${a}.final_logit_softcapping`, spec.finalSoftcap);
+  return m;
+}
+
+/** The tokenizer's metadata, or null for a checkpoint without tokenizer.json (a weights-only GGUF). */
+function tokenizerPart(ckpt: Checkpoint): ReturnType<typeof tokenizerMetadata> | null {
+  const file = join(ckpt.dir, 'tokenizer.json');
+  if (!existsSync(file)) return null;
+  const configFile = join(ckpt.dir, 'tokenizer_config.json');
+  const tokenizerConfig = existsSync(configFile) ? readUserJson(configFile) : undefined;
+  return tokenizerMetadata({
+    tokenizer: readUserJson(file),
+    tokenizerConfig: isObject(tokenizerConfig) ? tokenizerConfig : undefined,
+    config: ckpt.spec.raw as JsonObject,
+    hf: loadTokenizer(ckpt.dir),
+    rows: ckpt.spec.vocabSize,
+  });
+}
+
+/** llama.cpp's "no vocabulary" model: it runs on token ids only. */
+const NO_VOCABULARY: Metadata = new Map([['tokenizer.ggml.model', { type: 'string', value: 'none' }]]);
