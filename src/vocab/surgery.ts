@@ -19,6 +19,8 @@ export interface SurgeryResult {
   old2new: Int32Array;
   /** Ids in the pruned vocabulary: keep.length, written to config.json `vocab_size`. */
   vocabSize: number;
+  /** Ranks (old positions in tokenizer.json's merges) of the merges kept, ascending. */
+  keptMerges: number[];
 }
 
 /** Rewrites `files` so that only `keep` (old ids, ascending) remain, numbered 0..keep.length-1. */
@@ -32,13 +34,24 @@ export function pruneTokenizerFiles(files: TokenizerFiles, keep: readonly number
     return newId;
   };
 
-  const pruned: TokenizerFiles = { tokenizer: pruneTokenizerJson(tokenizer, vocab, old2new, remapId) };
+  const keptMerges = keptMergeRanks(vocab, old2new);
+  const pruned: TokenizerFiles = { tokenizer: pruneTokenizerJson(tokenizer, vocab, old2new, keptMerges, remapId) };
   if (files.tokenizerConfig) pruned.tokenizerConfig = pruneTokenizerConfig(files.tokenizerConfig, old2new);
   if (files.config) pruned.config = withVocabSize(remapTokenIdFields(files.config, 'config.json', old2new), keep.length);
   if (files.generationConfig) pruned.generationConfig = remapTokenIdFields(files.generationConfig, 'generation_config.json', old2new);
   if (files.specialTokensMap) pruned.specialTokensMap = structuredClone(files.specialTokensMap);
   checkNamedTokensSurvive(files, vocab, old2new);
-  return { files: pruned, old2new, vocabSize: keep.length };
+  return { files: pruned, old2new, vocabSize: keep.length, keptMerges };
+}
+
+/** A merge survives only if both its parts and its result are kept. */
+function keptMergeRanks(vocab: Vocabulary, old2new: Int32Array): number[] {
+  const isKept = (id: number): boolean => id >= 0 && old2new[id] >= 0;
+  const ranks: number[] = [];
+  for (let rank = 0; rank < vocab.merges.length / 3; rank++) {
+    if (isKept(vocab.merges[3 * rank]) && isKept(vocab.merges[3 * rank + 1]) && isKept(vocab.merges[3 * rank + 2])) ranks.push(rank);
+  }
+  return ranks;
 }
 
 function renumbering(vocab: Vocabulary, keep: readonly number[], config: JsonObject | undefined): Int32Array {
@@ -57,6 +70,7 @@ function pruneTokenizerJson(
   tokenizer: TokenizerJson,
   vocab: Vocabulary,
   old2new: Int32Array,
+  keptMerges: number[],
   remapId: (id: unknown, where: string) => number,
 ): TokenizerJson {
   const model = tokenizer.model;
@@ -70,10 +84,7 @@ function pruneTokenizerJson(
     const token = vocab.modelToken[id];
     if (token !== undefined && old2new[id] >= 0) newVocab[token] = old2new[id];
   }
-  const isKept = (id: number): boolean => id >= 0 && old2new[id] >= 0;
-  const merges = model.merges.filter(
-    (_, rank) => isKept(vocab.merges[3 * rank]) && isKept(vocab.merges[3 * rank + 1]) && isKept(vocab.merges[3 * rank + 2]),
-  );
+  const merges = keptMerges.map((rank) => model.merges[rank]);
 
   const pruned: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(tokenizer)) {
