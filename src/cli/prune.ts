@@ -184,6 +184,7 @@ export function printReport(r: PruneReport, quality?: Quality): void {
       ),
     );
   }
+  if (r.leftOut.length) console.log(`left out of the output: ${r.leftOut.map((l) => `${l.file} (${l.reason})`).join(', ')}`);
   const s = r.seconds;
   console.log(`time: ${s.total.toFixed(1)} s (read ${s.read.toFixed(1)}, calibrate ${s.calibrate.toFixed(1)}, score ${s.score.toFixed(1)}${r.auto ? `, search ${s.search.toFixed(1)}` : ''}, write ${s.write.toFixed(1)})`);
 }

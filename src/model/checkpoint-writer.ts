@@ -3,7 +3,7 @@
  * edited (sliced, renamed) or dropped by `edit`; dtypes and the shard layout are preserved, and
  * only one tensor is in memory at a time.
  */
-import { copyFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { copyFileSync, lstatSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Checkpoint } from './checkpoint.js';
 import { INDEX_FILE } from './checkpoint.js';
@@ -52,11 +52,49 @@ export async function writeWeights(src: Checkpoint, outDir: string, edit: Tensor
   return { tensors: Object.keys(weightMap).length, bytes: totalBytes };
 }
 
-/** Copies the checkpoint's other top-level files (tokenizer, generation config, …) except `skip`. */
-export function copyOtherFiles(src: Checkpoint, outDir: string, skip: Set<string>): void {
+/** A file or directory of the source that the output does not get, and why. */
+export interface LeftOut {
+  /** Name in the source directory; a directory's ends with "/". */
+  file: string;
+  reason: 'symbolic link' | 'directory' | 'stale weights' | 'old token ids';
+}
+
+/**
+ * Weights in other formats or other files than the checkpoint compact read (PyTorch, TensorFlow,
+ * Flax, GGUF, ONNX, native Mistral/Meta `consolidated.*` with its `params.json`, stray safetensors):
+ * they would no longer match the pruned model, and a loader that prefers them would silently
+ * load the unpruned weights.
+ */
+const STALE_WEIGHTS = [
+  /\.(safetensors|bin|pt|pth|ckpt|h5|keras|msgpack|gguf|ggml|onnx|onnx_data|onnx\.data|tflite|ot|npz|npy|nemo)$/i,
+  /\.(safetensors|bin|h5|msgpack)\.index\.json$/i,
+  /^(pytorch_model|tf_model|flax_model|consolidated)\b/,
+  /^params\.json$/,
+];
+
+export function isStaleWeightFile(name: string): boolean {
+  return STALE_WEIGHTS.some((pattern) => pattern.test(name));
+}
+
+/**
+ * Copies the checkpoint's other top-level files (tokenizer, generation config, licence, …) except
+ * `skip`, and returns what it left out, sorted by name: stale weight files, files for which
+ * `staleTokenizerFile` is true, directories, and symbolic links (never followed: a link may point
+ * outside the model directory, and copying its target would publish a file the user never meant
+ * to be part of the model).
+ */
+export function copyOtherFiles(src: Checkpoint, outDir: string, skip: Set<string>, staleTokenizerFile: (name: string) => boolean = () => false): LeftOut[] {
   const weights = new Set([...src.shards.map((s) => s.file), INDEX_FILE]);
+  const leftOut: LeftOut[] = [];
   for (const name of readdirSync(src.dir).sort()) {
-    if (weights.has(name) || skip.has(name) || !statSync(join(src.dir, name)).isFile()) continue;
-    copyFileSync(join(src.dir, name), join(outDir, name));
+    if (weights.has(name) || skip.has(name)) continue;
+    const stat = lstatSync(join(src.dir, name));
+    if (stat.isSymbolicLink()) leftOut.push({ file: name, reason: 'symbolic link' });
+    else if (stat.isDirectory()) leftOut.push({ file: `${name}/`, reason: 'directory' });
+    else if (!stat.isFile()) continue; // sockets, FIFOs, devices: nothing a model holds
+    else if (isStaleWeightFile(name)) leftOut.push({ file: name, reason: 'stale weights' });
+    else if (staleTokenizerFile(name)) leftOut.push({ file: name, reason: 'old token ids' });
+    else copyFileSync(join(src.dir, name), join(outDir, name));
   }
+  return leftOut;
 }

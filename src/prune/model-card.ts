@@ -42,6 +42,16 @@ export function modelCard(r: PruneReport, o: PruneOptions): string {
           ...r.auto.candidates.map((c) => `| ${c.vocabShare.toFixed(3)} | ${n(c.vocab)} | ${n(c.ffn)} | ${(100 * c.removedRatio).toFixed(2)} % | ${c.heldOutBitsPerByte.toFixed(4)} |`),
         ]
       : []),
+    ...(r.leftOut.length
+      ? [
+          '',
+          '## Files of the source left out',
+          '',
+          'Not copied, because they would no longer match this checkpoint (stale weights, tokenizer files with the old token ids) or are links or directories, which compact never copies:',
+          '',
+          ...r.leftOut.map((l) => `* \`${l.file}\`: ${l.reason}`),
+        ]
+      : []),
     '',
     '## Calibration',
     '',

@@ -6,13 +6,13 @@
  * is written and measured (bits per byte on held-out calibration text), and the best is kept.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { dirname, join } from 'node:path';
 import { Engine } from '../engine/engine.js';
 import { evaluateText } from '../eval/text-metrics.js';
 import { openCheckpoint, type Checkpoint } from '../model/checkpoint.js';
-import { copyOtherFiles, writeWeights, type TensorEdit } from '../model/checkpoint-writer.js';
+import { copyOtherFiles, type LeftOut, writeWeights, type TensorEdit } from '../model/checkpoint-writer.js';
 import { fingerprint } from '../model/fingerprint.js';
 import { countParams, type ParamCount } from '../model/param-count.js';
 import { readTensorBytes } from '../model/safetensors.js';
@@ -20,10 +20,11 @@ import { sliceColumns, sliceRows } from '../model/slice.js';
 import { EMBED, LM_HEAD, LAYER_TENSORS, layerPrefix } from '../model/tensor-names.js';
 import { encode, loadTokenizer } from '../model/tokenizer.js';
 import { writeDirAtomic } from '../util/atomic-dir.js';
-import { check } from '../util/errors.js';
+import { CompactError, check } from '../util/errors.js';
 import { jsonText, readJsonDocument } from '../util/json-text.js';
 import { countTokens } from '../vocab/count-tokens.js';
 import { selectKeepSet, type KeepMode } from '../vocab/keep-set.js';
+import { pruneSlowTokenizerFiles, readSlowTokenizerFiles, SLOW_TOKENIZER_FILES, type SlowTokenizerFile, type SlowTokenizerFiles, staleTokenizerFile } from '../vocab/slow-tokenizer-files.js';
 import { pruneTokenizerFiles, type SurgeryResult } from '../vocab/surgery.js';
 import type { JsonObject, TokenizerFiles } from '../vocab/tokenizer-json.js';
 import { type Budget, channelParams, defaultRoundTo, solveBudget, vocabRowParams } from './budget.js';
@@ -101,6 +102,8 @@ export interface PruneReport {
   weighting: Weighting | null;
   /** What --auto tried (held-out bits per byte per split), the chosen one first. */
   auto: { heldOutChars: number; candidates: AutoCandidate[] } | null;
+  /** Files and directories of the input not copied to the output (stale weights or token ids, links), by name. */
+  leftOut: LeftOut[];
   seconds: { read: number; calibrate: number; score: number; search: number; write: number; total: number };
 }
 
@@ -120,6 +123,8 @@ interface Plan {
   budget: Budget;
   keep: number[];
   surgery: SurgeryResult | null;
+  /** tokenizer.model, vocab.json, merges.txt, added_tokens.json rewritten for the kept ids. */
+  slowFiles: Map<SlowTokenizerFile, Uint8Array> | null;
   channels: number[][] | null;
   dropped: Set<number>;
 }
@@ -132,6 +137,8 @@ export async function prune(input: string, output: string, o: PruneOptions): Pro
 
   const { budgets, shares } = planBudgets(src, o);
   const dropLayers = o.method === 'shortgpt' ? layersForRatio(src, o.ratio) : 0;
+  // Slow-tokenizer files are checked now, so a bad one is refused before any long work.
+  const slow = budgets.some((b) => b.vocab < spec.vocabSize) ? readSlowFiles(src) : null;
   const counts = o.vocabMode === 'frequency' ? countTokens(loadTokenizer(input), (o.vocabCorpus ?? o.calib).flatMap((f) => readDocuments(f, o.calibField))) : undefined;
   const keeps = budgets.map((b) => keepFor(src, b.vocab, o, counts));
 
@@ -159,9 +166,10 @@ export async function prune(input: string, output: string, o: PruneOptions): Pro
   const planFor = (k: number): Plan => {
     const s = scoresOf(k)!;
     const surgery = keeps[k].length < spec.vocabSize ? pruneTokenizerFiles(src.files, keeps[k]) : null;
+    const slowFiles = surgery && slow ? pruneSlowTokenizerFiles(slow, surgery) : null;
     const channels = budgets[k].ffn < spec.intermediateSize ? s.layers.map((l) => topChannels(l, budgets[k].ffn)) : null;
     const dropped = dropLayers ? new Set(layersToDrop(blockInfluence(s.influence!, s.weightTotal), dropLayers)) : new Set<number>();
-    return { budget: budgets[k], keep: keeps[k], surgery, channels, dropped };
+    return { budget: budgets[k], keep: keeps[k], surgery, slowFiles, channels, dropped };
   };
   const score = clock.lap();
 
@@ -196,7 +204,7 @@ export async function prune(input: string, output: string, o: PruneOptions): Pro
 
   // ── write ──
   return writeDirAtomic(output, { force: o.force, inputs: [input] }, async (tmp) => {
-    await writeCheckpointFiles(src, tmp, plan, (d, t) => o.onProgress?.('write', d, t));
+    const leftOut = await writeCheckpointFiles(src, tmp, plan, (d, t) => o.onProgress?.('write', d, t));
     const after = countParams(openCheckpoint(tmp));
     const report: PruneReport = {
       input,
@@ -217,6 +225,7 @@ export async function prune(input: string, output: string, o: PruneOptions): Pro
       criterion: plan.channels ? usedScores!.criterion : null,
       weighting: plan.channels || plan.dropped.size ? usedScores!.weighting : null,
       auto,
+      leftOut,
       seconds: { read, calibrate, score, search, write: clock.lap(), total: clock.total() },
     };
     // Card and manifest hold no timings, so the same inputs give byte-identical files; the
@@ -371,8 +380,12 @@ function scoresRecord(
   };
 }
 
-/** Weights, config.json, tokenizer files and the rest of the source's files, for one plan. */
-async function writeCheckpointFiles(src: Source, dir: string, plan: Plan, onTensor?: (done: number, total: number) => void): Promise<void> {
+/**
+ * Weights, config.json, tokenizer files and the rest of the source's files, for one plan; returns
+ * what was left out. With a pruned vocabulary every tokenizer file is either rewritten for the
+ * kept ids or left out: none is copied with the old ids.
+ */
+async function writeCheckpointFiles(src: Source, dir: string, plan: Plan, onTensor?: (done: number, total: number) => void): Promise<LeftOut[]> {
   const spec = src.ckpt.spec;
   await writeWeights(src.ckpt, dir, tensorEdit(src.ckpt, plan), onTensor);
   // Surgery's config.json has the vocabulary fields (vocab_size, bos/eos/pad ids) remapped.
@@ -385,7 +398,11 @@ async function writeCheckpointFiles(src: Source, dir: string, plan: Plan, onTens
     writeFileSync(join(dir, file), jsonText(value, src.floatPaths[key]));
     rewritten.add(file);
   }
-  copyOtherFiles(src.ckpt, dir, rewritten);
+  for (const [file, bytes] of plan.slowFiles ?? []) {
+    writeFileSync(join(dir, file), bytes);
+    rewritten.add(file);
+  }
+  return copyOtherFiles(src.ckpt, dir, rewritten, plan.surgery ? staleTokenizerFile : undefined);
 }
 
 const TOKENIZER_FILES: Record<keyof TokenizerFiles, string> = {
@@ -407,6 +424,21 @@ function readTokenizerFiles(dir: string): Pick<Source, 'files' | 'floatPaths'> {
     floatPaths[key] = doc.floatPaths;
   }
   return { files, floatPaths };
+}
+
+/** The input's slow-tokenizer files (tokenizer.model, vocab.json, …), parsed and checked against tokenizer.json. */
+function readSlowFiles(src: Source): SlowTokenizerFiles {
+  const raw: Partial<Record<SlowTokenizerFile, Uint8Array>> = {};
+  for (const file of SLOW_TOKENIZER_FILES) {
+    const path = join(src.input, file);
+    if (!existsSync(path)) continue;
+    try {
+      raw[file] = readFileSync(path);
+    } catch (e) {
+      throw new CompactError(`${path}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    }
+  }
+  return readSlowTokenizerFiles(raw, src.files, src.input);
 }
 
 /** Old row index of each new id: the inverse of old2new. */
