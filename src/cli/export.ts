@@ -39,9 +39,7 @@ export function exportSummary(r: ExportReport): string {
   const types = Object.entries(r.tensors.byType).map(([t, n]) => `${n} ${t}`).join(', ');
   const lines = [
     `wrote ${r.output}: llama.cpp architecture ${r.architecture}, ${integer(r.tensors.total)} tensors (${types || 'none'}), ${bytes(r.bytes)} of tensor data`,
-    r.tokenizer
-      ? `tokenizer: ${r.tokenizer.model} (pre ${r.tokenizer.pre}), ${integer(r.tokenizer.tokens)} tokens${r.tokenizer.padded ? ` + ${integer(r.tokenizer.padded)} unused padding rows` : ''}`
-      : 'tokenizer: none (no tokenizer.json; llama.cpp runs it on token ids only)',
+    `tokenizer: ${r.tokenizer.model} (pre ${r.tokenizer.pre}), ${integer(r.tokenizer.tokens)} tokens${r.tokenizer.padded ? ` + ${integer(r.tokenizer.padded)} unused padding rows` : ''}`,
     `context length ${integer(r.contextLength)}${r.contextCappedAtWindow ? ' (capped at the sliding window: llama.cpp has none for this architecture)' : ''}`,
   ];
   return lines.join('\n');

@@ -9,6 +9,7 @@ import { type Checkpoint, openCheckpoint } from '../model/checkpoint.js';
 import { loadTokenizer } from '../model/tokenizer.js';
 import type { ModelSpec, RopeSpec } from '../model/spec.js';
 import { writeFileAtomic } from '../util/atomic-file.js';
+import { check } from '../util/errors.js';
 import { readUserJson } from '../util/files.js';
 import { isObject, type JsonObject } from '../vocab/tokenizer-json.js';
 import { architectureFor, checkRepresentable, globalRope, type LlamaCppArchitecture } from './architectures.js';
@@ -36,7 +37,7 @@ export interface ExportReport {
   contextLength: number;
   /** llama.cpp has no sliding window for this architecture: the context was capped at the window. */
   contextCappedAtWindow: boolean;
-  tokenizer: TokenizerSummary | null;
+  tokenizer: TokenizerSummary;
 }
 
 export async function exportGguf(inputDir: string, output: string, options: ExportOptions): Promise<ExportReport> {
@@ -46,7 +47,7 @@ export async function exportGguf(inputDir: string, output: string, options: Expo
   const rope = globalRope(arch, ckpt.spec);
   const metadata = modelMetadata(ckpt.spec, arch, rope, contextLength, options.type, options.name ?? basename(resolve(inputDir)));
   const tokenizer = tokenizerPart(ckpt);
-  for (const [key, value] of tokenizer?.metadata ?? NO_VOCABULARY) metadata.set(key, value);
+  for (const [key, value] of tokenizer.metadata) metadata.set(key, value);
   const tensors = options.vocabOnly ? [] : planTensors(ckpt, arch, options.type, rope);
 
   await writeFileAtomic(output, { force: options.force, inputs: [inputDir] }, (fd) => writeGguf(fd, metadata, tensors, options.onTensor));
@@ -61,7 +62,7 @@ export async function exportGguf(inputDir: string, output: string, options: Expo
     bytes: tensors.reduce((sum, t) => sum + tensorBytes(t.type, t.dims), 0),
     contextLength,
     contextCappedAtWindow: cappedAtWindow,
-    tokenizer: tokenizer?.summary ?? null,
+    tokenizer: tokenizer.summary,
   };
 }
 
@@ -100,10 +101,10 @@ function modelMetadata(spec: ModelSpec, arch: LlamaCppArchitecture, rope: RopeSp
   return m;
 }
 
-/** The tokenizer's metadata, or null for a checkpoint without tokenizer.json (a weights-only GGUF). */
-function tokenizerPart(ckpt: Checkpoint): ReturnType<typeof tokenizerMetadata> | null {
+/** The tokenizer's metadata (llama.cpp needs one: its "no vocabulary" models cannot be run by its tools). */
+function tokenizerPart(ckpt: Checkpoint): ReturnType<typeof tokenizerMetadata> {
   const file = join(ckpt.dir, 'tokenizer.json');
-  if (!existsSync(file)) return null;
+  check(existsSync(file), `${ckpt.dir}: no tokenizer.json; a GGUF for llama.cpp needs the tokenizer (convert a SentencePiece or tiktoken tokenizer to tokenizer.json first)`);
   const configFile = join(ckpt.dir, 'tokenizer_config.json');
   const tokenizerConfig = existsSync(configFile) ? readUserJson(configFile) : undefined;
   return tokenizerMetadata({
@@ -114,6 +115,3 @@ function tokenizerPart(ckpt: Checkpoint): ReturnType<typeof tokenizerMetadata> |
     rows: ckpt.spec.vocabSize,
   });
 }
-
-/** llama.cpp's "no vocabulary" model: it runs on token ids only. */
-const NO_VOCABULARY: Metadata = new Map([['tokenizer.ggml.model', { type: 'string', value: 'none' }]]);
