@@ -39,7 +39,9 @@ export function exportSummary(r: ExportReport): string {
   const types = Object.entries(r.tensors.byType).map(([t, n]) => `${n} ${t}`).join(', ');
   const lines = [
     `wrote ${r.output}: llama.cpp architecture ${r.architecture}, ${integer(r.tensors.total)} tensors (${types || 'none'}), ${bytes(r.bytes)} of tensor data`,
-    `tokenizer: ${r.tokenizer.model} (pre ${r.tokenizer.pre}), ${integer(r.tokenizer.tokens)} tokens${r.tokenizer.padded ? ` + ${integer(r.tokenizer.padded)} unused padding rows` : ''}`,
+    `tokenizer: ${r.tokenizer.model} (pre ${r.tokenizer.pre}), ${integer(r.tokenizer.tokens)} tokens${r.tokenizer.padded ? ` + ${integer(r.tokenizer.padded)} unused padding rows` : ''}${
+      r.tokenizer.leftOut.length ? `; left out (no embedding row): ${r.tokenizer.leftOut.join(' ')}` : ''
+    }`,
     `context length ${integer(r.contextLength)}${r.contextCappedAtWindow ? ' (capped at the sliding window: llama.cpp has none for this architecture)' : ''}`,
   ];
   return lines.join('\n');

@@ -38,13 +38,19 @@ export interface TokenizerSummary {
   model: 'gpt2' | 'llama';
   pre: string;
   tokens: number;
+  /** Embedding rows no token names (written as unused [PADn] tokens, as llama.cpp's converter does). */
   padded: number;
+  /** Added tokens whose ids are past the embedding rows. */
+  leftOut: string[];
 }
 
 export function tokenizerMetadata(input: TokenizerInput): { metadata: Metadata; summary: TokenizerSummary } {
   const tokenizer = requireBpeTokenizer({ tokenizer: input.tokenizer });
   const vocab = indexVocabulary(tokenizer);
-  check(vocab.size <= input.rows, `tokenizer.json has ids up to ${vocab.size - 1} but the embedding has ${input.rows} rows`);
+  // Added tokens past the embedding (Gemma 3 1B's <image_soft_token>) cannot be run: left out, and said.
+  const beyond = vocab.modelToken.findIndex((t, id) => id >= input.rows && t !== undefined);
+  check(beyond < 0, () => `tokenizer.json: token ${JSON.stringify(vocab.modelToken[beyond])} has id ${beyond}, past the embedding's ${input.rows} rows`);
+  const leftOut = [...vocab.addedToken].filter(([id]) => id >= input.rows).map(([, content]) => content);
   const style = tokenizerStyle(tokenizer);
   const metadata: Metadata = new Map();
   metadata.set('tokenizer.ggml.model', { type: 'string', value: style.model });
@@ -76,7 +82,8 @@ export function tokenizerMetadata(input: TokenizerInput): { metadata: Metadata; 
   metadata.set('tokenizer.ggml.add_eos_token', { type: 'bool', value: adds.eos });
   if (style.model === 'llama') metadata.set('tokenizer.ggml.add_space_prefix', { type: 'bool', value: style.addSpacePrefix });
   for (const [key, template] of chatTemplates(input.tokenizerConfig)) metadata.set(key, { type: 'string', value: template });
-  return { metadata, summary: { model: style.model, pre: style.pre, tokens: vocab.tokenCount, padded: input.rows - vocab.tokenCount } };
+  const named = tokens.length - types.filter((t) => t === TOKEN_TYPE.unused).length;
+  return { metadata, summary: { model: style.model, pre: style.pre, tokens: named, padded: input.rows - named, leftOut } };
 }
 
 type Style = { model: 'gpt2'; pre: string } | { model: 'llama'; pre: 'default'; addSpacePrefix: boolean };

@@ -72,8 +72,13 @@ export function selectKeepSet(files: TokenizerFiles, options: KeepSetOptions): K
   const counts = mode === 'frequency' ? requireCounts(options.counts) : undefined;
 
   const selection = new Selection(vocab);
+  // An id past the embedding (Gemma 3 1B: 262,144 rows, <image_soft_token> is id 262,144) has no row to keep.
+  const rows = Math.min(vocab.size, ...[files.config, files.config?.text_config].map((c) => (isObject(c) && Number.isInteger(c.vocab_size) ? (c.vocab_size as number) : Infinity)));
+  const withRow = function* (ids: Iterable<number>) {
+    for (const id of ids) if (id < rows) yield id;
+  };
   const breakdown: AlwaysKeptBreakdown = {
-    special: selection.force(specialIds(vocab, files)),
+    special: selection.force(withRow(specialIds(vocab, files))),
     bytePieces: selection.force(bytePieceIds(vocab)),
     characters: selection.force(characterIds(vocab)),
     keepList: selection.force(resolveKeepList(vocab, options.keepList ?? [])),
@@ -88,7 +93,8 @@ export function selectKeepSet(files: TokenizerFiles, options: KeepSetOptions): K
         `${breakdown.keepList} from the keep-list, ${breakdown.closure} their merge parts)`,
     );
   }
-  selection.fill(Math.min(options.size, vocab.tokenCount), priorityOrder(vocab, counts));
+  const available = priorityOrder(vocab, counts).filter((id) => id < rows);
+  selection.fill(Math.min(options.size, available.length), available);
   return {
     keep: selection.keptIds(),
     requested: options.size,

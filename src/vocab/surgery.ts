@@ -161,15 +161,16 @@ function pruneTokenizerConfig(config: JsonObject, old2new: Int32Array): JsonObje
   return pruned;
 }
 
-/** Token strings the configs name must still be tokens, if they were before. */
+/** Token strings the configs name must still be tokens, if they were before (and had an embedding row). */
 function checkNamedTokensSurvive(files: TokenizerFiles, vocab: Vocabulary, old2new: Int32Array): void {
+  const rows = Math.min(...(files.config ? declaredVocabSizes(files.config) : []));
   for (const [json, file] of [
     [files.tokenizerConfig, 'tokenizer_config.json'],
     [files.specialTokensMap, 'special_tokens_map.json'],
   ] as const) {
     for (const name of json ? specialTokenNames(json) : []) {
       const id = tokenIdOf(vocab, name);
-      check(id === undefined || old2new[id] >= 0, () => `${file} names token ${JSON.stringify(name)}, which the pruned vocabulary drops`);
+      check(id === undefined || id >= rows || old2new[id] >= 0, () => `${file} names token ${JSON.stringify(name)}, which the pruned vocabulary drops`);
     }
   }
 }
