@@ -1,7 +1,9 @@
+import { join } from 'node:path';
 import { type Command, Option } from 'commander';
 import { Engine } from '../engine/engine.js';
 import { evaluateText, type TextMetrics } from '../eval/text-metrics.js';
 import { openCheckpoint } from '../model/checkpoint.js';
+import { OUTPUT_TYPES, type OutputType } from '../gguf/tensor-plan.js';
 import { encode, loadTokenizer } from '../model/tokenizer.js';
 import { METHODS, type Method, prune, type PruneReport } from '../prune/prune.js';
 import { CRITERIA, type Criterion, type Weighting, WEIGHTINGS } from '../prune/scores.js';
@@ -9,7 +11,8 @@ import { CompactError } from '../util/errors.js';
 import { readUserText } from '../util/files.js';
 import { addCalibrationOptions, type CalibrationFlags, calibrationOptions } from './calibration-options.js';
 import { positiveInt, readTextFile } from './eval.js';
-import { integer, percent, table } from './format.js';
+import { GGUF_TYPE_HELP } from './export.js';
+import { bytes, integer, percent, table } from './format.js';
 import { progressBar } from './progress.js';
 
 
@@ -32,6 +35,7 @@ interface PruneFlags extends CalibrationFlags {
   force?: boolean;
   threads?: string;
   evalText?: string;
+  gguf?: OutputType;
   json?: boolean;
 }
 
@@ -58,6 +62,7 @@ export function registerPrune(program: Command, version: string, argv: string[])
     .option('--scores-out <file>', 'save the channel scores for re-pruning to another budget')
     .option('--force', 'replace the output directory if it exists')
     .option('--threads <n>', 'ONNX Runtime intra-op threads (default: all cores)')
+    .addOption(new Option('--gguf [type]', `also write <output>/model.<type>.gguf for llama.cpp (as compact export; default type f16): ${GGUF_TYPE_HELP}`).choices(OUTPUT_TYPES).preset('f16'))
     .option('--eval-text <file>', 'also report bits per byte of the input and the output on this text (windows of 512)')
     .option('--json', 'print the report as JSON')
     .action(async (dir: string, f: PruneFlags) => {
@@ -88,6 +93,7 @@ export function registerPrune(program: Command, version: string, argv: string[])
         threads: f.threads ? positiveInt(f.threads, '--threads') : undefined,
         commandLine: ['compact', ...argv.slice(2)].join(' '),
         version,
+        gguf: f.gguf,
         onProgress: (stage, done, total) => bar.update(done, total),
       });
       bar.stop();
@@ -184,6 +190,7 @@ export function printReport(r: PruneReport, quality?: Quality): void {
       ),
     );
   }
+  if (r.gguf) console.log(`GGUF for llama.cpp: ${join(r.output, r.gguf.file)} (${r.gguf.architecture}, ${r.gguf.type}, ${bytes(r.gguf.bytes)} of tensors)`);
   if (r.leftOut.length) console.log(`left out of the output: ${r.leftOut.map((l) => `${l.file} (${l.reason})`).join(', ')}`);
   const s = r.seconds;
   console.log(`time: ${s.total.toFixed(1)} s (read ${s.read.toFixed(1)}, calibrate ${s.calibrate.toFixed(1)}, score ${s.score.toFixed(1)}${r.auto ? `, search ${s.search.toFixed(1)}` : ''}, write ${s.write.toFixed(1)})`);

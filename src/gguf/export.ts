@@ -25,6 +25,8 @@ export interface ExportOptions {
   name?: string;
   /** Write the tokenizer and hyperparameters only (llama.cpp's `--vocab-only`). */
   vocabOnly?: boolean;
+  /** The file goes into the checkpoint directory itself (prune --gguf, while that directory is being written). */
+  intoCheckpoint?: boolean;
   onTensor?: (done: number, total: number) => void;
 }
 
@@ -42,15 +44,13 @@ export interface ExportReport {
 
 export async function exportGguf(inputDir: string, output: string, options: ExportOptions): Promise<ExportReport> {
   const ckpt = openCheckpoint(inputDir);
-  const arch = architectureFor(ckpt.spec);
-  const { contextLength, cappedAtWindow } = checkRepresentable(arch, ckpt.spec);
-  const rope = globalRope(arch, ckpt.spec);
+  const { arch, contextLength, cappedAtWindow, rope, tokenizer } = checkExportable(ckpt);
   const metadata = modelMetadata(ckpt.spec, arch, rope, contextLength, options.type, options.name ?? basename(resolve(inputDir)));
-  const tokenizer = tokenizerPart(ckpt);
   for (const [key, value] of tokenizer.metadata) metadata.set(key, value);
   const tensors = options.vocabOnly ? [] : planTensors(ckpt, arch, options.type, rope);
 
-  await writeFileAtomic(output, { force: options.force, inputs: [inputDir] }, (fd) => writeGguf(fd, metadata, tensors, options.onTensor));
+  const inputs = options.intoCheckpoint ? [] : [inputDir];
+  await writeFileAtomic(output, { force: options.force, inputs }, (fd) => writeGguf(fd, metadata, tensors, options.onTensor));
 
   const byType: Record<string, number> = {};
   for (const t of tensors) byType[t.type] = (byType[t.type] ?? 0) + 1;
@@ -64,6 +64,12 @@ export async function exportGguf(inputDir: string, output: string, options: Expo
     contextCappedAtWindow: cappedAtWindow,
     tokenizer: tokenizer.summary,
   };
+}
+
+/** Everything export checks, without writing: what llama.cpp would compute differently, and the tokenizer. */
+export function checkExportable(ckpt: Checkpoint) {
+  const arch = architectureFor(ckpt.spec);
+  return { arch, ...checkRepresentable(arch, ckpt.spec), rope: globalRope(arch, ckpt.spec), tokenizer: tokenizerPart(ckpt) };
 }
 
 /** `general.*` and `{arch}.*` hyperparameters, as llama.cpp's loader reads them. */

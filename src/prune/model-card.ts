@@ -42,6 +42,14 @@ export function modelCard(r: PruneReport, o: PruneOptions): string {
           ...r.auto.candidates.map((c) => `| ${c.vocabShare.toFixed(3)} | ${n(c.vocab)} | ${n(c.ffn)} | ${(100 * c.removedRatio).toFixed(2)} % | ${c.heldOutBitsPerByte.toFixed(4)} |`),
         ]
       : []),
+    ...(r.gguf
+      ? [
+          '',
+          '## llama.cpp',
+          '',
+          `\`${r.gguf.file}\`: the same model as GGUF (llama.cpp architecture \`${r.gguf.architecture}\`, ${r.gguf.type}), written by compact's own exporter with the pruned tokenizer; run it with llama.cpp as is (e.g. \`llama-cli -m ${r.gguf.file}\`).`,
+        ]
+      : []),
     ...(r.leftOut.length
       ? [
           '',

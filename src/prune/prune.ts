@@ -8,9 +8,11 @@
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { Engine } from '../engine/engine.js';
 import { evaluateText } from '../eval/text-metrics.js';
+import { checkExportable, exportGguf } from '../gguf/export.js';
+import type { OutputType } from '../gguf/tensor-plan.js';
 import { openCheckpoint, type Checkpoint } from '../model/checkpoint.js';
 import { copyOtherFiles, type LeftOut, writeWeights, type TensorEdit } from '../model/checkpoint-writer.js';
 import { fingerprint } from '../model/fingerprint.js';
@@ -78,6 +80,8 @@ export interface PruneOptions {
   threads?: number;
   commandLine: string;
   version: string;
+  /** Also write a GGUF of the output for llama.cpp, inside it (checked before any long work). */
+  gguf?: OutputType;
   onProgress?: (stage: 'calibrate' | 'search' | 'write', done: number, total: number) => void;
 }
 
@@ -104,6 +108,8 @@ export interface PruneReport {
   auto: { heldOutChars: number; candidates: AutoCandidate[] } | null;
   /** Files and directories of the input not copied to the output (stale weights or token ids, links), by name. */
   leftOut: LeftOut[];
+  /** The GGUF written with --gguf: its file name in the output, llama.cpp architecture, type, bytes of tensor data. */
+  gguf: { file: string; architecture: string; type: OutputType; bytes: number } | null;
   seconds: { read: number; calibrate: number; score: number; search: number; write: number; total: number };
 }
 
@@ -133,6 +139,7 @@ export async function prune(input: string, output: string, o: PruneOptions): Pro
   const clock = stopwatch();
   const src = openSource(input, o);
   const spec = src.ckpt.spec;
+  if (o.gguf) checkExportable(src.ckpt);
   const read = clock.lap();
 
   const { budgets, shares } = planBudgets(src, o);
@@ -205,6 +212,7 @@ export async function prune(input: string, output: string, o: PruneOptions): Pro
   // ── write ──
   return writeDirAtomic(output, { force: o.force, inputs: [input] }, async (tmp) => {
     const leftOut = await writeCheckpointFiles(src, tmp, plan, (d, t) => o.onProgress?.('write', d, t));
+    const gguf = o.gguf ? await writeGgufInto(tmp, output, o.gguf) : null;
     const after = countParams(openCheckpoint(tmp));
     const report: PruneReport = {
       input,
@@ -226,6 +234,7 @@ export async function prune(input: string, output: string, o: PruneOptions): Pro
       weighting: plan.channels || plan.dropped.size ? usedScores!.weighting : null,
       auto,
       leftOut,
+      gguf,
       seconds: { read, calibrate, score, search, write: clock.lap(), total: clock.total() },
     };
     // Card and manifest hold no timings, so the same inputs give byte-identical files; the
@@ -378,6 +387,15 @@ function scoresRecord(
     calibrations: calibration ? [{ sha256: calibration.sha256, samples: calibration.options.samples, seqLen: calibration.options.seqLen, seed: calibration.options.seed }] : [],
     ...values,
   };
+}
+
+export const ggufFileName = (type: OutputType): string => `model.${type}.gguf`;
+
+/** prune --gguf: the GGUF of the checkpoint being written, inside it (so the whole output stays atomic). */
+async function writeGgufInto(tmp: string, output: string, type: OutputType): Promise<PruneReport['gguf']> {
+  const file = ggufFileName(type);
+  const r = await exportGguf(tmp, join(tmp, file), { type, name: basename(resolve(output)), intoCheckpoint: true });
+  return { file, architecture: r.architecture, type, bytes: r.bytes };
 }
 
 /**
