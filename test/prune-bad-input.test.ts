@@ -64,6 +64,27 @@ test('prune refuses: a scores file of another model', () => {
   expectRefusal([`${ROOT}test/fixtures/families/llama3-untied`, '-o', 'OUT', '--ffn', '16', '--scores-in', scores], /scores are for 5 layers × 172 channels, the model has 2 × 48/);
 });
 
+test('prune refuses, before calibrating: a tokenizer.model that is not SentencePiece, or not tokenizer.json\'s vocabulary', () => {
+  const model = join(work, 'spm-model');
+  cpSync(stories, model, { recursive: true });
+  // --calib names a missing file: the refusal must come before any calibration text is read.
+  const args = [model, '-o', 'OUT', '--vocab', '400', '--ffn', '100', '--calib', join(work, 'missing.txt')];
+  writeFileSync(join(model, 'tokenizer.model'), 'IQ== 0\nIg== 1\nIw== 2\n'); // a tiktoken file under that name
+  expectRefusal(args, /^compact: error: \S*spm-model\/tokenizer\.model: not a SentencePiece model \(/);
+  writeFileSync(join(model, 'tokenizer.model'), '');
+  expectRefusal(args, /spm-model\/tokenizer\.model: not a SentencePiece model \(no pieces\)/);
+  // tok512.model with piece 260 "he" spelled "hx": valid SentencePiece, another vocabulary.
+  const spm = readFileSync(`${ROOT}test/fixtures/vocab/stories260K/tokenizer.model`);
+  const at = spm.indexOf(Buffer.from([0x0a, 0x02, 0x68, 0x65]));
+  assert.ok(at > 0 && spm.indexOf(Buffer.from([0x0a, 0x02, 0x68, 0x65]), at + 1) === -1);
+  spm[at + 3] = 0x78;
+  writeFileSync(join(model, 'tokenizer.model'), spm);
+  expectRefusal(args, /spm-model\/tokenizer\.model piece 260 is "hx" but tokenizer\.json id 260 is "he"; the two files describe different vocabularies, so \S+ cannot be rewritten for the pruned ids/);
+  rmSync(join(model, 'tokenizer.model'));
+  writeFileSync(join(model, 'merges.txt'), '#version: 0.2\n▁ t\nh e\n');
+  expectRefusal(args, /spm-model\/merges\.txt has 2 merges but tokenizer\.json 165/);
+});
+
 test('an interrupted prune leaves no output directory and the input untouched', async () => {
   const model = await randomCheckpoint(work, 'mid-size', 3, {
     model_type: 'llama', architectures: ['LlamaForCausalLM'], vocab_size: 32000, hidden_size: 256, intermediate_size: 688,
