@@ -5,14 +5,16 @@
  * and the same greedy continuation. Our engine matches transformers on the same checkpoints
  * (families.test.ts, stories260k.test.ts), so llama.cpp = ours = transformers.
  *
- * Tolerance on |Δ log p| over tokens with p ≥ 1e-6: 2e-4 for SiLU families (measured ≤ 2e-5: both
- * engines compute in f32, in different summation orders). Gemma: 1e-2 (measured up to 3.2e-3),
+ * Tolerance on |Δ log p| over tokens with p ≥ 1e-6: 1e-3 for SiLU families (measured ≤ 2e-5 on the
+ * fixtures and stories260K, up to 6.3e-4 on tinystories-llama32k, whose 32,000 logits over a
+ * 6-layer trained model accumulate more f32 rounding: both engines compute in f32, in different
+ * summation orders). Gemma: 1e-2 (measured up to 3.2e-3),
  * because ggml's CPU GELU rounds its input to f16 and reads the result from an f16 table (relative
  * error up to 2^-11 per activation), on fixtures whose logits reach ±41. A negative control shows
  * the Gemma tolerance still catches a small error: a final soft-cap of 3.3 instead of 3.0 is > 0.05.
  */
 import assert from 'node:assert/strict';
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
@@ -24,10 +26,10 @@ import { f32ToBf16, f32ToF16 } from '../src/gguf/quantize.js';
 import { writeSafetensors } from '../src/model/safetensors-writer.js';
 import { loadTokenizer } from '../src/model/tokenizer.js';
 import { runCli } from './helpers/cli.js';
-import { CALIBRATION_TEXT, FAMILY_FIXTURES, STORIES } from './helpers/fixtures.js';
+import { CALIBRATION_TEXT, FAMILY_FIXTURES, ROOT, STORIES } from './helpers/fixtures.js';
 import { llamaGreedy, llamaLogProbs, loadGguf, maxLogProbDiff, ourGreedy, ourLogProbs } from './helpers/llama-cpp.js';
 
-const TOLERANCE = { silu: 2e-4, gelu: 1e-2 };
+const TOLERANCE = { silu: 1e-3, gelu: 1e-2 };
 const work = mkdtempSync(join(tmpdir(), 'compact-gguf-'));
 after(() => rmSync(work, { recursive: true, force: true }));
 
@@ -212,5 +214,27 @@ for (const [name, source, budget] of [
     const r = runCli(['prune', join(STORIES, source), '-o', out, ...budget, '--calib', CALIBRATION_TEXT, '--samples', '4', '--seq-len', '128', '--json']);
     assert.equal(r.code, 0, r.stderr);
     await checkRealModel(`stories260K-pruned-${name}`, out);
+  });
+}
+
+// The 8.6M-parameter tinystories-llama32k (a real 32,000-token SentencePiece-style tokenizer) lives
+// in ../shared, which CI has and a fresh clone does not: checked when present.
+const LLAMA32K = join(ROOT, '..', 'shared', 'models', 'tinystories-llama32k', 'hf');
+const noShared = existsSync(LLAMA32K) ? false : `no ${LLAMA32K} (shared assets absent)`;
+
+test('tinystories-llama32k dense: same token ids, log-probabilities and greedy text in llama.cpp', { skip: noShared }, async () => {
+  await checkRealModel('llama32k', LLAMA32K);
+});
+
+for (const [name, budget] of [
+  ['vocab', ['--vocab', '16000']],
+  ['ffn', ['--ffn', '256']],
+  ['compact-30%', ['--ratio', '0.3']],
+] as const) {
+  test(`tinystories-llama32k pruned (${name}): llama.cpp runs the exported GGUF as our engine does`, { skip: noShared }, async () => {
+    const out = join(work, `llama32k-${name}`);
+    const r = runCli(['prune', LLAMA32K, '-o', out, ...budget, '--calib', CALIBRATION_TEXT, '--samples', '4', '--seq-len', '256', '--json']);
+    assert.equal(r.code, 0, r.stderr);
+    await checkRealModel(`llama32k-pruned-${name}`, out);
   });
 }
