@@ -96,6 +96,11 @@ test('SentencePiece: trainer ids left at their defaults are written when they mo
   assert.deepEqual(pruneSentencePieceModel(readSentencePieceModel(MODEL, 'm.model'), Int32Array.from([0, 1, 2, 3, -1]), 'm.model'), MODEL);
 });
 
+test('SentencePiece: a piece may start with U+FEFF (a byte-order mark is part of the string, not stripped)', () => {
+  const model = readSentencePieceModel(Uint8Array.from([...piece('<unk>', 0, 2), ...piece('\ufeffx', -1)]), 'm.model');
+  assert.deepEqual(model.pieces.map((p) => p.piece), ['<unk>', '\ufeffx']);
+});
+
 test('SentencePiece: anything else is refused with one line naming the file', () => {
   const bad: [string, number[], RegExp][] = [
     ['empty', [], /no pieces/],

@@ -65,7 +65,7 @@ export function readSentencePieceModel(bytes: Uint8Array, file: string): Sentenc
     throw new CompactError(`${file}: not a SentencePiece model (${why})`);
   };
   const records = parseMessage(bytes, 0, bytes.length, fail);
-  const utf8 = new TextDecoder('utf-8', { fatal: true });
+  const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }); // a piece may start with U+FEFF
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const pieces: SentencePiece[] = [];
   const pieceRecord: number[] = [];
