@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { cpSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
@@ -54,7 +54,6 @@ async function prune(args: string[], json = true): Promise<{ code: number; stdou
 }
 
 const LEFT_OUT = [
-  { file: 'LICENSE.link', reason: 'symbolic link' },
   ...STALE_WEIGHTS.slice(0, 4).map((file) => ({ file, reason: 'stale weights' })),
   { file: 'notes.md', reason: 'symbolic link' },
   { file: 'onnx/', reason: 'directory' },
@@ -67,7 +66,7 @@ test('vocabulary pruned: slow-tokenizer files rewritten for the kept ids, the re
   assert.equal(r.code, 0);
   const report = JSON.parse(r.stdout) as { leftOut: unknown };
   assert.deepEqual(report.leftOut, [...LEFT_OUT, { file: 'qwen.tiktoken', reason: 'old token ids' }].sort((a, b) => (a.file < b.file ? -1 : 1)));
-  assert.deepEqual(listing(out), ['.gitattributes', 'LICENSE', 'README.md', 'chat_template.jinja', 'compact.json', 'config.json', 'generation_config.json', 'merges.txt', 'model.safetensors', 'special_tokens_map.json', 'tokenizer.json', 'tokenizer.model', 'tokenizer_config.json', 'vocab.json']);
+  assert.deepEqual(listing(out), ['.gitattributes', 'LICENSE', 'LICENSE.link', 'README.md', 'chat_template.jinja', 'compact.json', 'config.json', 'generation_config.json', 'merges.txt', 'model.safetensors', 'special_tokens_map.json', 'tokenizer.json', 'tokenizer.model', 'tokenizer_config.json', 'vocab.json']);
   for (const f of ['.gitattributes', 'LICENSE', 'chat_template.jinja']) assert.equal(sha256(join(out, f)), sha256(join(input, f)), f);
 
   // Every slow file describes the pruned tokenizer.json.
@@ -98,6 +97,28 @@ test('vocabulary kept: slow-tokenizer files copied unchanged; stale weights, lin
   assert.equal(r.code, 0);
   for (const f of ['tokenizer.model', 'vocab.json', 'merges.txt', 'qwen.tiktoken', 'tokenizer.json']) assert.equal(sha256(join(out, f)), sha256(join(input, f)), f);
   for (const { file } of LEFT_OUT) assert.ok(!listing(out).includes(file.replace(/\/$/, '')), file);
-  assert.match(r.stdout, /^left out of the output: LICENSE\.link \(symbolic link\), consolidated\.safetensors \(stale weights\), .*notes\.md \(symbolic link\), onnx\/ \(directory\), params\.json \(stale weights\), .*tf_model\.h5 \(stale weights\)$/m);
+  assert.equal(readFileSync(join(out, 'LICENSE.link'), 'utf8'), 'LICENSE of the source\n'); // a link inside the model: its file is copied
+  assert.match(r.stdout, /^left out of the output: consolidated\.safetensors \(stale weights\), .*notes\.md \(symbolic link\), onnx\/ \(directory\), params\.json \(stale weights\), .*tf_model\.h5 \(stale weights\)$/m);
   assert.doesNotMatch(r.stdout, /tiktoken/);
+});
+
+test('a Hugging Face cache snapshot (every file a link into ../../blobs) prunes like a plain directory', async () => {
+  const repo = join(work, 'hub', 'models--karpathy--stories260K');
+  const snapshot = join(repo, 'snapshots', 'abc123');
+  mkdirSync(join(repo, 'blobs'), { recursive: true });
+  mkdirSync(snapshot, { recursive: true });
+  for (const f of readdirSync(`${STORIES}hf`)) {
+    const blob = join(repo, 'blobs', createHash('sha256').update(f).digest('hex'));
+    cpSync(join(`${STORIES}hf`, f), blob);
+    symlinkSync(join('..', '..', 'blobs', createHash('sha256').update(f).digest('hex')), join(snapshot, f));
+  }
+  symlinkSync(join(work, 'secret.txt'), join(snapshot, 'notes.md'));
+  const out = join(work, 'from-cache');
+  const code = await main(['node', 'compact', 'prune', snapshot, '-o', out, '--ffn', '100', '--criterion', 'magnitude', '--json']);
+  assert.equal(code, 0);
+  for (const f of ['tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'generation_config.json']) {
+    assert.equal(sha256(join(out, f)), sha256(join(`${STORIES}hf`, f)), f);
+    assert.ok(lstatSync(join(out, f)).isFile(), `${f} is a regular file`);
+  }
+  assert.ok(!listing(out).includes('notes.md'));
 });

@@ -3,8 +3,8 @@
  * edited (sliced, renamed) or dropped by `edit`; dtypes and the shard layout are preserved, and
  * only one tensor is in memory at a time.
  */
-import { copyFileSync, lstatSync, readdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { copyFileSync, lstatSync, readdirSync, realpathSync, statSync, writeFileSync } from 'node:fs';
+import { basename, dirname, join, sep } from 'node:path';
 import type { Checkpoint } from './checkpoint.js';
 import { INDEX_FILE } from './checkpoint.js';
 import { DTYPE_BYTES } from './dtype.js';
@@ -79,22 +79,39 @@ export function isStaleWeightFile(name: string): boolean {
 /**
  * Copies the checkpoint's other top-level files (tokenizer, generation config, licence, …) except
  * `skip`, and returns what it left out, sorted by name: stale weight files, files for which
- * `staleTokenizerFile` is true, directories, and symbolic links (never followed: a link may point
- * outside the model directory, and copying its target would publish a file the user never meant
- * to be part of the model).
+ * `staleTokenizerFile` is true, directories, and symbolic links that lead out of the model's own
+ * repository (copying their target would publish a file the user never meant to be part of the
+ * model). A link inside it — to a file of the directory, or into the `blobs/` of a Hugging Face
+ * cache snapshot (`<repo>/snapshots/<rev>/`, where every file is such a link) — is copied as the
+ * regular file it points to.
  */
 export function copyOtherFiles(src: Checkpoint, outDir: string, skip: Set<string>, staleTokenizerFile: (name: string) => boolean = () => false): LeftOut[] {
   const weights = new Set([...src.shards.map((s) => s.file), INDEX_FILE]);
   const leftOut: LeftOut[] = [];
   for (const name of readdirSync(src.dir).sort()) {
     if (weights.has(name) || skip.has(name)) continue;
-    const stat = lstatSync(join(src.dir, name));
-    if (stat.isSymbolicLink()) leftOut.push({ file: name, reason: 'symbolic link' });
-    else if (stat.isDirectory()) leftOut.push({ file: `${name}/`, reason: 'directory' });
-    else if (!stat.isFile()) continue; // sockets, FIFOs, devices: nothing a model holds
+    const path = join(src.dir, name);
+    const stat = lstatSync(path);
+    if (stat.isDirectory()) leftOut.push({ file: `${name}/`, reason: 'directory' });
+    else if (stat.isSymbolicLink() && !linksInsideRepository(src.dir, path)) leftOut.push({ file: name, reason: 'symbolic link' });
+    else if (!statSync(path).isFile()) continue; // sockets, FIFOs, devices: nothing a model holds
     else if (isStaleWeightFile(name)) leftOut.push({ file: name, reason: 'stale weights' });
     else if (staleTokenizerFile(name)) leftOut.push({ file: name, reason: 'old token ids' });
-    else copyFileSync(join(src.dir, name), join(outDir, name));
+    else copyFileSync(path, join(outDir, name));
   }
   return leftOut;
+}
+
+/** Whether the symbolic link `path` resolves to a file inside `dir` or its Hugging Face cache repository's blobs. */
+function linksInsideRepository(dir: string, path: string): boolean {
+  let target: string;
+  try {
+    target = realpathSync(path);
+  } catch {
+    return false; // dangling
+  }
+  const root = realpathSync(dir);
+  const roots = [root];
+  if (basename(dirname(root)) === 'snapshots') roots.push(join(dirname(dirname(root)), 'blobs'));
+  return roots.some((r) => target.startsWith(r + sep));
 }
