@@ -47,7 +47,6 @@ export async function writeGguf(fd: number, metadata: Metadata, tensors: readonl
     out.string(key);
     writeValue(out, value);
   }
-  const offsets: number[] = [];
   let offset = 0;
   for (const t of tensors) {
     out.string(t.name);
@@ -55,7 +54,6 @@ export async function writeGguf(fd: number, metadata: Metadata, tensors: readonl
     for (const d of t.dims) out.u64(d);
     out.u32(GGML_TYPES[t.type].id);
     out.u64(offset);
-    offsets.push(offset);
     offset = align(offset + tensorBytes(t.type, t.dims));
   }
   out.pad();

@@ -18,8 +18,8 @@ export const OUTPUT_TYPES: OutputType[] = ['f32', 'f16', 'bf16', 'q8_0'];
 /** Values per encoded chunk (64 MiB of f32). */
 const CHUNK_VALUES = 16 << 20;
 
-/** GGUF name of each per-layer HF tensor role (`post_attention_norm` resolved per architecture). */
-const LAYER_NAMES: Record<LayerTensorRole, string> = {
+/** GGUF name of each per-layer HF tensor role; HF's post-attention norm depends on the architecture. */
+const LAYER_NAMES: Record<Exclude<LayerTensorRole, 'postAttnNorm'>, string> = {
   inputNorm: 'attn_norm.weight',
   q: 'attn_q.weight',
   k: 'attn_k.weight',
@@ -31,7 +31,6 @@ const LAYER_NAMES: Record<LayerTensorRole, string> = {
   oBias: 'attn_output.bias',
   qNorm: 'attn_q_norm.weight',
   kNorm: 'attn_k_norm.weight',
-  postAttnNorm: 'post_attention_norm',
   preFfnNorm: 'ffn_norm.weight',
   postFfnNorm: 'post_ffw_norm.weight',
   gate: 'ffn_gate.weight',
@@ -61,8 +60,7 @@ export function planTensors(ckpt: Checkpoint, arch: LlamaCppArchitecture, type: 
     for (const role of Object.keys(LAYER_TENSORS) as LayerTensorRole[]) {
       const hfName = layerPrefix(l) + LAYER_TENSORS[role];
       if (!ckpt.tensors.has(hfName)) continue;
-      let name = LAYER_NAMES[role];
-      if (role === 'postAttnNorm') name = arch.postAttentionNorm === 'ffn_norm' ? 'ffn_norm.weight' : 'post_attention_norm.weight';
+      const name = role === 'postAttnNorm' ? `${arch.postAttentionNorm}.weight` : LAYER_NAMES[role];
       const transform: Transform = {};
       if (NORM_ROLES.has(role)) transform.shift = arch.normShift;
       if (arch.interleavedRope && (role === 'q' || role === 'qBias')) transform.heads = spec.numHeads;
