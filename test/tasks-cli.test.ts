@@ -63,7 +63,7 @@ function expectUserError(args: string[], pattern: RegExp, cwd = ROOT): void {
 }
 
 test('bad input: unknown task, --limit ≤ 0, nothing to evaluate', () => {
-  expectUserError(['eval', `${STORIES}hf`, '--tasks', 'arc_easy,mmlu', '--data-dir', DATA], /unknown task "mmlu"; known: arc_easy, arc_challenge, piqa, hellaswag, winogrande, boolq, openbookqa, lambada_openai, or mc:FILE\.jsonl/);
+  expectUserError(['eval', `${STORIES}hf`, '--tasks', 'arc_easy,squad', '--data-dir', DATA], /unknown task "squad"; known: arc_easy, arc_challenge, piqa, hellaswag, winogrande, boolq, openbookqa, lambada_openai, gsm8k, mmlu \(or mmlu_<subject>, mmlu_<category>\), or mc:FILE\.jsonl/);
   expectUserError(['eval', `${STORIES}hf`, '--tasks', 'arc_easy', '--data-dir', DATA, '--limit', '0'], /--limit must be a positive integer, got "0"/);
   expectUserError(['eval', `${STORIES}hf`], /nothing to evaluate: give --text FILE, --tasks LIST and\/or --speed/);
 });

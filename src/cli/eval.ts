@@ -4,12 +4,13 @@ import type { Command } from 'commander';
 import { Engine } from '../engine/engine.js';
 import { modelMaxLength } from '../eval/loglikelihood.js';
 import type { MeanWithStderr } from '../eval/multiple-choice.js';
-import { resolveTask, TASK_NAMES, type Task, type TaskDoc } from '../eval/tasks/definitions.js';
+import { Decoder } from '../engine/decoder.js';
+import { resolveTasks, TASK_NAMES, type Task, type TaskDoc, type TaskGroup } from '../eval/tasks/definitions.js';
 import { checkSharedTokens, measureAgreement, openAgreementSide, prepareReference, type AgreementMetrics, type AgreementSide } from '../eval/agreement.js';
 import { measureSpeed, peakRssBytes, staticEfficiency, type Efficiency } from '../eval/efficiency.js';
 import { evaluateText, type TextMetrics } from '../eval/text-metrics.js';
 import { readTokenTable } from '../eval/token-table.js';
-import { evaluateTask, type TaskReport } from '../eval/zero-shot.js';
+import { aggregateGroup, evaluateGenerationTask, evaluateTask, type GroupReport, sampleRecord, type TaskReport } from '../eval/zero-shot.js';
 import { openCheckpoint } from '../model/checkpoint.js';
 import { readConfig } from '../model/spec.js';
 import { encode, loadTokenizer } from '../model/tokenizer.js';
@@ -25,6 +26,8 @@ interface EvalOptions extends AgreementFlags {
   tasks?: string;
   dataDir?: string;
   limit?: string;
+  numFewshot?: string;
+  logSamples?: boolean;
   window: string;
   stride?: string;
   reference?: string;
@@ -48,7 +51,9 @@ export function registerEval(program: Command): void {
     )
     .argument('<dir>', 'Hugging Face checkpoint directory')
     .option('--text <file>', 'UTF-8 text file, encoded whole with the model tokenizer')
-    .option('--tasks <list>', `comma-separated zero-shot tasks: ${TASK_NAMES.join(', ')}, or mc:FILE.jsonl (your own multiple choice: {"context", "choices", "gold"} per line)`)
+    .option('--tasks <list>', `comma-separated tasks: ${TASK_NAMES.join(', ')}, or mc:FILE.jsonl (your own multiple choice: {"context", "choices", "gold"} per line)`)
+    .option('--num-fewshot <k>', "shots per context for every task, drawn as lm-eval draws them (default: each task's own, 5 for gsm8k, 0 otherwise)")
+    .option('--log-samples', 'with --json: per-document records (prompt hash, target, prediction, generated text)')
     .option('--data-dir <dir>', `folder of the benchmark files (arc/, piqa/, … as in shared/data; default: ${DEFAULT_DATA_DIR} if it exists)`)
     .option('--limit <n>', 'evaluate only the first n documents of each task')
     .option('--window <n>', 'inputs per window: window w scores ids[s+1 .. s+w] from ids[s .. s+w-1]', '512')
@@ -67,6 +72,9 @@ export function registerEval(program: Command): void {
       const stride = opts.stride == null ? window : positiveInt(opts.stride, '--stride');
       const threads = opts.threads ? positiveInt(opts.threads, '--threads') : undefined;
       const limit = opts.limit == null ? undefined : positiveInt(opts.limit, '--limit');
+      const numFewshot = opts.numFewshot == null ? undefined : nonNegativeInt(opts.numFewshot, '--num-fewshot');
+      if (opts.numFewshot != null && opts.tasks == null) throw new CompactError('--num-fewshot needs --tasks');
+      if (opts.logSamples && !opts.json) throw new CompactError('--log-samples needs --json (the records go into the JSON report)');
       const agreementSettings = { ...agreementOptions(opts), window, threads };
       const newTokens = positiveInt(opts.newTokens, '--new-tokens');
       const promptTokens = opts.promptTokens == null ? undefined : positiveInt(opts.promptTokens, '--prompt-tokens');
@@ -74,7 +82,7 @@ export function registerEval(program: Command): void {
       if (opts.reference != null && opts.text == null) throw new CompactError('--reference needs --text: agreement is measured on paragraphs of that text');
       if (opts.text == null && opts.tasks == null && !opts.speed) throw new CompactError('nothing to evaluate: give --text FILE, --tasks LIST and/or --speed');
       const text = opts.text == null ? undefined : readTextFile(opts.text);
-      const tasks = opts.tasks == null ? [] : loadTasks(opts.tasks, opts.dataDir, limit);
+      const { tasks, groups } = opts.tasks == null ? { tasks: [], groups: [] } : loadTasks(opts.tasks, opts.dataDir, limit, numFewshot);
       const ckpt = openCheckpoint(dir);
       const efficiency = staticEfficiency(ckpt);
       const speedOptions = opts.speed ? { ...speedLengths(ckpt.spec.raw, promptTokens, newTokens), repeats, threads } : undefined;
@@ -111,12 +119,27 @@ export function registerEval(program: Command): void {
       if (tasks.length > 0) {
         const configFile = join(dir, 'tokenizer_config.json');
         const maxLength = modelMaxLength(ckpt.spec.raw, existsSync(configFile) ? (readUserJson(configFile) as Record<string, unknown>) : {});
-        for (const { task, docs } of tasks) {
+        const decoder = tasks.some((t) => t.task.generation) ? await Decoder.open(ckpt, { threads }) : undefined;
+        const eosIds = eosTokenIds(dir, ckpt.spec.raw);
+        for (const { task, docs, numFewshot: shots } of tasks) {
           const bar = progressBar(task.name, !opts.json);
-          reports.push(await evaluateTask(engine, (s) => encode(tokenizer!, s), task, docs, { maxLength, onProgress: (d, t) => bar.update(d, t) }));
+          const options = { maxLength, numFewshot: shots, onProgress: (d: number, t: number) => bar.update(d, t) };
+          if (task.generation) {
+            const model = {
+              decoder: decoder!,
+              encode: (s: string) => encode(tokenizer!, s),
+              decode: (ids: number[]) => tokenizer!.decode(ids, { skip_special_tokens: true }),
+              eosIds,
+              ...(eosIds.length > 0 ? { eosText: tokenizer!.decode([eosIds[0]], { skip_special_tokens: false }) } : {}),
+              maxLength,
+            };
+            reports.push(await evaluateGenerationTask(model, task, docs, options));
+          } else reports.push(await evaluateTask(engine, (s) => encode(tokenizer!, s), task, docs, options));
           bar.stop();
         }
+        await decoder?.release();
       }
+      const groupReports = groups.map((g) => aggregateGroup(g.name, g.tasks.map((t) => reports.find((r) => r.task === t)!)));
       const taskSeconds = (performance.now() - tasksStarted) / 1000;
       await engine.release();
 
@@ -128,7 +151,10 @@ export function registerEval(program: Command): void {
         const out: Record<string, unknown> = { dir };
         if (textMetrics) Object.assign(out, { text: opts.text, ...textMetrics });
         if (agreement) out.agreement = { reference: opts.reference, ...agreement };
-        if (reports.length > 0) out.tasks = reports.map(({ docs: _, ...summary }) => summary);
+        if (reports.length > 0) {
+          out.tasks = reports.map(({ docs, ...summary }, i) => (opts.logSamples ? { ...summary, samples: docs.map((d, j) => sampleRecord(tasks[i].docs[j], d)) } : summary));
+        }
+        if (groupReports.length > 0) out.groups = groupReports;
         out.efficiency = { ...efficiency, peakRssBytes: peakRss };
         out.seconds = seconds;
         console.log(JSON.stringify(out, null, 2));
@@ -155,11 +181,19 @@ export function registerEval(program: Command): void {
       }
       if (agreement) sections.push(agreementTable(agreement, opts.reference!));
       if (reports.length > 0) {
-        const lines = [taskTable(reports)];
+        const lines: string[] = [];
+        // Tasks inside a requested group (mmlu's 57 subjects) are shown through the group's rows (all of them in --json).
+        const grouped = new Set(groups.flatMap((g) => g.tasks));
+        const choiceReports = reports.filter((r) => !r.metrics.exact_match && !grouped.has(r.task));
+        if (choiceReports.length > 0 || groupReports.length > 0) lines.push(taskTable(choiceReports, groupReports));
+        const generationReports = reports.filter((r) => r.metrics.exact_match);
+        if (generationReports.length > 0) lines.push(generationTable(generationReports));
         const truncated = reports.filter((r) => r.truncated > 0).map((r) => `${r.task} ${r.truncated}`);
         if (truncated.length > 0) lines.push(`inputs cut from the left to the model's maximum length: ${truncated.join(', ')}`);
-        lines.push(`zero-shot, LM-Evaluation-Harness definitions; ± is the standard error; ${taskSeconds.toFixed(1)} s`);
-        sections.push(lines.join('\n'));
+        const shots = [...new Set(reports.map((r) => r.numFewshot))];
+        const shotText = shots.length === 1 ? (shots[0] === 0 ? 'zero-shot' : `${shots[0]}-shot`) : `shots: ${reports.map((r) => `${r.task} ${r.numFewshot}`).join(', ')}`;
+        lines.push(`${shotText}, LM-Evaluation-Harness definitions; ± is the standard error; ${taskSeconds.toFixed(1)} s`);
+        sections.push(lines.join('\n\n'));
       }
       sections.push(efficiencyTable(efficiency, peakRss));
       console.log(sections.join('\n\n'));
@@ -224,30 +258,67 @@ function efficiencyTable(e: Efficiency, peakRss: number): string {
 
 const fixed = (m: MeanWithStderr | undefined): [string, string] => (m ? [m.value.toFixed(4), m.stderr == null ? '—' : `± ${m.stderr.toFixed(4)}`] : ['—', '']);
 
-export function taskTable(reports: TaskReport[]): string {
+export function taskTable(reports: TaskReport[], groups: GroupReport[] = []): string {
   const rows = [['task', 'split', 'n', 'acc', '', 'acc_norm', '', 'perplexity']];
   for (const r of reports) {
     rows.push([r.task, r.split, integer(r.n), ...fixed(r.metrics.acc), ...fixed(r.metrics.acc_norm), r.metrics.perplexity == null ? '—' : r.metrics.perplexity.toFixed(2)]);
   }
+  for (const g of groups) {
+    // mmlu, then its categories indented (lm-eval's table shows them the same way).
+    const name = g.group === 'mmlu' || !g.group.startsWith('mmlu_') || !groups.some((o) => o.group === 'mmlu') ? g.group : ` - ${g.group.slice(5)}`;
+    rows.push([name, `${g.tasks} subjects, weighted by size`, integer(g.n), ...fixed(g.acc), '—', '', '—']);
+  }
   return table(rows, [false, false, true, true, false, true, false, true]);
 }
 
-/** Resolves the task names and reads every task's documents (so a bad file stops before any evaluation). */
-export function loadTasks(list: string, dataDir: string | undefined, limit: number | undefined): { task: Task; docs: TaskDoc[] }[] {
+export function generationTable(reports: TaskReport[]): string {
+  const filters = [...new Set(reports.flatMap((r) => Object.keys(r.metrics.exact_match!)))];
+  const rows = [['task', 'split', 'n', ...filters.flatMap((f) => [`exact_match ${f}`, ''])]];
+  for (const r of reports) rows.push([r.task, r.split, integer(r.n), ...filters.flatMap((f) => fixed(r.metrics.exact_match![f]))]);
+  return table(rows, [false, false, true, ...filters.flatMap(() => [true, false])]);
+}
+
+/** The token ids generation stops at: generation_config.json's eos_token_id (one or a list), else config.json's. */
+function eosTokenIds(dir: string, config: Record<string, unknown>): number[] {
+  const file = join(dir, 'generation_config.json');
+  const generation = existsSync(file) ? (readUserJson(file) as Record<string, unknown>) : {};
+  const value = generation.eos_token_id ?? config.eos_token_id;
+  const ids = Array.isArray(value) ? value : value == null ? [] : [value];
+  return ids.filter((id): id is number => Number.isSafeInteger(id));
+}
+
+/** Resolves the task names and reads every task's documents, few-shot contexts built (so a bad file stops before any evaluation). */
+export function loadTasks(
+  list: string,
+  dataDir: string | undefined,
+  limit: number | undefined,
+  numFewshot?: number,
+): { tasks: { task: Task; docs: TaskDoc[]; numFewshot: number }[]; groups: TaskGroup[] } {
   const names = list.split(',').map((s) => s.trim()).filter((s) => s.length > 0);
   if (names.length === 0) throw new CompactError('--tasks is empty; known tasks: ' + TASK_NAMES.join(', '));
-  const tasks = names.map(resolveTask);
+  const resolved = names.map(resolveTasks);
+  const tasks = resolved.flatMap((r) => r.tasks).filter((t, i, all) => all.findIndex((o) => o.name === t.name) === i);
+  const groups = resolved.flatMap((r) => r.groups);
   let dir = dataDir;
   if (tasks.some((t) => !t.name.startsWith('mc:'))) {
     if (dir == null) {
       dir = DEFAULT_DATA_DIR;
-      if (!existsSync(dir)) throw new CompactError(`no benchmark data: --data-dir was not given and ${resolve(dir)} does not exist (give --data-dir, a folder with arc/, piqa/, hellaswag/, winogrande/, boolq/, openbookqa/, lambada/; see docs/eval-tasks.md)`);
+      if (!existsSync(dir)) throw new CompactError(`no benchmark data: --data-dir was not given and ${resolve(dir)} does not exist (give --data-dir, a folder with arc/, piqa/, hellaswag/, winogrande/, boolq/, openbookqa/, lambada/, mmlu/, gsm8k/; see docs/eval-tasks.md)`);
     } else if (!existsSync(dir)) throw new CompactError(`--data-dir ${dir} does not exist`);
   }
-  return tasks.map((task) => {
-    const docs = task.load(dir ?? '.');
-    return { task, docs: limit == null ? docs : docs.slice(0, limit) };
-  });
+  return {
+    tasks: tasks.map((task) => {
+      const shots = numFewshot ?? task.defaultNumFewshot;
+      return { task, docs: task.load(dir ?? '.', { numFewshot: shots, limit }), numFewshot: shots };
+    }),
+    groups,
+  };
+}
+
+function nonNegativeInt(value: string, flag: string): number {
+  const n = Number(value);
+  if (!/^\s*\d+\s*$/.test(value) || !Number.isSafeInteger(n)) throw new CompactError(`${flag} must be a non-negative integer, got ${JSON.stringify(value)}`);
+  return n;
 }
 
 export function positiveInt(value: string, flag: string): number {

@@ -59,6 +59,8 @@ export interface TaskMetrics {
   acc_bytes?: MeanWithStderr;
   /** exp(−mean log-likelihood); lm-eval's stderr for it is a bootstrap, not computed here. */
   perplexity?: number;
+  /** Generation tasks: exact_match per filter (e.g. strict-match, flexible-extract). */
+  exact_match?: Record<string, MeanWithStderr>;
 }
 
 /** Aggregates per-document scores into the task's metrics (lm-eval's metric_list, plus acc_bytes beside acc_norm). */

@@ -4,20 +4,27 @@
  */
 import type { Engine } from '../engine/engine.js';
 import { type LoglikelihoodResult, encodePair, type EncodedPair, scorePairs, type Timings } from './loglikelihood.js';
-import { aggregateChoices, aggregateLoglikelihood, type ChoiceScore, scoreChoices, type TaskMetrics } from './multiple-choice.js';
-import type { Task, TaskDoc } from './tasks/definitions.js';
+import { aggregateChoices, aggregateLoglikelihood, type ChoiceScore, type MeanWithStderr, scoreChoices, type TaskMetrics } from './multiple-choice.js';
+import { aggregateExactMatch, type GenerationModel, type GenerationScore, scoreGeneration } from './generation.js';
+import { sha256, type Task, type TaskDoc } from './tasks/task.js';
 
 export interface DocResult {
   where: string;
+  /** Index of the document in its split. */
+  index: number;
   /** Per request (choice), the log-likelihood, greedy flag and token count. */
   requests: LoglikelihoodResult[];
   /** Multiple-choice scoring (absent for loglikelihood tasks). */
   score?: ChoiceScore;
+  /** Generation tasks: the continuation, the filtered answers and their exact matches. */
+  generation?: GenerationScore;
 }
 
 export interface TaskReport {
   task: string;
   split: string;
+  /** Shots per context. */
+  numFewshot: number;
   /** Documents evaluated. */
   n: number;
   metrics: TaskMetrics;
@@ -27,8 +34,10 @@ export interface TaskReport {
   /** Tokens the engine ran (Σ sequence lengths) and continuation tokens scored. */
   inputTokens: number;
   scoredTokens: number;
-  /** Requests whose input was cut from the left to the model's maximum length. */
+  /** Requests whose input was cut from the left to the model's maximum length (generation: to max_length − max_gen_toks). */
   truncated: number;
+  /** Generation tasks: tokens generated. */
+  generatedTokens?: number;
   timings: Timings;
   seconds: number;
   docs: DocResult[];
@@ -36,6 +45,8 @@ export interface TaskReport {
 
 export interface TaskEvalOptions {
   maxLength: number;
+  /** Shots per context the documents were built with (reported). */
+  numFewshot?: number;
   /** Tokens per packed prefix tree (see scorePairs); 0: one chain per distinct input. */
   packTokens?: number;
   tokensPerCall?: number;
@@ -78,6 +89,7 @@ export async function evaluateTask(engine: Engine, encode: (text: string) => num
     next += doc.requests.length;
     docResults.push({
       where: doc.where,
+      index: doc.index,
       requests,
       ...(task.outputType === 'multiple_choice' ? { score: scoreChoices(requests.map((r) => r.logprob), doc.choices, doc.gold) } : {}),
     });
@@ -87,6 +99,7 @@ export async function evaluateTask(engine: Engine, encode: (text: string) => num
   return {
     task: task.name,
     split: task.split,
+    numFewshot: options.numFewshot ?? 0,
     n: docs.length,
     metrics,
     requests: pairs.length,
@@ -98,4 +111,74 @@ export async function evaluateTask(engine: Engine, encode: (text: string) => num
     seconds: (performance.now() - started) / 1000,
     docs: docResults,
   };
+}
+
+/** A generate_until task, one document after another with the cached Decoder (see generation.ts). */
+export async function evaluateGenerationTask(model: GenerationModel, task: Task, docs: TaskDoc[], options: TaskEvalOptions): Promise<TaskReport> {
+  const started = performance.now();
+  const config = task.generation!;
+  const docResults: DocResult[] = [];
+  for (const [i, doc] of docs.entries()) {
+    const generation = await scoreGeneration(model, doc, config);
+    docResults.push({ where: doc.where, index: doc.index, requests: [], generation });
+    options.onProgress?.(i + 1, docs.length);
+  }
+  const outputs = docResults.map((d) => d.generation!.output);
+  const seconds = (performance.now() - started) / 1000;
+  return {
+    task: task.name,
+    split: task.split,
+    numFewshot: options.numFewshot ?? 0,
+    n: docs.length,
+    metrics: { exact_match: aggregateExactMatch(docResults.map((d) => d.generation!), config) },
+    requests: docs.length,
+    sequences: docs.length,
+    inputTokens: outputs.reduce((a, o) => a + o.promptTokens + o.generatedTokens, 0),
+    scoredTokens: 0,
+    truncated: outputs.filter((o) => o.truncated).length,
+    generatedTokens: outputs.reduce((a, o) => a + o.generatedTokens, 0),
+    timings: { tokenizeMs: 0, loadMs: 0, layersMs: 0, headMs: 0 },
+    seconds,
+    docs: docResults,
+  };
+}
+
+/** One --log-samples record (lm-eval's per-sample log: document, prompt hash, target, what the model gave). */
+export function sampleRecord(doc: TaskDoc, result: DocResult): Record<string, unknown> {
+  const prompt = doc.context ?? doc.requests[0]?.context ?? '';
+  const record: Record<string, unknown> = { doc: doc.index, where: doc.where, promptHash: sha256(prompt), promptChars: prompt.length, target: doc.target };
+  if (result.generation) {
+    const g = result.generation;
+    Object.assign(record, { generated: g.output.text, filtered: g.filtered, exactMatch: g.exactMatch, promptTokens: g.output.promptTokens, generatedTokens: g.output.generatedTokens, truncated: g.output.truncated, stoppedBy: g.output.stoppedBy });
+  } else if (result.score) {
+    const s = result.score;
+    Object.assign(record, { choices: doc.choices, gold: s.gold, logprobs: s.logprobs, pred: s.pred, acc: s.acc, accNorm: s.accNorm, truncated: result.requests.some((r) => r.truncated) });
+  } else {
+    const r = result.requests[0];
+    Object.assign(record, { logprob: r.logprob, isGreedy: r.isGreedy, truncated: r.truncated });
+  }
+  return record;
+}
+
+export interface GroupReport {
+  group: string;
+  /** Leaf tasks aggregated and their documents. */
+  tasks: number;
+  n: number;
+  /** acc weighted by size (the micro-average), stderr pooled over the leaf tasks (lm-eval's pooled_sample_stderr). */
+  acc: MeanWithStderr;
+}
+
+/** lm-eval's group aggregation with weight_by_size (lm_eval/api/group.py, metrics.pooled_sample_stderr) over the group's leaf tasks. */
+export function aggregateGroup(name: string, reports: TaskReport[]): GroupReport {
+  const sizes = reports.map((r) => r.n);
+  const N = sizes.reduce((a, b) => a + b, 0);
+  const value = reports.reduce((a, r) => a + r.metrics.acc!.value * r.n, 0) / N;
+  const stderrs = reports.map((r) => r.metrics.acc!.stderr);
+  let stderr: number | null = null;
+  if (stderrs.every((s) => s != null) && N > reports.length) {
+    const pooledVariance = reports.reduce((a, r, i) => a + (r.n - 1) * stderrs[i]! ** 2 * r.n, 0) / (N - reports.length);
+    stderr = Math.sqrt(pooledVariance / N);
+  }
+  return { group: name, tasks: reports.length, n: N, acc: { value, stderr } };
 }

@@ -7,77 +7,15 @@
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { check } from '../../util/errors.js';
+import { CompactError, check } from '../../util/errors.js';
 import { indexField, objectField, readJsonl, readLines, readTable, type Row, stringArrayField, stringField } from './readers.js';
+import { GSM8K } from './gsm8k.js';
+import { mmluTasks, MMLU_GROUPS, MMLU_SUBJECTS, type TaskGroup } from './mmlu.js';
+import { defineTask, type FewshotSource, type Task, type TaskDescriptor } from './task.js';
 import { pyCapitalize, pyStrip } from './text.js';
 
-export type Metric = 'acc' | 'acc_norm' | 'perplexity';
-
-/** A task as lm-eval's YAML describes it, over documents of type D. */
-export interface TaskDescriptor<D> {
-  name: string;
-  /** The dataset and split the data file stands for (lm-eval evaluates the test split if it has one, else validation). */
-  split: string;
-  outputType: 'multiple_choice' | 'loglikelihood';
-  /** Reads the documents (after lm-eval's process_docs, if the task has one). */
-  load(dataDir: string): Row<D>[];
-  /** The context; a number means "multiple inputs" (WinoGrande): the choices are the contexts and this is the gold index. */
-  docToText(doc: D): string | number;
-  docToChoice?(doc: D): string[];
-  /** Gold choice index (multiple choice) or the continuation (loglikelihood, multiple inputs). */
-  docToTarget(doc: D): number | string;
-  targetDelimiter: string;
-  metrics: Metric[];
-}
-
-/** One document as requests: (context, continuation) pairs, scored by log-likelihood. */
-export interface TaskDoc {
-  /** file:line of the document, for messages. */
-  where: string;
-  requests: { context: string; continuation: string }[];
-  /** lm-eval's doc_to_choice strings (acc_norm divides by their length); empty for loglikelihood tasks. */
-  choices: string[];
-  /** Index of the right request (−1 for loglikelihood tasks). */
-  gold: number;
-}
-
-export interface Task {
-  name: string;
-  split: string;
-  outputType: 'multiple_choice' | 'loglikelihood';
-  metrics: Metric[];
-  load(dataDir: string): TaskDoc[];
-}
-
-/** construct_requests of lm-eval's ConfigurableTask, zero-shot, no chat template. */
-export function buildDoc<D>(task: TaskDescriptor<D>, doc: D, where: string): TaskDoc {
-  const text = task.docToText(doc);
-  if (task.outputType === 'loglikelihood') {
-    check(typeof text === 'string', `${task.name}: doc_to_text must give a string`);
-    return { where, requests: [{ context: text, continuation: String(task.docToTarget(doc)) }], choices: [], gold: -1 };
-  }
-  const choices = task.docToChoice!(doc);
-  const delimiter = task.targetDelimiter;
-  if (typeof text === 'number') {
-    // Multiple inputs: each choice is a context, the one target is the continuation.
-    const continuation = `${delimiter}${task.docToTarget(doc)}`;
-    return { where, requests: choices.map((context) => ({ context, continuation })), choices, gold: text };
-  }
-  const target = task.docToTarget(doc);
-  const gold = typeof target === 'number' ? target : choices.indexOf(target);
-  check(gold >= 0 && gold < choices.length, `${where}: gold answer ${JSON.stringify(target)} is not one of the ${choices.length} choices`);
-  return { where, requests: choices.map((choice) => ({ context: text, continuation: `${delimiter}${choice}` })), choices, gold };
-}
-
-export function defineTask<D>(descriptor: TaskDescriptor<D>): Task {
-  return {
-    name: descriptor.name,
-    split: descriptor.split,
-    outputType: descriptor.outputType,
-    metrics: descriptor.metrics,
-    load: (dataDir) => descriptor.load(dataDir).map((row) => buildDoc(descriptor, row.value, `${row.file}:${row.line}`)),
-  };
-}
+export { buildDoc, defineTask, type Metric, type Task, type TaskDescriptor, type TaskDoc } from './task.js';
+export type { TaskGroup } from './mmlu.js';
 
 // ---- ARC (lm_eval/tasks/arc/arc_easy.yaml, arc_challenge.yaml) ----
 
@@ -100,11 +38,18 @@ function readArc(file: string, usedFor: string): Row<ArcDoc>[] {
   });
 }
 
+/** A few-shot split lm-eval reads and shared/data lacks: the file is looked for in the data dir. */
+function trainSplit<D>(files: string, load: (dir: string, usedFor: string) => Row<D>[], excludeEvalDoc: boolean): FewshotSource<D> {
+  return { split: 'train', files, load, sampler: 'default', excludeEvalDoc };
+}
+
 const arc = (name: string, file: string): TaskDescriptor<ArcDoc> => ({
   name,
   split: `allenai/ai2_arc ${file.split('-')[1]}, test`,
   outputType: 'multiple_choice',
   load: (dir) => readArc(join(dir, 'arc', file), `task ${name}`),
+  // lm-eval: training_split train, no fewshot_split, test_split test (so the document is not excluded).
+  fewshot: trainSplit(`arc/${file.replace('-test', '-train')}`, (dir, usedFor) => readArc(join(dir, 'arc', file.replace('-test', '-train')), usedFor), false),
   docToText: (d) => `Question: ${d.question}\nAnswer:`,
   docToChoice: (d) => d.choices,
   docToTarget: (d) => d.labels.indexOf(d.answerKey),
@@ -121,11 +66,11 @@ interface PiqaDoc {
   label: number;
 }
 
-function readPiqa(dir: string): Row<PiqaDoc>[] {
-  const file = join(dir, 'piqa', 'valid.jsonl');
-  const labelFile = join(dir, 'piqa', 'valid-labels.lst');
-  const rows = readJsonl(file, 'task piqa');
-  const labels = readLines(labelFile, 'task piqa').filter((l) => l.value.trim() !== '');
+function readPiqa(dir: string, split = 'valid', usedFor = 'task piqa'): Row<PiqaDoc>[] {
+  const file = join(dir, 'piqa', `${split}.jsonl`);
+  const labelFile = join(dir, 'piqa', `${split}-labels.lst`);
+  const rows = readJsonl(file, usedFor);
+  const labels = readLines(labelFile, usedFor).filter((l) => l.value.trim() !== '');
   check(labels.length === rows.length, `${labelFile}: ${labels.length} labels for the ${rows.length} questions of ${file}`);
   return rows.map((row, i) => ({
     ...row,
@@ -146,11 +91,8 @@ export function hellaswagPreprocess(text: string): string {
   return pyStrip(text).replaceAll(' [title]', '. ').replace(/\[.*?\]/g, '').replaceAll('  ', ' ');
 }
 
-function readHellaswag(dir: string): Row<HellaswagDoc>[] {
-  const jsonl = join(dir, 'hellaswag', 'hellaswag_val.jsonl');
-  if (existsSync(jsonl)) {
-    // The original release (rowanz/hellaswag data/hellaswag_val.jsonl, same fields as HF Rowan/hellaswag): process_docs exactly.
-    return readJsonl(jsonl, 'task hellaswag').map((row) => {
+function readHellaswagJsonl(jsonl: string, usedFor: string): Row<HellaswagDoc>[] {
+  return readJsonl(jsonl, usedFor).map((row) => {
       const endings = stringArrayField(row, 'endings');
       const ctx = `${stringField(row, 'ctx_a')} ${pyCapitalize(stringField(row, 'ctx_b'))}`;
       return {
@@ -158,7 +100,12 @@ function readHellaswag(dir: string): Row<HellaswagDoc>[] {
         value: { query: hellaswagPreprocess(`${stringField(row, 'activity_label')}: ${ctx}`), choices: endings.map(hellaswagPreprocess), gold: indexField(row, 'label', endings.length) },
       };
     });
-  }
+}
+
+function readHellaswag(dir: string): Row<HellaswagDoc>[] {
+  const jsonl = join(dir, 'hellaswag', 'hellaswag_val.jsonl');
+  // The original release (rowanz/hellaswag data/hellaswag_val.jsonl, same fields as HF Rowan/hellaswag): process_docs exactly.
+  if (existsSync(jsonl)) return readHellaswagJsonl(jsonl, 'task hellaswag');
   // llama.cpp's 6-lines-per-task text (shared/data): "<label>: <ctx>", gold, 4 endings, already cleaned
   // by its extractor; lm-eval's preprocess() is applied again (a no-op on most lines). This layout has
   // lost the ctx_a / ctx_b boundary, so lm-eval's ctx_b.capitalize() cannot be redone (see docs).
@@ -183,8 +130,8 @@ interface WinograndeDoc {
   answer: number;
 }
 
-function readWinogrande(dir: string): Row<WinograndeDoc>[] {
-  return readJsonl(join(dir, 'winogrande', 'winogrande_dev.jsonl'), 'task winogrande').map((row) => {
+function readWinogrande(dir: string, file = 'winogrande_dev.jsonl', usedFor = 'task winogrande'): Row<WinograndeDoc>[] {
+  return readJsonl(join(dir, 'winogrande', file), usedFor).map((row) => {
     const sentence = stringField(row, 'sentence');
     check(sentence.includes('_'), `${row.file}:${row.line}: field "sentence" has no "_" blank`);
     const answer = stringField(row, 'answer');
@@ -201,8 +148,8 @@ interface BoolqDoc {
   label: number;
 }
 
-function readBoolq(dir: string): Row<BoolqDoc>[] {
-  return readTable(join(dir, 'boolq', 'boolq_validation.csv'), 'task boolq', ',', ['question', 'passage', 'label']).map((row) => ({
+function readBoolq(dir: string, file = 'boolq_validation.csv', usedFor = 'task boolq'): Row<BoolqDoc>[] {
+  return readTable(join(dir, 'boolq', file), usedFor, ',', ['question', 'passage', 'label']).map((row) => ({
     ...row,
     value: { passage: row.value.passage, question: row.value.question, label: indexField(row, 'label', 2) },
   }));
@@ -217,9 +164,9 @@ interface OpenbookqaDoc {
   answerKey: string;
 }
 
-function readOpenbookqa(dir: string): Row<OpenbookqaDoc>[] {
+function readOpenbookqa(dir: string, file = 'test.tsv', usedFor = 'task openbookqa'): Row<OpenbookqaDoc>[] {
   const labels = ['A', 'B', 'C', 'D'];
-  return readTable(join(dir, 'openbookqa', 'test.tsv'), 'task openbookqa', '\t', ['Question Stem', 'Choices', 'Answer Key']).map((row) => {
+  return readTable(join(dir, 'openbookqa', file), usedFor, '\t', ['Question Stem', 'Choices', 'Answer Key']).map((row) => {
     // "(A) text (B) text (C) text (D) text": the original TSV's rendering of choices.text.
     const m = /^\(A\) (.*) \(B\) (.*) \(C\) (.*) \(D\) (.*)$/s.exec(row.value.Choices);
     check(m, `${row.file}:${row.line}: field "Choices" is not "(A) … (B) … (C) … (D) …"`);
@@ -231,8 +178,8 @@ function readOpenbookqa(dir: string): Row<OpenbookqaDoc>[] {
 
 // ---- LAMBADA (lm_eval/tasks/lambada/lambada_openai.yaml) ----
 
-function readLambada(dir: string): Row<string>[] {
-  return readJsonl(join(dir, 'lambada', 'lambada_test.jsonl'), 'task lambada_openai').map((row) => {
+function readLambada(dir: string, usedFor = 'task lambada_openai'): Row<string>[] {
+  return readJsonl(join(dir, 'lambada', 'lambada_test.jsonl'), usedFor).map((row) => {
     const text = stringField(row, 'text');
     check(text.includes(' '), `${row.file}:${row.line}: field "text" has no space, so no last word to predict`);
     return { ...row, value: text };
@@ -276,7 +223,9 @@ export const TASKS: Task[] = [
     name: 'piqa',
     split: 'PIQA validation',
     outputType: 'multiple_choice',
-    load: readPiqa,
+    load: (dir) => readPiqa(dir),
+    // lm-eval: test_split null and no fewshot_split, so fewshot_split == test_split and the document is excluded.
+    fewshot: trainSplit('piqa/train.jsonl + piqa/train-labels.lst', (dir, usedFor) => readPiqa(dir, 'train', usedFor), true),
     docToText: (d) => `Question: ${d.goal}\nAnswer:`,
     docToChoice: (d) => [d.sol1, d.sol2],
     docToTarget: (d) => d.label,
@@ -288,6 +237,7 @@ export const TASKS: Task[] = [
     split: 'HellaSwag validation',
     outputType: 'multiple_choice',
     load: readHellaswag,
+    fewshot: trainSplit('hellaswag/hellaswag_train.jsonl', (dir, usedFor) => readHellaswagJsonl(join(dir, 'hellaswag', 'hellaswag_train.jsonl'), usedFor), true),
     docToText: (d) => d.query,
     docToChoice: (d) => d.choices,
     docToTarget: (d) => d.gold,
@@ -298,7 +248,8 @@ export const TASKS: Task[] = [
     name: 'winogrande',
     split: 'winogrande_xl validation (dev)',
     outputType: 'multiple_choice',
-    load: readWinogrande,
+    load: (dir) => readWinogrande(dir),
+    fewshot: trainSplit('winogrande/winogrande_train_xl.jsonl', (dir, usedFor) => readWinogrande(dir, 'winogrande_train_xl.jsonl', usedFor), true),
     // Partial scoring: the option fills the blank in the context; only the shared rest is scored.
     docToText: (d) => d.answer,
     docToChoice: (d) => d.options.map((option) => d.sentence.slice(0, d.sentence.indexOf('_')) + option),
@@ -310,7 +261,8 @@ export const TASKS: Task[] = [
     name: 'boolq',
     split: 'super_glue/boolq validation',
     outputType: 'multiple_choice',
-    load: readBoolq,
+    load: (dir) => readBoolq(dir),
+    fewshot: trainSplit('boolq/boolq_train.csv', (dir, usedFor) => readBoolq(dir, 'boolq_train.csv', usedFor), true),
     docToText: (d) => `${d.passage}\nQuestion: ${d.question}?\nAnswer:`,
     docToChoice: () => ['no', 'yes'],
     docToTarget: (d) => d.label,
@@ -321,7 +273,8 @@ export const TASKS: Task[] = [
     name: 'openbookqa',
     split: 'openbookqa main, test',
     outputType: 'multiple_choice',
-    load: readOpenbookqa,
+    load: (dir) => readOpenbookqa(dir),
+    fewshot: trainSplit('openbookqa/train.tsv', (dir, usedFor) => readOpenbookqa(dir, 'train.tsv', usedFor), false),
     docToText: (d) => d.questionStem,
     docToChoice: (d) => d.choices,
     docToTarget: (d) => d.labels.indexOf(d.answerKey.trimStart()),
@@ -332,7 +285,10 @@ export const TASKS: Task[] = [
     name: 'lambada_openai',
     split: 'lambada_openai test',
     outputType: 'loglikelihood',
-    load: readLambada,
+    load: (dir) => readLambada(dir),
+    // No training or validation split: lm-eval draws shots from the test split itself, and (test_split
+    // "test" ≠ fewshot_split None) does not exclude the evaluated document.
+    fewshot: { split: 'test', files: 'lambada/lambada_test.jsonl', load: readLambada, sampler: 'default', excludeEvalDoc: false },
     docToText: (text) => text.split(' ').slice(0, -1).join(' '),
     docToTarget: (text) => ` ${text.split(' ').at(-1)}`,
     targetDelimiter: ' ',
@@ -340,15 +296,31 @@ export const TASKS: Task[] = [
   }),
 ];
 
-export const TASK_NAMES = TASKS.map((t) => t.name);
+export const TASK_NAMES = [...TASKS.map((t) => t.name), 'gsm8k', 'mmlu', 'mmlu_<subject>'];
 
-/** A task by name, or mc:FILE for a multiple-choice JSONL file. */
+const MMLU_TASKS = new Map(mmluTasks().map((t) => [t.name, t]));
+
+const unknown = (name: string) =>
+  new CompactError(
+    name.startsWith('mmlu_')
+      ? `unknown MMLU subject or category ${JSON.stringify(name.slice(5))}; subjects: ${MMLU_SUBJECTS.join(', ')}; categories: stem, other, social_sciences, humanities`
+      : `unknown task ${JSON.stringify(name)}; known: ${TASKS.map((t) => t.name).join(', ')}, gsm8k, mmlu (or mmlu_<subject>, mmlu_<category>), or mc:FILE.jsonl for your own multiple-choice file`,
+  );
+
+/** A task by name (mmlu_<subject>, gsm8k, …), or mc:FILE for a multiple-choice JSONL file. */
 export function resolveTask(name: string): Task {
   if (name.startsWith('mc:')) {
     check(name.length > 3, 'task "mc:" needs a file: mc:path/to/file.jsonl');
     return multipleChoiceTask(name.slice(3));
   }
-  const task = TASKS.find((t) => t.name === name);
-  check(task, `unknown task ${JSON.stringify(name)}; known: ${TASK_NAMES.join(', ')}, or mc:FILE.jsonl for your own multiple-choice file`);
+  const task = name === 'gsm8k' ? GSM8K : (TASKS.find((t) => t.name === name) ?? MMLU_TASKS.get(name));
+  if (!task) throw unknown(name);
   return task;
+}
+
+/** A task or a group of tasks (mmlu, mmlu_stem, …): its leaf tasks, and the groups to aggregate (outermost first). */
+export function resolveTasks(name: string): { tasks: Task[]; groups: TaskGroup[] } {
+  const group = MMLU_GROUPS.find((g) => g.name === name);
+  if (group) return { tasks: group.tasks.map((t) => MMLU_TASKS.get(t)!), groups: [group, ...group.subgroups] };
+  return { tasks: [resolveTask(name)], groups: [] };
 }

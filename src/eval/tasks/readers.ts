@@ -45,11 +45,8 @@ export function readJsonl(file: string, usedFor: string): Row<Record<string, unk
   return rows;
 }
 
-/**
- * RFC 4180 CSV (or TSV with `separator` '\t') with a header row: each record as header → field.
- * Quoted fields may hold separators, doubled quotes and newlines.
- */
-export function readTable(file: string, usedFor: string, separator = ',', requiredColumns: string[] = []): Row<Record<string, string>>[] {
+/** RFC 4180 records (or TSV with `separator` '\t'), each with the line where it starts; blank lines are skipped. */
+export function readRecords(file: string, usedFor: string, separator = ','): { line: number; fields: string[] }[] {
   const text = readText(file, usedFor);
   const records: { line: number; fields: string[] }[] = [];
   let fields: string[] = [];
@@ -93,6 +90,15 @@ export function readTable(file: string, usedFor: string, separator = ',', requir
   }
   check(state !== 'quoted', `${file}:${recordLine}: unterminated quoted field`);
   if (field !== '' || fields.length > 0 || state === 'closed') endRecord();
+  return records;
+}
+
+/**
+ * RFC 4180 CSV (or TSV with `separator` '\t') with a header row: each record as header → field.
+ * Quoted fields may hold separators, doubled quotes and newlines.
+ */
+export function readTable(file: string, usedFor: string, separator = ',', requiredColumns: string[] = []): Row<Record<string, string>>[] {
+  const records = readRecords(file, usedFor, separator);
   check(records.length > 0, `${file}: empty file (expected a header row)`);
   const header = records[0].fields;
   for (const column of requiredColumns) check(header.includes(column), `${file}:1: header has no column "${column}" (columns: ${header.join(', ')})`);

@@ -1,0 +1,189 @@
+/**
+ * Few-shot contexts, MMLU and GSM8K against tools/reference/fewshot_oracle.py (transformers for the
+ * model, Python's own `random` and lm-eval 0.4.13's samplers.py for the shots), on stories260K and
+ * the fixture slices of test/fixtures/tasks (mmlu/, gsm8k/, lambada/):
+ *   * the samplers: lm-eval's default sampler with the evaluated document excluded (duplicates too);
+ *   * MMLU 0- and 5-shot on 3 subjects × 10 questions: prompts byte-identical (sha256), token
+ *     splits, log-likelihoods within 1e-4, acc per question and per subject, the size-weighted group;
+ *   * GSM8K 5-shot on 10 questions: prompts byte-identical, greedy generations identical token for
+ *     token and as strings, both filters and exact_match equal;
+ *   * LAMBADA 2-shot (shots drawn from the evaluated split itself): prompts and log-likelihoods;
+ *   * generate_until's stop strings and max_gen_toks on prompts the model does stop on; gsm8k's
+ *     regex filters and exact_match on crafted responses (Python's re).
+ */
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { after, test } from 'node:test';
+import { Decoder } from '../src/engine/decoder.js';
+import { Engine } from '../src/engine/engine.js';
+import { exactMatch, type GenerationModel, type GenerationScore, generateUntil, scoreGeneration } from '../src/eval/generation.js';
+import { resolveTask, resolveTasks } from '../src/eval/tasks/definitions.js';
+import { sampleFewshot } from '../src/eval/tasks/fewshot.js';
+import { PyRandom } from '../src/eval/tasks/py-random.js';
+import { sha256 } from '../src/eval/tasks/task.js';
+import { aggregateGroup, evaluateTask, type TaskReport } from '../src/eval/zero-shot.js';
+import { openCheckpoint } from '../src/model/checkpoint.js';
+import { encode, loadTokenizer } from '../src/model/tokenizer.js';
+import { ROOT, STORIES } from './helpers/fixtures.js';
+
+const DATA = `${ROOT}test/fixtures/tasks`;
+const ckpt = openCheckpoint(`${STORIES}hf`);
+const engine = new Engine(ckpt);
+const tokenizer = loadTokenizer(`${STORIES}hf`);
+const enc = (s: string) => encode(tokenizer, s);
+after(() => engine.release());
+
+interface OracleRequest {
+  context_tokens: number;
+  continuation: number[];
+  truncated: boolean;
+  ll: number;
+  greedy: boolean;
+}
+interface OracleGeneration {
+  prompt_tokens: number;
+  truncated: boolean;
+  generated_ids: number[];
+  text: string;
+}
+const oracle = JSON.parse(readFileSync(`${DATA}/oracle-fewshot-stories260K.json`, 'utf8')) as {
+  max_length: number;
+  mmlu: Record<string, { tasks: Record<string, { n: number; acc: number; acc_stderr: number; docs: { prompt_sha256: string; prompt_chars: number; prompt?: string; requests: OracleRequest[]; gold: number; acc: number }[] }>; group: { n: number; acc: number; acc_stderr: number } }>;
+  gsm8k: { n: number; exact_match: Record<string, { value: number; stderr: number }>; docs: (OracleGeneration & { prompt_sha256: string; filtered: Record<string, string>; exact_match: Record<string, number> })[] };
+  lambada_openai: { docs: { prompt_sha256: string; request: OracleRequest }[] };
+  sampler_cases: { pool: number[]; n: number; exclude: number; picks: number[][] }[];
+  generation_cases: (OracleGeneration & { context: string; until: string[]; max_gen_toks: number })[];
+  filter_cases: { response: string; reference: string; 'strict-match': string; 'flexible-extract': string; exact_match: Record<string, number> }[];
+};
+
+function checkRequest(got: { logprob: number; isGreedy: boolean; tokens: number; truncated: boolean }, want: OracleRequest, where: string): void {
+  assert.equal(got.tokens, want.continuation.length, `${where}: continuation tokens`);
+  assert.equal(got.truncated, want.truncated, `${where}: truncated`);
+  assert.ok(Math.abs(got.logprob - want.ll) <= 1e-4, `${where}: log-likelihood ${got.logprob} vs ${want.ll}`);
+  assert.equal(got.isGreedy, want.greedy, `${where}: greedy`);
+}
+
+test("lm-eval's default sampler excluding the evaluated document: the same draws as its samplers.py (Python's random)", () => {
+  for (const c of oracle.sampler_cases) {
+    const rnd = new PyRandom(1234);
+    const keys = c.pool.map((k) => String(k));
+    for (const want of c.picks) assert.deepEqual(sampleFewshot('default', rnd, keys, c.n, String(c.exclude), () => 'too few'), want, JSON.stringify(c.pool));
+  }
+  // first_n: the first n, without the document; too few is an error with the caller's message.
+  assert.deepEqual(sampleFewshot('first_n', new PyRandom(1), ['a', 'b', 'c'], 2, 'a', () => 'x'), [1, 2]);
+  assert.throws(() => sampleFewshot('first_n', new PyRandom(1), ['a', 'b'], 3, undefined, () => 'only 2'), /only 2/);
+  assert.throws(() => sampleFewshot('default', new PyRandom(1), ['a', 'b', 'c'], 3, 'z', () => 'needs 4'), /needs 4/);
+});
+
+for (const shots of [0, 5]) {
+  test(`MMLU ${shots}-shot, 3 subjects × 10 questions: prompts byte-identical, log-likelihoods, acc and the weighted group as the oracle`, async () => {
+    const want = oracle.mmlu[String(shots)];
+    const reports: TaskReport[] = [];
+    for (const [name, w] of Object.entries(want.tasks)) {
+      const task = resolveTask(name);
+      const docs = task.load(DATA, { numFewshot: shots });
+      assert.equal(docs.length, w.n);
+      docs.forEach((doc, i) => {
+        const context = doc.requests[0].context;
+        if (w.docs[i].prompt != null) assert.equal(context, w.docs[i].prompt, `${name} ${doc.where}: prompt`);
+        assert.equal(sha256(context), w.docs[i].prompt_sha256, `${name} ${doc.where}: prompt bytes`);
+        assert.deepEqual(doc.requests.map((r) => r.continuation), [' A', ' B', ' C', ' D']);
+      });
+      const report = await evaluateTask(engine, enc, task, docs, { maxLength: oracle.max_length, numFewshot: shots });
+      report.docs.forEach((doc, i) => {
+        doc.requests.forEach((got, j) => checkRequest(got, w.docs[i].requests[j], `${name} ${doc.where} choice ${j}`));
+        assert.equal(doc.score!.gold, w.docs[i].gold);
+        assert.equal(doc.score!.acc, w.docs[i].acc, `${name} ${doc.where}: acc`);
+      });
+      assert.equal(report.metrics.acc!.value, w.acc, `${name}: acc`);
+      assert.ok(Math.abs(report.metrics.acc!.stderr! - w.acc_stderr) < 1e-12, `${name}: stderr`);
+      if (shots === 5) assert.ok(report.truncated > 0, 'stories260K (512 positions) cuts long 5-shot prompts from the left');
+      reports.push(report);
+    }
+    const group = aggregateGroup('three subjects', reports);
+    assert.equal(group.n, want.group.n);
+    assert.ok(Math.abs(group.acc.value - want.group.acc) < 1e-12);
+    assert.ok(Math.abs(group.acc.stderr! - want.group.acc_stderr) < 1e-12);
+  });
+}
+
+test('mmlu = the 57 subjects in four categories; unknown subjects and categories are refused', () => {
+  const { tasks, groups } = resolveTasks('mmlu');
+  assert.equal(tasks.length, 57);
+  assert.deepEqual(groups.map((g) => [g.name, g.tasks.length]), [['mmlu', 57], ['mmlu_stem', 19], ['mmlu_other', 13], ['mmlu_social_sciences', 12], ['mmlu_humanities', 13]]);
+  assert.equal(resolveTasks('mmlu_humanities').tasks.length, 13);
+  assert.throws(() => resolveTask('mmlu_astrology'), /unknown MMLU subject or category "astrology"; subjects: abstract_algebra, anatomy/);
+  const [doc] = resolveTask('mmlu_global_facts').load(DATA, { numFewshot: 1, limit: 1 });
+  assert.ok(doc.requests[0].context.startsWith('The following are multiple choice questions (with answers) about global facts.\n\n'));
+});
+
+function generationModel(decoder: Decoder): GenerationModel {
+  return {
+    decoder,
+    encode: enc,
+    decode: (ids) => tokenizer.decode(ids, { skip_special_tokens: true }),
+    eosIds: [2],
+    eosText: tokenizer.decode([2], { skip_special_tokens: false }),
+    maxLength: oracle.max_length,
+  };
+}
+
+test('GSM8K 5-shot on 10 questions: prompts byte-identical, greedy generations identical, filters and exact_match equal', async () => {
+  const task = resolveTask('gsm8k');
+  assert.equal(task.defaultNumFewshot, 5);
+  const docs = task.load(DATA);
+  assert.equal(docs.length, oracle.gsm8k.n);
+  const decoder = await Decoder.open(ckpt);
+  const model = generationModel(decoder);
+  const scores: GenerationScore[] = [];
+  for (const [i, doc] of docs.entries()) {
+    const want = oracle.gsm8k.docs[i];
+    assert.equal(sha256(doc.context!), want.prompt_sha256, `${doc.where}: prompt bytes`);
+    const got = await scoreGeneration(model, doc, task.generation!);
+    assert.equal(got.output.promptTokens, want.prompt_tokens);
+    assert.equal(got.output.truncated, want.truncated);
+    assert.deepEqual(got.output.ids, want.generated_ids, `${doc.where}: tokens generated`);
+    assert.equal(got.output.text, want.text, `${doc.where}: generated text`);
+    assert.deepEqual(got.filtered, want.filtered);
+    assert.deepEqual(got.exactMatch, want.exact_match);
+    scores.push(got);
+  }
+  await decoder.release();
+  for (const f of ['strict-match', 'flexible-extract']) {
+    const xs = scores.map((s) => s.exactMatch[f]);
+    assert.equal(xs.reduce((a, b) => a + b, 0) / xs.length, oracle.gsm8k.exact_match[f].value);
+  }
+});
+
+test('generate_until: stop strings, EOS text and max_gen_toks as transformers + lm-eval (token for token)', async () => {
+  const decoder = await Decoder.open(ckpt);
+  const model = generationModel(decoder);
+  for (const c of oracle.generation_cases) {
+    const config = { until: c.until, maxGenToks: c.max_gen_toks, filters: [], exactMatch: { ignoreCase: false, regexesToIgnore: [] } };
+    const got = await generateUntil(model, c.context, config);
+    assert.deepEqual(got.ids, c.generated_ids, `${JSON.stringify(c.context)}: tokens`);
+    assert.equal(got.text, c.text, JSON.stringify(c.context));
+    assert.equal(got.promptTokens, c.prompt_tokens);
+  }
+  await decoder.release();
+});
+
+test("gsm8k's strict-match / flexible-extract filters and exact_match equal Python's re on crafted responses", () => {
+  const config = resolveTask('gsm8k').generation!;
+  const [strict, flexible] = config.filters;
+  for (const c of oracle.filter_cases) {
+    assert.equal(strict.apply(c.response), c['strict-match'], JSON.stringify(c.response));
+    assert.equal(flexible.apply(c.response), c['flexible-extract'], JSON.stringify(c.response));
+    assert.equal(exactMatch(strict.apply(c.response), c.reference, config.exactMatch), c.exact_match['strict-match']);
+    assert.equal(exactMatch(flexible.apply(c.response), c.reference, config.exactMatch), c.exact_match['flexible-extract']);
+    assert.equal(exactMatch(c.response, c.reference, config.exactMatch), c.exact_match.raw, JSON.stringify(c.response));
+  }
+});
+
+test('LAMBADA 2-shot (shots from the test split itself, the document not excluded): prompts and log-likelihoods', async () => {
+  const task = resolveTask('lambada_openai');
+  const docs = task.load(DATA, { numFewshot: 2, limit: 10 });
+  docs.forEach((doc, i) => assert.equal(sha256(doc.requests[0].context), oracle.lambada_openai.docs[i].prompt_sha256, `${doc.where}: prompt bytes`));
+  const report = await evaluateTask(engine, enc, task, docs, { maxLength: oracle.max_length });
+  report.docs.forEach((doc, i) => checkRequest(doc.requests[0], oracle.lambada_openai.docs[i].request, doc.where));
+});
