@@ -83,6 +83,7 @@ export function registerEval(program: Command): void {
       if (opts.text == null && opts.tasks == null && !opts.speed) throw new CompactError('nothing to evaluate: give --text FILE, --tasks LIST and/or --speed');
       const text = opts.text == null ? undefined : readTextFile(opts.text);
       const { tasks, groups } = opts.tasks == null ? { tasks: [], groups: [] } : loadTasks(opts.tasks, opts.dataDir, limit, numFewshot);
+      const requested = new Set((opts.tasks ?? '').split(',').map((s) => s.trim())); // tasks named on the command line (shown even inside a group)
       const ckpt = openCheckpoint(dir);
       const efficiency = staticEfficiency(ckpt);
       const speedOptions = opts.speed ? { ...speedLengths(ckpt.spec.raw, promptTokens, newTokens), repeats, threads } : undefined;
@@ -183,12 +184,18 @@ export function registerEval(program: Command): void {
       if (reports.length > 0) {
         const lines: string[] = [];
         // Tasks inside a requested group (mmlu's 57 subjects) are shown through the group's rows (all of them in --json).
-        const grouped = new Set(groups.flatMap((g) => g.tasks));
+        const grouped = new Set(groups.flatMap((g) => g.tasks).filter((t) => !requested.has(t)));
         const choiceReports = reports.filter((r) => !r.metrics.exact_match && !grouped.has(r.task));
         if (choiceReports.length > 0 || groupReports.length > 0) lines.push(taskTable(choiceReports, groupReports));
         const generationReports = reports.filter((r) => r.metrics.exact_match);
         if (generationReports.length > 0) lines.push(generationTable(generationReports));
-        const truncated = reports.filter((r) => r.truncated > 0).map((r) => `${r.task} ${r.truncated}`);
+        // Per task, or per outermost group for the tasks of a requested group (mmlu: one sum, not 57 entries).
+        const outer = groups.filter((g) => !groups.some((o) => o !== g && o.tasks.length > g.tasks.length && g.tasks.every((t) => o.tasks.includes(t))));
+        const truncatedIn = (names: string[]) => reports.filter((r) => names.includes(r.task)).reduce((a, r) => a + r.truncated, 0);
+        const truncated = [
+          ...reports.filter((r) => r.truncated > 0 && !grouped.has(r.task)).map((r) => `${r.task} ${r.truncated}`),
+          ...outer.filter((g) => truncatedIn(g.tasks) > 0).map((g) => `${g.name} ${truncatedIn(g.tasks)}`),
+        ];
         if (truncated.length > 0) lines.push(`inputs cut from the left to the model's maximum length: ${truncated.join(', ')}`);
         const shots = [...new Set(reports.map((r) => r.numFewshot))];
         const shotText = shots.length === 1 ? (shots[0] === 0 ? 'zero-shot' : `${shots[0]}-shot`) : `shots: ${reports.map((r) => `${r.task} ${r.numFewshot}`).join(', ')}`;
