@@ -16,7 +16,7 @@ import { readFileSync } from 'node:fs';
 import { after, test } from 'node:test';
 import { Decoder } from '../src/engine/decoder.js';
 import { Engine } from '../src/engine/engine.js';
-import { exactMatch, type GenerationModel, type GenerationScore, generateUntil, scoreGeneration } from '../src/eval/generation.js';
+import { exactMatch, type GenerationModel, type GenerationScore, generateUntil, generateUntilBatch, scoreGeneration, scoreGenerations } from '../src/eval/generation.js';
 import { resolveTask, resolveTasks } from '../src/eval/tasks/definitions.js';
 import { sampleFewshot } from '../src/eval/tasks/fewshot.js';
 import { PyRandom } from '../src/eval/tasks/py-random.js';
@@ -24,7 +24,7 @@ import { sha256 } from '../src/eval/tasks/task.js';
 import { aggregateGroup, evaluateTask, type TaskReport } from '../src/eval/zero-shot.js';
 import { openCheckpoint } from '../src/model/checkpoint.js';
 import { encode, loadTokenizer } from '../src/model/tokenizer.js';
-import { ROOT, STORIES } from './helpers/fixtures.js';
+import { FAMILY_FIXTURES, ROOT, STORIES } from './helpers/fixtures.js';
 
 const DATA = `${ROOT}test/fixtures/tasks`;
 const ckpt = openCheckpoint(`${STORIES}hf`);
@@ -128,29 +128,31 @@ function generationModel(decoder: Decoder): GenerationModel {
   };
 }
 
-test('GSM8K 5-shot on 10 questions: prompts byte-identical, greedy generations identical, filters and exact_match equal', async () => {
+test('GSM8K 5-shot on 10 questions: prompts byte-identical, greedy generations identical (batched and alone), filters and exact_match equal', async () => {
   const task = resolveTask('gsm8k');
   assert.equal(task.defaultNumFewshot, 5);
   const docs = task.load(DATA);
   assert.equal(docs.length, oracle.gsm8k.n);
+  docs.forEach((doc, i) => assert.equal(sha256(doc.context!), oracle.gsm8k.docs[i].prompt_sha256, `${doc.where}: prompt bytes`));
   const decoder = await Decoder.open(ckpt);
   const model = generationModel(decoder);
-  const scores: GenerationScore[] = [];
-  for (const [i, doc] of docs.entries()) {
-    const want = oracle.gsm8k.docs[i];
-    assert.equal(sha256(doc.context!), want.prompt_sha256, `${doc.where}: prompt bytes`);
-    const got = await scoreGeneration(model, doc, task.generation!);
-    assert.equal(got.output.promptTokens, want.prompt_tokens);
-    assert.equal(got.output.truncated, want.truncated);
-    assert.deepEqual(got.output.ids, want.generated_ids, `${doc.where}: tokens generated`);
-    assert.equal(got.output.text, want.text, `${doc.where}: generated text`);
-    assert.deepEqual(got.filtered, want.filtered);
-    assert.deepEqual(got.exactMatch, want.exact_match);
-    scores.push(got);
-  }
+  // 4 sequences decoded together (batches of 4, 4, 2), and the first document alone.
+  const scores: GenerationScore[] = await scoreGenerations(model, docs, task.generation!, 4);
+  scores.unshift(await scoreGeneration(model, docs[0], task.generation!));
   await decoder.release();
+  scores.forEach((got, j) => {
+    const i = Math.max(0, j - 1);
+    const want = oracle.gsm8k.docs[i];
+    const where = `${docs[i].where}${j === 0 ? ' (alone)' : ''}`;
+    assert.equal(got.output.promptTokens, want.prompt_tokens, where);
+    assert.equal(got.output.truncated, want.truncated, where);
+    assert.deepEqual(got.output.ids, want.generated_ids, `${where}: tokens generated`);
+    assert.equal(got.output.text, want.text, `${where}: generated text`);
+    assert.deepEqual(got.filtered, want.filtered, where);
+    assert.deepEqual(got.exactMatch, want.exact_match, where);
+  });
   for (const f of ['strict-match', 'flexible-extract']) {
-    const xs = scores.map((s) => s.exactMatch[f]);
+    const xs = scores.slice(1).map((s) => s.exactMatch[f]);
     assert.equal(xs.reduce((a, b) => a + b, 0) / xs.length, oracle.gsm8k.exact_match[f].value);
   }
 });
@@ -158,13 +160,20 @@ test('GSM8K 5-shot on 10 questions: prompts byte-identical, greedy generations i
 test('generate_until: stop strings, EOS text and max_gen_toks as transformers + lm-eval (token for token)', async () => {
   const decoder = await Decoder.open(ckpt);
   const model = generationModel(decoder);
+  const configOf = (c: (typeof oracle.generation_cases)[number]) => ({ until: c.until, maxGenToks: c.max_gen_toks, filters: [], exactMatch: { ignoreCase: false, regexesToIgnore: [] } });
   for (const c of oracle.generation_cases) {
-    const config = { until: c.until, maxGenToks: c.max_gen_toks, filters: [], exactMatch: { ignoreCase: false, regexesToIgnore: [] } };
-    const got = await generateUntil(model, c.context, config);
+    const got = await generateUntil(model, c.context, configOf(c));
     assert.deepEqual(got.ids, c.generated_ids, `${JSON.stringify(c.context)}: tokens`);
     assert.equal(got.text, c.text, JSON.stringify(c.context));
     assert.equal(got.promptTokens, c.prompt_tokens);
+    assert.equal(got.stoppedBy, c.until.length > 0 ? 'until' : 'max_gen_toks');
   }
+  // Prompts of different lengths stopping at different steps, decoded together: each as alone.
+  const config = { until: ['!', '\n'], maxGenToks: 40, filters: [], exactMatch: { ignoreCase: false, regexesToIgnore: [] } };
+  const contexts = [...oracle.generation_cases.map((c) => c.context), 'Lily', 'The sun was hot and the dog was'];
+  const together = await generateUntilBatch(model, contexts, config);
+  for (const [i, context] of contexts.entries()) assert.deepEqual(together[i], await generateUntil(model, context, config), `${JSON.stringify(context)} in a batch`);
+  assert.ok(new Set(together.map((o) => o.generatedTokens)).size > 2, 'the sequences stop at different steps');
   await decoder.release();
 });
 
@@ -186,4 +195,16 @@ test('LAMBADA 2-shot (shots from the test split itself, the document not exclude
   docs.forEach((doc, i) => assert.equal(sha256(doc.requests[0].context), oracle.lambada_openai.docs[i].prompt_sha256, `${doc.where}: prompt bytes`));
   const report = await evaluateTask(engine, enc, task, docs, { maxLength: oracle.max_length });
   report.docs.forEach((doc, i) => checkRequest(doc.requests[0], oracle.lambada_openai.docs[i].request, doc.where));
+});
+
+test('Decoder.generateBatch gives each sequence the tokens generate gives it alone, on every family (sliding windows, local/global RoPE, soft-capping)', async () => {
+  for (const name of ['gemma', 'gemma2-softcap', 'gemma3-local-global', 'llama3-untied', 'mistral-sliding', 'qwen2-bias', 'qwen3-qknorm']) {
+    const family = await Decoder.open(openCheckpoint(`${FAMILY_FIXTURES}${name}`));
+    const V = family.spec.vocabSize;
+    const prompts = [[1, 5, 9, 2, 7], [3, 3, 8, 1, 6, 4, 2, 9, 5, 7, 1, 2], [4]].map((p) => p.map((t) => (t * 37) % V));
+    const alone = [];
+    for (const p of prompts) alone.push(await family.generate(p, 10));
+    assert.deepEqual(await family.generateBatch(prompts, 10), alone, name);
+    await family.release();
+  }
 });

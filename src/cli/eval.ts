@@ -28,6 +28,7 @@ interface EvalOptions extends AgreementFlags {
   limit?: string;
   numFewshot?: string;
   logSamples?: boolean;
+  batchSize: string;
   window: string;
   stride?: string;
   reference?: string;
@@ -54,6 +55,7 @@ export function registerEval(program: Command): void {
     .option('--tasks <list>', `comma-separated tasks: ${TASK_NAMES.join(', ')}, or mc:FILE.jsonl (your own multiple choice: {"context", "choices", "gold"} per line)`)
     .option('--num-fewshot <k>', "shots per context for every task, drawn as lm-eval draws them (default: each task's own, 5 for gsm8k, 0 otherwise)")
     .option('--log-samples', 'with --json: per-document records (prompt hash, target, prediction, generated text)')
+    .option('--batch-size <n>', 'generation tasks: sequences decoded together (key/value cache, one layer call per step for all)', '8')
     .option('--data-dir <dir>', `folder of the benchmark files (arc/, piqa/, … as in shared/data; default: ${DEFAULT_DATA_DIR} if it exists)`)
     .option('--limit <n>', 'evaluate only the first n documents of each task')
     .option('--window <n>', 'inputs per window: window w scores ids[s+1 .. s+w] from ids[s .. s+w-1]', '512')
@@ -75,6 +77,7 @@ export function registerEval(program: Command): void {
       const numFewshot = opts.numFewshot == null ? undefined : nonNegativeInt(opts.numFewshot, '--num-fewshot');
       if (opts.numFewshot != null && opts.tasks == null) throw new CompactError('--num-fewshot needs --tasks');
       if (opts.logSamples && !opts.json) throw new CompactError('--log-samples needs --json (the records go into the JSON report)');
+      const generationBatch = positiveInt(opts.batchSize, '--batch-size');
       const agreementSettings = { ...agreementOptions(opts), window, threads };
       const newTokens = positiveInt(opts.newTokens, '--new-tokens');
       const promptTokens = opts.promptTokens == null ? undefined : positiveInt(opts.promptTokens, '--prompt-tokens');
@@ -124,7 +127,7 @@ export function registerEval(program: Command): void {
         const eosIds = eosTokenIds(dir, ckpt.spec.raw);
         for (const { task, docs, numFewshot: shots } of tasks) {
           const bar = progressBar(task.name, !opts.json);
-          const options = { maxLength, numFewshot: shots, onProgress: (d: number, t: number) => bar.update(d, t) };
+          const options = { maxLength, numFewshot: shots, generationBatch, onProgress: (d: number, t: number) => bar.update(d, t) };
           if (task.generation) {
             const model = {
               decoder: decoder!,

@@ -73,6 +73,103 @@ export class Decoder {
     }
   }
 
+  /**
+   * Greedy continuations of several prompts decoded together: every step runs one token of each
+   * unfinished sequence through the layers as one call (the weights are read once per step for
+   * all of them). The sequences share one key/value cache, packed one after another; each query
+   * sees only its own sequence's keys (by the additive mask) at its own positions (RoPE rows per
+   * token), so each continuation is the one `generate` gives alone. `stop(i, generated)` ends
+   * sequence i after a token; `maxNew` bounds every sequence.
+   */
+  async generateBatch(prompts: readonly (readonly number[])[], maxNew: number, stop: (index: number, generated: number[]) => boolean = () => false): Promise<number[][]> {
+    check(prompts.every((p) => p.length > 0), 'a prompt is empty');
+    const { numKvHeads: K, headDim: hd } = this.spec;
+    const empty = () => new ort.Tensor('float32', new Float32Array(0), [1, K, 0, hd]);
+    this.caches = this.layers.map(() => ({ key: empty(), value: empty() }));
+    const cacheSeq: number[] = []; // per cache column: its sequence and position
+    const cachePos: number[] = [];
+    const generated: number[][] = prompts.map(() => []);
+    const next: number[] = new Array(prompts.length);
+    // Prefill, one prompt per call (its mask hides the prompts before it).
+    for (const [i, prompt] of prompts.entries()) {
+      const [token] = await this.runPacked(prompt, prompt.map(() => i), prompt.map((_, t) => t), cacheSeq, cachePos, [prompt.length - 1]);
+      next[i] = token;
+    }
+    let active = prompts.map((_, i) => i);
+    while (active.length > 0) {
+      for (const i of active) generated[i].push(next[i]);
+      active = active.filter((i) => !(generated[i].length >= maxNew || stop(i, generated[i])));
+      if (active.length === 0) break;
+      const tokens = await this.runPacked(
+        active.map((i) => next[i]),
+        active,
+        active.map((i) => prompts[i].length + generated[i].length - 1),
+        cacheSeq,
+        cachePos,
+        active.map((_, t) => t),
+      );
+      active.forEach((i, t) => (next[i] = tokens[t]));
+    }
+    this.caches = [];
+    return generated;
+  }
+
+  /** Runs tokens of several sequences (seq[t], at position pos[t]) over the shared cache; returns the argmax at the rows asked. */
+  private async runPacked(ids: readonly number[], seq: readonly number[], pos: readonly number[], cacheSeq: number[], cachePos: number[], rows: readonly number[]): Promise<number[]> {
+    const { hiddenSize: D, vocabSize: V, headDim: hd } = this.spec;
+    for (const id of ids) check(Number.isInteger(id) && id >= 0 && id < V, `token id ${id} is outside the vocabulary [0, ${V})`);
+    const T = ids.length;
+    const past = cacheSeq.length;
+    const keySeq = cacheSeq.concat(seq);
+    const keyPos = cachePos.concat(pos);
+    const x = new Float32Array(T * D); // [1, T, D]
+    embedInto(x, 0, ids, this.embedding, D, this.spec.embedScale);
+    let hidden: ort.Tensor = new ort.Tensor('float32', x, [1, T, D]);
+    const positionFeeds = new Map<string, Record<string, ort.Tensor>>(); // per distinct layer kind
+    for (const [layer, weights] of this.layers.entries()) {
+      const layerSpec = this.spec.layers[layer];
+      const key = JSON.stringify(layerSpec);
+      let positions = positionFeeds.get(key);
+      if (!positions) {
+        const cos = new Float32Array(T * hd);
+        const sin = new Float32Array(T * hd);
+        pos.forEach((p, t) => {
+          const row = ropeTables(layerSpec.rope, hd, 1, p);
+          cos.set(row.cos, t * hd);
+          sin.set(row.sin, t * hd);
+        });
+        const S = past + T;
+        const mask = new Float32Array(T * S).fill(-Infinity);
+        for (let t = 0; t < T; t++) {
+          for (let k = 0; k < S; k++) {
+            const visible = keySeq[k] === seq[t] && keyPos[k] <= pos[t] && (layerSpec.window == null || pos[t] - keyPos[k] < layerSpec.window);
+            if (visible) mask[t * S + k] = 0;
+          }
+        }
+        positions = {
+          cos: new ort.Tensor('float32', cos, [T, 1, hd]),
+          sin: new ort.Tensor('float32', sin, [T, 1, hd]),
+          mask: new ort.Tensor('float32', mask, [T, S]),
+        };
+        positionFeeds.set(key, positions);
+      }
+      const cache = this.caches[layer];
+      const out = await this.layerSession.run({ ...weights, hidden, ...positions, pastKey: cache.key, pastValue: cache.value });
+      hidden = out.hidden_out;
+      this.caches[layer] = { key: out.key, value: out.value };
+    }
+    cacheSeq.push(...seq);
+    cachePos.push(...pos);
+    const all = hidden.data as Float32Array;
+    const picked = new Float32Array(rows.length * D); // [N, D]
+    rows.forEach((r, n) => picked.set(all.subarray(r * D, (r + 1) * D), n * D));
+    const out = await this.headSession.run(
+      { hidden: new ort.Tensor('float32', picked, [rows.length, D]), norm: this.head.norm, head: this.head.weight, targets: new ort.Tensor('int64', new BigInt64Array(rows.length), [rows.length, 1]) },
+      ['argmax'],
+    );
+    return Array.from(out.argmax.data as BigInt64Array, Number);
+  }
+
   private async run(ids: readonly number[]): Promise<Float32Array> {
     const { hiddenSize: D, vocabSize: V, headDim: hd } = this.spec;
     for (const id of ids) check(Number.isInteger(id) && id >= 0 && id < V, `token id ${id} is outside the vocabulary [0, ${V})`);

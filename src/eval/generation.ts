@@ -11,7 +11,8 @@
  *   * each filter (regex, take_first) extracts the answer, and exact_match compares it with the
  *     reference after the task's regexes_to_ignore and ignore_case (exact_match_hf_evaluate).
  * Stopping as soon as a stop string shows gives the same text as lm-eval, which may stop later:
- * the text is cut at the first occurrence either way.
+ * the text is cut at the first occurrence either way. Several documents are decoded together
+ * (Decoder.generateBatch), each exactly as it would be alone.
  */
 import type { Decoder } from '../engine/decoder.js';
 import { check } from '../util/errors.js';
@@ -58,20 +59,36 @@ export function cutAtStops(text: string, until: string[]): string {
 
 /** Greedy continuation of one context with lm-eval's truncation and stopping. */
 export async function generateUntil(model: GenerationModel, context: string, config: GenerationConfig): Promise<GenerationOutput> {
+  return (await generateUntilBatch(model, [context], config))[0];
+}
+
+/**
+ * Greedy continuations of several contexts decoded together (Decoder.generateBatch: one layer
+ * call per step for all unfinished sequences, each seeing only its own keys), each as lm-eval
+ * would generate it alone.
+ */
+export async function generateUntilBatch(model: GenerationModel, contexts: string[], config: GenerationConfig): Promise<GenerationOutput[]> {
   const maxContext = model.maxLength - config.maxGenToks;
   check(maxContext > 0, `max_gen_toks ${config.maxGenToks} must be less than the model's maximum length ${model.maxLength}`);
-  const ids = model.encode(context);
-  const prompt = ids.length > maxContext ? ids.slice(-maxContext) : ids;
+  const encoded = contexts.map((c) => model.encode(c));
+  const prompts = encoded.map((ids) => (ids.length > maxContext ? ids.slice(-maxContext) : ids));
   const until = stopStrings(config, model.eosText);
   const eos = new Set(model.eosIds);
-  let stoppedBy: GenerationOutput['stoppedBy'] = 'max_gen_toks';
-  const generated = await model.decoder.generate(prompt, config.maxGenToks, (g) => {
-    if (eos.has(g[g.length - 1])) stoppedBy = 'eos';
-    else if (until.some((term) => term.length > 0 && model.decode(g).includes(term))) stoppedBy = 'until';
+  const stoppedBy: GenerationOutput['stoppedBy'][] = contexts.map(() => 'max_gen_toks');
+  const generated = await model.decoder.generateBatch(prompts, config.maxGenToks, (i, g) => {
+    if (eos.has(g[g.length - 1])) stoppedBy[i] = 'eos';
+    else if (until.some((term) => term.length > 0 && model.decode(g).includes(term))) stoppedBy[i] = 'until';
     else return false;
     return true;
   });
-  return { text: cutAtStops(model.decode(generated), until), promptTokens: prompt.length, generatedTokens: generated.length, ids: generated, truncated: prompt.length < ids.length, stoppedBy };
+  return generated.map((ids, i) => ({
+    text: cutAtStops(model.decode(ids), until),
+    promptTokens: prompts[i].length,
+    generatedTokens: ids.length,
+    ids,
+    truncated: prompts[i].length < encoded[i].length,
+    stoppedBy: stoppedBy[i],
+  }));
 }
 
 /** exact_match_hf_evaluate for one pair: regexes removed from both, then case folded if asked. */
@@ -97,7 +114,23 @@ export interface GenerationScore {
 }
 
 export async function scoreGeneration(model: GenerationModel, doc: TaskDoc, config: GenerationConfig): Promise<GenerationScore> {
-  const output = await generateUntil(model, doc.context!, config);
+  return scoreOutput(await generateUntil(model, doc.context!, config), doc, config);
+}
+
+/** The documents' generations, `batchSize` sequences decoded together, then filtered and scored. */
+export async function scoreGenerations(model: GenerationModel, docs: TaskDoc[], config: GenerationConfig, batchSize = 8, onProgress?: (done: number, total: number) => void): Promise<GenerationScore[]> {
+  check(Number.isSafeInteger(batchSize) && batchSize > 0, `the generation batch size must be a positive integer, got ${batchSize}`);
+  const scores: GenerationScore[] = [];
+  for (let start = 0; start < docs.length; start += batchSize) {
+    const batch = docs.slice(start, start + batchSize);
+    const outputs = await generateUntilBatch(model, batch.map((d) => d.context!), config);
+    outputs.forEach((output, i) => scores.push(scoreOutput(output, batch[i], config)));
+    onProgress?.(scores.length, docs.length);
+  }
+  return scores;
+}
+
+function scoreOutput(output: GenerationOutput, doc: TaskDoc, config: GenerationConfig): GenerationScore {
   const filtered: Record<string, string> = {};
   const scores: Record<string, number> = {};
   for (const filter of config.filters) {

@@ -5,7 +5,7 @@
 import type { Engine } from '../engine/engine.js';
 import { type LoglikelihoodResult, encodePair, type EncodedPair, scorePairs, type Timings } from './loglikelihood.js';
 import { aggregateChoices, aggregateLoglikelihood, type ChoiceScore, type MeanWithStderr, scoreChoices, type TaskMetrics } from './multiple-choice.js';
-import { aggregateExactMatch, type GenerationModel, type GenerationScore, scoreGeneration } from './generation.js';
+import { aggregateExactMatch, type GenerationModel, type GenerationScore, scoreGenerations } from './generation.js';
 import { sha256, type Task, type TaskDoc } from './tasks/task.js';
 
 export interface DocResult {
@@ -47,6 +47,8 @@ export interface TaskEvalOptions {
   maxLength: number;
   /** Shots per context the documents were built with (reported). */
   numFewshot?: number;
+  /** Generation tasks: sequences decoded together (default 8). */
+  generationBatch?: number;
   /** Tokens per packed prefix tree (see scorePairs); 0: one chain per distinct input. */
   packTokens?: number;
   tokensPerCall?: number;
@@ -113,16 +115,12 @@ export async function evaluateTask(engine: Engine, encode: (text: string) => num
   };
 }
 
-/** A generate_until task, one document after another with the cached Decoder (see generation.ts). */
+/** A generate_until task, `generationBatch` documents decoded together with the cached Decoder (see generation.ts). */
 export async function evaluateGenerationTask(model: GenerationModel, task: Task, docs: TaskDoc[], options: TaskEvalOptions): Promise<TaskReport> {
   const started = performance.now();
   const config = task.generation!;
-  const docResults: DocResult[] = [];
-  for (const [i, doc] of docs.entries()) {
-    const generation = await scoreGeneration(model, doc, config);
-    docResults.push({ where: doc.where, index: doc.index, requests: [], generation });
-    options.onProgress?.(i + 1, docs.length);
-  }
+  const scores = await scoreGenerations(model, docs, config, options.generationBatch, options.onProgress);
+  const docResults: DocResult[] = docs.map((doc, i) => ({ where: doc.where, index: doc.index, requests: [], generation: scores[i] }));
   const outputs = docResults.map((d) => d.generation!.output);
   const seconds = (performance.now() - started) / 1000;
   return {
