@@ -208,3 +208,18 @@ test('Decoder.generateBatch gives each sequence the tokens generate gives it alo
     await family.release();
   }
 });
+
+test('few-shot prompts of consecutive questions share one prefix tree: fewer tokens run, the same log-likelihoods as one tree per question', async () => {
+  const task = resolveTask('mmlu_global_facts');
+  const docs = task.load(DATA, { numFewshot: 1 });
+  const alone = await evaluateTask(engine, enc, task, docs, { maxLength: oracle.max_length, shareTokens: 0 });
+  const shared = await evaluateTask(engine, enc, task, docs, { maxLength: oracle.max_length });
+  assert.ok(shared.inputTokens < alone.inputTokens * 0.75, `${shared.inputTokens} vs ${alone.inputTokens} tokens`);
+  shared.docs.forEach((doc, i) =>
+    doc.requests.forEach((r, j) => {
+      assert.ok(Math.abs(r.logprob - alone.docs[i].requests[j].logprob) < 1e-4);
+      assert.equal(r.isGreedy, alone.docs[i].requests[j].isGreedy);
+    }),
+  );
+  assert.deepEqual(shared.docs.map((d) => d.score!.acc), alone.docs.map((d) => d.score!.acc));
+});

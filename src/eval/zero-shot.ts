@@ -49,6 +49,8 @@ export interface TaskEvalOptions {
   numFewshot?: number;
   /** Generation tasks: sequences decoded together (default 8). */
   generationBatch?: number;
+  /** Consecutive documents whose contexts share ≥ 64 tokens (few-shot prompts) share one prefix tree of at most this many tokens (default 2048; 0: one tree per document). */
+  shareTokens?: number;
   /** Tokens per packed prefix tree (see scorePairs); 0: one chain per distinct input. */
   packTokens?: number;
   tokensPerCall?: number;
@@ -74,6 +76,7 @@ export async function evaluateTask(engine: Engine, encode: (text: string) => num
       groups.push(d);
     }
   }
+  shareLongPrefixes(pairs, groups, options.maxLength, options.shareTokens ?? 2048);
   const tokenizeMs = performance.now() - clock;
   clock = performance.now();
   const { results, timings, sequences, inputTokens } = await scorePairs(engine, pairs, {
@@ -113,6 +116,51 @@ export async function evaluateTask(engine: Engine, encode: (text: string) => num
     seconds: (performance.now() - started) / 1000,
     docs: docResults,
   };
+}
+
+/**
+ * Few-shot prompts of one task share their description and shots (MMLU: the same five dev
+ * questions before every question of a subject). Consecutive documents whose first contexts
+ * share at least 64 tokens with the first one of a group join that group, up to `maxTokens`
+ * tokens in its tree, so the shared prefix runs once for all of them. (Groups only decide which
+ * inputs share a tree; every request is scored exactly as alone.)
+ */
+function shareLongPrefixes(pairs: EncodedPair[], groups: number[], maxLength: number, maxTokens: number): void {
+  if (maxTokens <= 0 || pairs.length === 0) return;
+  // What the model reads of each request (left-truncated as scorePairs truncates it), per document.
+  const inputs = new Map<number, number[][]>();
+  pairs.forEach((pair, i) => {
+    const list = inputs.get(groups[i]) ?? [];
+    list.push(pair.context.concat(pair.continuation).slice(-(maxLength + 1)).slice(0, -1));
+    inputs.set(groups[i], list);
+  });
+  const common = (a: number[], b: number[]) => {
+    let n = 0;
+    while (n < a.length && n < b.length && a[n] === b[n]) n++;
+    return n;
+  };
+  // Tokens a document adds to a tree that holds `base` (an upper bound: what its inputs do not share with base).
+  const adds = (d: number, base: number[]) => inputs.get(d)!.reduce((a, input) => a + input.length - common(input, base), 0);
+  const merged = new Map<number, number>(); // document → its group
+  let head = -1; // the group's first document
+  let base: number[] = []; // its first input
+  let size = 0; // tokens in the group's tree (upper bound)
+  for (const d of inputs.keys()) {
+    const first = inputs.get(d)![0];
+    if (size > 0 && common(first, base) >= 64) {
+      const added = adds(d, base);
+      if (size + added <= maxTokens) {
+        merged.set(d, head);
+        size += added;
+        continue;
+      }
+    }
+    head = d;
+    base = first;
+    size = first.length + adds(d, base);
+    merged.set(d, d);
+  }
+  groups.forEach((g, i) => (groups[i] = merged.get(g)!));
 }
 
 /** A generate_until task, `generationBatch` documents decoded together with the cached Decoder (see generation.ts). */
