@@ -1,6 +1,8 @@
 /** Broken checkpoints: each gives one clear line naming the file and the problem, exit 2, no stack trace. */
 import assert from 'node:assert/strict';
-import { cpSync, mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { cpSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
@@ -20,21 +22,62 @@ async function brokenCopy(mutate: (dir: string) => unknown): Promise<string> {
   return dir;
 }
 
-function rawSafetensors(file: string, header: string, data = Buffer.alloc(0), declaredLength?: number): void {
+function rawSafetensors(file: string, header: string, data: Uint8Array = Buffer.alloc(0), declaredLength?: number): void {
   const length = Buffer.alloc(8);
   length.writeBigUInt64LE(BigInt(declaredLength ?? Buffer.byteLength(header)));
   writeFileSync(file, Buffer.concat([length, Buffer.from(header), data]));
 }
 
-function expectUserError(dir: string, pattern: RegExp): void {
-  const r = runCli(['inspect', dir]);
+/** What the directory holds: regular files by content hash, anything else (links, FIFOs, folders) by kind; never opens a FIFO. */
+function snapshot(dir: string): string {
+  const hash = createHash('sha256');
+  for (const name of readdirSync(dir).sort()) {
+    const path = join(dir, name);
+    const stat = lstatSync(path);
+    if (stat.isSymbolicLink()) hash.update(`${name} -> ${readlinkSync(path)}\n`);
+    else if (stat.isDirectory()) hash.update(`${name}/ ${snapshot(path)}\n`);
+    else if (stat.isFile()) hash.update(`${name} ${createHash('sha256').update(readFileSync(path)).digest('hex')}\n`);
+    else hash.update(`${name} special\n`);
+  }
+  return hash.digest('hex');
+}
+
+/** `compact <args with DIR>` on `dir`: exit 2, one line matching `pattern`, no stack trace, the directory unchanged. */
+function expectUserError(dir: string, pattern: RegExp, args = ['inspect', 'DIR']): void {
+  const before = snapshot(dir);
+  const r = runCli(args.map((a) => (a === 'DIR' ? dir : a)));
   assert.equal(r.code, 2, `exit code; stderr: ${r.stderr}`);
   assert.match(r.stderr, pattern);
   assert.equal(r.stderr.trim().split('\n').length, 1, `one line, got: ${r.stderr}`);
   assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');
+  assert.equal(snapshot(dir), before, 'input unchanged');
 }
 
-const cases: [string, (dir: string) => unknown, RegExp][] = [
+/** config.json with `patch` applied (a key set to undefined is removed). */
+function patchConfig(dir: string, patch: Record<string, unknown>): void {
+  const file = join(dir, 'config.json');
+  writeFileSync(file, JSON.stringify({ ...JSON.parse(readFileSync(file, 'utf8')), ...patch }));
+}
+
+function editJson(file: string, edit: (json: any) => unknown): void {
+  const json = JSON.parse(readFileSync(file, 'utf8'));
+  const replaced = edit(json);
+  writeFileSync(file, JSON.stringify(replaced === undefined ? json : replaced));
+}
+
+/** The bundled model's safetensors file with its header edited (offsets, metadata) and its data as given. */
+function editSafetensors(file: string, edit: (header: any) => void, data?: (data: Uint8Array) => Uint8Array): void {
+  const bytes = readFileSync(file);
+  const n = Number(bytes.readBigUInt64LE(0));
+  const header = JSON.parse(bytes.subarray(8, 8 + n).toString('utf8'));
+  edit(header);
+  rawSafetensors(file, JSON.stringify(header), (data ?? ((d) => d))(bytes.subarray(8 + n)));
+}
+
+const mkfifo = (path: string) => execFileSync('mkfifo', [path]);
+
+type Case = [string, (dir: string) => unknown, RegExp];
+const cases: Case[] = [
   ['missing config.json', (d) => rmSync(join(d, 'config.json')), /config\.json: cannot read \(ENOENT\)/],
   ['malformed config.json', (d) => writeFileSync(join(d, 'config.json'), '{"model_type": "llama",'), /config\.json: not valid JSON/],
   [
@@ -81,11 +124,136 @@ const cases: [string, (dir: string) => unknown, RegExp][] = [
     /shard model-00001-of-00002\.safetensors does not exist/,
   ],
   ['no weights at all', (d) => rmSync(join(d, 'model.safetensors')), /no model\.safetensors or model\.safetensors\.index\.json/],
+
+  // Found by fuzzing (issue 11): look-ups through Object.prototype.
+  ...['constructor', 'toString', '__proto__', 'hasOwnProperty'].map((t): Case => [`model_type ${t}`, (d) => patchConfig(d, { model_type: t }), new RegExp(`unsupported model_type "${t}"; supported: llama`)]),
+  // Files that are not regular files, or lead out of the model directory.
+  ['config.json a FIFO', (d) => (rmSync(join(d, 'config.json')), mkfifo(join(d, 'config.json'))), /config\.json: is a FIFO, not a regular file/],
+  ['config.json a directory', (d) => (rmSync(join(d, 'config.json')), mkdirSync(join(d, 'config.json'))), /config\.json: is a directory, not a regular file/],
+  ['config.json a link to /dev/zero', (d) => (rmSync(join(d, 'config.json')), symlinkSync('/dev/zero', join(d, 'config.json'))), /config\.json: is a symbolic link leading outside the model directory/],
+  ['config.json a link to a system file', (d) => (rmSync(join(d, 'config.json')), symlinkSync('/etc/passwd', join(d, 'config.json'))), /^compact: error: \S+config\.json: is a symbolic link leading outside the model directory [^:]*$/],
+  ['model.safetensors a directory', (d) => (rmSync(join(d, 'model.safetensors')), mkdirSync(join(d, 'model.safetensors'))), /model\.safetensors: is a directory, not a regular file/],
+  ['model.safetensors a FIFO', (d) => (rmSync(join(d, 'model.safetensors')), mkfifo(join(d, 'model.safetensors'))), /model\.safetensors: is a FIFO, not a regular file/],
+  ['model.safetensors a link to /dev/zero', (d) => (rmSync(join(d, 'model.safetensors')), symlinkSync('/dev/zero', join(d, 'model.safetensors'))), /model\.safetensors: is a symbolic link leading outside/],
+  ['config.json over several lines, not JSON', (d) => writeFileSync(join(d, 'config.json'), '{"model_type": "llama",\n\n"x" y}'), /config\.json: not valid JSON \(.*\\n\\n.*\)\n$/],
+  // Sizes checked before anything is allocated; values of the wrong type or range.
+  ['num_hidden_layers 2e6', (d) => patchConfig(d, { num_hidden_layers: 2e6 }), /field num_hidden_layers is 2000000; compact reads at most 4096 layers/],
+  ['num_hidden_layers 1e12', (d) => patchConfig(d, { num_hidden_layers: 1e12 }), /field num_hidden_layers is 1000000000000; compact reads at most 4096 layers/],
+  ['num_hidden_layers above the layers present', (d) => patchConfig(d, { num_hidden_layers: 6 }), /tensor model\.layers\.5\.\S+ is missing/],
+  ['vocab_size 1e9', (d) => patchConfig(d, { vocab_size: 1e9 }), /tensor model\.embed_tokens\.weight has shape \[512,64\] but config\.json implies \[1000000000,64\]/],
+  ['max_position_embeddings a string', (d) => patchConfig(d, { max_position_embeddings: 'x' }), /field max_position_embeddings must be a positive integer, got "x"/],
+  ['tie_word_embeddings a list', (d) => patchConfig(d, { tie_word_embeddings: [] }), /field tie_word_embeddings must be true or false, got \[\]/],
+  ['rms_norm_eps 0', (d) => patchConfig(d, { rms_norm_eps: 0 }), /field rms_norm_eps must be a number > 0, got 0/],
+  ['rms_norm_eps negative', (d) => patchConfig(d, { rms_norm_eps: -1e-5 }), /field rms_norm_eps must be a number > 0, got -0\.00001/],
+  ['rope_theta 1e-300', (d) => patchConfig(d, { rope_theta: 1e-300 }), /rope_theta must be a number ≥ 1, got 1e-300/],
+  ['llama3 rope factor 0', (d) => patchConfig(d, { rope_scaling: { rope_type: 'llama3', factor: 0, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 512 } }), /rope factor must be a number > 0, got 0/],
+  ['llama3 rope factor a string', (d) => patchConfig(d, { rope_scaling: { rope_type: 'llama3', factor: '8', low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 512 } }), /rope factor must be a number > 0, got "8"/],
+  ['rope_scaling a string', (d) => patchConfig(d, { rope_scaling: 'llama3' }), /field rope_scaling must be an object, got a string/],
+  ['final_logit_softcapping 1e308', (d) => patchConfig(d, { final_logit_softcapping: 1e308 }), /field final_logit_softcapping must be a number > 0 and below 3\.4e38 \(f32\), got 1e\+308/],
+  // Safetensors files Hugging Face's reader refuses.
+  ['a hole between tensors', (d) => rawSafetensors(join(d, 'model.safetensors'), JSON.stringify({ a: { dtype: 'F32', shape: [2], data_offsets: [0, 8] }, b: { dtype: 'F32', shape: [2], data_offsets: [12, 20] } }), Buffer.alloc(20)), /model\.safetensors: 4 bytes before tensor b belong to no tensor \(a hole in the data\)/],
+  ['data not fully covered', (d) => rawSafetensors(join(d, 'model.safetensors'), JSON.stringify({ a: { dtype: 'F32', shape: [2], data_offsets: [0, 8] } }), Buffer.alloc(12)), /model\.safetensors: the last 4 bytes of the file belong to no tensor/],
+  ['header length one short (data shifted)', (d) => editSafetensors(join(d, 'model.safetensors'), () => {}, (data) => Buffer.concat([Buffer.from(' '), data])), /model\.safetensors: the last 1 bytes of the file belong to no tensor/],
+  ['header not starting with {', (d) => rawSafetensors(join(d, 'model.safetensors'), '[]'), /model\.safetensors: header does not start with '\{'/],
+  ['__metadata__ a list', (d) => editSafetensors(join(d, 'model.safetensors'), (h) => (h.__metadata__ = ['pt'])), /__metadata__ must be an object of strings, got a list/],
+  ['__metadata__ with a number', (d) => editSafetensors(join(d, 'model.safetensors'), (h) => (h.__metadata__ = { format: 1 })), /__metadata__ "format" must be a string, got a number/],
+  [
+    '__metadata__ nested 10,000 deep',
+    (d) => {
+      const bytes = readFileSync(join(d, 'model.safetensors'));
+      const n = Number(bytes.readBigUInt64LE(0));
+      const header = bytes.subarray(8, 8 + n).toString('utf8').trim();
+      const deep = `{"__metadata__":{"format":${'{"a":'.repeat(10_000)}1${'}'.repeat(10_000)}},${header.slice(header.indexOf('"model.'))}`;
+      rawSafetensors(join(d, 'model.safetensors'), deep, bytes.subarray(8 + n));
+    },
+    /__metadata__ "format" must be a string, got an object/,
+  ],
+  // Shard index hygiene.
+  ['index file null', (d) => (renameSync(join(d, 'model.safetensors'), join(d, 'model-00001-of-00001.safetensors')), writeFileSync(join(d, 'model.safetensors.index.json'), 'null')), /model\.safetensors\.index\.json: expected a JSON object, got null/],
+  [
+    'index naming a shard in a subdirectory',
+    (d) => {
+      mkdirSync(join(d, 'sub'));
+      renameSync(join(d, 'model.safetensors'), join(d, 'sub/model.safetensors'));
+      writeFileSync(join(d, 'model.safetensors.index.json'), JSON.stringify({ weight_map: { 'model.embed_tokens.weight': 'sub/model.safetensors' } }));
+    },
+    /shard "sub\/model\.safetensors" is not a file of the checkpoint directory itself/,
+  ],
 ];
 
 for (const [name, mutate, pattern] of cases) {
   test(`bad checkpoint: ${name}`, async () => expectUserError(await brokenCopy(mutate), pattern));
 }
+
+// Files only `eval` reads: the tokenizer, its config, the pruning timing; and the numbers it computes.
+const TEXT = join(work, 'text.txt');
+writeFileSync(TEXT, 'Once upon a time, there was a little girl named Lily. She loved to play outside in the sun.\n'.repeat(4));
+const EVAL = ['eval', 'DIR', '--text', TEXT];
+const evalCases: Case[] = [
+  ['tokenizer.json of another model type', (d) => editJson(join(d, 'tokenizer.json'), (t) => void (t.model.type = 'WordPiece')), /tokenizer\.json model type WordPiece is not supported/],
+  ['tokenizer.json with an empty vocab', (d) => editJson(join(d, 'tokenizer.json'), (t) => void ((t.model.vocab = {}), (t.model.merges = []))), /tokenizer\.json BPE model has an empty vocab/],
+  ['a merge that is null', (d) => editJson(join(d, 'tokenizer.json'), (t) => void (t.model.merges[3] = null)), /tokenizer\.json merge #3 is null, not two tokens/],
+  ['a merge that is a number', (d) => editJson(join(d, 'tokenizer.json'), (t) => void (t.model.merges[3] = 7)), /tokenizer\.json merge #3 is a number, not two tokens/],
+  ['a vocab id of 1e12', (d) => editJson(join(d, 'tokenizer.json'), (t) => void (t.model.vocab['▁Once'] = 1e12)), /tokenizer\.json vocab entry "▁Once" has id 1000000000000; ids must be integers in \[0, 16777216\)/],
+  ['an added token of 100,000 characters', (d) => editJson(join(d, 'tokenizer.json'), (t) => void (t.added_tokens[0].content = 'x'.repeat(100_000))), /tokenizer\.json added_tokens\[0\] \(id 0\) is 100000 characters long; at most 65536 are read/],
+  ['tokenizer.json over 64 MiB', (d) => editJson(join(d, 'tokenizer.json'), (t) => void (t.added_tokens[0].content = 'x'.repeat(65 << 20))), /tokenizer\.json: is \d+ bytes; compact reads at most 67108864 bytes \(64 MiB\) for this file/],
+  ['tokenizer.json a FIFO', (d) => (rmSync(join(d, 'tokenizer.json')), mkfifo(join(d, 'tokenizer.json'))), /tokenizer\.json: is a FIFO, not a regular file/],
+  ['tokenizer.json a link to /dev/zero', (d) => (rmSync(join(d, 'tokenizer.json')), symlinkSync('/dev/zero', join(d, 'tokenizer.json'))), /tokenizer\.json: is a symbolic link leading outside the model directory/],
+  ['tokenizer_config.json a link to /dev/urandom', (d) => (rmSync(join(d, 'tokenizer_config.json')), symlinkSync('/dev/urandom', join(d, 'tokenizer_config.json'))), /tokenizer_config\.json: is a symbolic link leading outside/],
+  ['tokenizer_config.json null', (d) => writeFileSync(join(d, 'tokenizer_config.json'), 'null'), /tokenizer_config\.json: expected a JSON object, got null/],
+  ['compact-timing.json {}', (d) => writeFileSync(join(d, 'compact-timing.json'), '{}'), /compact-timing\.json: not a compact timing file/],
+  [
+    'compact-timing.json with string seconds',
+    (d) => writeFileSync(join(d, 'compact-timing.json'), JSON.stringify({ seconds: { read: '0.1', total: '1' }, threads: 2, cpu: 'x', node: 'v20' })),
+    /compact-timing\.json: not a compact timing file/,
+  ],
+  [
+    'weights that make the forward pass NaN',
+    (d) => editSafetensors(join(d, 'model.safetensors'), () => {}, (data) => {
+      const out = Buffer.from(data);
+      out.fill(0xff); // every F32 weight a NaN
+      return out;
+    }),
+    /the model's log-likelihood of the text is NaN \(not finite\)/,
+  ],
+];
+
+for (const [name, mutate, pattern] of evalCases) {
+  test(`bad checkpoint (eval): ${name}`, async () => expectUserError(await brokenCopy(mutate), pattern, EVAL));
+}
+
+test('links inside the model directory, and a Hugging Face cache snapshot (every file a link into blobs/), are read', async () => {
+  const inside = await brokenCopy((d) => {
+    renameSync(join(d, 'config.json'), join(d, 'real-config.json'));
+    symlinkSync('real-config.json', join(d, 'config.json'));
+  });
+  let r = runCli(['inspect', inside]);
+  assert.equal(r.code, 0, r.stderr);
+  // <repo>/snapshots/<rev>/<file> -> ../../blobs/<sha256>
+  const repo = join(work, 'models--x--stories');
+  mkdirSync(join(repo, 'blobs'), { recursive: true });
+  mkdirSync(join(repo, 'snapshots', 'abc123'), { recursive: true });
+  for (const name of readdirSync(`${STORIES}hf`)) {
+    const bytes = readFileSync(join(`${STORIES}hf`, name));
+    const blob = createHash('sha256').update(bytes).digest('hex');
+    writeFileSync(join(repo, 'blobs', blob), bytes);
+    symlinkSync(`../../blobs/${blob}`, join(repo, 'snapshots', 'abc123', name));
+  }
+  r = runCli(['eval', join(repo, 'snapshots', 'abc123'), '--text', TEXT, '--json']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.ok(Number.isFinite(JSON.parse(r.stdout).bitsPerByte));
+});
+
+test('a shard index naming "./model-….safetensors" is read as the plain file name', async () => {
+  const dir = await brokenCopy((d) => {
+    renameSync(join(d, 'model.safetensors'), join(d, 'model-00001-of-00001.safetensors'));
+    const header = JSON.parse(execFileSync(process.execPath, ['-e', `const b=require('fs').readFileSync(${JSON.stringify(join(d, 'model-00001-of-00001.safetensors'))});process.stdout.write(b.subarray(8,8+Number(b.readBigUInt64LE(0))).toString())`], { encoding: 'utf8' }));
+    const weightMap = Object.fromEntries(Object.keys(header).filter((k) => k !== '__metadata__').map((k) => [k, './model-00001-of-00001.safetensors']));
+    writeFileSync(join(d, 'model.safetensors.index.json'), JSON.stringify({ metadata: {}, weight_map: weightMap }));
+  });
+  const r = runCli(['inspect', dir, '--json']);
+  assert.equal(r.code, 0, r.stderr);
+});
 
 test('eval: bad flags and files are user errors', () => {
   let r = runCli(['eval', `${STORIES}hf`, '--text', join(work, 'nope.txt')]);

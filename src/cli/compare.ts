@@ -6,6 +6,7 @@ import { studyCsv, studyHtml, studyMarkdown } from '../study/report.js';
 import { runStudy } from '../study/study.js';
 import { writeDirAtomic } from '../util/atomic-dir.js';
 import { CompactError } from '../util/errors.js';
+import { checkReadable } from '../util/files.js';
 import { jsonText } from '../util/json-text.js';
 import { addAgreementOptions, type AgreementFlags, agreementOptions } from './agreement-options.js';
 import { addCalibrationOptions, type CalibrationFlags, calibrationOptions } from './calibration-options.js';
@@ -45,6 +46,7 @@ export function registerCompare(program: Command, version: string, argv: string[
       const ratios = f.ratios.split(',').map((r) => Number(r));
       if (ratios.some((r) => !(r > 0 && r < 1))) throw new CompactError(`--ratios must be numbers in (0, 1), got ${f.ratios}`);
       const evalTexts = f.evalText.map((file) => ({ name: basename(file).replace(/\.[^.]+$/, ''), text: readTextFile(file) }));
+      checkReadable(f.calib); // here, or every cell would fail on it and the study report nothing
       const agreement = f.agreement ? { ...agreementOptions(f), window: 512 } : undefined;
       const bar = progressBar('study', !f.json);
       const command = ['compact', ...argv.slice(2)].join(' ');

@@ -15,7 +15,7 @@ import { openCheckpoint } from '../model/checkpoint.js';
 import { readConfig } from '../model/spec.js';
 import { encode, loadTokenizer } from '../model/tokenizer.js';
 import { CompactError } from '../util/errors.js';
-import { readUserJson, readUserText } from '../util/files.js';
+import { readUserJsonObject, readUserText } from '../util/files.js';
 import { addAgreementOptions, type AgreementFlags, agreementOptions } from './agreement-options.js';
 import { bytes, integer, percent, table } from './format.js';
 import { parameterTable } from './inspect.js';
@@ -122,7 +122,7 @@ export function registerEval(program: Command): void {
       const tasksStarted = performance.now();
       if (tasks.length > 0) {
         const configFile = join(dir, 'tokenizer_config.json');
-        const maxLength = modelMaxLength(ckpt.spec.raw, existsSync(configFile) ? (readUserJson(configFile) as Record<string, unknown>) : {});
+        const maxLength = modelMaxLength(ckpt.spec.raw, existsSync(configFile) ? readUserJsonObject(configFile, { within: dir }) : {});
         const decoder = tasks.some((t) => t.task.generation) ? await Decoder.open(ckpt, { threads }) : undefined;
         const eosIds = eosTokenIds(dir, ckpt.spec.raw);
         for (const { task, docs, numFewshot: shots } of tasks) {
@@ -291,7 +291,7 @@ export function generationTable(reports: TaskReport[]): string {
 /** The token ids generation stops at: generation_config.json's eos_token_id (one or a list), else config.json's. */
 function eosTokenIds(dir: string, config: Record<string, unknown>): number[] {
   const file = join(dir, 'generation_config.json');
-  const generation = existsSync(file) ? (readUserJson(file) as Record<string, unknown>) : {};
+  const generation = existsSync(file) ? readUserJsonObject(file, { within: dir }) : {};
   const value = generation.eos_token_id ?? config.eos_token_id;
   const ids = Array.isArray(value) ? value : value == null ? [] : [value];
   return ids.filter((id): id is number => Number.isSafeInteger(id));

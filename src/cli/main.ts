@@ -29,7 +29,9 @@ export async function main(argv: string[]): Promise<number> {
   } catch (e) {
     if (e instanceof CommanderError) return e.exitCode === 0 ? 0 : 2;
     if (e instanceof CompactError) {
-      process.stderr.write(`compact: error: ${e.message}\n`);
+      // One line, whatever a message quotes: control characters (a newline from a file) are escaped.
+      const line = e.message.replace(/[\u0000-\u001f\u007f]/g, (c) => JSON.stringify(c).slice(1, -1));
+      process.stderr.write(`compact: error: ${line}\n`);
       return 2;
     }
     throw e;

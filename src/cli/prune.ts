@@ -8,7 +8,7 @@ import { encode, loadTokenizer } from '../model/tokenizer.js';
 import { METHODS, type Method, prune, type PruneReport } from '../prune/prune.js';
 import { CRITERIA, type Criterion, type Weighting, WEIGHTINGS } from '../prune/scores.js';
 import { CompactError } from '../util/errors.js';
-import { readUserText } from '../util/files.js';
+import { checkReadable, readUserText } from '../util/files.js';
 import { addCalibrationOptions, type CalibrationFlags, calibrationOptions } from './calibration-options.js';
 import { positiveInt, readTextFile } from './eval.js';
 import { GGUF_TYPE_HELP } from './export.js';
@@ -72,6 +72,8 @@ export function registerPrune(program: Command, version: string, argv: string[])
         if (!Number.isFinite(n)) throw new CompactError(`${flag} must be a number, got ${JSON.stringify(value)}`);
         return n;
       };
+      // Every file named by a flag is checked before the work starts (--calib by prune itself).
+      checkReadable([...(f.evalText ? [f.evalText] : []), ...(f.vocabCorpus ?? []), ...(f.scoresIn ?? [])]);
       const bar = progressBar('prune', !f.json);
       const report = await prune(dir, f.output, {
         method: f.method,

@@ -9,7 +9,8 @@ import { argmax, Decoder } from '../engine/decoder.js';
 import type { Checkpoint } from '../model/checkpoint.js';
 import { countParams, type ParamCount } from '../model/param-count.js';
 import { TIMING_FILE, type PruneTiming } from '../prune/prune.js';
-import { readUserJson } from '../util/files.js';
+import { check } from '../util/errors.js';
+import { readUserJsonObject } from '../util/files.js';
 
 export interface SpeedOptions {
   /** Prompt tokens of the prefill. */
@@ -42,7 +43,23 @@ export interface Efficiency {
 export function staticEfficiency(ckpt: Checkpoint): Efficiency {
   const parameters = countParams(ckpt);
   const timingFile = join(ckpt.dir, TIMING_FILE);
-  return { parameters, pruning: existsSync(timingFile) ? (readUserJson(timingFile) as PruneTiming) : undefined };
+  return { parameters, pruning: existsSync(timingFile) ? readPruneTiming(timingFile, ckpt.dir) : undefined };
+}
+
+/** compact-timing.json, checked when the checkpoint is opened (not after a whole evaluation). */
+function readPruneTiming(file: string, dir: string): PruneTiming {
+  const json = readUserJsonObject(file, { within: dir });
+  const seconds = json.seconds;
+  const valid =
+    seconds != null &&
+    typeof seconds === 'object' &&
+    !Array.isArray(seconds) &&
+    typeof (seconds as Record<string, unknown>).total === 'number' &&
+    Object.values(seconds).every((s) => typeof s === 'number' && Number.isFinite(s) && s >= 0) &&
+    Number.isSafeInteger(json.threads) &&
+    typeof json.cpu === 'string';
+  check(valid, `${file}: not a compact timing file ({"seconds": {"total": s, <phase>: s, …}, "threads": n, "cpu": "…"}; numbers of seconds ≥ 0); delete it or restore it`);
+  return json as unknown as PruneTiming;
 }
 
 /**

@@ -75,6 +75,12 @@ export async function evaluateText(engine: Engine, ids: number[], bytes: number,
     });
     options.onProgress?.(Math.min(i + perCall, windows.length), windows.length);
   }
+  // A NaN or infinite log-likelihood is never a measurement: weights or config values broke the
+  // forward pass (an F16 overflow, a shifted data section, a degenerate norm or RoPE setting).
+  check(
+    Number.isFinite(totalNll),
+    `the model's log-likelihood of the text is ${totalNll} (not finite): its weights or config.json make the forward pass produce NaN or infinity, so no bits per byte can be reported`,
+  );
   const meanNll = totalNll / predictions;
   return {
     tokens: ids.length,

@@ -112,9 +112,9 @@ function tokenizerPart(ckpt: Checkpoint): ReturnType<typeof tokenizerMetadata> {
   const file = join(ckpt.dir, 'tokenizer.json');
   check(existsSync(file), `${ckpt.dir}: no tokenizer.json; a GGUF for llama.cpp needs the tokenizer (convert a SentencePiece or tiktoken tokenizer to tokenizer.json first)`);
   const configFile = join(ckpt.dir, 'tokenizer_config.json');
-  const tokenizerConfig = existsSync(configFile) ? readUserJson(configFile) : undefined;
+  const tokenizerConfig = existsSync(configFile) ? readUserJson(configFile, { within: ckpt.dir }) : undefined;
   return tokenizerMetadata({
-    tokenizer: readUserJson(file),
+    tokenizer: readUserJson(file, { within: ckpt.dir }),
     tokenizerConfig: isObject(tokenizerConfig) ? tokenizerConfig : undefined,
     config: ckpt.spec.raw as JsonObject,
     hf: loadTokenizer(ckpt.dir),

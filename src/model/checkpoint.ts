@@ -3,9 +3,10 @@
  * model.safetensors.index.json. Opening reads only headers, and checks that every tensor the
  * config implies is present with the right shape.
  */
-import { existsSync, readFileSync } from 'node:fs';
-import { basename, join, resolve, sep } from 'node:path';
+import { existsSync } from 'node:fs';
+import { basename, join, posix } from 'node:path';
 import { CompactError, check } from '../util/errors.js';
+import { readUserJsonObject } from '../util/files.js';
 import { isFloatDtype } from './dtype.js';
 import { readSafetensorsHeader, readTensorF32, type TensorInfo } from './safetensors.js';
 import { type ModelSpec, readConfig } from './spec.js';
@@ -46,24 +47,28 @@ export function openCheckpoint(dir: string): Checkpoint {
   return { dir, spec, shards, tensors };
 }
 
+/**
+ * The weight files, by their plain names in `dir`. An index's shard names are normalized
+ * ("./model-00002-of-00002.safetensors" is "model-00002-of-00002.safetensors") and must name a
+ * file of the directory itself.
+ */
 function listWeightFiles(dir: string): string[] {
   const indexPath = join(dir, INDEX_FILE);
   if (existsSync(indexPath)) {
-    let index: { weight_map?: unknown };
-    try {
-      index = JSON.parse(readFileSync(indexPath, 'utf8'));
-    } catch (e) {
-      throw new CompactError(`${indexPath}: not valid JSON (${(e as Error).message})`);
-    }
+    const index = readUserJsonObject(indexPath, { within: dir });
     const map = index.weight_map;
     check(map && typeof map === 'object' && !Array.isArray(map), `${indexPath}: field weight_map is missing or not an object`);
-    const files = [...new Set(Object.values(map as Record<string, unknown>))];
-    for (const file of files) {
+    const files = new Set<string>();
+    for (const file of Object.values(map as Record<string, unknown>)) {
       check(typeof file === 'string' && file.length > 0, `${indexPath}: weight_map has a non-string file name ${JSON.stringify(file)}`);
-      check(resolve(dir, file).startsWith(resolve(dir) + sep), `${indexPath}: shard ${JSON.stringify(file)} points outside the checkpoint directory`);
-      check(existsSync(join(dir, file)), `${indexPath}: shard ${file} does not exist`);
+      const name = posix.normalize(file.replaceAll('\\', '/'));
+      check(!name.startsWith('../') && name !== '..' && !name.startsWith('/'), `${indexPath}: shard ${JSON.stringify(file)} points outside the checkpoint directory`);
+      check(!name.includes('/') && name !== '.', `${indexPath}: shard ${JSON.stringify(file)} is not a file of the checkpoint directory itself (compact reads shards from the top level)`);
+      check(existsSync(join(dir, name)), `${indexPath}: shard ${file} does not exist`);
+      files.add(name);
     }
-    return (files as string[]).sort();
+    check(files.size > 0, `${indexPath}: weight_map is empty`);
+    return [...files].sort();
   }
   check(existsSync(join(dir, SINGLE_FILE)), `${dir}: no ${SINGLE_FILE} or ${INDEX_FILE} (only safetensors checkpoints are supported)`);
   return [SINGLE_FILE];

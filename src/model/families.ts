@@ -55,7 +55,7 @@ const plain = {
 
 /** Qwen2/3: sliding attention only when enabled, and only from layer max_window_layers on. */
 const qwenLayerType = (c: RawConfig, i: number): AttentionKind =>
-  c.use_sliding_window && c.sliding_window != null && i >= Number(c.max_window_layers ?? 0) ? 'sliding' : 'full';
+  c.use_sliding_window === true && c.sliding_window != null && i >= Number(c.max_window_layers ?? 0) ? 'sliding' : 'full';
 
 const gemma = {
   ...plain,
@@ -93,3 +93,8 @@ export const FAMILIES: Record<string, FamilyDescriptor> = {
 };
 
 export const SUPPORTED_MODEL_TYPES = Object.keys(FAMILIES);
+
+/** The family of a config's `model_type`, own entries only ("constructor" or "__proto__" is no family). */
+export function familyOf(modelType: string): FamilyDescriptor | undefined {
+  return Object.hasOwn(FAMILIES, modelType) ? FAMILIES[modelType] : undefined;
+}

@@ -2,10 +2,15 @@
  * Safetensors files, read lazily: the header is parsed and checked once; tensor bytes are read by
  * byte offset only when asked for, so a file is never loaded whole.
  * Format: u64 LE header length n, n bytes of JSON {name: {dtype, shape, data_offsets}}, data.
+ * The header is checked by the rules of Hugging Face's own reader (the `safetensors` crate's
+ * `Metadata::validate`): a header of at most 100,000,000 bytes starting with '{'; tensors, sorted
+ * by offsets, tile the data exactly (no hole, no overlap, the last one ending at the end of the
+ * file); `__metadata__` a map of string to string. A file it would refuse is refused here.
  */
-import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
-import { basename } from 'node:path';
+import { closeSync, openSync, readSync } from 'node:fs';
+import { basename, dirname } from 'node:path';
 import { CompactError, check } from '../util/errors.js';
+import { describeJson, isJsonObject, oneLine, openUserFile } from '../util/files.js';
 import { DTYPE_BYTES, type FloatDtype, isFloatDtype, toFloat32 } from './dtype.js';
 
 export interface TensorInfo {
@@ -24,13 +29,13 @@ export interface SafetensorsHeader {
   metadata: Record<string, string>;
 }
 
-const MAX_HEADER_BYTES = 100 * 1024 * 1024;
+/** The safetensors crate's MAX_HEADER_SIZE. */
+const MAX_HEADER_BYTES = 100_000_000;
 
 export function readSafetensorsHeader(file: string): SafetensorsHeader {
   const where = basename(file);
-  const fd = openFile(file);
+  const { fd, size: fileSize } = openUserFile(file, { within: dirname(file) });
   try {
-    const fileSize = fstatSync(fd).size;
     check(fileSize >= 8, `${where}: file is ${fileSize} bytes, too short for a safetensors header`);
     const lengthBytes = readExactly(fd, 0, 8, where);
     const headerLength = Number(new DataView(lengthBytes.buffer).getBigUint64(0, true));
@@ -38,26 +43,33 @@ export function readSafetensorsHeader(file: string): SafetensorsHeader {
       headerLength > 1 && headerLength <= MAX_HEADER_BYTES && 8 + headerLength <= fileSize,
       `${where}: header length ${headerLength} is invalid for a file of ${fileSize} bytes (truncated or not safetensors)`,
     );
-    const text = Buffer.from(readExactly(fd, 8, headerLength, where)).toString('utf8');
+    const headerBytes = readExactly(fd, 8, headerLength, where);
+    check(headerBytes[0] === 0x7b, `${where}: header does not start with '{' (not safetensors)`);
+    let text: string;
+    try {
+      text = new TextDecoder('utf-8', { fatal: true }).decode(headerBytes);
+    } catch {
+      throw new CompactError(`${where}: header is not valid UTF-8`);
+    }
     let json: unknown;
     try {
       json = JSON.parse(text);
     } catch (e) {
-      throw new CompactError(`${where}: header is not valid JSON (${(e as Error).message})`);
+      throw new CompactError(`${where}: header is not valid JSON (${oneLine((e as Error).message)})`);
     }
-    check(json && typeof json === 'object' && !Array.isArray(json), `${where}: header is not a JSON object`);
+    check(isJsonObject(json), `${where}: header is not a JSON object`);
     const dataStart = 8 + headerLength;
     const dataSize = fileSize - dataStart;
     const tensors = new Map<string, TensorInfo>();
     let metadata: Record<string, string> = {};
-    for (const [name, entry] of Object.entries(json as Record<string, unknown>)) {
+    for (const [name, entry] of Object.entries(json)) {
       if (name === '__metadata__') {
-        metadata = (entry ?? {}) as Record<string, string>;
+        metadata = parseMetadata(where, entry);
         continue;
       }
       tensors.set(name, parseEntry(where, file, name, entry, dataStart, dataSize));
     }
-    checkNoOverlap(where, [...tensors.values()]);
+    checkTiling(where, [...tensors.values()], dataStart, dataSize);
     return { file, tensors, metadata };
   } finally {
     closeSync(fd);
@@ -67,7 +79,7 @@ export function readSafetensorsHeader(file: string): SafetensorsHeader {
 function parseEntry(where: string, file: string, name: string, entry: unknown, dataStart: number, dataSize: number): TensorInfo {
   const e = entry as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
   check(e && typeof e === 'object', `${where}: tensor ${name}: entry is not an object`);
-  check(typeof e.dtype === 'string' && e.dtype in DTYPE_BYTES, `${where}: tensor ${name}: unknown dtype ${JSON.stringify(e.dtype)}`);
+  check(typeof e.dtype === 'string' && Object.hasOwn(DTYPE_BYTES, e.dtype), `${where}: tensor ${name}: unknown dtype ${JSON.stringify(e.dtype)}`);
   check(
     Array.isArray(e.shape) && e.shape.every((d) => Number.isSafeInteger(d) && d >= 0),
     `${where}: tensor ${name}: shape ${JSON.stringify(e.shape)} is not a list of non-negative integers`,
@@ -80,16 +92,36 @@ function parseEntry(where: string, file: string, name: string, entry: unknown, d
   const [begin, end] = offsets as [number, number];
   const shape = e.shape as number[];
   const expected = shape.reduce((a, b) => a * b, 1) * DTYPE_BYTES[e.dtype];
+  check(Number.isSafeInteger(expected), `${where}: tensor ${name}: shape ${JSON.stringify(shape)} is too large`);
   check(end - begin === expected, `${where}: tensor ${name}: ${e.dtype}${JSON.stringify(shape)} needs ${expected} bytes but data_offsets span ${end - begin}`);
   check(end <= dataSize, `${where}: tensor ${name}: data_offsets end ${end} is past the end of the data (${dataSize} bytes; file truncated?)`);
   return { name, file, dtype: e.dtype, shape, begin: dataStart + begin, end: dataStart + end };
 }
 
-function checkNoOverlap(where: string, tensors: TensorInfo[]): void {
-  const sorted = [...tensors].filter((t) => t.end > t.begin).sort((a, b) => a.begin - b.begin);
-  for (let i = 1; i < sorted.length; i++) {
-    check(sorted[i].begin >= sorted[i - 1].end, `${where}: tensors ${sorted[i - 1].name} and ${sorted[i].name} overlap in the file`);
+/** `__metadata__`: a map of string to string (anything else makes Hugging Face's reader refuse the file). */
+function parseMetadata(where: string, entry: unknown): Record<string, string> {
+  if (entry == null) return {};
+  check(isJsonObject(entry), `${where}: __metadata__ must be an object of strings, got ${describeJson(entry)}`);
+  const metadata: Record<string, string> = {};
+  for (const [key, value] of Object.entries(entry)) {
+    check(typeof value === 'string', `${where}: __metadata__ ${oneLine(JSON.stringify(key), 60)} must be a string, got ${describeJson(value)}`);
+    metadata[key] = value;
   }
+  return metadata;
+}
+
+/** Sorted by offsets, the tensors tile the data: each starts where the previous one ends, the last ends at the end of the file. */
+function checkTiling(where: string, tensors: TensorInfo[], dataStart: number, dataSize: number): void {
+  const sorted = [...tensors].sort((a, b) => a.begin - b.begin || a.end - b.end);
+  let end = dataStart;
+  let previous: TensorInfo | undefined;
+  for (const t of sorted) {
+    check(t.begin >= end, `${where}: tensors ${previous?.name} and ${t.name} overlap in the file`);
+    check(t.begin === end, `${where}: ${t.begin - end} bytes before tensor ${t.name} belong to no tensor (a hole in the data)`);
+    end = t.end;
+    previous = t;
+  }
+  check(end === dataStart + dataSize, `${where}: the last ${dataStart + dataSize - end} bytes of the file belong to no tensor (data not fully covered: wrong header length or a stray tail)`);
 }
 
 /** Reads the raw bytes of a tensor (or of rows [rowStart, rowEnd) of its first dimension). */

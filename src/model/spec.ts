@@ -5,8 +5,8 @@
  */
 import { join } from 'node:path';
 import { CompactError, check } from '../util/errors.js';
-import { readUserText } from '../util/files.js';
-import { type Activation, type AttentionKind, FAMILIES, type FamilyDescriptor, type RawConfig, SUPPORTED_MODEL_TYPES } from './families.js';
+import { describeJson, isJsonObject, readUserJsonObject } from '../util/files.js';
+import { type Activation, type AttentionKind, familyOf, type FamilyDescriptor, type RawConfig, SUPPORTED_MODEL_TYPES } from './families.js';
 
 export interface RopeSpec {
   theta: number;
@@ -53,21 +53,20 @@ export interface ModelSpec {
 
 export function readConfig(dir: string): ModelSpec {
   const file = join(dir, 'config.json');
-  const text = readUserText(file, `; is ${dir} a Hugging Face checkpoint directory?`);
-  let raw: unknown;
-  try {
-    raw = JSON.parse(text);
-  } catch (e) {
-    throw new CompactError(`${file}: not valid JSON (${(e as Error).message})`);
-  }
-  check(raw && typeof raw === 'object' && !Array.isArray(raw), `${file}: expected a JSON object`);
-  return specFromConfig(raw as RawConfig, file);
+  return specFromConfig(readUserJsonObject(file, { within: dir, hint: `; is ${dir} a Hugging Face checkpoint directory?` }), file);
 }
+
+/**
+ * More layers than any real model has (Llama 3.1 405B: 126); checked before anything per layer is
+ * allocated, so a mistyped num_hidden_layers is one clear error, not an out-of-memory crash. The
+ * checkpoint then checks every layer's tensors are present.
+ */
+export const MAX_LAYERS = 4096;
 
 export function specFromConfig(raw: RawConfig, where = 'config.json'): ModelSpec {
   const modelType = raw.model_type;
   check(typeof modelType === 'string', `${where}: field model_type is missing`);
-  const family = FAMILIES[modelType];
+  const family = familyOf(modelType);
   check(family, `${where}: unsupported model_type ${JSON.stringify(modelType)}; supported: ${SUPPORTED_MODEL_TYPES.join(', ')}`);
 
   const int = (field: string, fallback?: number): number => {
@@ -75,12 +74,28 @@ export function specFromConfig(raw: RawConfig, where = 'config.json'): ModelSpec
     check(Number.isSafeInteger(v) && (v as number) > 0, `${where}: field ${field} must be a positive integer, got ${JSON.stringify(raw[field])}`);
     return v as number;
   };
-  const num = (field: string, fallback?: number): number => {
+  /** A finite number > `above` (a value where the math needs one, e.g. a divisor). */
+  const num = (field: string, fallback: number | undefined, above = -Infinity): number => {
     const v = raw[field] ?? fallback;
-    check(typeof v === 'number' && Number.isFinite(v), `${where}: field ${field} must be a number, got ${JSON.stringify(raw[field])}`);
+    check(typeof v === 'number' && Number.isFinite(v) && v > above, `${where}: field ${field} must be a number${above > -Infinity ? ` > ${above}` : ''}, got ${JSON.stringify(raw[field])}`);
     return v;
   };
-  const optionalNum = (field: string): number | null => (raw[field] == null ? null : num(field));
+  /** A soft-capping value: positive, and finite in f32 (the engine's compute type), or absent. */
+  const softcap = (field: string): number | null => {
+    if (raw[field] == null) return null;
+    const v = num(field, undefined, 0);
+    check(Number.isFinite(Math.fround(v)), `${where}: field ${field} must be a number > 0 and below 3.4e38 (f32), got ${JSON.stringify(raw[field])}`);
+    return v;
+  };
+  const bool = (field: string, fallback: boolean): boolean => {
+    const v = raw[field] ?? fallback;
+    check(typeof v === 'boolean', `${where}: field ${field} must be true or false, got ${JSON.stringify(raw[field])}`);
+    return v;
+  };
+  // Fields read elsewhere (families' layer patterns, RoPE, evaluation lengths): right type or absent.
+  for (const field of ['max_position_embeddings', 'sliding_window_pattern']) if (raw[field] != null) int(field);
+  if (raw.max_window_layers != null) check(Number.isSafeInteger(raw.max_window_layers) && (raw.max_window_layers as number) >= 0, `${where}: field max_window_layers must be a non-negative integer, got ${JSON.stringify(raw.max_window_layers)}`);
+  bool('use_sliding_window', false);
 
   const hiddenSize = int('hidden_size');
   const numHeads = int('num_attention_heads');
@@ -89,10 +104,13 @@ export function specFromConfig(raw: RawConfig, where = 'config.json'): ModelSpec
   const headDim = raw.head_dim == null ? family.defaultHeadDim ?? hiddenSize / numHeads : int('head_dim');
   check(Number.isInteger(headDim) && headDim % 2 === 0, `${where}: head_dim ${headDim} must be an even integer`);
   const numLayers = int('num_hidden_layers');
+  check(numLayers <= MAX_LAYERS, `${where}: field num_hidden_layers is ${numLayers}; compact reads at most ${MAX_LAYERS} layers`);
 
-  const activationName = String(raw[family.activationField] ?? family.defaultActivation);
+  const activationValue = raw[family.activationField] ?? family.defaultActivation;
+  check(typeof activationValue === 'string', `${where}: field ${family.activationField} must be a string, got ${JSON.stringify(activationValue)}`);
+  const activationName = activationValue;
   const activation = family.geluIsTanh && activationName === 'gelu' ? 'gelu_tanh' : parseActivation(activationName, where);
-  const attnScale = family.queryPreAttnScalar ? num('query_pre_attn_scalar', headDim) ** -0.5 : headDim ** -0.5;
+  const attnScale = family.queryPreAttnScalar ? num('query_pre_attn_scalar', headDim, 0) ** -0.5 : headDim ** -0.5;
   const slidingWindow = raw.sliding_window == null ? null : int('sliding_window');
   const layerTypes = parseLayerTypes(raw, family, numLayers, where);
   const layers = layerTypes.map((attention): LayerSpec => ({
@@ -112,15 +130,15 @@ export function specFromConfig(raw: RawConfig, where = 'config.json'): ModelSpec
     numHeads,
     numKvHeads,
     headDim,
-    normEps: num('rms_norm_eps', 1e-6),
-    tiedEmbeddings: Boolean(raw.tie_word_embeddings ?? family.tiedByDefault),
-    qkvBias: family.qkvBias || Boolean(raw.attention_bias),
-    oBias: !family.qkvBias && Boolean(raw.attention_bias),
-    mlpBias: Boolean(raw.mlp_bias),
+    normEps: num('rms_norm_eps', 1e-6, 0),
+    tiedEmbeddings: bool('tie_word_embeddings', family.tiedByDefault),
+    qkvBias: family.qkvBias || bool('attention_bias', false),
+    oBias: !family.qkvBias && bool('attention_bias', false),
+    mlpBias: bool('mlp_bias', false),
     activation,
     attnScale,
-    attnSoftcap: family.attnSoftcap ? optionalNum('attn_logit_softcapping') : null,
-    finalSoftcap: optionalNum('final_logit_softcapping'),
+    attnSoftcap: family.attnSoftcap ? softcap('attn_logit_softcapping') : null,
+    finalSoftcap: softcap('final_logit_softcapping'),
     embedScale: family.scaleEmbeddings ? Math.fround(Math.sqrt(hiddenSize)) : 1,
     layers,
     raw,
@@ -151,8 +169,11 @@ function parseLayerTypes(raw: RawConfig, family: FamilyDescriptor, numLayers: nu
  * use `rope_local_base_freq` without scaling.
  */
 function ropeFor(raw: RawConfig, family: FamilyDescriptor, attention: AttentionKind, where: string): RopeSpec {
+  for (const field of ['rope_parameters', 'rope_scaling']) {
+    check(raw[field] == null || isJsonObject(raw[field]), `${where}: field ${field} must be an object, got ${describeJson(raw[field])}`);
+  }
   let params = raw.rope_parameters as RawConfig | null | undefined;
-  if (params && typeof params === 'object') {
+  if (params) {
     const perType = params[`${attention}_attention`];
     if (perType && typeof perType === 'object') params = perType as RawConfig;
   } else {
@@ -160,16 +181,26 @@ function ropeFor(raw: RawConfig, family: FamilyDescriptor, attention: AttentionK
     const scaling = local ? null : (raw.rope_scaling as RawConfig | null | undefined);
     params = { ...(scaling ?? {}), rope_theta: local ? raw.rope_local_base_freq ?? 10000 : raw.rope_theta ?? family.defaultRopeTheta };
   }
-  const type = String(params.rope_type ?? params.type ?? 'default');
+  const type = params.rope_type ?? params.type ?? 'default';
   check(type === 'default' || type === 'linear' || type === 'llama3', `${where}: unsupported rope type ${JSON.stringify(type)}; supported: default, linear, llama3`);
-  const theta = Number(params.rope_theta ?? family.defaultRopeTheta);
-  check(Number.isFinite(theta) && theta > 0, `${where}: rope_theta must be a positive number`);
-  return {
-    theta,
-    type,
-    factor: Number(params.factor ?? 1),
-    lowFreqFactor: Number(params.low_freq_factor ?? 1),
-    highFreqFactor: Number(params.high_freq_factor ?? 4),
-    originalMaxPositions: Number(params.original_max_position_embeddings ?? raw.max_position_embeddings ?? 8192),
+  // Each value must be a number where the math needs one: theta ≥ 1 (inverse frequencies
+  // theta^(-2i/d) stay finite in f32), factors > 0, and for llama3 high_freq_factor > low_freq_factor.
+  const number = (value: unknown, fallback: number, ok: (v: number) => boolean, name: string, what: string): number => {
+    const v = value ?? fallback;
+    check(typeof v === 'number' && Number.isFinite(v) && ok(v), `${where}: ${name} must be ${what}, got ${JSON.stringify(value)}`);
+    return v;
   };
+  const positive = (v: number) => v > 0;
+  const theta = number(params.rope_theta, family.defaultRopeTheta, (v) => v >= 1, 'rope_theta', 'a number ≥ 1');
+  const factor = number(params.factor, 1, positive, 'rope factor', 'a number > 0');
+  const lowFreqFactor = number(params.low_freq_factor, 1, positive, 'rope low_freq_factor', 'a number > 0');
+  const highFreqFactor = number(params.high_freq_factor, 4, (v) => v > 0 && (type !== 'llama3' || v > lowFreqFactor), 'rope high_freq_factor', 'a number > 0 (and > low_freq_factor for llama3)');
+  const originalMaxPositions = number(
+    params.original_max_position_embeddings ?? raw.max_position_embeddings,
+    8192,
+    (v) => Number.isSafeInteger(v) && v > 0,
+    'rope original_max_position_embeddings',
+    'a positive integer',
+  );
+  return { theta, type, factor, lowFreqFactor, highFreqFactor, originalMaxPositions };
 }

@@ -3,15 +3,24 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { Tokenizer } from '@huggingface/tokenizers';
 import { CompactError, check } from '../util/errors.js';
-import { readUserJson } from '../util/files.js';
+import { readUserJsonObject } from '../util/files.js';
+import { requireBpeTokenizer } from '../vocab/tokenizer-json.js';
 
+/** tokenizer.json (a BPE model: the only kind compact understands) and tokenizer_config.json, checked. */
 export function loadTokenizer(dir: string): Tokenizer {
   const file = join(dir, 'tokenizer.json');
   check(existsSync(file), `${dir}: no tokenizer.json (compact needs the Hugging Face fast-tokenizer file)`);
   const configFile = join(dir, 'tokenizer_config.json');
-  const config = existsSync(configFile) ? readUserJson(configFile) : {};
+  const config = existsSync(configFile) ? readUserJsonObject(configFile, { within: dir }) : {};
+  const tokenizer = readUserJsonObject(file, { within: dir });
   try {
-    return new Tokenizer(readUserJson(file) as object, config as object);
+    requireBpeTokenizer({ tokenizer });
+  } catch (e) {
+    if (e instanceof CompactError) throw new CompactError(`${dir}/${e.message}`);
+    throw e;
+  }
+  try {
+    return new Tokenizer(tokenizer, config);
   } catch (e) {
     throw new CompactError(`${file}: cannot build the tokenizer (${(e as Error).message})`);
   }

@@ -7,11 +7,10 @@
  * length never derives from the model's context.
  */
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import type { Tokenizer } from '@huggingface/tokenizers';
 import { encode } from '../model/tokenizer.js';
 import { CompactError, check } from '../util/errors.js';
-import { readUserText } from '../util/files.js';
+import { oneLine, readUserBytes, readUserText } from '../util/files.js';
 import { shuffled } from './random.js';
 
 export interface CalibrationOptions {
@@ -46,7 +45,7 @@ export function readDocuments(file: string, field: string): string[] {
     try {
       row = JSON.parse(line);
     } catch (e) {
-      throw new CompactError(`${file}:${i + 1}: not valid JSON (${(e as Error).message})`);
+      throw new CompactError(`${file}:${i + 1}: not valid JSON (${oneLine((e as Error).message)})`);
     }
     const value = (row as Record<string, unknown> | null)?.[field];
     check(typeof value === 'string', `${file}:${i + 1}: field ${JSON.stringify(field)} is missing or not a string (set it with --calib-field)`);
@@ -60,7 +59,7 @@ export function buildCalibration(tokenizer: Tokenizer, files: string[], options:
   const hash = createHash('sha256');
   const documents: string[] = [];
   for (const file of files) {
-    hash.update(readFileSync(file));
+    hash.update(readUserBytes(file));
     documents.push(...readDocuments(file, options.field));
   }
   const heldOut = options.holdOutChars ? holdOut(documents, options.holdOutChars) : '';
