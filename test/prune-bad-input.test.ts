@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
@@ -122,4 +122,69 @@ test('an interrupted prune leaves no output directory and the input untouched', 
     rmSync(out, { recursive: true, force: true });
   }
   assert.fail('the prune was never interrupted while writing in 5 attempts');
+});
+
+/** A copy of the bundled model with `mutate` applied. */
+function modelCopy(name: string, mutate: (dir: string) => void): string {
+  const dir = join(work, name);
+  cpSync(stories, dir, { recursive: true });
+  mutate(dir);
+  return dir;
+}
+
+const editJson = (file: string, edit: (json: any) => void): void => {
+  const json = JSON.parse(readFileSync(file, 'utf8'));
+  edit(json);
+  writeFileSync(file, JSON.stringify(json));
+};
+
+test('prune refuses, before calibrating: tokenizer files that are null, merges that are not two tokens, a WordPiece model, an empty vocab', () => {
+  // --calib names a missing file: each refusal must come before any calibration text is read.
+  const args = (dir: string) => [dir, '-o', 'OUT', '--vocab', '400', '--ffn', '100', '--calib', join(work, 'missing.txt')];
+  const cases: [string, (dir: string) => void, RegExp][] = [
+    ['tc-null', (d) => writeFileSync(join(d, 'tokenizer_config.json'), 'null'), /tokenizer_config\.json: expected a JSON object, got null/],
+    ['merge-null', (d) => editJson(join(d, 'tokenizer.json'), (t) => (t.model.merges[3] = null)), /tokenizer\.json merge #3 is null, not two tokens separated by one space/],
+    ['merge-number', (d) => editJson(join(d, 'tokenizer.json'), (t) => (t.model.merges[3] = 7)), /tokenizer\.json merge #3 is a number/],
+    ['wordpiece', (d) => editJson(join(d, 'tokenizer.json'), (t) => (t.model.type = 'WordPiece')), /tokenizer\.json model type WordPiece is not supported/],
+    ['empty-vocab', (d) => editJson(join(d, 'tokenizer.json'), (t) => ((t.model.vocab = {}), (t.model.merges = []))), /tokenizer\.json BPE model has an empty vocab/],
+  ];
+  for (const [name, mutate, pattern] of cases) {
+    const dir = modelCopy(name, mutate);
+    const before = createHash('sha256').update(readFileSync(join(dir, 'tokenizer.json'))).update(readFileSync(join(dir, 'tokenizer_config.json'))).digest('hex');
+    expectRefusal(args(dir), pattern);
+    assert.equal(createHash('sha256').update(readFileSync(join(dir, 'tokenizer.json'))).update(readFileSync(join(dir, 'tokenizer_config.json'))).digest('hex'), before, 'input unchanged');
+  }
+});
+
+test('prune of a shard index naming "./model-….safetensors" writes the pruned shards (it copied the unpruned shard over them and refused its own output)', () => {
+  const source = `${ROOT}test/fixtures/families/llama-sharded`;
+  const dotted = join(work, 'dotted-index');
+  cpSync(source, dotted, { recursive: true });
+  editJson(join(dotted, 'model.safetensors.index.json'), (index) => {
+    index.weight_map = Object.fromEntries(Object.entries(index.weight_map as Record<string, string>).map(([k, v]) => [k, `./${v}`]));
+  });
+  const outs = [join(work, 'dotted-out'), join(work, 'plain-out')];
+  for (const [input, out] of [[dotted, outs[0]], [source, outs[1]]]) {
+    const r = runCli(['prune', input, '-o', out, '--ffn', '16', '--criterion', 'magnitude']);
+    assert.equal(r.code, 0, r.stderr);
+  }
+  const shards = readdirSync(outs[1]).filter((f) => f.endsWith('.safetensors'));
+  assert.equal(shards.length, 3);
+  for (const shard of shards) assert.deepEqual(readFileSync(join(outs[0], shard)), readFileSync(join(outs[1], shard)), shard);
+  assert.deepEqual(readdirSync(outs[0]).filter((f) => f.endsWith('.safetensors')), shards);
+  assert.equal(runCli(['inspect', outs[0]]).code, 0);
+});
+
+test('prune never copies a link leading out of the model directory, and reads none', () => {
+  const dir = modelCopy('outside-links', (d) => symlinkSync('/etc/hostname', join(d, 'notes.txt')));
+  const out = join(work, 'outside-links-out');
+  const r = runCli(['prune', dir, '-o', out, '--ffn', '100', '--criterion', 'magnitude', '--json']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.ok(!existsSync(join(out, 'notes.txt')));
+  assert.deepEqual(JSON.parse(r.stdout).leftOut, [{ file: 'notes.txt', reason: 'symbolic link' }]);
+  const linked = modelCopy('outside-tokenizer', (d) => {
+    rmSync(join(d, 'tokenizer_config.json'));
+    symlinkSync('/dev/urandom', join(d, 'tokenizer_config.json'));
+  });
+  expectRefusal([linked, '-o', 'OUT', '--ffn', '100', '--criterion', 'magnitude'], /tokenizer_config\.json: is a symbolic link leading outside the model directory/);
 });

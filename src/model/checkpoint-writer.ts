@@ -3,18 +3,20 @@
  * edited (sliced, renamed) or dropped by `edit`; dtypes and the shard layout are preserved, and
  * only one tensor is in memory at a time.
  */
-import { copyFileSync, lstatSync, readdirSync, realpathSync, statSync, writeFileSync } from 'node:fs';
-import { basename, dirname, join, sep } from 'node:path';
+import { copyFileSync, lstatSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { insideRepository } from '../util/files.js';
 import type { Checkpoint } from './checkpoint.js';
 import { INDEX_FILE } from './checkpoint.js';
 import { DTYPE_BYTES } from './dtype.js';
-import { readTensorBytes, type TensorInfo } from './safetensors.js';
+import type { TensorInfo } from './safetensors.js';
+import { tensorChunks } from './slice.js';
 import { type TensorToWrite, writeSafetensors } from './safetensors-writer.js';
 
 /** What to write for a source tensor: null drops it. */
 export type TensorEdit = (info: TensorInfo) => Omit<TensorToWrite, 'dtype'> | null;
 
-export const keepTensor: TensorEdit = (info) => ({ name: info.name, shape: info.shape, bytes: () => readTensorBytes(info) });
+export const keepTensor: TensorEdit = (info) => ({ name: info.name, shape: info.shape, bytes: () => tensorChunks(info) });
 
 export interface WrittenWeights {
   tensors: number;
@@ -93,25 +95,11 @@ export function copyOtherFiles(src: Checkpoint, outDir: string, skip: Set<string
     const path = join(src.dir, name);
     const stat = lstatSync(path);
     if (stat.isDirectory()) leftOut.push({ file: `${name}/`, reason: 'directory' });
-    else if (stat.isSymbolicLink() && !linksInsideRepository(src.dir, path)) leftOut.push({ file: name, reason: 'symbolic link' });
+    else if (stat.isSymbolicLink() && !insideRepository(src.dir, path)) leftOut.push({ file: name, reason: 'symbolic link' });
     else if (!statSync(path).isFile()) continue; // sockets, FIFOs, devices: nothing a model holds
     else if (isStaleWeightFile(name)) leftOut.push({ file: name, reason: 'stale weights' });
     else if (staleTokenizerFile(name)) leftOut.push({ file: name, reason: 'old token ids' });
     else copyFileSync(path, join(outDir, name));
   }
   return leftOut;
-}
-
-/** Whether the symbolic link `path` resolves to a file inside `dir` or its Hugging Face cache repository's blobs. */
-function linksInsideRepository(dir: string, path: string): boolean {
-  let target: string;
-  try {
-    target = realpathSync(path);
-  } catch {
-    return false; // dangling
-  }
-  const root = realpathSync(dir);
-  const roots = [root];
-  if (basename(dirname(root)) === 'snapshots') roots.push(join(dirname(dirname(root)), 'blobs'));
-  return roots.some((r) => target.startsWith(r + sep));
 }

@@ -1,6 +1,7 @@
 /**
  * Writes a safetensors file tensor by tensor: the header is computed from names, dtypes and shapes
- * first, then each tensor's bytes are produced and written in order, so only one is in memory.
+ * first, then each tensor's bytes are produced and written in order, chunk by chunk, so at most
+ * one chunk of one tensor is in memory and no single write exceeds what `fs.writeSync` takes.
  */
 import { closeSync, openSync, writeSync } from 'node:fs';
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
@@ -10,17 +11,23 @@ export interface TensorToWrite {
   name: string;
   dtype: string;
   shape: number[];
-  /** Produces the tensor's little-endian bytes when it is its turn to be written. */
-  bytes: () => Uint8Array;
+  /** Produces the tensor's little-endian bytes when it is its turn to be written: whole, or in chunks. */
+  bytes: () => Uint8Array | Iterable<Uint8Array>;
 }
 
-/** Yields to the event loop between tensors, so an interrupt (Ctrl-C) is handled promptly. */
+/** Largest single write (fs.writeSync refuses lengths of 2 GiB and more). */
+const MAX_WRITE = 1 << 30;
+
+/** Yields to the event loop between chunks, so an interrupt (Ctrl-C) is handled promptly. */
 export async function writeSafetensors(file: string, tensors: TensorToWrite[], metadata?: Record<string, string>): Promise<void> {
-  const header: Record<string, unknown> = metadata ? { __metadata__: metadata } : {};
+  // The header is written from a flat map of strings (metadata comes from a checked header).
+  const header: Record<string, unknown> = metadata ? { __metadata__: Object.fromEntries(Object.entries(metadata).map(([k, v]) => [k, String(v)])) } : {};
+  const sizes: number[] = [];
   let offset = 0;
   for (const t of tensors) {
     const size = t.shape.reduce((a, b) => a * b, 1) * DTYPE_BYTES[t.dtype];
     header[t.name] = { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + size] };
+    sizes.push(size);
     offset += size;
   }
   let json = JSON.stringify(header);
@@ -30,16 +37,23 @@ export async function writeSafetensors(file: string, tensors: TensorToWrite[], m
   length.writeBigUInt64LE(BigInt(headerBytes.length));
   const fd = openSync(file, 'w');
   try {
-    writeSync(fd, length);
-    writeSync(fd, headerBytes);
-    for (const t of tensors) {
-      const bytes = t.bytes();
-      const expected = (header[t.name] as { data_offsets: number[] }).data_offsets;
-      if (bytes.byteLength !== expected[1] - expected[0]) throw new Error(`tensor ${t.name}: got ${bytes.byteLength} bytes, header says ${expected[1] - expected[0]}`);
-      writeSync(fd, bytes);
-      await yieldToEventLoop();
+    writeAll(fd, length);
+    writeAll(fd, headerBytes);
+    for (const [i, t] of tensors.entries()) {
+      const produced = t.bytes();
+      let written = 0;
+      for (const chunk of produced instanceof Uint8Array ? [produced] : produced) {
+        writeAll(fd, chunk);
+        written += chunk.byteLength;
+        await yieldToEventLoop();
+      }
+      if (written !== sizes[i]) throw new Error(`tensor ${t.name}: got ${written} bytes, header says ${sizes[i]}`);
     }
   } finally {
     closeSync(fd);
   }
+}
+
+function writeAll(fd: number, bytes: Uint8Array): void {
+  for (let done = 0; done < bytes.byteLength; ) done += writeSync(fd, bytes, done, Math.min(MAX_WRITE, bytes.byteLength - done));
 }

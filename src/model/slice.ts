@@ -1,15 +1,61 @@
-/** Row and column selection on raw little-endian tensor bytes, in the stored dtype (no widening). */
+/**
+ * Row and column selection on raw little-endian tensor bytes, in the stored dtype (no widening),
+ * read and produced in bounded chunks: a tensor is never read whole, so one larger than memory or
+ * than 2 GiB (Qwen2.5-72B's embedding is 2.49 GB) is sliced with about two chunks in memory.
+ */
 import { DTYPE_BYTES } from './dtype.js';
+import { readTensorBytes, type TensorInfo } from './safetensors.js';
 
-/** Rows `keep` of a [R, C] tensor. */
-export function sliceRows(bytes: Uint8Array, shape: number[], keep: ArrayLike<number>): Uint8Array {
-  const rowBytes = (bytes.byteLength / shape[0]) | 0;
-  const out = new Uint8Array(keep.length * rowBytes);
-  for (let i = 0; i < keep.length; i++) out.set(bytes.subarray(keep[i] * rowBytes, (keep[i] + 1) * rowBytes), i * rowBytes);
-  return out;
+/** Bytes of source rows read at once (a chunk holds at least one row). Tests lower it. */
+export const CHUNK = { bytes: 64 * 1024 * 1024 };
+
+function rowLayout(info: TensorInfo): { rows: number; rowBytes: number; perChunk: number } {
+  const rows = info.shape.length === 0 ? 1 : info.shape[0];
+  const rowBytes = rows === 0 ? 0 : (info.end - info.begin) / rows;
+  return { rows, rowBytes, perChunk: Math.max(1, Math.floor(CHUNK.bytes / Math.max(1, rowBytes))) };
 }
 
-/** Columns `keep` of a [R, C] tensor. */
+/** The whole tensor, in chunks of rows. */
+export function* tensorChunks(info: TensorInfo): Generator<Uint8Array> {
+  const { rows, perChunk } = rowLayout(info);
+  for (let r = 0; r < rows; r += perChunk) yield readTensorBytes(info, r, Math.min(rows, r + perChunk));
+}
+
+/**
+ * Rows `keep` (of the first dimension) in that order, in chunks: each reads one span of source rows
+ * of at most a chunk and copies the kept ones out of it.
+ */
+export function* keptRowChunks(info: TensorInfo, keep: ArrayLike<number>): Generator<Uint8Array> {
+  const { rowBytes, perChunk } = rowLayout(info);
+  for (let i = 0; i < keep.length; ) {
+    let lo = keep[i];
+    let hi = keep[i];
+    let j = i + 1;
+    for (; j < keep.length && j - i < perChunk; j++) {
+      const nextLo = Math.min(lo, keep[j]);
+      const nextHi = Math.max(hi, keep[j]);
+      if (nextHi - nextLo + 1 > perChunk) break;
+      lo = nextLo;
+      hi = nextHi;
+    }
+    const src = readTensorBytes(info, lo, hi + 1);
+    const out = new Uint8Array((j - i) * rowBytes);
+    for (let k = i; k < j; k++) out.set(src.subarray((keep[k] - lo) * rowBytes, (keep[k] - lo + 1) * rowBytes), (k - i) * rowBytes);
+    yield out;
+    i = j;
+  }
+}
+
+/** Columns `keep` of a [R, C] tensor, in chunks of rows. */
+export function* keptColumnChunks(info: TensorInfo, keep: ArrayLike<number>): Generator<Uint8Array> {
+  const { rows, perChunk } = rowLayout(info);
+  for (let r = 0; r < rows; r += perChunk) {
+    const end = Math.min(rows, r + perChunk);
+    yield sliceColumns(readTensorBytes(info, r, end), [end - r, info.shape[1]], info.dtype, keep);
+  }
+}
+
+/** Columns `keep` of a [R, C] tensor held in memory. */
 export function sliceColumns(bytes: Uint8Array, shape: number[], dtype: string, keep: ArrayLike<number>): Uint8Array {
   const [rows, cols] = shape;
   const width = DTYPE_BYTES[dtype];

@@ -6,7 +6,7 @@
  * is written and measured (bits per byte on held-out calibration text), and the best is kept.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { Engine } from '../engine/engine.js';
@@ -17,12 +17,12 @@ import { openCheckpoint, type Checkpoint } from '../model/checkpoint.js';
 import { copyOtherFiles, type LeftOut, writeWeights, type TensorEdit } from '../model/checkpoint-writer.js';
 import { fingerprint } from '../model/fingerprint.js';
 import { countParams, type ParamCount } from '../model/param-count.js';
-import { readTensorBytes } from '../model/safetensors.js';
-import { sliceColumns, sliceRows } from '../model/slice.js';
+import { keptColumnChunks, keptRowChunks, tensorChunks } from '../model/slice.js';
 import { EMBED, LM_HEAD, LAYER_TENSORS, layerPrefix } from '../model/tensor-names.js';
 import { encode, loadTokenizer } from '../model/tokenizer.js';
 import { writeDirAtomic } from '../util/atomic-dir.js';
-import { CompactError, check } from '../util/errors.js';
+import { check } from '../util/errors.js';
+import { checkReadable, MAX_JSON_BYTES, readUserBytes } from '../util/files.js';
 import { jsonText, readJsonDocument } from '../util/json-text.js';
 import { countTokens } from '../vocab/count-tokens.js';
 import { selectKeepSet, type KeepMode } from '../vocab/keep-set.js';
@@ -148,6 +148,7 @@ export async function prune(input: string, output: string, o: PruneOptions): Pro
   const slow = budgets.some((b) => b.vocab < spec.vocabSize) ? readSlowFiles(src) : null;
   const counts = o.vocabMode === 'frequency' ? countTokens(loadTokenizer(input), (o.vocabCorpus ?? o.calib).flatMap((f) => readDocuments(f, o.calibField))) : undefined;
   const keeps = budgets.map((b) => keepFor(src, b.vocab, o, counts));
+  if (!o.scoresIn?.length) checkReadable(o.calib); // a missing calibration file stops here, before any long work
 
   // ── scores: one layer-wise pass serves every candidate split ──
   const ffnPruned = budgets.some((b) => b.ffn < spec.intermediateSize);
@@ -437,7 +438,7 @@ function readTokenizerFiles(dir: string): Pick<Source, 'files' | 'floatPaths'> {
   const floatPaths: Source['floatPaths'] = {};
   for (const [key, file] of Object.entries(TOKENIZER_FILES) as [keyof TokenizerFiles, string][]) {
     if (!existsSync(join(dir, file))) continue;
-    const doc = readJsonDocument(join(dir, file));
+    const doc = readJsonDocument(join(dir, file), { within: dir });
     (files as Record<string, unknown>)[key] = doc.value;
     floatPaths[key] = doc.floatPaths;
   }
@@ -450,11 +451,7 @@ function readSlowFiles(src: Source): SlowTokenizerFiles {
   for (const file of SLOW_TOKENIZER_FILES) {
     const path = join(src.input, file);
     if (!existsSync(path)) continue;
-    try {
-      raw[file] = readFileSync(path);
-    } catch (e) {
-      throw new CompactError(`${path}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
-    }
+    raw[file] = readUserBytes(path, { within: src.input, maxBytes: MAX_JSON_BYTES });
   }
   return readSlowTokenizerFiles(raw, src.files, src.input);
 }
@@ -475,16 +472,16 @@ function tensorEdit(ckpt: Checkpoint, plan: Plan): TensorEdit {
     const name = renumberLayerTensor(info.name, plan.dropped, L);
     if (name == null) return null;
     if (rows && (info.name === EMBED || info.name === LM_HEAD)) {
-      return { name, shape: [rows.length, info.shape[1]], bytes: () => sliceRows(readTensorBytes(info), info.shape, rows) };
+      return { name, shape: [rows.length, info.shape[1]], bytes: () => keptRowChunks(info, rows) };
     }
     const layer = /^model\.layers\.(\d+)\.mlp\./.exec(info.name);
     if (plan.channels && layer) {
       const keep = plan.channels[Number(layer[1])];
       const suffix = info.name.slice(info.name.indexOf('mlp.'));
-      if (suffix === LAYER_TENSORS.down) return { name, shape: [info.shape[0], keep.length], bytes: () => sliceColumns(readTensorBytes(info), info.shape, info.dtype, keep) };
-      if (suffix !== LAYER_TENSORS.downBias) return { name, shape: [keep.length, ...info.shape.slice(1)], bytes: () => sliceRows(readTensorBytes(info), info.shape, keep) };
+      if (suffix === LAYER_TENSORS.down) return { name, shape: [info.shape[0], keep.length], bytes: () => keptColumnChunks(info, keep) };
+      if (suffix !== LAYER_TENSORS.downBias) return { name, shape: [keep.length, ...info.shape.slice(1)], bytes: () => keptRowChunks(info, keep) };
     }
-    return { name, shape: info.shape, bytes: () => readTensorBytes(info) };
+    return { name, shape: info.shape, bytes: () => tensorChunks(info) };
   };
 }
 

@@ -1,0 +1,74 @@
+/**
+ * Tensors are sliced and written in bounded chunks (a tensor over 2 GiB crashed `prune`: it was read
+ * whole and fs.writeSync refuses ≥ 2 GiB). The chunk size is lowered here so every path crosses many
+ * chunk boundaries; the bytes must equal slicing the whole tensor in memory. `node --import tsx bench/large-tensor.ts`
+ * checks a real 2.15 GB embedding through `compact prune`.
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, test } from 'node:test';
+import { openCheckpoint } from '../src/model/checkpoint.js';
+import { readTensorBytes } from '../src/model/safetensors.js';
+import { writeSafetensors } from '../src/model/safetensors-writer.js';
+import { CHUNK, keptColumnChunks, keptRowChunks, sliceColumns, tensorChunks } from '../src/model/slice.js';
+import { EMBED } from '../src/model/tensor-names.js';
+import { STORIES } from './helpers/fixtures.js';
+
+const work = mkdtempSync(join(tmpdir(), 'compact-chunks-'));
+after(() => rmSync(work, { recursive: true, force: true }));
+const ckpt = openCheckpoint(`${STORIES}hf`);
+const embed = ckpt.tensors.get(EMBED)!; // [512, 64] F32: 256 bytes a row
+const down = ckpt.tensors.get('model.layers.2.mlp.down_proj.weight')!; // [64, 172]
+
+const concat = (chunks: Iterable<Uint8Array>): { bytes: Buffer; sizes: number[] } => {
+  const list = [...chunks];
+  return { bytes: Buffer.concat(list), sizes: list.map((c) => c.byteLength) };
+};
+
+function rowsInMemory(bytes: Uint8Array, rowBytes: number, keep: number[]): Buffer {
+  return Buffer.concat(keep.map((r) => bytes.subarray(r * rowBytes, (r + 1) * rowBytes)));
+}
+
+for (const chunkBytes of [1, 700, 4096, 1 << 26]) {
+  test(`chunks of ${chunkBytes} bytes give the bytes of the whole tensor, sliced in memory`, () => {
+    const saved = CHUNK.bytes;
+    CHUNK.bytes = chunkBytes;
+    try {
+      const whole = readTensorBytes(embed);
+      const all = concat(tensorChunks(embed));
+      assert.deepEqual(all.bytes, Buffer.from(whole));
+      // Kept rows: ascending with gaps (a pruned vocabulary), and in any order (channels by score).
+      const ascending = Array.from({ length: 512 }, (_, i) => i).filter((i) => i % 3 !== 1);
+      const shuffled = [500, 3, 4, 5, 200, 0, 511, 6, 7, 300];
+      for (const keep of [ascending, shuffled]) {
+        const got = concat(keptRowChunks(embed, keep));
+        assert.deepEqual(got.bytes, rowsInMemory(whole, 256, keep));
+        // Bounded: a chunk holds at most max(chunk, one row) bytes of output.
+        assert.ok(got.sizes.every((n) => n <= Math.max(chunkBytes, 256)), `chunk sizes ${got.sizes.slice(0, 5)}`);
+      }
+      const columns = [0, 5, 6, 7, 100, 171, 2];
+      const cols = concat(keptColumnChunks(down, columns));
+      assert.deepEqual(cols.bytes, Buffer.from(sliceColumns(readTensorBytes(down), down.shape, down.dtype, columns)));
+    } finally {
+      CHUNK.bytes = saved;
+    }
+  });
+}
+
+test('writeSafetensors writes a tensor given in chunks exactly as the same tensor given whole, and refuses a wrong length', async () => {
+  const whole = readTensorBytes(embed);
+  const a = join(work, 'whole.safetensors');
+  const b = join(work, 'chunks.safetensors');
+  await writeSafetensors(a, [{ name: 'e', dtype: 'F32', shape: embed.shape, bytes: () => whole }], { format: 'pt' });
+  const saved = CHUNK.bytes;
+  CHUNK.bytes = 1000;
+  try {
+    await writeSafetensors(b, [{ name: 'e', dtype: 'F32', shape: embed.shape, bytes: () => tensorChunks(embed) }], { format: 'pt' });
+  } finally {
+    CHUNK.bytes = saved;
+  }
+  assert.deepEqual(readFileSync(b), readFileSync(a));
+  await assert.rejects(writeSafetensors(join(work, 'short.safetensors'), [{ name: 'e', dtype: 'F32', shape: [2], bytes: () => [new Uint8Array(4)] }]), /tensor e: got 4 bytes, header says 8/);
+});
