@@ -12,7 +12,9 @@
  *     regex filters and exact_match on crafted responses (Python's re).
  */
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { Decoder } from '../src/engine/decoder.js';
 import { Engine } from '../src/engine/engine.js';
@@ -222,4 +224,32 @@ test('few-shot prompts of consecutive questions share one prefix tree: fewer tok
     }),
   );
   assert.deepEqual(shared.docs.map((d) => d.score!.acc), alone.docs.map((d) => d.score!.acc));
+});
+
+test("few-shot contexts of PIQA, BoolQ, WinoGrande, ARC, OpenBookQA are lm-eval's own (its fewshot_context; the document excluded where its test split is unset)", () => {
+  // shared/data has no train splits: the evaluated slice stands in for train, so the evaluated
+  // document is in the pool — excluded for PIQA/BoolQ/WinoGrande, not for ARC/OpenBookQA, as lm-eval does.
+  const want = JSON.parse(readFileSync(`${DATA}/lm-eval-fewshot-prompts.json`, 'utf8')) as { shots: number; limit: number; tasks: Record<string, string[][] | string | string[]> };
+  const dir = mkdtempSync(join(tmpdir(), 'compact-fewshot-'));
+  try {
+    cpSync(DATA, dir, { recursive: true });
+    const copies: [string, string][] = [
+      ['piqa/valid.jsonl', 'piqa/train.jsonl'],
+      ['piqa/valid-labels.lst', 'piqa/train-labels.lst'],
+      ['boolq/boolq_validation.csv', 'boolq/boolq_train.csv'],
+      ['winogrande/winogrande_dev.jsonl', 'winogrande/winogrande_train_xl.jsonl'],
+      ['arc/ARC-Easy-test.jsonl', 'arc/ARC-Easy-train.jsonl'],
+      ['openbookqa/test.tsv', 'openbookqa/train.tsv'],
+    ];
+    for (const [from, to] of copies) cpSync(join(dir, from), join(dir, to));
+    for (const name of ['piqa', 'boolq', 'winogrande', 'arc_easy', 'openbookqa']) {
+      const docs = resolveTask(name).load(dir, { numFewshot: want.shots, limit: want.limit });
+      const first = want.tasks[`${name}:first`];
+      assert.deepEqual(name === 'winogrande' ? docs[0].requests.map((r) => r.context) : docs[0].requests[0].context, first, `${name}: first context`);
+      const got = docs.map((d) => [...new Set(d.requests.map((r) => r.context))].map(sha256));
+      assert.deepEqual(got, want.tasks[name], `${name}: contexts`);
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

@@ -62,7 +62,9 @@ def sha(s: str) -> str:
 
 
 def load_yaml(path: Path) -> dict:
-    cfg = yaml.safe_load(path.read_text())
+    loader = type("Loader", (yaml.SafeLoader,), {})
+    loader.add_constructor("!function", lambda l, n: lm_eval.utils.import_function(l, n, path))
+    cfg = yaml.load(path.read_text(), Loader=loader)
     if "include" in cfg:
         base = load_yaml(path.parent / cfg.pop("include"))
         base.update(cfg)
@@ -81,6 +83,49 @@ def make_task(cfg: dict, splits: dict[str, list[dict]]) -> ConfigurableTask:
 def prompts(task: ConfigurableTask, shots: int, limit: int | None = None) -> list[str | list[str]]:
     docs = list(task.eval_docs)[:limit]
     return [task.fewshot_context(doc, num_fewshot=shots) for doc in docs]
+
+
+def hf_rows() -> dict[str, list[dict]]:
+    """The fixture slices as the HF datasets' rows lm-eval reads (fields as its YAMLs use them)."""
+    import csv
+    import re
+
+    labels = [int(x) for x in (DATA / "piqa" / "valid-labels.lst").read_text().split()]
+    piqa = [{**d, "label": labels[i]} for i, d in enumerate(jsonl(DATA / "piqa" / "valid.jsonl"))]
+    with open(DATA / "boolq" / "boolq_validation.csv", newline="", encoding="utf-8") as f:
+        boolq = [{"question": r["question"], "passage": r["passage"], "label": int(r["label"])} for r in csv.DictReader(f)]
+    with open(DATA / "openbookqa" / "test.tsv", newline="", encoding="utf-8") as f:
+        obqa = []
+        for r in csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE):
+            m = re.fullmatch(r"\(A\) (.*) \(B\) (.*) \(C\) (.*) \(D\) (.*)", r["Choices"], re.S)
+            obqa.append({"question_stem": r["Question Stem"], "choices": {"text": list(m.groups()), "label": list("ABCD")}, "answerKey": r["Answer Key"]})
+    wino = [{k: d[k] for k in ("sentence", "option1", "option2", "answer")} for d in jsonl(DATA / "winogrande" / "winogrande_dev.jsonl")]
+    return {"piqa": piqa, "boolq": boolq, "openbookqa": obqa, "winogrande": wino, "arc_easy": jsonl(DATA / "arc" / "ARC-Easy-test.jsonl")}
+
+
+# Few-shot formats of the zero-shot tasks, with their train split made of the evaluated slice itself
+# (shared/data has no train splits): the tasks without a test split (PIQA, BoolQ, WinoGrande) exclude
+# the evaluated document, ARC and OpenBookQA (test ≠ train) do not.
+PROMPT_TASKS = {
+    "piqa": ("piqa/piqa.yaml", "validation"),
+    "boolq": ("super_glue/boolq/default.yaml", "validation"),
+    "winogrande": ("winogrande/default.yaml", "validation"),
+    "arc_easy": ("arc/arc_easy.yaml", "test"),
+    "openbookqa": ("openbookqa/openbookqa.yaml", "test"),
+}
+PROMPTS_OUT = DATA / "lm-eval-fewshot-prompts.json"
+
+
+def zero_shot_task_prompts(shots: int = 3, limit: int = 8) -> dict:
+    rows = hf_rows()
+    out = {}
+    for name, (yaml_file, split) in PROMPT_TASKS.items():
+        task = make_task(load_yaml(TASKS / yaml_file), {split: rows[name], "train": rows[name]})
+        contexts = prompts(task, shots, limit)
+        # per document: its contexts (one, or one per choice for WinoGrande's multiple inputs)
+        out[name] = [[sha(c) for c in (ctx if isinstance(ctx, list) else [ctx])] for ctx in contexts]
+        out[name + ":first"] = contexts[0]
+    return {"lm_eval": "0.4.13", "shots": shots, "limit": limit, "tasks": out}
 
 
 def main() -> None:
@@ -116,6 +161,8 @@ def main() -> None:
         s, f = strict.apply([[c["response"]]], None)[0][0], flexible.apply([[c["response"]]], None)[0][0]
         assert (s, f) == (c["strict-match"], c["flexible-extract"]), c
         assert {"strict-match": em(s, c["reference"]), "flexible-extract": em(f, c["reference"]), "raw": em(c["response"], c["reference"])} == c["exact_match"], c
+    PROMPTS_OUT.write_text(json.dumps(zero_shot_task_prompts(), indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    print(f"wrote {PROMPTS_OUT}")
     print(f"lm-eval {lm_eval.__version__ if hasattr(lm_eval, '__version__') else '0.4.13'}: {checked} prompts byte-identical to the oracle; "
           f"filters and exact_match equal on {len(test_docs)} generations and {len(oracle['filter_cases'])} crafted responses")
 
