@@ -68,7 +68,7 @@ export function registerEval(program: Command): void {
     .option('--repeats <n>', 'repetitions for --speed (medians are reported)', '3')
     .option('--threads <n>', 'ONNX Runtime intra-op threads (default: all cores)')
     .option('--json', 'print JSON')
-    .action(async (dir: string, opts: EvalOptions) => {
+    .action(async (dir: string, opts: EvalOptions, command: Command) => {
       // Every check on the user's input comes first: a mistake stops before any evaluation or output.
       const window = positiveInt(opts.window, '--window');
       const stride = opts.stride == null ? window : positiveInt(opts.stride, '--stride');
@@ -88,6 +88,10 @@ export function registerEval(program: Command): void {
       const { tasks, groups } = opts.tasks == null ? { tasks: [], groups: [] } : loadTasks(opts.tasks, opts.dataDir, limit, numFewshot);
       const requested = new Set((opts.tasks ?? '').split(',').map((s) => s.trim())); // tasks named on the command line (shown even inside a group)
       const ckpt = openCheckpoint(dir);
+      const context = ckpt.spec.raw.max_position_embeddings;
+      if (command.getOptionValueSource('window') === 'cli' && typeof context === 'number' && window > context) {
+        throw new CompactError(`--window ${window} is longer than the model's context (max_position_embeddings ${context}): positions past it were never trained, so the result would mean nothing`);
+      }
       const efficiency = staticEfficiency(ckpt);
       const speedOptions = opts.speed ? { ...speedLengths(ckpt.spec.raw, promptTokens, newTokens), repeats, threads } : undefined;
       const tokenizer = opts.text != null || opts.tasks != null ? loadTokenizer(dir) : undefined;
