@@ -2,6 +2,12 @@
 import { cpus } from 'node:os';
 import ort from 'onnxruntime-node';
 
+// ONNX Runtime's own telemetry writes an empty mat-debug-<pid>.log to the temp folder and queues
+// events in ~/.cache/Microsoft/DeveloperTools/.onnxruntime/ for every session: a pruning tool must
+// not report on its users' graphs. Read when the first session is created, so set here (a user's
+// own setting wins).
+process.env.ORT_DISABLE_TELEMETRY ??= '1';
+
 /**
  * A CPU session: intra-op threads (default: all cores), full graph optimisation. With `spin`
  * false, idle pool threads sleep instead of busy-waiting for the next run: when two sessions
