@@ -1,8 +1,8 @@
 /** `compact prune` refusals: one clear line, exit code 2, nothing written, the input untouched. */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
@@ -187,4 +187,52 @@ test('prune never copies a link leading out of the model directory, and reads no
     symlinkSync('/dev/urandom', join(d, 'tokenizer_config.json'));
   });
   expectRefusal([linked, '-o', 'OUT', '--ffn', '100', '--criterion', 'magnitude'], /tokenizer_config\.json: is a symbolic link leading outside the model directory/);
+});
+
+test('what killed runs left beside the output is swept by the next run; an output a killed --force moved aside is put back', () => {
+  const parent = join(work, 'sweep');
+  const out = join(parent, 'out');
+  const dead = spawnSync(process.execPath, ['-e', '']).pid!; // exited: its pid names no live process
+  const stale = [`.out.compact-tmp-${dead}`, `.out.compact-auto-${dead}-2`, `..out.compact-auto-${dead}-0.compact-tmp-${dead}`];
+  const live = `.out.compact-tmp-${process.pid}`; // a run still going: never touched
+  for (const d of [...stale, live, `.out.compact-old-${dead}`]) cpSync(`${STORIES}hf`, join(parent, d), { recursive: true });
+  writeFileSync(join(parent, `.out.compact-old-${dead}`, 'marker'), 'the previous output');
+  const r = runCli(['prune', stories, '-o', out, '--ffn', '100', '--criterion', 'magnitude']);
+  assert.equal(r.code, 2, r.stderr);
+  assert.match(r.stderr, /already exists; pass --force to replace it/);
+  assert.equal(readFileSync(join(out, 'marker'), 'utf8'), 'the previous output', 'the old output is back');
+  assert.deepEqual(readdirSync(parent).sort(), [live, 'out']);
+  const forced = runCli(['prune', stories, '-o', out, '--ffn', '100', '--criterion', 'magnitude', '--force']);
+  assert.equal(forced.code, 0, forced.stderr);
+  assert.ok(existsSync(join(out, 'compact.json')) && !existsSync(join(out, 'marker')));
+  assert.deepEqual(readdirSync(parent).sort(), [live, 'out']);
+});
+
+test('Ctrl-C during the --auto search leaves no candidate checkpoint and says so on one line', async () => {
+  const parent = join(work, 'auto-interrupt');
+  mkdirSync(parent);
+  const out = join(parent, 'out');
+  for (let attempt = 0; attempt < 5; attempt++) {
+    const child = spawn(process.execPath, ['--import', 'tsx', `${ROOT}test/helpers/cli-entry.ts`, 'prune', stories, '-o', out, '--ratio', '0.3', '--auto', '--samples', '4', '--seq-len', '128'], { cwd: ROOT });
+    let stderr = '';
+    child.stderr.on('data', (d) => (stderr += d));
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    let sent = false;
+    while (child.exitCode == null && child.signalCode == null) {
+      if (readdirSync(parent).some((f) => f.includes('.compact-auto-'))) {
+        child.kill('SIGINT');
+        sent = true;
+        break;
+      }
+      await new Promise((r) => setTimeout(r, 2));
+    }
+    const code = await exited;
+    if (sent && code === 130) {
+      assert.deepEqual(readdirSync(parent), [], 'no candidate, temp dir or output left');
+      assert.match(stderr, /^compact: interrupted \(SIGINT\); nothing was written\n$/m);
+      return;
+    }
+    rmSync(out, { recursive: true, force: true });
+  }
+  assert.fail('the --auto search was never interrupted in 5 attempts');
 });

@@ -8,7 +8,7 @@
 import { createHash } from 'node:crypto';
 import { existsSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
-import { basename, dirname, join, resolve } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import { Engine } from '../engine/engine.js';
 import { evaluateText } from '../eval/text-metrics.js';
 import { checkExportable, exportGguf } from '../gguf/export.js';
@@ -20,7 +20,7 @@ import { countParams, type ParamCount } from '../model/param-count.js';
 import { keptColumnChunks, keptRowChunks, tensorChunks } from '../model/slice.js';
 import { EMBED, LM_HEAD, LAYER_TENSORS, layerPrefix } from '../model/tensor-names.js';
 import { encode, loadTokenizer } from '../model/tokenizer.js';
-import { writeDirAtomic } from '../util/atomic-dir.js';
+import { removeOnInterrupt, scratchPath, writeDirAtomic } from '../util/atomic-dir.js';
 import { check } from '../util/errors.js';
 import { checkReadable, MAX_JSON_BYTES, readUserBytes } from '../util/files.js';
 import { jsonText, readJsonDocument } from '../util/json-text.js';
@@ -187,7 +187,8 @@ export async function prune(input: string, output: string, o: PruneOptions): Pro
   if (o.auto) {
     const candidates: (AutoCandidate & { index: number })[] = [];
     for (const [k, budget] of budgets.entries()) {
-      const dir = join(dirname(output), `.${output.split(/[\\/]/).pop()}.compact-auto-${process.pid}-${k}`);
+      const dir = scratchPath(output, 'auto', k);
+      const release = removeOnInterrupt(dir); // the search runs outside writeDirAtomic: an interrupt must not leave a candidate
       try {
         await writeDirAtomic(dir, { force: true, inputs: [input] }, (tmp) => writeCheckpointFiles(src, tmp, planFor(k)));
         const candidate = openCheckpoint(dir);
@@ -198,6 +199,7 @@ export async function prune(input: string, output: string, o: PruneOptions): Pro
         candidates.push({ index: k, vocabShare: shares![k], vocab: budget.vocab, ffn: budget.ffn, removedRatio, heldOutBitsPerByte: metrics.bitsPerByte });
       } finally {
         rmSync(dir, { recursive: true, force: true });
+        release();
       }
       o.onProgress?.('search', k + 1, budgets.length);
     }

@@ -11,6 +11,7 @@ import { evaluateText } from '../eval/text-metrics.js';
 import { countParams, type ParamCount } from '../model/param-count.js';
 import { encode } from '../model/tokenizer.js';
 import { prune, type PruneOptions } from '../prune/prune.js';
+import { removeOnInterrupt } from '../util/atomic-dir.js';
 import { CompactError } from '../util/errors.js';
 import { STUDY_METHODS } from './methods.js';
 
@@ -69,6 +70,7 @@ export async function runStudy(dir: string, o: StudyOptions): Promise<StudyRow[]
   const rows: StudyRow[] = [dense];
   mkdirSync(o.workDir, { recursive: true });
   const scratch = mkdtempSync(join(o.workDir, '.compact-study-'));
+  const release = removeOnInterrupt(scratch); // Ctrl-C left it behind
   const cells = o.methods.flatMap((m) => o.ratios.map((r) => [m, r] as const));
   try {
     for (const [index, [name, ratio]] of cells.entries()) {
@@ -93,6 +95,7 @@ export async function runStudy(dir: string, o: StudyOptions): Promise<StudyRow[]
     o.onCell?.(cells.length, cells.length, 'done');
   } finally {
     rmSync(scratch, { recursive: true, force: true });
+    release();
     await denseSide.engine.release();
   }
   return rows;

@@ -1,9 +1,14 @@
 /**
  * Writes an output directory atomically: everything goes to a hidden sibling temp dir that is
  * renamed into place only when complete. A failure or an interrupt removes the temp dir, so no
- * half-written output ever exists under the requested name.
+ * half-written output ever exists under the requested name. Replacing an output (--force) moves
+ * the old one aside, renames the new one in, and only then deletes the old one: a kill between
+ * the two renames leaves the old one under a hidden name, which the next run puts back.
+ * Temp dirs are named `.<out>.compact-<kind>-<pid>[-k]`, so a run killed with SIGKILL (no handler
+ * runs) leaves something recognisable: the next run writing the same output sweeps what dead
+ * processes left.
  */
-import { existsSync, mkdirSync, realpathSync, renameSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, realpathSync, renameSync, rmSync } from 'node:fs';
 import { basename, dirname, join, resolve, sep } from 'node:path';
 import { check } from './errors.js';
 
@@ -14,6 +19,62 @@ export interface AtomicDirOptions {
   inputs?: string[];
 }
 
+/** Hidden sibling of `out` for this process: `.<name>.compact-<kind>-<pid>[-suffix]`. */
+export function scratchPath(out: string, kind: 'tmp' | 'old' | 'auto', suffix?: string | number): string {
+  return join(dirname(resolve(out)), `.${basename(resolve(out))}.compact-${kind}-${process.pid}${suffix == null ? '' : `-${suffix}`}`);
+}
+
+// ── removal on SIGINT / SIGTERM: one handler for every path registered, while any is ──
+const pending = new Set<string>();
+const onSignal = (signal: NodeJS.Signals): void => {
+  for (const path of pending) rmSync(path, { recursive: true, force: true });
+  process.stderr.write(`compact: interrupted (${signal}); nothing was written\n`);
+  process.exit(signal === 'SIGINT' ? 130 : 143);
+};
+
+/** Removes `path` if the process is interrupted before the returned function is called. */
+export function removeOnInterrupt(path: string): () => void {
+  if (pending.size === 0) {
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+  }
+  pending.add(path);
+  return () => {
+    pending.delete(path);
+    if (pending.size === 0) {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+    }
+  };
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Removes what killed runs left beside `out` (temp dirs, --auto candidates, and their own temp
+ * dirs), and puts back an output that a killed --force left aside with nothing in its place.
+ */
+export function sweepStale(out: string): void {
+  const parent = dirname(out);
+  if (!existsSync(parent)) return;
+  const name = basename(out).replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  const pattern = new RegExp(`^\\.\\.?${name}\\.compact-(tmp|old|auto)-(\\d+)`);
+  for (const entry of readdirSync(parent).sort()) {
+    const m = pattern.exec(entry);
+    if (!m || Number(m[2]) === process.pid || alive(Number(m[2]))) continue;
+    const path = join(parent, entry);
+    if (m[1] === 'old' && !entry.startsWith('..') && !existsSync(out)) renameSync(path, out);
+    else rmSync(path, { recursive: true, force: true });
+  }
+}
+
 export async function writeDirAtomic<T>(outDir: string, options: AtomicDirOptions, write: (tmpDir: string) => Promise<T> | T): Promise<T> {
   const out = resolve(outDir);
   for (const input of options.inputs ?? []) {
@@ -22,28 +83,27 @@ export async function writeDirAtomic<T>(outDir: string, options: AtomicDirOption
     check(outReal !== inp && !outReal.startsWith(inp + sep), `output ${outDir} is inside the input ${input}; choose a directory outside it`);
     check(!inp.startsWith(outReal + sep), `output ${outDir} contains the input ${input}; choose another directory`);
   }
+  sweepStale(out);
   check(!existsSync(out) || options.force, `output ${outDir} already exists; pass --force to replace it`);
   mkdirSync(dirname(out), { recursive: true });
-  const tmp = join(dirname(out), `.${basename(out)}.compact-tmp-${process.pid}`);
+  const tmp = scratchPath(out, 'tmp');
   rmSync(tmp, { recursive: true, force: true });
   mkdirSync(tmp);
-  const cleanup = () => rmSync(tmp, { recursive: true, force: true });
-  const onSignal = (signal: NodeJS.Signals) => {
-    cleanup();
-    process.exit(signal === 'SIGINT' ? 130 : 143);
-  };
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
+  const release = removeOnInterrupt(tmp);
   try {
     const result = await write(tmp);
-    if (existsSync(out)) rmSync(out, { recursive: true, force: true });
-    renameSync(tmp, out);
+    if (existsSync(out)) {
+      const old = scratchPath(out, 'old');
+      rmSync(old, { recursive: true, force: true });
+      renameSync(out, old);
+      renameSync(tmp, out);
+      rmSync(old, { recursive: true, force: true });
+    } else renameSync(tmp, out);
     return result;
   } catch (e) {
-    cleanup();
+    rmSync(tmp, { recursive: true, force: true });
     throw e;
   } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    release();
   }
 }
