@@ -266,4 +266,10 @@ test('eval: bad flags and files are user errors', () => {
   r = runCli(['eval', `${STORIES}hf`, '--text', `${STORIES}README.md`, '--window', '4096']);
   assert.equal(r.code, 2);
   assert.match(r.stderr, /--window 4096 is longer than the model's context \(max_position_embeddings 512\)/);
+  // Option-parser mistakes: one line too (they printed the whole help after the error).
+  for (const args of [['eval', `${STORIES}hf`, '--bogus'], ['export', `${STORIES}hf`, '-o', join(work, 'x.gguf'), '--type', 'q9'], ['bogus']]) {
+    r = runCli(args);
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /^compact: error: .*; see --help\n$/);
+  }
 });

@@ -16,7 +16,8 @@ export async function main(argv: string[]): Promise<number> {
     .description('Make Hugging Face decoder LLMs smaller the COMPACT way, and measure what it costs')
     .version(VERSION)
     .exitOverride()
-    .showHelpAfterError();
+    // An option-parser mistake is one line like any other (it printed the whole help after it).
+    .configureOutput({ outputError: (message, write) => write(`compact: ${message.trim().replace(/\s*\n\s*/g, ' ').replace(/\.$/, '')}; see --help\n`) });
   registerInspect(program);
   registerEval(program);
   registerPrune(program, VERSION, argv);
