@@ -19,7 +19,7 @@ test('running the engine leaves no ONNX Runtime telemetry log', () => {
     await engine.forward([[1, 2, 3]], { logits: true });`;
   const temp = mkdtempSync(join(tmpdir(), 'compact-telemetry-'));
   try {
-    const env = { ...process.env, TMPDIR: temp };
+    const env: NodeJS.ProcessEnv = { ...process.env, TMPDIR: temp };
     delete env.ORT_DISABLE_TELEMETRY;
     const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: ROOT, encoding: 'utf8', env });
     assert.equal(r.status, 0, r.stderr);
