@@ -114,11 +114,24 @@ interface Measurement {
   llamaCpp: { release: string; buildType: string; gpu: string | false; cpuMathCores: number };
 }
 
-/** One GGUF file in this process: load, warm up, prefill once, decode once. Prints one JSON line. */
-async function child(file: string, vocabSize: number): Promise<void> {
+/** llama.cpp through node-llama-cpp (the project's, or the one `--llama` names): CPU build, or CUDA with `--gpu`; never built from source. */
+async function loadLlama(): Promise<import('node-llama-cpp').Llama> {
   const module = args.llama ? pathToFileURL(join(resolve(args.llama), 'dist', 'index.js')).href : 'node-llama-cpp';
   const { getLlama } = (await import(module)) as typeof import('node-llama-cpp');
-  const llama = await getLlama({ gpu: args.gpu ? 'cuda' : false, build: 'never', logLevel: 'error' as never, progressLogs: false, maxThreads: threads });
+  try {
+    return await getLlama({ gpu: args.gpu ? 'cuda' : false, build: 'never', logLevel: 'error' as never, progressLogs: false, maxThreads: threads });
+  } catch (e) {
+    if (!args.gpu) throw e;
+    throw new Error(
+      `no CUDA build of llama.cpp found from ${args.llama ?? 'this project'} (${(e as Error).message}): package.json replaces @node-llama-cpp/linux-x64-cuda with an empty stand-in; ` +
+        'install node-llama-cpp with its CUDA binaries in a separate prefix and pass --llama (docs/benchmarks.md, bench:gguf)',
+    );
+  }
+}
+
+/** One GGUF file in this process: load, warm up, prefill once, decode once. Prints one JSON line. */
+async function child(file: string, vocabSize: number): Promise<void> {
+  const llama = await loadLlama();
   const baselineRssBytes = procStatus('VmRSS');
   const window = { busy: machineCpu().busy, at: performance.now() };
   const ownAtStart = process.cpuUsage();
@@ -200,6 +213,7 @@ const TYPE_LABELS: Record<string, string> = { f32: 'F32', f16: 'F16', bf16: 'BF1
 
 async function parent(): Promise<void> {
   const started = performance.now();
+  if (args.gpu) await (await loadLlama()).dispose(); // fail before the long preparation
   const { median } = await import('./common.js');
   const { exportGguf } = await import('../src/gguf/export.js');
   const { openCheckpoint } = await import('../src/model/checkpoint.js');
