@@ -4,7 +4,7 @@
  * pruned one are then measured by `compact eval --speed --json` in their own processes (so peak
  * RSS is theirs), round-robin over 5 rounds, and the medians are written to
  * docs/study/efficiency.md (included in docs/results.md by `npm run study`).
- *   npm run bench:efficiency [-- --ratio 0.3 --rounds 5 --python /work/venv-ref/bin/python]
+ *   npm run bench:efficiency [-- --ratio 0.3 --rounds 5 --python ../venv-ref/bin/python]
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -14,7 +14,7 @@ import { median } from './common.js';
 import { sharedPath } from './shared.js';
 
 const { values: args } = parseArgs({
-  options: { ratio: { type: 'string', default: '0.3' }, rounds: { type: 'string', default: '5' }, python: { type: 'string', default: '/work/venv-ref/bin/python' } },
+  options: { ratio: { type: 'string', default: '0.3' }, rounds: { type: 'string', default: '5' }, python: { type: 'string', default: '../venv-ref/bin/python' } },
 });
 // The same protocol in transformers (tools/bench/torch_decode.py), when a Python with torch is there.
 const torchSide = existsSync(args.python!);

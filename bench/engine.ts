@@ -23,7 +23,7 @@ const { values: args } = parseArgs({
     len: { type: 'string', default: '512' },
     reps: { type: 'string', default: '3' },
     threads: { type: 'string', default: String(cpus().length) },
-    python: { type: 'string', default: '/work/venv-ref/bin/python' },
+    python: { type: 'string', default: '../venv-ref/bin/python' },
     child: { type: 'string' },
     out: { type: 'string', default: '.tmp/bench' },
   },
