@@ -6,12 +6,11 @@
 import { existsSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { type Checkpoint, openCheckpoint } from '../model/checkpoint.js';
-import { loadTokenizer } from '../model/tokenizer.js';
+import { buildTokenizer, readTokenizerJson } from '../model/tokenizer.js';
 import type { ModelSpec, RopeSpec } from '../model/spec.js';
 import { writeFileAtomic } from '../util/atomic-file.js';
 import { check } from '../util/errors.js';
-import { readUserJson } from '../util/files.js';
-import { isObject, type JsonObject } from '../vocab/tokenizer-json.js';
+import type { JsonObject } from '../vocab/tokenizer-json.js';
 import { architectureFor, checkRepresentable, globalRope, type LlamaCppArchitecture } from './architectures.js';
 import { type Metadata, writeGguf } from './gguf-file.js';
 import { GGML_TYPES, type GgmlType, tensorBytes } from './quantize.js';
@@ -109,15 +108,13 @@ function modelMetadata(spec: ModelSpec, arch: LlamaCppArchitecture, rope: RopeSp
 
 /** The tokenizer's metadata (llama.cpp needs one: its "no vocabulary" models cannot be run by its tools). */
 function tokenizerPart(ckpt: Checkpoint): ReturnType<typeof tokenizerMetadata> {
-  const file = join(ckpt.dir, 'tokenizer.json');
-  check(existsSync(file), `${ckpt.dir}: no tokenizer.json; a GGUF for llama.cpp needs the tokenizer (convert a SentencePiece or tiktoken tokenizer to tokenizer.json first)`);
-  const configFile = join(ckpt.dir, 'tokenizer_config.json');
-  const tokenizerConfig = existsSync(configFile) ? readUserJson(configFile, { within: ckpt.dir }) : undefined;
+  check(existsSync(join(ckpt.dir, 'tokenizer.json')), `${ckpt.dir}: no tokenizer.json; a GGUF for llama.cpp needs the tokenizer (convert a SentencePiece or tiktoken tokenizer to tokenizer.json first)`);
+  const files = readTokenizerJson(ckpt.dir);
   return tokenizerMetadata({
-    tokenizer: readUserJson(file, { within: ckpt.dir }),
-    tokenizerConfig: isObject(tokenizerConfig) ? tokenizerConfig : undefined,
+    tokenizer: files.tokenizer,
+    tokenizerConfig: files.config,
     config: ckpt.spec.raw as JsonObject,
-    hf: loadTokenizer(ckpt.dir),
+    hf: buildTokenizer(ckpt.dir, files),
     rows: ckpt.spec.vocabSize,
   });
 }

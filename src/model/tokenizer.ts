@@ -4,15 +4,24 @@ import { join } from 'node:path';
 import { Tokenizer } from '@huggingface/tokenizers';
 import { CompactError, check } from '../util/errors.js';
 import { readUserJsonObject } from '../util/files.js';
-import { requireBpeTokenizer } from '../vocab/tokenizer-json.js';
+import { type JsonObject, requireBpeTokenizer } from '../vocab/tokenizer-json.js';
 
 /** tokenizer.json (a BPE model: the only kind compact understands) and tokenizer_config.json, checked. */
 export function loadTokenizer(dir: string): Tokenizer {
+  return buildTokenizer(dir, readTokenizerJson(dir));
+}
+
+/** The parsed tokenizer.json and tokenizer_config.json ({} when absent), for callers that also read them. */
+export function readTokenizerJson(dir: string): { tokenizer: JsonObject; config: JsonObject } {
   const file = join(dir, 'tokenizer.json');
   check(existsSync(file), `${dir}: no tokenizer.json (compact needs the Hugging Face fast-tokenizer file)`);
   const configFile = join(dir, 'tokenizer_config.json');
   const config = existsSync(configFile) ? readUserJsonObject(configFile, { within: dir }) : {};
-  const tokenizer = readUserJsonObject(file, { within: dir });
+  return { tokenizer: readUserJsonObject(file, { within: dir }), config };
+}
+
+/** The tokenizer from already-parsed files (see readTokenizerJson). */
+export function buildTokenizer(dir: string, { tokenizer, config }: { tokenizer: JsonObject; config: JsonObject }): Tokenizer {
   try {
     requireBpeTokenizer({ tokenizer });
   } catch (e) {
@@ -22,7 +31,7 @@ export function loadTokenizer(dir: string): Tokenizer {
   try {
     return new Tokenizer(tokenizer, config);
   } catch (e) {
-    throw new CompactError(`${file}: cannot build the tokenizer (${(e as Error).message})`);
+    throw new CompactError(`${join(dir, 'tokenizer.json')}: cannot build the tokenizer (${(e as Error).message})`);
   }
 }
 
