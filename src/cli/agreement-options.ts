@@ -1,6 +1,6 @@
 /** The agreement flags shared by `eval --reference` and `compare`, and their parsing. */
 import type { Command } from 'commander';
-import { positiveInt } from './eval.js';
+import { positiveInt } from './parse.js';
 
 export interface AgreementFlags {
   paragraphs: string;

@@ -1,7 +1,7 @@
 /** The calibration flags shared by `prune` and `compare`, and their parsing. */
 import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
-import { positiveInt } from './eval.js';
+import { positiveInt, seed } from './parse.js';
 
 /** Bundled calibration text (TinyStories, CDLA-Sharing-1.0): fits the demo model; pass your own for real models. */
 export const DEFAULT_CALIBRATION = fileURLToPath(new URL('../../data/tinystories/calibration_90pct.txt', import.meta.url));
@@ -24,5 +24,5 @@ export function addCalibrationOptions(command: Command): Command {
 }
 
 export function calibrationOptions(f: CalibrationFlags): { calib: string[]; calibField: string; samples: number; seqLen: number; seed: number } {
-  return { calib: f.calib, calibField: f.calibField, samples: positiveInt(f.samples, '--samples'), seqLen: positiveInt(f.seqLen, '--seq-len'), seed: Number(f.seed) | 0 };
+  return { calib: f.calib, calibField: f.calibField, samples: positiveInt(f.samples, '--samples'), seqLen: positiveInt(f.seqLen, '--seq-len'), seed: seed(f.seed) };
 }

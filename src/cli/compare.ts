@@ -10,7 +10,7 @@ import { checkReadable } from '../util/files.js';
 import { jsonText } from '../util/json-text.js';
 import { addAgreementOptions, type AgreementFlags, agreementOptions } from './agreement-options.js';
 import { addCalibrationOptions, type CalibrationFlags, calibrationOptions } from './calibration-options.js';
-import { positiveInt, readTextFile } from './eval.js';
+import { positiveInt, readTextFile } from './parse.js';
 import { progressBar } from './progress.js';
 
 interface CompareFlags extends CalibrationFlags, AgreementFlags {

@@ -15,9 +15,10 @@ import { openCheckpoint } from '../model/checkpoint.js';
 import { readConfig } from '../model/spec.js';
 import { encode, loadTokenizer } from '../model/tokenizer.js';
 import { CompactError } from '../util/errors.js';
-import { readUserJsonObject, readUserText } from '../util/files.js';
+import { readUserJsonObject } from '../util/files.js';
 import { addAgreementOptions, type AgreementFlags, agreementOptions } from './agreement-options.js';
 import { bytes, integer, percent, table } from './format.js';
+import { nonNegativeInt, positiveInt, readTextFile } from './parse.js';
 import { parameterTable } from './inspect.js';
 import { progressBar } from './progress.js';
 
@@ -327,22 +328,4 @@ export function loadTasks(
     }),
     groups,
   };
-}
-
-function nonNegativeInt(value: string, flag: string): number {
-  const n = Number(value);
-  if (!/^\s*\d+\s*$/.test(value) || !Number.isSafeInteger(n)) throw new CompactError(`${flag} must be a non-negative integer, got ${JSON.stringify(value)}`);
-  return n;
-}
-
-export function positiveInt(value: string, flag: string): number {
-  const n = Number(value);
-  if (!Number.isSafeInteger(n) || n <= 0) throw new CompactError(`${flag} must be a positive integer, got ${JSON.stringify(value)}`);
-  return n;
-}
-
-export function readTextFile(file: string): string {
-  const text = readUserText(file);
-  if (text.length === 0) throw new CompactError(`${file}: the text is empty`);
-  return text;
 }

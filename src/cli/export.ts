@@ -1,6 +1,7 @@
 import { type Command, Option } from 'commander';
 import { exportGguf, type ExportReport } from '../gguf/export.js';
 import { OUTPUT_TYPES, type OutputType } from '../gguf/tensor-plan.js';
+import { forceOption, jsonOption, outputOption } from './common-options.js';
 import { bytes, integer } from './format.js';
 import { progressBar } from './progress.js';
 
@@ -20,12 +21,12 @@ export function registerExport(program: Command): void {
     .command('export')
     .description("write a GGUF file that llama.cpp runs unchanged (native writer; llama.cpp's own architectures and tokenizers)")
     .argument('<dir>', 'Hugging Face checkpoint directory (e.g. the output of compact prune)')
-    .requiredOption('-o, --output <file.gguf>', 'GGUF file to write (atomically; must not exist unless --force)')
+    .addOption(outputOption('file.gguf', 'GGUF file to write'))
     .addOption(new Option('--type <t>', GGUF_TYPE_HELP).choices(OUTPUT_TYPES).default('f16'))
     .option('--vocab-only', 'write the tokenizer and hyperparameters only, no tensors')
     .option('--name <name>', 'general.name (default: the directory name)')
-    .option('--force', 'replace the output file if it exists')
-    .option('--json', 'print the report as JSON')
+    .addOption(forceOption('output file'))
+    .addOption(jsonOption())
     .action(async (dir: string, f: ExportFlags) => {
       const bar = progressBar('export', !f.json);
       const report = await exportGguf(dir, f.output, { type: f.type, vocabOnly: f.vocabOnly, name: f.name, force: f.force, onTensor: (d, t) => bar.update(d, t) });

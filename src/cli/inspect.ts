@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { openCheckpoint } from '../model/checkpoint.js';
 import { countParams, PARTS, type ParamCount, type Part } from '../model/param-count.js';
+import { jsonOption } from './common-options.js';
 import { bytes, integer, percent, table } from './format.js';
 
 const LABELS: Record<Part, string> = {
@@ -17,7 +18,7 @@ export function registerInspect(program: Command): void {
     .command('inspect')
     .description('where the parameters are: vocabulary (embedding, LM head), attention, FFN, norms')
     .argument('<dir>', 'Hugging Face checkpoint directory (config.json + safetensors)')
-    .option('--json', 'print JSON instead of a table')
+    .addOption(jsonOption('the parameter counts'))
     .action((dir: string, opts: { json?: boolean }) => {
       const ckpt = openCheckpoint(dir);
       const count = countParams(ckpt);

@@ -10,7 +10,7 @@ import { CRITERIA, type Criterion, type Weighting, WEIGHTINGS } from '../prune/s
 import { CompactError } from '../util/errors.js';
 import { checkReadable, readUserText } from '../util/files.js';
 import { addCalibrationOptions, type CalibrationFlags, calibrationOptions } from './calibration-options.js';
-import { positiveInt, readTextFile } from './eval.js';
+import { positiveInt, readTextFile } from './parse.js';
 import { GGUF_TYPE_HELP } from './export.js';
 import { bytes, integer, percent, table } from './format.js';
 import { progressBar } from './progress.js';
