@@ -48,7 +48,7 @@ export function registerCompare(program: Command, version: string, argv: string[
       const evalTexts = f.evalText.map((file) => ({ name: basename(file).replace(/\.[^.]+$/, ''), text: readTextFile(file) }));
       checkReadable(f.calib); // here, or every cell would fail on it and the study report nothing
       const agreement = f.agreement ? { ...agreementOptions(f), window: 512 } : undefined;
-      const bar = progressBar('study', !f.json);
+      const bar = progressBar('compare', !f.json);
       const command = ['compact', ...argv.slice(2)].join(' ');
       const rows = await runStudy(dir, {
         methods,
@@ -61,9 +61,8 @@ export function registerCompare(program: Command, version: string, argv: string[
         },
         version,
         workDir: dirname(f.output),
-        onCell: (done, total) => bar.update(done, total),
+        onProgress: (stage, done, total, note) => bar.update(done, total, stage, note),
       });
-      bar.stop();
       const shown = (path: string) => (isAbsolute(path) && path.startsWith(process.cwd()) ? relative(process.cwd(), path) : path);
       const meta = {
         model: shown(dir),
@@ -78,6 +77,7 @@ export function registerCompare(program: Command, version: string, argv: string[
         writeFileSync(join(tmp, 'study.md'), studyMarkdown(rows, meta));
         writeFileSync(join(tmp, 'study.html'), studyHtml(rows, meta));
       });
+      bar.stop(); // the cells bar reaches 100 % only once the report is written
       if (f.json) console.log(JSON.stringify(rows, null, 2));
       else console.log(`${studyMarkdown(rows, meta)}\nreport: ${join(f.output, 'study.html')}`);
     });

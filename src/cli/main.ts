@@ -6,6 +6,7 @@ import { registerCompare } from './compare.js';
 import { registerEval } from './eval.js';
 import { registerExport } from './export.js';
 import { registerInspect } from './inspect.js';
+import { closeProgressBars } from './progress.js';
 import { registerPrune, registerPruneVocab } from './prune.js';
 
 const VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
@@ -28,6 +29,7 @@ export async function main(argv: string[]): Promise<number> {
     await program.parseAsync(argv);
     return 0;
   } catch (e) {
+    closeProgressBars(); // the error starts its own line, not the end of a bar's
     if (e instanceof CommanderError) return e.exitCode === 0 ? 0 : 2;
     if (e instanceof CompactError) {
       // One line, whatever a message quotes: control characters (a newline from a file) are escaped.

@@ -96,7 +96,7 @@ export function registerPrune(program: Command, version: string, argv: string[])
         commandLine: ['compact', ...argv.slice(2)].join(' '),
         version,
         gguf: f.gguf,
-        onProgress: (stage, done, total) => bar.update(done, total),
+        onProgress: (stage, done, total) => bar.update(done, total, stage),
       });
       bar.stop();
       const quality = f.evalText ? { text: f.evalText, before: await textMetrics(dir, f.evalText), after: await textMetrics(f.output, f.evalText) } : undefined;

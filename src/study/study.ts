@@ -27,7 +27,11 @@ export interface StudyOptions {
   version: string;
   /** Scratch space for the pruned checkpoints (each removed after measuring). */
   workDir: string;
-  onCell?: (done: number, total: number, label: string) => void;
+  /**
+   * Progress by stage: 'dense model' (the reference continuations, then the dense model's own
+   * numbers), then 'cells' (`note` names the cell being worked on; `done` counts finished cells).
+   */
+  onProgress?: (stage: 'dense model' | 'cells', done: number, total: number, note?: string) => void;
 }
 
 export interface StudyRow {
@@ -51,7 +55,10 @@ export async function runStudy(dir: string, o: StudyOptions): Promise<StudyRow[]
   const side = (modelDir: string) => openAgreementSide(modelDir, o.base.threads);
   const agreementOptions = o.agreement && { ...o.agreement, threads: o.base.threads };
   const denseSide = side(dir);
+  const denseSteps = agreementOptions ? 2 : 1;
+  o.onProgress?.('dense model', 0, denseSteps);
   const reference = agreementOptions && (await prepareReference(denseSide, o.evalTexts[0].text, agreementOptions));
+  if (reference) o.onProgress?.('dense model', 1, denseSteps);
   const measure = async (model: AgreementSide): Promise<Pick<StudyRow, 'bitsPerByte' | 'agreement'>> => {
     const bitsPerByte: Record<string, number> = {};
     for (const { name, text } of o.evalTexts) bitsPerByte[name] = (await evaluateText(model.engine, encode(model.tokenizer, text), Buffer.byteLength(text, 'utf8'))).bitsPerByte;
@@ -67,6 +74,7 @@ export async function runStudy(dir: string, o: StudyOptions): Promise<StudyRow[]
     method: 'dense', ratio: 0, removedRatio: 0, vocab: ckpt.spec.vocabSize, ffn: ckpt.spec.intermediateSize, layers: ckpt.spec.numLayers,
     parameters: countParams(ckpt), ...(await measure(denseSide)), pruneSeconds: null, error: null,
   };
+  o.onProgress?.('dense model', denseSteps, denseSteps);
   const rows: StudyRow[] = [dense];
   mkdirSync(o.workDir, { recursive: true });
   const scratch = mkdtempSync(join(o.workDir, '.compact-study-'));
@@ -76,7 +84,7 @@ export async function runStudy(dir: string, o: StudyOptions): Promise<StudyRow[]
     for (const [index, [name, ratio]] of cells.entries()) {
       const method = STUDY_METHODS.find((m) => m.name === name)!;
       const out = join(scratch, `${name}-${ratio}`);
-      o.onCell?.(index, cells.length, `${name} @ ${ratio}`);
+      o.onProgress?.('cells', index, cells.length, `${name} @ ${ratio}`);
       try {
         const report = await prune(dir, out, { ...o.base, ...method.options, ratio, commandLine: `compact compare (${name}, ratio ${ratio})`, version: o.version } as PruneOptions);
         const model = side(out);
@@ -92,7 +100,7 @@ export async function runStudy(dir: string, o: StudyOptions): Promise<StudyRow[]
         rmSync(out, { recursive: true, force: true });
       }
     }
-    o.onCell?.(cells.length, cells.length, 'done');
+    o.onProgress?.('cells', cells.length, cells.length);
   } finally {
     rmSync(scratch, { recursive: true, force: true });
     release();
