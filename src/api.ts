@@ -1,0 +1,175 @@
+/**
+ * The library: what the `compact` command does, as functions that return reports instead of
+ * printing them. Every option defaults to the CLI's default (both read src/defaults.ts).
+ * User mistakes throw a CompactError whose message is the CLI's one-line error.
+ */
+import { readFileSync } from 'node:fs';
+import { Decoder } from './engine/decoder.js';
+import { Engine } from './engine/engine.js';
+import { evaluateText, type TextMetrics } from './eval/text-metrics.js';
+import { exportGguf as writeGguf, type ExportOptions, type ExportReport } from './gguf/export.js';
+import { openCheckpoint } from './model/checkpoint.js';
+import { countParams, PARTS, type ParamCount, type Part } from './model/param-count.js';
+import { encode, loadTokenizer } from './model/tokenizer.js';
+import { prune as runPrune, type PruneOptions, type PruneReport } from './prune/prune.js';
+import { CompactError } from './util/errors.js';
+import { readUserText } from './util/files.js';
+import { eosTokenIds, runTasks, type TaskResults } from './api-tasks.js';
+import { EVAL_DEFAULTS, EXPORT_DEFAULTS, PRUNE_DEFAULTS } from './defaults.js';
+
+export const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+
+export interface InspectReport {
+  dir: string;
+  modelType: string;
+  vocabSize: number;
+  hiddenSize: number;
+  intermediateSize: number;
+  layers: number;
+  heads: number;
+  kvHeads: number;
+  headDim: number;
+  tiedEmbeddings: boolean;
+  /** Parameters by part (embedding, lmHead — 0 when tied —, attention, ffn, norms, other) and their total. */
+  parameters: Record<Part, number> & { total: number };
+  /** Each part's share of the total. */
+  shares: Record<Part, number>;
+  /** Bytes of the weights as stored. */
+  storedBytes: number;
+}
+
+/** Where the parameters are (`compact inspect --json`): counted from the tensors' real shapes; reads headers only. */
+export function inspect(dir: string): InspectReport {
+  const ckpt = openCheckpoint(dir);
+  const { spec } = ckpt;
+  const count: ParamCount = countParams(ckpt);
+  return {
+    dir,
+    modelType: spec.modelType,
+    vocabSize: spec.vocabSize,
+    hiddenSize: spec.hiddenSize,
+    intermediateSize: spec.intermediateSize,
+    layers: spec.numLayers,
+    heads: spec.numHeads,
+    kvHeads: spec.numKvHeads,
+    headDim: spec.headDim,
+    tiedEmbeddings: spec.tiedEmbeddings,
+    parameters: { ...count.parts, total: count.total },
+    shares: Object.fromEntries(PARTS.map((p) => [p, count.parts[p] / count.total])) as Record<Part, number>,
+    storedBytes: count.storedBytes,
+  };
+}
+
+/** `compact prune` options; every one may be left out (defaults: src/defaults.ts), but a budget is needed. */
+export type PruneSettings = Partial<Omit<PruneOptions, 'version'>>;
+
+/**
+ * Prunes `dir` into the new checkpoint directory `output` (`compact prune DIR -o OUTPUT`):
+ * e.g. `prune(dir, out, { ratio: 0.3 })`. Returns the report `--json` prints.
+ */
+export async function prune(dir: string, output: string, options: PruneSettings = {}): Promise<PruneReport> {
+  const given = Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined));
+  return runPrune(dir, output, {
+    ...PRUNE_DEFAULTS,
+    calib: [...PRUNE_DEFAULTS.calib],
+    commandLine: `compact-llm prune(${JSON.stringify(dir)}, ${JSON.stringify(output)}, ${JSON.stringify(Object.fromEntries(Object.entries(given).filter(([, v]) => typeof v !== 'function')))})`,
+    ...given,
+    version: VERSION,
+  });
+}
+
+export interface EvaluateOptions {
+  /** A UTF-8 text file: bits per byte and perplexity (`--text`). */
+  text?: string;
+  /** Inputs per window (`--window`). */
+  window?: number;
+  /** Tokens between window starts (`--stride`; default: the window). */
+  stride?: number;
+  /** Benchmarks (`--tasks`): `arc_easy`, `piqa`, `mmlu`, `gsm8k`, `mc:FILE.jsonl`, … */
+  tasks?: string[];
+  /** Folder of the benchmark files (`--data-dir`; default as the CLI: ../shared/data, else the bundled slices). */
+  dataDir?: string;
+  limit?: number;
+  numFewshot?: number;
+  /** Sequences decoded together by generation tasks (`--batch-size`). */
+  batchSize?: number;
+  threads?: number;
+  onProgress?: (stage: string, done: number, total: number) => void;
+}
+
+export interface EvaluateReport {
+  dir: string;
+  /** Present when `text` was given. */
+  text?: TextMetrics & { file: string };
+  /** Present when `tasks` were given: per task (lm-eval metrics) and per group (mmlu). */
+  tasks?: TaskResults['tasks'];
+  groups?: TaskResults['groups'];
+  /** Parameters by part and weight bytes, as `inspect` counts them. */
+  parameters: InspectReport['parameters'];
+  storedBytes: number;
+}
+
+/** Measures a checkpoint (`compact eval`): bits per byte of a text and/or benchmark tasks. */
+export async function evaluate(dir: string, options: EvaluateOptions): Promise<EvaluateReport> {
+  if (options.text == null && !options.tasks?.length) throw new CompactError('nothing to evaluate: give text (a file) and/or tasks');
+  const text = options.text == null ? undefined : readUserText(options.text);
+  if (text?.length === 0) throw new CompactError(`${options.text}: the text is empty`);
+  const window = options.window ?? EVAL_DEFAULTS.window;
+  const ckpt = openCheckpoint(dir);
+  const count = countParams(ckpt);
+  const tokenizer = loadTokenizer(dir);
+  const engine = new Engine(ckpt, { threads: options.threads });
+  const report: EvaluateReport = { dir, parameters: { ...count.parts, total: count.total }, storedBytes: count.storedBytes };
+  try {
+    if (text != null) {
+      const onProgress = (d: number, t: number) => options.onProgress?.('text', d, t);
+      const metrics = await evaluateText(engine, encode(tokenizer, text), Buffer.byteLength(text, 'utf8'), { window, stride: options.stride ?? window, onProgress });
+      report.text = { file: options.text!, ...metrics };
+    }
+    if (options.tasks?.length) {
+      const results = await runTasks(ckpt, engine, tokenizer, {
+        tasks: options.tasks,
+        dataDir: options.dataDir,
+        limit: options.limit,
+        numFewshot: options.numFewshot,
+        batchSize: options.batchSize ?? EVAL_DEFAULTS.batchSize,
+        threads: options.threads,
+        onProgress: options.onProgress,
+      });
+      Object.assign(report, results);
+    }
+  } finally {
+    await engine.release();
+  }
+  return report;
+}
+
+export interface GenerateOptions {
+  /** Most tokens generated (default: as `eval --reference` continuations, 64). */
+  maxNewTokens?: number;
+  threads?: number;
+}
+
+/** Greedy continuation of `prompt` (the tokenizer adds its BOS), stopping at the end-of-sequence token. */
+export async function generate(dir: string, prompt: string, options: GenerateOptions = {}): Promise<{ text: string; tokens: number }> {
+  const ckpt = openCheckpoint(dir);
+  const tokenizer = loadTokenizer(dir);
+  const eos = new Set(eosTokenIds(dir, ckpt.spec.raw));
+  const decoder = await Decoder.open(ckpt, { threads: options.threads });
+  try {
+    const promptIds = encode(tokenizer, prompt);
+    const ids = await decoder.generate(promptIds, options.maxNewTokens ?? EVAL_DEFAULTS.newTokens, (g) => eos.has(g[g.length - 1]));
+    // Decoded with the prompt: a SentencePiece decoder strips the space of a sequence's first token.
+    const decode = (x: number[]) => tokenizer.decode(x, { skip_special_tokens: true });
+    return { text: decode([...promptIds, ...ids]).slice(decode(promptIds).length), tokens: ids.length };
+  } finally {
+    await decoder.release();
+  }
+}
+
+export type ExportSettings = Partial<Omit<ExportOptions, 'intoCheckpoint'>>;
+
+/** Writes one GGUF file for llama.cpp (`compact export DIR -o FILE`; default type f16). */
+export async function exportGguf(dir: string, output: string, options: ExportSettings = {}): Promise<ExportReport> {
+  return writeGguf(dir, output, { ...EXPORT_DEFAULTS, ...options });
+}

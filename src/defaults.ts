@@ -1,0 +1,42 @@
+/**
+ * The default of every setting the `compact` command and the library share, defined once: the
+ * CLI's option defaults and the library's option defaults are both read from here, so they
+ * cannot drift apart.
+ */
+import { fileURLToPath } from 'node:url';
+import type { OutputType } from './gguf/tensor-plan.js';
+import type { PruneOptions } from './prune/prune.js';
+
+/** Bundled calibration text (TinyStories, CDLA-Sharing-1.0): fits the bundled models; pass your own for real models. */
+export const DEFAULT_CALIBRATION = fileURLToPath(new URL('../data/tinystories/calibration_90pct.txt', import.meta.url));
+
+/** `compact prune` without flags (the budget has no default: give `ratio`, or `vocab` and/or `ffn`). */
+export const PRUNE_DEFAULTS = {
+  method: 'compact',
+  vocabMode: 'rank',
+  weighting: 'binary',
+  criterion: 'act2',
+  calib: [DEFAULT_CALIBRATION],
+  calibField: 'text',
+  samples: 16,
+  seqLen: 512,
+  seed: 0,
+} as const satisfies Partial<PruneOptions>;
+
+/** `compact eval`: text windows, generation batch, agreement and --speed settings. */
+export const EVAL_DEFAULTS = {
+  window: 512,
+  batchSize: 8,
+  paragraphs: 64,
+  continuationChars: 64,
+  newTokens: 64,
+  repeats: 3,
+} as const;
+
+/** Where the benchmark files are looked for without --data-dir (relative to the current directory). */
+export const DEFAULT_DATA_DIR = '../shared/data';
+/** The 50-document benchmark slices of the tests, used when DEFAULT_DATA_DIR is absent (a fresh clone). */
+export const BUNDLED_TASK_DATA = fileURLToPath(new URL('../test/fixtures/tasks', import.meta.url));
+
+/** `compact export` and `prune --gguf`. */
+export const EXPORT_DEFAULTS: { type: OutputType } = { type: 'f16' };

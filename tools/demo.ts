@@ -1,0 +1,127 @@
+/**
+ * `npm run demo`: the first ten minutes. Prunes the bundled tinystories-llama32k (72 % of its
+ * parameters in the vocabulary) by 30 % with `compact prune --ratio 0.3`'s defaults, through the
+ * library, and shows dense vs pruned side by side: parameters by part, bits per byte on held-out
+ * text, a greedy continuation of the same prompt; then writes a GGUF for llama.cpp.
+ *
+ *   node --import tsx tools/demo.ts [--model DIR] [--out DIR] [--ratio R] [--text FILE] [--prompt S] [--new-tokens N]
+ */
+import { parseArgs } from 'node:util';
+import { bytes, integer, percent, table } from '../src/cli/format.js';
+import { evaluate, type EvaluateReport, exportGguf, generate, inspect, type InspectReport, prune, type PruneReport } from '../src/index.js';
+
+export interface DemoSettings {
+  model: string;
+  out: string;
+  ratio: number;
+  text: string;
+  prompt: string;
+  newTokens: number;
+  /** Called before each step, with its name. */
+  onStep?: (step: string) => void;
+}
+
+export const DEMO_DEFAULTS: DemoSettings = {
+  model: 'models/tinystories-llama32k/hf',
+  out: 'out/tinystories-llama32k-compact',
+  ratio: 0.3,
+  text: 'data/tinystories/heldout_10pct.txt',
+  prompt: 'One day, a little girl named Mia found a big red ball in the park.',
+  newTokens: 40,
+};
+
+export interface DemoSide {
+  inspect: InspectReport;
+  eval: EvaluateReport;
+  continuation: string;
+}
+
+export interface DemoResult {
+  settings: DemoSettings;
+  prune: PruneReport;
+  dense: DemoSide;
+  pruned: DemoSide;
+  gguf: { file: string; bytes: number };
+  seconds: { prune: number; evaluate: number; generate: number; export: number; total: number };
+}
+
+export async function runDemo(s: DemoSettings): Promise<DemoResult> {
+  const started = performance.now();
+  const clock = () => (performance.now() - started) / 1000;
+  s.onStep?.(`pruning ${s.model} by ${100 * s.ratio} % (compact prune --ratio ${s.ratio}, default settings)`);
+  const report = await prune(s.model, s.out, { ratio: s.ratio, force: true, commandLine: `compact prune ${s.model} -o ${s.out} --ratio ${s.ratio} --force` });
+  const pruneSeconds = clock();
+  s.onStep?.(`bits per byte of both models on ${s.text}`);
+  const [denseEval, prunedEval] = [await evaluate(s.model, { text: s.text }), await evaluate(s.out, { text: s.text })];
+  const evalSeconds = clock() - pruneSeconds;
+  s.onStep?.('greedy continuations of the same prompt');
+  const [dense, pruned] = [await generate(s.model, s.prompt, { maxNewTokens: s.newTokens }), await generate(s.out, s.prompt, { maxNewTokens: s.newTokens })];
+  const generateSeconds = clock() - pruneSeconds - evalSeconds;
+  const ggufFile = `${s.out}.gguf`;
+  const exported = await exportGguf(s.out, ggufFile, { force: true });
+  return {
+    settings: s,
+    prune: report,
+    dense: { inspect: inspect(s.model), eval: denseEval, continuation: dense.text },
+    pruned: { inspect: inspect(s.out), eval: prunedEval, continuation: pruned.text },
+    gguf: { file: ggufFile, bytes: exported.bytes },
+    seconds: { prune: pruneSeconds, evaluate: evalSeconds, generate: generateSeconds, export: clock() - pruneSeconds - evalSeconds - generateSeconds, total: clock() },
+  };
+}
+
+/** The side-by-side table, the two continuations, where the output went and how to run it. */
+export function formatDemo(r: DemoResult): string {
+  const d = r.dense.inspect;
+  const p = r.pruned.inspect;
+  const vocab = (x: InspectReport) => x.parameters.embedding + x.parameters.lmHead;
+  const change = (a: number, b: number) => (b === a ? '0.0 %' : `${b > a ? '+' : '−'}${percent(Math.abs(b - a), a)}`);
+  const row = (label: string, a: number, b: number) => [label, integer(a), integer(b), change(a, b)];
+  const bpb = [r.dense.eval.text!.bitsPerByte, r.pruned.eval.text!.bitsPerByte];
+  const s = r.settings;
+  const lines = [
+    table(
+      [
+        ['', 'dense', 'pruned', 'change'],
+        row('vocabulary (embedding + LM head)', vocab(d), vocab(p)),
+        row('attention', d.parameters.attention, p.parameters.attention),
+        row('FFN', d.parameters.ffn, p.parameters.ffn),
+        row('norms', d.parameters.norms, p.parameters.norms),
+        row('total parameters', d.parameters.total, p.parameters.total),
+        row('vocabulary size V', d.vocabSize, p.vocabSize),
+        row('FFN width I', d.intermediateSize, p.intermediateSize),
+        ['weights on disk', bytes(d.storedBytes), bytes(p.storedBytes), change(d.storedBytes, p.storedBytes)],
+        ['bits per byte, held-out text', bpb[0].toFixed(4), bpb[1].toFixed(4), change(bpb[0], bpb[1])],
+      ],
+      [false, true, true, true],
+    ),
+    `bits per byte (lower is better): ${s.text}, ${integer(r.dense.eval.text!.bytes)} bytes never trained on, windows of ${r.dense.eval.text!.window} tokens`,
+    '',
+    `greedy continuation of "${s.prompt}" (${s.newTokens} tokens at most):`,
+    `  dense : ${oneLine(r.dense.continuation)}`,
+    `  pruned: ${oneLine(r.pruned.continuation)}`,
+    '',
+    `pruned checkpoint: ${r.prune.output} (a standard Hugging Face folder: config.json, model.safetensors, tokenizer.json; model card README.md, manifest compact.json)`,
+    `GGUF for llama.cpp: ${r.gguf.file} (f16, ${bytes(r.gguf.bytes)} of tensors), written as \`npx compact export ${r.prune.output} -o ${r.gguf.file}\` would; run it with`,
+    `  llama-cli -m ${r.gguf.file} -p "${s.prompt}" -n ${s.newTokens} --temp 0`,
+    `time: ${r.seconds.total.toFixed(1)} s (prune ${r.seconds.prune.toFixed(1)}, bits per byte ${r.seconds.evaluate.toFixed(1)}, continuations ${r.seconds.generate.toFixed(1)}, export ${r.seconds.export.toFixed(1)})`,
+  ];
+  return lines.join('\n');
+}
+
+const oneLine = (text: string) => JSON.stringify(text.trim()).slice(1, -1);
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const { values } = parseArgs({
+    options: { model: { type: 'string' }, out: { type: 'string' }, ratio: { type: 'string' }, text: { type: 'string' }, prompt: { type: 'string' }, 'new-tokens': { type: 'string' } },
+  });
+  const settings: DemoSettings = {
+    model: values.model ?? DEMO_DEFAULTS.model,
+    out: values.out ?? DEMO_DEFAULTS.out,
+    ratio: values.ratio ? Number(values.ratio) : DEMO_DEFAULTS.ratio,
+    text: values.text ?? DEMO_DEFAULTS.text,
+    prompt: values.prompt ?? DEMO_DEFAULTS.prompt,
+    newTokens: values['new-tokens'] ? Number(values['new-tokens']) : DEMO_DEFAULTS.newTokens,
+    onStep: (step) => console.log(`… ${step}`),
+  };
+  console.log(formatDemo(await runDemo(settings)));
+}
