@@ -23,12 +23,16 @@ mmlu/default/*, gsm8k/gsm8k.yaml, lambada/lambada_openai.yaml):
   * group acc weighted by size, stderr pooled (pooled_sample_stderr).
 
 Data: test/fixtures/tasks (mmlu/, gsm8k/, lambada/: see its README). Output:
-test/fixtures/tasks/oracle-fewshot-stories260K.json.
+test/fixtures/tasks/oracle-fewshot-stories260K.json, and with --model/--out the same for
+tinystories-llama32k (oracle-fewshot-llama32k.json; the weights' sha256 is recorded so the test
+can tell whether the checkpoint it finds is the one the oracle ran).
 
 Usage, from the repository root:
     python3 tools/reference/make_fewshot_fixtures.py        # (re)copy the slices from ../shared/data
     /work/venv-ref/bin/python tools/reference/fewshot_oracle.py \
         [--lm-eval-wheel /opt/pypi-more/files/lm_eval-0.4.13-py3-none-any.whl]
+    /work/venv-ref/bin/python tools/reference/fewshot_oracle.py --lm-eval-wheel … \
+        --model ../shared/models/tinystories-llama32k/hf --out test/fixtures/tasks/oracle-fewshot-llama32k.json
 """
 
 from __future__ import annotations
@@ -372,6 +376,7 @@ def main() -> None:
     model = Model(ROOT / args.model)
     out = {
         "model": args.model,
+        "weights_sha256": hashlib.sha256((ROOT / args.model / "model.safetensors").read_bytes()).hexdigest(),
         "max_length": model.max_length,
         "transformers": transformers.__version__,
         "torch": torch.__version__,

@@ -129,7 +129,17 @@ def zero_shot_task_prompts(shots: int = 3, limit: int = 8) -> dict:
 
 
 def main() -> None:
-    oracle = json.loads(OUT.read_text(encoding="utf-8"))
+    # The oracles of both real models (the prompts are the model's input text, so the same; the
+    # generations, filtered and scored, are each model's own).
+    for path in [OUT, OUT.with_name("oracle-fewshot-llama32k.json")]:
+        if path.exists():
+            check_oracle(path)
+    PROMPTS_OUT.write_text(json.dumps(zero_shot_task_prompts(), indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    print(f"wrote {PROMPTS_OUT}")
+
+
+def check_oracle(path: Path) -> None:
+    oracle = json.loads(path.read_text(encoding="utf-8"))
     checked = 0
     for subject in MMLU_SUBJECTS:
         cfg = load_yaml(TASKS / "mmlu" / "default" / f"mmlu_{subject}.yaml")
@@ -161,9 +171,7 @@ def main() -> None:
         s, f = strict.apply([[c["response"]]], None)[0][0], flexible.apply([[c["response"]]], None)[0][0]
         assert (s, f) == (c["strict-match"], c["flexible-extract"]), c
         assert {"strict-match": em(s, c["reference"]), "flexible-extract": em(f, c["reference"]), "raw": em(c["response"], c["reference"])} == c["exact_match"], c
-    PROMPTS_OUT.write_text(json.dumps(zero_shot_task_prompts(), indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-    print(f"wrote {PROMPTS_OUT}")
-    print(f"lm-eval {lm_eval.__version__ if hasattr(lm_eval, '__version__') else '0.4.13'}: {checked} prompts byte-identical to the oracle; "
+    print(f"{path.name}: lm-eval {lm_eval.__version__ if hasattr(lm_eval, '__version__') else '0.4.13'}: {checked} prompts byte-identical to the oracle; "
           f"filters and exact_match equal on {len(test_docs)} generations and {len(oracle['filter_cases'])} crafted responses")
 
 
