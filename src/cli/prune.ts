@@ -24,8 +24,10 @@ interface PruneFlags extends CalibrationFlags {
   ratio?: string;
   vocabShare?: string;
   auto?: boolean;
+  compensate?: boolean;
+  damp?: string;
   roundTo?: string;
-  vocabMode: 'rank' | 'frequency';
+  vocabMode?: 'rank' | 'frequency';
   vocabCorpus?: string[];
   keep?: string;
   weighting: Weighting;
@@ -49,10 +51,13 @@ export function registerPrune(program: Command, version: string, argv: string[])
     .option('--vocab <V′>', "vocabulary size to keep (special/added tokens, byte pieces and base symbols always count toward it)")
     .option('--ffn <I′>', 'FFN width to keep in every layer')
     .option('--ratio <r>', 'fraction of all parameters to remove, in (0, 1); solved into V′ and I′ from exact parameter counts')
-    .option('--vocab-share <s>', 'with --ratio: share of the removal taken from the vocabulary (default: the vocabulary share of the prunable parameters)')
-    .option('--auto', 'with --ratio: try vocabulary shares 0, 0.1, 0.25, 0.5, 0.75, 1 (one calibration pass), keep the split with the lowest bits per byte on held-out calibration text')
+    .option('--vocab-share <s>', 'with --ratio: share of the removal taken from the vocabulary (fixes the split; without it the split is searched, see --auto)')
+    .option('--auto', 'the default with --ratio and no --vocab-share: try vocabulary shares 0, 0.1, 0.25, 0.5, 0.75, 1 in both vocabulary modes (or the --vocab-mode given), then shares halfway to the best one\'s neighbours; keep the split with the lowest bits per byte on the held-out last 10 % of the calibration text')
+    .option('--compensate', 'refit each layer\'s down_proj by least squares on the kept channels (default wherever channels are pruned by calibrated act²; an error elsewhere)')
+    .option('--no-compensate', 'slice down_proj without refitting (the paper)')
+    .option('--damp <x>', 'compensation damping: λ = x · mean diagonal of the kept channels\' Gram', '0.01')
     .option('--round-to <k>', 'round I′ to a multiple of k (default: 256 if I ≥ 4096, 32 if I ≥ 512, else 1; llama.cpp k-quants want 256)')
-    .addOption(new Option('--vocab-mode <m>', 'rank: keep the lowest ids (BPE merge order, the paper); frequency: keep the most frequent on --vocab-corpus').choices(['rank', 'frequency']).default('rank'))
+    .addOption(new Option('--vocab-mode <m>', 'rank: keep the lowest ids (BPE merge order, the paper); frequency: keep the most frequent on --vocab-corpus (default: rank; the --ratio search tries both unless this is given)').choices(['rank', 'frequency']))
     .option('--vocab-corpus <file...>', 'text whose token counts drive --vocab-mode frequency (default: the calibration text)')
     .option('--keep <file>', 'tokens to keep whatever the budget: one per line, a token string or a numeric id')
     .addOption(new Option('--weighting <w>', 'act² weighting: binary (common act², only kept tokens count) | frequency | none (plain act²)').choices(WEIGHTINGS).default('binary'))
@@ -75,15 +80,22 @@ export function registerPrune(program: Command, version: string, argv: string[])
       // Every file named by a flag is checked before the work starts (--calib by prune itself).
       checkReadable([...(f.evalText ? [f.evalText] : []), ...(f.vocabCorpus ?? []), ...(f.scoresIn ?? [])]);
       const bar = progressBar('prune', !f.json);
+      const damp = number(f.damp, '--damp')!;
+      if (!(damp > 0)) throw new CompactError(`--damp must be > 0, got ${f.damp}`);
+      // --ratio without a fixed split searches it (the old --auto, now the default).
+      const search = f.auto || (f.ratio != null && f.vocabShare == null && f.vocab == null && f.ffn == null && f.method === 'compact' && !f.scoresIn?.length);
       const report = await prune(dir, f.output, {
         method: f.method,
         vocab: number(f.vocab, '--vocab'),
         ffn: number(f.ffn, '--ffn'),
         ratio: number(f.ratio, '--ratio'),
         vocabShare: number(f.vocabShare, '--vocab-share'),
-        auto: f.auto,
+        auto: search,
+        autoModes: f.vocabMode ? [f.vocabMode] : ['rank', 'frequency'],
+        compensate: f.compensate ?? 'auto',
+        damp,
         roundTo: f.roundTo == null ? undefined : positiveInt(f.roundTo, '--round-to'),
-        vocabMode: f.vocabMode,
+        vocabMode: f.vocabMode ?? 'rank',
         vocabCorpus: f.vocabCorpus,
         keepList: f.keep ? readKeepList(f.keep) : undefined,
         weighting: f.weighting,
@@ -184,12 +196,23 @@ export function printReport(r: PruneReport, quality?: Quality): void {
   );
   if (quality) console.log(`eval text: ${quality.text}`);
   if (r.auto) {
-    console.log(`--auto tried (bits per byte on ${integer(r.auto.heldOutChars)} held-out characters of the calibration text; best first):`);
+    console.log(`split search tried (bits per byte on ${integer(r.auto.heldOutChars)} held-out characters = ${integer(r.auto.heldOutTokens)} tokens of the calibration text; best first):`);
     console.log(
       table(
-        [['vocab share', 'V′', 'I′', 'removed', 'held-out bpb'], ...r.auto.candidates.map((c) => [c.vocabShare.toFixed(3), integer(c.vocab), integer(c.ffn), `${(100 * c.removedRatio).toFixed(1)} %`, c.heldOutBitsPerByte.toFixed(4)])],
-        [false, true, true, true, true],
+        [['vocab share', 'mode', 'V′', 'I′', 'removed', 'held-out bpb', 'pass'], ...r.auto.candidates.map((c) => [c.vocabShare.toFixed(3), c.vocabMode, integer(c.vocab), integer(c.ffn), `${(100 * c.removedRatio).toFixed(1)} %`, c.heldOutBitsPerByte.toFixed(4), c.pass])],
+        [false, false, true, true, true, true, false],
       ),
+    );
+    for (const w of r.auto.warnings) console.log(`warning: ${w}`);
+  }
+  if (r.compensation) {
+    const c = r.compensation;
+    const silent = c.layers.reduce((n, l) => n + l.silentKept, 0);
+    const empty = c.layers.filter((l) => l.noStatistics).length;
+    console.log(
+      `compensation: down_proj refitted by least squares in ${c.layers.length - empty} of ${c.layers.length} layers (λ = ${c.damp} · mean Gram diagonal)` +
+        (silent ? `; ${silent} kept channels never fired on a counted token (held by the damping)` : '') +
+        (empty ? `; ${empty} layers had no counted token and were sliced as is` : ''),
     );
   }
   if (r.gguf) console.log(`GGUF for llama.cpp: ${join(r.output, r.gguf.file)} (${r.gguf.architecture}, ${r.gguf.type}, ${bytes(r.gguf.bytes)} of tensors)`);

@@ -45,6 +45,13 @@ export interface ForwardRequest {
   parents?: (Int32Array | undefined)[];
   /** Return full logits [T, V] per sequence (small models and tests only). */
   logits?: boolean;
+  /**
+   * The Gram of down_proj's inputs per layer, for least-squares compensation: per sequence C
+   * weights per position ([T, C] row-major; 0: the position is left out), and a callback that gets
+   * layer ℓ's Gram [C, I, I] (f32, summed over micro-batches) and act² (when statWeights are given)
+   * as soon as the layer has run. The Gram is not kept: only one layer's is ever in memory.
+   */
+  gram?: { weights: Float32Array[]; groups: number; onLayer: (layer: number, gram: Float32Array, act2: Float64Array | undefined) => void | Promise<void> };
   /** Called after each layer has processed every micro-batch. */
   onLayer?: (layer: number, layers: number) => void;
 }
@@ -70,12 +77,14 @@ interface MicroBatch {
   length: number;
   hidden: ort.Tensor; // [B, T, D]
   statWeights?: ort.Tensor; // [B, T, G]
+  /** Gram feeds (see ForwardRequest.gram): gathered positions, their weights, positions per group. */
+  gram?: Record<string, ort.Tensor>;
   /** Token tree of its only sequence (see ForwardRequest.parents), with its position feeds per layer kind. */
   tree?: { parents: Int32Array; depths: Int32Array; feeds: Map<string, Record<string, ort.Tensor>> };
 }
 
 export class Engine {
-  private layerSessions = new Map<boolean, Promise<ort.InferenceSession>>();
+  private layerSessions = new Map<string, Promise<ort.InferenceSession>>();
   private headSession?: Promise<ort.InferenceSession>;
   private embedding?: Float32Array; // [V, D]
   private head?: { norm: ort.Tensor; weight: ort.Tensor };
@@ -98,7 +107,9 @@ export class Engine {
     const stats = request.statWeights != null;
     const groups = request.statGroups ?? 1;
     const batches = this.makeMicroBatches(sequences, request.statWeights, groups, request.parents);
-    const session = await this.layerSession(stats);
+    const gramGroups = request.gram?.groups ?? 0;
+    if (request.gram) for (const batch of batches) batch.gram = gramFeeds(batch, sequences, request.gram.weights, gramGroups);
+    const session = await this.layerSession(stats, gramGroups);
     const timings = { loadMs: 0, layersMs: 0, headMs: 0 };
     const result: ForwardResult = stats ? { act2: [], influence: [], timings } : { timings };
 
@@ -113,15 +124,22 @@ export class Engine {
       const clock = performance.now();
       const act2 = new Float64Array(groups * spec.intermediateSize);
       let influence = 0;
+      let gram: Float32Array | undefined; // [C, I, I]
       for (const batch of batches) {
         const feeds: Record<string, ort.Tensor> = { ...weights, hidden: batch.hidden, ...(batch.tree ? this.treeFeeds(layer, batch.tree) : this.positionFeeds(layer, batch.length)) };
         if (batch.statWeights) feeds.statWeights = batch.statWeights;
+        if (batch.gram) Object.assign(feeds, batch.gram);
         const out = await session.run(feeds);
         batch.hidden = out.hidden_out;
         if (stats) {
           const a = out.act2.data as Float32Array;
           for (let j = 0; j < a.length; j++) act2[j] += a[j];
           influence += (out.influence.data as Float32Array)[0];
+        }
+        if (gramGroups) {
+          const part = out.gram.data as Float32Array;
+          if (!gram) gram = part;
+          else for (let j = 0; j < part.length; j++) gram[j] += part[j];
         }
       }
       if (layer + 1 < spec.numLayers) weights = load(layer + 1);
@@ -130,6 +148,7 @@ export class Engine {
         result.act2!.push(act2);
         result.influence!.push(influence);
       }
+      if (request.gram) await request.gram.onLayer(layer, gram!, stats ? act2 : undefined);
       request.onLayer?.(layer + 1, spec.numLayers);
     }
     if (request.targets || request.logits) {
@@ -238,11 +257,12 @@ export class Engine {
     return (this.head ??= loadHeadWeights(this.ckpt, this.embeddingMatrix()));
   }
 
-  private layerSession(stats: boolean): Promise<ort.InferenceSession> {
-    let session = this.layerSessions.get(stats);
+  private layerSession(stats: boolean, gram = 0): Promise<ort.InferenceSession> {
+    const key = `${stats}:${gram}`;
+    let session = this.layerSessions.get(key);
     if (!session) {
-      session = createSession(buildLayerGraph(this.spec, { stats }), this.options.threads);
-      this.layerSessions.set(stats, session);
+      session = createSession(buildLayerGraph(this.spec, { stats, gram }), this.options.threads);
+      this.layerSessions.set(key, session);
     }
     return session;
   }
@@ -252,6 +272,41 @@ export class Engine {
     this.layerSessions.clear();
     this.headSession = undefined;
   }
+}
+
+/**
+ * A micro-batch's Gram feeds: the flattened positions b·T + t with a nonzero weight, grouped by
+ * group, their weights, and the count per group. A group with no position gets one of weight 0,
+ * so every part of the in-graph Split is non-empty.
+ */
+function gramFeeds(batch: MicroBatch, sequences: number[][], weights: Float32Array[], groups: number): Record<string, ort.Tensor> {
+  const index: number[] = [];
+  const scale: number[] = [];
+  const split: number[] = [];
+  for (let c = 0; c < groups; c++) {
+    const before = index.length;
+    batch.members.forEach((s, b) => {
+      check(weights[s].length === sequences[s].length * groups, `gram weights of sequence ${s} has ${weights[s].length} entries for ${sequences[s].length} tokens × ${groups} groups`);
+      for (let t = 0; t < sequences[s].length; t++) {
+        const w = weights[s][t * groups + c];
+        if (w !== 0) {
+          index.push(b * batch.length + t);
+          scale.push(w);
+        }
+      }
+    });
+    if (index.length === before) {
+      index.push(0);
+      scale.push(0);
+    }
+    split.push(index.length - before);
+  }
+  const feeds: Record<string, ort.Tensor> = {
+    gramIndex: new ort.Tensor('int64', BigInt64Array.from(index, BigInt), [index.length]),
+    gramScale: new ort.Tensor('float32', Float32Array.from(scale), [scale.length, 1]),
+  };
+  if (groups > 1) feeds.gramSplit = new ort.Tensor('int64', BigInt64Array.from(split, BigInt), [groups]);
+  return feeds;
 }
 
 /** Checks a parent array (each parent precedes its child) and computes the depths. */

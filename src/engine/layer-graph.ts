@@ -10,6 +10,10 @@
  * Outputs: hidden_out [B, T, D]; act2 [G, I] = Σ_t w_{t,g} · h_t² with h the input of down_proj;
  *          influence [] = Σ_t (Σ_g w_{t,g}) · (1 − cos(x_t, y_t)) between the layer's input and output;
  *          key/value [B, K, S, hd] (with a cache: the past followed by this call's positions).
+ * With `gram` (C groups): inputs gramIndex [N] (flattened b·T + t positions, grouped by group),
+ *          gramScale [N, 1] (each position's weight), gramSplit [C] (positions per group);
+ *          output gram [C, I, I] = Σ_{t in group c} w_t · h_t h_tᵀ (h the input of down_proj). The
+ *          positions are gathered first, so C groups cost what one Gram over all positions costs.
  */
 import type { ModelSpec } from '../model/spec.js';
 import { layerTensorShapes, type LayerTensorRole } from '../model/tensor-names.js';
@@ -18,6 +22,8 @@ import { GraphBuilder } from './onnx-graph.js';
 export interface LayerGraphOptions {
   /** Emit the act² and block-influence statistics. */
   stats: boolean;
+  /** Groups of the down_proj input Gram (0 or absent: no Gram). */
+  gram?: number;
   /** Take the keys and values of earlier positions and return them with this call's appended (decoding). */
   cache?: boolean;
 }
@@ -110,8 +116,22 @@ export function buildLayerGraph(spec: ModelSpec, options: LayerGraphOptions): Ui
     const influence = g.op('ReduceSum', [g.op('Mul', [g.op('Sub', [g.scalar(1), cosine]), total]), g.ints([0, 1])], { keepdims: 0 }); // []
     g.output(influence, 'influence', []);
   }
+  if (options.gram) gramOutput(g, h, I, options.gram);
   return g.toBytes(`${spec.modelType}_layer`);
 }
+
+/** gram [C, I, I]: per group, hᵀ·diag(w)·h over the gathered positions of that group. */
+function gramOutput(g: GraphBuilder, h: string, I: number, groups: number): void {
+  const index = g.input('gramIndex', ['N'], 'int64');
+  const scale = g.input('gramScale', ['N', 1]);
+  const rows = g.op('Gather', [g.op('Reshape', [h, g.ints([-1, I])]), index], { axis: 0 }); // [N, I]
+  const weighted = g.op('Mul', [rows, scale]); // [N, I]
+  const parts = groups === 1 ? [[rows, weighted]] : zip(g.multi('Split', [rows, g.input('gramSplit', [groups], 'int64')], groups, { axis: 0 }), g.multi('Split', [weighted, 'gramSplit'], groups, { axis: 0 }));
+  const grams = parts.map(([r, wr]) => g.op('Unsqueeze', [g.op('MatMul', [g.op('Transpose', [wr], { perm: [1, 0] }), r]), g.ints([0])])); // [1, I, I] each
+  g.output(grams.length === 1 ? grams[0] : g.op('Concat', grams, { axis: 0 }), 'gram', [groups, I, I]);
+}
+
+const zip = <T>(a: T[], b: T[]): [T, T][] => a.map((x, i) => [x, b[i]]);
 
 function activation(g: GraphBuilder, v: string, kind: ModelSpec['activation']): string {
   if (kind === 'silu') return g.op('Mul', [v, g.op('Sigmoid', [v])]);

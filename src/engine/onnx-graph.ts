@@ -17,7 +17,8 @@ export class FloatAttr {
 export const float = (value: number): FloatAttr => new FloatAttr(value);
 type AttrValue = number | number[] | string | FloatAttr;
 type Dim = number | string;
-type ElemType = 'float' | 'int64';
+type ElemType = 'float' | 'int64' | 'double';
+const ELEM_TYPES: Record<ElemType, number> = { float: DataType.FLOAT, int64: DataType.INT64, double: DataType.DOUBLE };
 
 export class GraphBuilder {
   private readonly nodes: onnxProto.onnx.INodeProto[] = [];
@@ -37,7 +38,7 @@ export class GraphBuilder {
   }
 
   /** A constant tensor baked into the graph. */
-  constant(values: number[], dims: number[] = [values.length], type: ElemType = 'float'): string {
+  constant(values: number[], dims: number[] = [values.length], type: 'float' | 'int64' = 'float'): string {
     const name = `const_${this.counter++}`;
     this.initializers.push(
       type === 'float'
@@ -86,7 +87,7 @@ function valueInfo(name: string, dims: Dim[], type: ElemType): onnxProto.onnx.IV
     name,
     type: {
       tensorType: {
-        elemType: type === 'float' ? DataType.FLOAT : DataType.INT64,
+        elemType: ELEM_TYPES[type],
         shape: { dim: dims.map((d) => (typeof d === 'number' ? { dimValue: d } : { dimParam: d })) },
       },
     },

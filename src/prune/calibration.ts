@@ -33,6 +33,8 @@ export interface Calibration {
   options: CalibrationOptions;
   /** The held-out text (empty unless holdOutChars was given); windows never come from it. */
   heldOut: string;
+  /** The documents the windows are drawn from (the held-out text cut off): what a frequency vocabulary may count. */
+  documents: string[];
 }
 
 export function readDocuments(file: string, field: string): string[] {
@@ -83,6 +85,7 @@ export function buildCalibration(tokenizer: Tokenizer, files: string[], options:
     files,
     options,
     heldOut,
+    documents,
   };
 }
 

@@ -2,8 +2,11 @@
  * `compact prune`: the whole pipeline. Budget → kept vocabulary → channel scores (one layer-wise
  * pass, or a scores file) → kept channels per layer → a standard checkpoint written atomically
  * (weights sliced in their stored dtype, tokenizer surgery, config, model card, manifest).
- * With --auto, several vocabulary/FFN splits of the same ratio are scored in that one pass, each
- * is written and measured (bits per byte on held-out calibration text), and the best is kept.
+ * With --auto, several vocabulary/FFN splits (and vocabulary modes) of the same ratio are scored in
+ * that one pass, each is written and measured (bits per byte on held-out calibration text), a
+ * second pass tries splits between the best and its neighbours, and the best is kept.
+ * With compensation, each layer's down_proj is re-fitted by least squares on the kept channels
+ * (compensate.ts) right after that layer's statistics arrive.
  */
 import { createHash } from 'node:crypto';
 import { existsSync, rmSync, writeFileSync } from 'node:fs';
@@ -33,8 +36,11 @@ import { type Budget, channelParams, defaultRoundTo, solveBudget, vocabRowParams
 import { buildCalibration, readDocuments, type Calibration } from './calibration.js';
 import { blockInfluence, layerDropFields, layersToDrop, renumberLayerTensor } from './layer-drop.js';
 import { modelCard } from './model-card.js';
+import { compensateLayer, DEFAULT_DAMP, Gemm64 } from './compensate.js';
+import { CompensatedStore } from './compensated-store.js';
+import { encode as encodeAs } from '../gguf/quantize.js';
+import { loadF32 } from '../model/checkpoint.js';
 import {
-  activationScores,
   type ChannelScores,
   type Criterion,
   magnitudeScores,
@@ -53,6 +59,8 @@ export type Method = (typeof METHODS)[number];
 export const AUTO_SHARES = [0, 0.1, 0.25, 0.5, 0.75, 1];
 /** Held-out text for --auto: the last 10 % of the calibration text, at most this many characters. */
 const AUTO_HOLDOUT_CHARS = 65536;
+/** Below this many held-out characters the search's choice is reported as weakly supported. */
+export const AUTO_FEW_CHARS = 20000;
 
 export interface PruneOptions {
   method: Method;
@@ -62,6 +70,17 @@ export interface PruneOptions {
   vocabShare?: number;
   /** Search the vocabulary share for the lowest held-out bits per byte. */
   auto?: boolean;
+  /** Vocabulary modes the search tries (default: only vocabMode). */
+  autoModes?: KeepMode[];
+  /** After the coarse grid, also try the shares halfway to the best one's neighbours (a second calibration pass). Default true. */
+  autoRefine?: boolean;
+  /**
+   * Least-squares compensation of down_proj for the removed channels: true (an error where it
+   * cannot apply), 'auto' (wherever channels are pruned by calibrated act²), false/undefined: off.
+   */
+  compensate?: boolean | 'auto';
+  /** Damping λ = damp · mean diag(G_KK) (default DEFAULT_DAMP). */
+  damp?: number;
   roundTo?: number;
   vocabMode: KeepMode;
   /** Text whose token counts drive --vocab-mode frequency (default: the calibration text). */
@@ -87,6 +106,9 @@ export interface PruneOptions {
 
 export interface AutoCandidate {
   vocabShare: number;
+  vocabMode: KeepMode;
+  /** 'grid' (first pass) or 'refine' (second pass, near the best of the grid). */
+  pass: 'grid' | 'refine';
   vocab: number;
   ffn: number;
   removedRatio: number;
@@ -105,12 +127,28 @@ export interface PruneReport {
   criterion: Criterion | null;
   weighting: Weighting | null;
   /** What --auto tried (held-out bits per byte per split), the chosen one first. */
-  auto: { heldOutChars: number; candidates: AutoCandidate[] } | null;
+  auto: { heldOutChars: number; heldOutTokens: number; candidates: AutoCandidate[]; warnings: string[] } | null;
+  /** Least-squares compensation of down_proj, per layer (null: not applied). */
+  compensation: CompensationReport | null;
   /** Files and directories of the input not copied to the output (stale weights or token ids, links), by name. */
   leftOut: LeftOut[];
   /** The GGUF written with --gguf: its file name in the output, llama.cpp architecture, type, bytes of tensor data. */
   gguf: { file: string; architecture: string; type: OutputType; bytes: number } | null;
   seconds: { read: number; calibrate: number; score: number; search: number; write: number; total: number };
+}
+
+export interface CompensationReport {
+  damp: number;
+  /** Per layer: λ, kept channels that never fired on a weighted token (held by damping alone), whether the layer had no statistics at all. */
+  layers: { lambda: number; silentKept: number; noStatistics: boolean }[];
+}
+
+/** One vocabulary/FFN split to write: its budget, vocabulary mode and (for --auto) its share. */
+interface Candidate {
+  budget: Budget;
+  mode: KeepMode;
+  share: number | null;
+  pass: 'grid' | 'refine';
 }
 
 /** The source checkpoint and its tokenizer files. */
@@ -133,6 +171,8 @@ interface Plan {
   slowFiles: Map<SlowTokenizerFile, Uint8Array> | null;
   channels: number[][] | null;
   dropped: Set<number>;
+  /** Compensated down_proj [D, I′] of a layer (f32), when compensation applies. */
+  compensated: ((layer: number) => Float32Array) | null;
 }
 
 export async function prune(input: string, output: string, o: PruneOptions): Promise<PruneReport> {
@@ -142,114 +182,166 @@ export async function prune(input: string, output: string, o: PruneOptions): Pro
   if (o.gguf) checkExportable(src.ckpt);
   const read = clock.lap();
 
-  const { budgets, shares } = planBudgets(src, o);
+  const grid = planCandidates(src, o);
   const dropLayers = o.method === 'shortgpt' ? layersForRatio(src, o.ratio) : 0;
+  const compensate = compensationApplies(src, o, grid);
   // Slow-tokenizer files are checked now, so a bad one is refused before any long work.
-  const slow = budgets.some((b) => b.vocab < spec.vocabSize) ? readSlowFiles(src) : null;
-  const counts = o.vocabMode === 'frequency' ? countTokens(loadTokenizer(input), (o.vocabCorpus ?? o.calib).flatMap((f) => readDocuments(f, o.calibField))) : undefined;
-  const keeps = budgets.map((b) => keepFor(src, b.vocab, o, counts));
+  const slow = grid.some((c) => c.budget.vocab < spec.vocabSize) ? readSlowFiles(src) : null;
   if (!o.scoresIn?.length) checkReadable(o.calib); // a missing calibration file stops here, before any long work
 
-  // ── scores: one layer-wise pass serves every candidate split ──
-  const ffnPruned = budgets.some((b) => b.ffn < spec.intermediateSize);
+  // ── calibration text (held-out tail for --auto) and token counts for frequency vocabularies ──
+  const ffnPruned = grid.some((c) => c.budget.ffn < spec.intermediateSize);
   const needsActivations = o.method === 'shortgpt' || (ffnPruned && o.criterion === 'act2' && !o.scoresIn?.length);
   const weighting: Weighting = o.method === 'shortgpt' ? 'none' : o.weighting;
-  let calibration: Calibration | null = null;
-  let scores: ChannelScores[] = [];
-  if (o.scoresIn?.length) {
-    check(!o.auto, '--auto computes its own scores; drop --scores-in');
-    const summed = sumScores(o.scoresIn, o.scoresIn.map(readScores));
-    checkScoresFit(summed, o.scoresIn[0], src.ckpt, o.method === 'shortgpt' ? null : o.criterion, weighting, keepHash(keeps[0]));
-    scores = [summed];
-  } else if (needsActivations) {
-    calibration = buildCalibration(loadTokenizer(input), o.calib, { samples: o.samples, seqLen: o.seqLen, seed: o.seed, field: o.calibField, holdOutChars: o.auto ? AUTO_HOLDOUT_CHARS : undefined });
-    scores = await activationScoresFor(src, calibration, keeps, weighting, o);
-  } else if (ffnPruned) {
-    const layers = o.criterion === 'magnitude' ? magnitudeScores(src.ckpt) : randomScores(spec.numLayers, spec.intermediateSize, o.seed);
-    scores = [scoresRecord(src, o.criterion, null, null, null, { layers, influence: null, weightTotal: 0 })];
-  }
-  const calibrate = clock.lap();
-  // Candidate k's scores: one set per candidate vocabulary, or one set shared by all.
-  const scoresOf = (k: number): ChannelScores | undefined => scores[Math.min(k, scores.length - 1)];
-  const planFor = (k: number): Plan => {
-    const s = scoresOf(k)!;
-    const surgery = keeps[k].length < spec.vocabSize ? pruneTokenizerFiles(src.files, keeps[k]) : null;
-    const slowFiles = surgery && slow ? pruneSlowTokenizerFiles(slow, surgery) : null;
-    const channels = budgets[k].ffn < spec.intermediateSize ? s.layers.map((l) => topChannels(l, budgets[k].ffn)) : null;
-    const dropped = dropLayers ? new Set(layersToDrop(blockInfluence(s.influence!, s.weightTotal), dropLayers)) : new Set<number>();
-    return { budget: budgets[k], keep: keeps[k], surgery, slowFiles, channels, dropped };
-  };
-  const score = clock.lap();
+  const calibration: Calibration | null = needsActivations || o.auto
+    ? buildCalibration(loadTokenizer(input), o.calib, { samples: o.samples, seqLen: o.seqLen, seed: o.seed, field: o.calibField, holdOutChars: o.auto ? AUTO_HOLDOUT_CHARS : undefined })
+    : null;
+  const wantsCounts = grid.some((c) => c.mode === 'frequency');
+  // --auto measures on the held-out tail, so a frequency vocabulary must not have counted it.
+  const countText = (): string[] => (o.vocabCorpus ? o.vocabCorpus.flatMap((f) => readDocuments(f, o.calibField)) : o.auto ? calibration!.documents : o.calib.flatMap((f) => readDocuments(f, o.calibField)));
+  const counts = wantsCounts ? countTokens(loadTokenizer(input), countText()) : undefined;
+  const keepOf = (c: Candidate) => keepFor(src, c.budget.vocab, c.mode, o, counts);
 
-  // ── --auto: write and measure each split, keep the best ──
-  let chosen = 0;
-  let auto: PruneReport['auto'] = null;
-  if (o.auto) {
-    const candidates: (AutoCandidate & { index: number })[] = [];
-    for (const [k, budget] of budgets.entries()) {
-      const dir = scratchPath(output, 'auto', k);
-      const release = removeOnInterrupt(dir); // the search runs outside writeDirAtomic: an interrupt must not leave a candidate
-      try {
-        await writeDirAtomic(dir, { force: true, inputs: [input] }, (tmp) => writeCheckpointFiles(src, tmp, planFor(k)));
-        const candidate = openCheckpoint(dir);
-        const engine = new Engine(candidate, { threads: o.threads });
-        const metrics = await evaluateText(engine, encode(loadTokenizer(dir), calibration!.heldOut), Buffer.byteLength(calibration!.heldOut, 'utf8'));
-        await engine.release();
-        const removedRatio = 1 - countParams(candidate).total / src.before.total;
-        candidates.push({ index: k, vocabShare: shares![k], vocab: budget.vocab, ffn: budget.ffn, removedRatio, heldOutBitsPerByte: metrics.bitsPerByte });
-      } finally {
-        rmSync(dir, { recursive: true, force: true });
-        release();
-      }
-      o.onProgress?.('search', k + 1, budgets.length);
-    }
-    candidates.sort((a, b) => a.heldOutBitsPerByte - b.heldOutBitsPerByte || a.index - b.index);
-    chosen = candidates[0].index;
-    auto = { heldOutChars: calibration!.heldOut.length, candidates: candidates.map(({ index: _index, ...c }) => c) };
-  }
-  const search = clock.lap();
-  const plan = planFor(chosen);
-  const usedScores = scoresOf(chosen);
-  if (o.scoresOut && usedScores) writeFileSync(o.scoresOut, jsonText(usedScores));
-
-  // ── write ──
-  return writeDirAtomic(output, { force: o.force, inputs: [input] }, async (tmp) => {
-    const leftOut = await writeCheckpointFiles(src, tmp, plan, (d, t) => o.onProgress?.('write', d, t));
-    const gguf = o.gguf ? await writeGgufInto(tmp, output, o.gguf) : null;
-    const after = countParams(openCheckpoint(tmp));
-    const report: PruneReport = {
-      input,
-      output,
-      method: o.method,
-      vocab: { before: spec.vocabSize, after: plan.keep.length, alwaysKept: src.alwaysKept },
-      ffn: { before: spec.intermediateSize, after: plan.budget.ffn },
-      layers: { before: spec.numLayers, after: spec.numLayers - plan.dropped.size, dropped: [...plan.dropped] },
-      parameters: { before: src.before, after, removedRatio: 1 - after.total / src.before.total },
-      calibration: calibration && {
-        sha256: calibration.sha256,
-        files: calibration.files,
-        samples: o.samples,
-        seqLen: o.seqLen,
-        seed: o.seed,
-        corpusTokens: calibration.corpusTokens,
-      },
-      criterion: plan.channels ? usedScores!.criterion : null,
-      weighting: plan.channels || plan.dropped.size ? usedScores!.weighting : null,
-      auto,
-      leftOut,
-      gguf,
-      seconds: { read, calibrate, score, search, write: clock.lap(), total: clock.total() },
+  // ── scores (and compensated down_proj): one layer-wise pass serves every candidate split ──
+  const store = compensate ? new CompensatedStore(scratchPath(output, 'auto', 'compensated')) : null;
+  const releaseStore = store ? removeOnInterrupt(scratchPath(output, 'auto', 'compensated')) : () => {};
+  const gemm = compensate ? new Gemm64(o.threads) : null;
+  try {
+    const candidates: Candidate[] = [];
+    const keeps: number[][] = [];
+    const scores: ChannelScores[] = []; // per candidate
+    const compensation: (CompensationReport | null)[] = [];
+    const scoreCandidates = async (batch: Candidate[]) => {
+      const first = candidates.length;
+      candidates.push(...batch);
+      const batchKeeps = batch.map(keepOf);
+      keeps.push(...batchKeeps);
+      let batchScores: ChannelScores[];
+      if (o.scoresIn?.length) {
+        check(!o.auto, '--auto computes its own scores; drop --scores-in');
+        const summed = sumScores(o.scoresIn, o.scoresIn.map(readScores));
+        checkScoresFit(summed, o.scoresIn[0], src.ckpt, o.method === 'shortgpt' ? null : o.criterion, weighting, keepHash(batchKeeps[0]));
+        batchScores = [summed];
+      } else if (needsActivations) {
+        const pass = await activationScoresFor(src, calibration!, batch, batchKeeps, weighting, o, compensate ? { store: store!, gemm: gemm!, first } : null);
+        batchScores = pass.scores;
+        compensation.push(...pass.compensation);
+      } else if (ffnPruned) {
+        const layers = o.criterion === 'magnitude' ? magnitudeScores(src.ckpt) : randomScores(spec.numLayers, spec.intermediateSize, o.seed);
+        batchScores = [scoresRecord(src, o.criterion, null, null, null, { layers, influence: null, weightTotal: 0 })];
+      } else batchScores = [];
+      // One set per candidate, or one set shared by all.
+      batch.forEach((_, i) => scores.push(batchScores[Math.min(i, batchScores.length - 1)]));
+      while (compensation.length < candidates.length) compensation.push(null);
     };
-    // Card and manifest hold no timings, so the same inputs give byte-identical files; the
-    // pruning time goes to its own file, the only one that differs between runs.
-    const { seconds, ...reproducible } = report;
-    writeFileSync(join(tmp, 'README.md'), modelCard(report, o));
-    const manifest = { tool: 'compact', version: o.version, command: o.commandLine, ...reproducible, old2new: plan.surgery ? Array.from(plan.surgery.old2new) : null, channels: plan.channels };
-    writeFileSync(join(tmp, MANIFEST_FILE), jsonText(manifest));
-    const timing: PruneTiming = { seconds, threads: o.threads ?? cpus().length, cpu: cpus()[0]?.model ?? 'unknown', node: process.version };
-    writeFileSync(join(tmp, TIMING_FILE), JSON.stringify(timing, null, 2) + '\n');
-    return report;
-  });
+    await scoreCandidates(grid);
+    const calibrate = clock.lap();
+
+    const planFor = (k: number): Plan => {
+      const s = scores[k];
+      const { budget } = candidates[k];
+      const surgery = keeps[k].length < spec.vocabSize ? pruneTokenizerFiles(src.files, keeps[k]) : null;
+      const slowFiles = surgery && slow ? pruneSlowTokenizerFiles(slow, surgery) : null;
+      const channels = budget.ffn < spec.intermediateSize ? s.layers.map((l) => topChannels(l, budget.ffn)) : null;
+      const dropped = dropLayers ? new Set(layersToDrop(blockInfluence(s.influence!, s.weightTotal), dropLayers)) : new Set<number>();
+      const compensated = store && channels ? (layer: number) => store.get(k, layer)! : null;
+      return { budget, keep: keeps[k], surgery, slowFiles, channels, dropped, compensated };
+    };
+    const score = clock.lap();
+
+    // ── --auto: write and measure each split, refine near the best, keep the best ──
+    let chosen = 0;
+    let auto: PruneReport['auto'] = null;
+    if (o.auto) {
+      const heldOutIds = (dir: string) => encode(loadTokenizer(dir), calibration!.heldOut);
+      const measured: (AutoCandidate & { index: number })[] = [];
+      const measure = async (k: number) => {
+        const dir = scratchPath(output, 'auto', k);
+        const release = removeOnInterrupt(dir); // the search runs outside writeDirAtomic: an interrupt must not leave a candidate
+        try {
+          await writeDirAtomic(dir, { force: true, inputs: [input] }, (tmp) => writeCheckpointFiles(src, tmp, planFor(k)));
+          const candidate = openCheckpoint(dir);
+          const engine = new Engine(candidate, { threads: o.threads });
+          const metrics = await evaluateText(engine, heldOutIds(dir), Buffer.byteLength(calibration!.heldOut, 'utf8'));
+          await engine.release();
+          const removedRatio = 1 - countParams(candidate).total / src.before.total;
+          const c = candidates[k];
+          measured.push({ index: k, vocabShare: c.share!, vocabMode: c.mode, pass: c.pass, vocab: c.budget.vocab, ffn: c.budget.ffn, removedRatio, heldOutBitsPerByte: metrics.bitsPerByte });
+        } finally {
+          rmSync(dir, { recursive: true, force: true });
+          release();
+        }
+      };
+      const best = () => [...measured].sort((a, b) => a.heldOutBitsPerByte - b.heldOutBitsPerByte || a.index - b.index)[0];
+      for (let k = 0; k < candidates.length; k++) {
+        await measure(k);
+        o.onProgress?.('search', k + 1, candidates.length);
+      }
+      if (o.autoRefine ?? true) {
+        const refined = refineCandidates(src, o, candidates, best());
+        if (refined.length) {
+          const from = candidates.length;
+          await scoreCandidates(refined);
+          for (let k = from; k < candidates.length; k++) {
+            await measure(k);
+            o.onProgress?.('search', k + 1, candidates.length);
+          }
+        }
+      }
+      measured.sort((a, b) => a.heldOutBitsPerByte - b.heldOutBitsPerByte || a.index - b.index);
+      chosen = measured[0].index;
+      const heldOutTokens = encode(loadTokenizer(input), calibration!.heldOut).length;
+      auto = { heldOutChars: calibration!.heldOut.length, heldOutTokens, candidates: measured.map(({ index: _index, ...c }) => c), warnings: autoWarnings(calibration!.heldOut.length, measured, candidates[chosen]) };
+    }
+    const search = clock.lap();
+    const plan = planFor(chosen);
+    const usedScores = scores[chosen];
+    if (o.scoresOut && usedScores) writeFileSync(o.scoresOut, jsonText(usedScores));
+
+    // ── write ──
+    return await writeDirAtomic(output, { force: o.force, inputs: [input] }, async (tmp) => {
+      const leftOut = await writeCheckpointFiles(src, tmp, plan, (d, t) => o.onProgress?.('write', d, t));
+      const gguf = o.gguf ? await writeGgufInto(tmp, output, o.gguf) : null;
+      const after = countParams(openCheckpoint(tmp));
+      const report: PruneReport = {
+        input,
+        output,
+        method: o.method,
+        vocab: { before: spec.vocabSize, after: plan.keep.length, alwaysKept: src.alwaysKept },
+        ffn: { before: spec.intermediateSize, after: plan.budget.ffn },
+        layers: { before: spec.numLayers, after: spec.numLayers - plan.dropped.size, dropped: [...plan.dropped] },
+        parameters: { before: src.before, after, removedRatio: 1 - after.total / src.before.total },
+        calibration: calibration && {
+          sha256: calibration.sha256,
+          files: calibration.files,
+          samples: o.samples,
+          seqLen: o.seqLen,
+          seed: o.seed,
+          corpusTokens: calibration.corpusTokens,
+        },
+        criterion: plan.channels ? usedScores!.criterion : null,
+        weighting: plan.channels || plan.dropped.size ? usedScores!.weighting : null,
+        auto,
+        compensation: plan.compensated ? compensation[chosen] : null,
+        leftOut,
+        gguf,
+        seconds: { read, calibrate, score, search, write: clock.lap(), total: clock.total() },
+      };
+      // Card and manifest hold no timings, so the same inputs give byte-identical files; the
+      // pruning time goes to its own file, the only one that differs between runs.
+      const { seconds, ...reproducible } = report;
+      writeFileSync(join(tmp, 'README.md'), modelCard(report, o));
+      const manifest = { tool: 'compact', version: o.version, command: o.commandLine, ...reproducible, old2new: plan.surgery ? Array.from(plan.surgery.old2new) : null, channels: plan.channels };
+      writeFileSync(join(tmp, MANIFEST_FILE), jsonText(manifest));
+      const timing: PruneTiming = { seconds, threads: o.threads ?? cpus().length, cpu: cpus()[0]?.model ?? 'unknown', node: process.version };
+      writeFileSync(join(tmp, TIMING_FILE), JSON.stringify(timing, null, 2) + '\n');
+      return report;
+    });
+  } finally {
+    store?.close();
+    releaseStore();
+    await gemm?.release();
+  }
 }
 
 export const MANIFEST_FILE = 'compact.json';
@@ -286,40 +378,109 @@ function openSource(input: string, o: PruneOptions): Source {
   return { input, ckpt, before: countParams(ckpt), files, floatPaths, alwaysKept };
 }
 
-/** The (V′, I′) to write: one, or one per --auto vocabulary share (shares listed for the report). */
-function planBudgets(src: Source, o: PruneOptions): { budgets: Budget[]; shares: number[] | null } {
+/** The splits to write: one, or for --auto one per vocabulary share × vocabulary mode (the first pass's grid). */
+function planCandidates(src: Source, o: PruneOptions): Candidate[] {
   const spec = src.ckpt.spec;
   const full = { vocab: spec.vocabSize, ffn: spec.intermediateSize };
-  const roundTo = o.roundTo ?? defaultRoundTo(spec.intermediateSize);
-  const solve = (vocabShare: number | undefined) => solveBudget(spec, { ratio: o.ratio!, vocabShare, total: src.before.total, minVocab: src.alwaysKept, roundTo });
-  let budgets: Budget[];
-  let shares: number[] | null = null;
+  const one = (budget: Budget): Candidate[] => [{ budget, mode: o.vocabMode, share: null, pass: 'grid' }];
+  let candidates: Candidate[];
   if (o.method === 'shortgpt') {
     check(o.vocab == null && o.ffn == null, '--method shortgpt takes --ratio only');
-    budgets = [full];
+    candidates = one(full);
   } else if (o.auto) {
     check(o.method === 'compact' && o.ratio != null && o.vocabShare == null && o.vocab == null && o.ffn == null, '--auto searches the vocabulary share of --ratio r for --method compact; drop --vocab, --ffn and --vocab-share');
-    // Shares outside [min, max] are unreachable: the vocabulary (or the FFN) cannot give that much.
-    const target = o.ratio * src.before.total;
-    const maxShare = Math.min(1, ((spec.vocabSize - src.alwaysKept) * vocabRowParams(spec)) / target);
-    const minShare = Math.max(0, 1 - ((spec.intermediateSize - roundTo) * channelParams(spec)) / target);
-    check(minShare <= maxShare, `--ratio ${o.ratio} is unreachable: vocabulary and FFN together can give at most ${(((maxShare * target) + (spec.intermediateSize - roundTo) * channelParams(spec)) / src.before.total).toFixed(3)} of the parameters`);
-    shares = [...new Set(AUTO_SHARES.map((s) => Math.min(maxShare, Math.max(minShare, s))))];
-    budgets = shares.map((s) => solve(s));
+    const { min, max } = shareRange(src, o);
+    const shares = [...new Set(AUTO_SHARES.map((s) => Math.min(max, Math.max(min, s))))];
+    const modes = autoModes(src, o);
+    candidates = modes.flatMap((mode) => shares.map((share) => ({ budget: solveShare(src, o, share), mode, share, pass: 'grid' as const })));
   } else if (o.ratio != null) {
     check(o.vocab == null && o.ffn == null, 'give either --ratio or --vocab/--ffn, not both');
-    budgets = [solve(o.method === 'vocab-only' ? 1 : o.method === 'ffn-only' ? 0 : o.vocabShare)];
+    candidates = one(solveShare(src, o, o.method === 'vocab-only' ? 1 : o.method === 'ffn-only' ? 0 : o.vocabShare));
   } else {
     check(o.vocab != null || o.ffn != null, 'give a budget: --ratio r, or --vocab V′ and/or --ffn I′');
-    budgets = [{ vocab: o.vocab ?? spec.vocabSize, ffn: o.ffn ?? spec.intermediateSize }];
-    check(o.method !== 'vocab-only' || budgets[0].ffn === spec.intermediateSize, '--method vocab-only does not take --ffn');
-    check(o.method !== 'ffn-only' || budgets[0].vocab === spec.vocabSize, '--method ffn-only does not take --vocab');
+    candidates = one({ vocab: o.vocab ?? spec.vocabSize, ffn: o.ffn ?? spec.intermediateSize });
+    check(o.method !== 'vocab-only' || candidates[0].budget.ffn === spec.intermediateSize, '--method vocab-only does not take --ffn');
+    check(o.method !== 'ffn-only' || candidates[0].budget.vocab === spec.vocabSize, '--method ffn-only does not take --vocab');
   }
-  for (const b of budgets) {
+  for (const { budget: b } of candidates) {
     check(Number.isSafeInteger(b.vocab) && b.vocab >= src.alwaysKept && b.vocab <= spec.vocabSize, `--vocab must be an integer in [${src.alwaysKept}, ${spec.vocabSize}] (${src.alwaysKept} tokens are always kept), got ${b.vocab}`);
     check(Number.isSafeInteger(b.ffn) && b.ffn >= 1 && b.ffn <= spec.intermediateSize, `--ffn must be an integer in [1, ${spec.intermediateSize}], got ${b.ffn}`);
   }
-  return { budgets, shares };
+  return candidates;
+}
+
+const roundToOf = (src: Source, o: PruneOptions): number => o.roundTo ?? defaultRoundTo(src.ckpt.spec.intermediateSize);
+
+function solveShare(src: Source, o: PruneOptions, vocabShare: number | undefined): Budget {
+  return solveBudget(src.ckpt.spec, { ratio: o.ratio!, vocabShare, total: src.before.total, minVocab: src.alwaysKept, roundTo: roundToOf(src, o) });
+}
+
+/** Vocabulary shares --ratio can take: the vocabulary (or the FFN) cannot give more than it has. */
+function shareRange(src: Source, o: PruneOptions): { min: number; max: number } {
+  const spec = src.ckpt.spec;
+  const roundTo = roundToOf(src, o);
+  const target = o.ratio! * src.before.total;
+  const max = Math.min(1, ((spec.vocabSize - src.alwaysKept) * vocabRowParams(spec)) / target);
+  const min = Math.max(0, 1 - ((spec.intermediateSize - roundTo) * channelParams(spec)) / target);
+  check(min <= max, `--ratio ${o.ratio} is unreachable: vocabulary and FFN together can give at most ${(((max * target) + (spec.intermediateSize - roundTo) * channelParams(spec)) / src.before.total).toFixed(3)} of the parameters`);
+  return { min, max };
+}
+
+/** Modes --auto tries: frequency needs a tokenizer to count with (without one, rank only). */
+function autoModes(src: Source, o: PruneOptions): KeepMode[] {
+  const modes = o.autoModes ?? [o.vocabMode];
+  check(modes.length > 0, '--auto needs at least one vocabulary mode');
+  return src.files.tokenizer == null ? ['rank'] : [...new Set(modes)];
+}
+
+/**
+ * The second pass of --auto: shares halfway between the best grid split and its neighbours
+ * (same mode), skipping any that solves to a (V′, I′) already tried.
+ */
+function refineCandidates(src: Source, o: PruneOptions, tried: Candidate[], best: AutoCandidate): Candidate[] {
+  const shares = [...new Set(tried.filter((c) => c.mode === best.vocabMode).map((c) => c.share!))].sort((a, b) => a - b);
+  const at = shares.indexOf(best.vocabShare);
+  const seen = new Set(tried.filter((c) => c.mode === best.vocabMode).map((c) => `${c.budget.vocab}:${c.budget.ffn}`));
+  const out: Candidate[] = [];
+  for (const neighbour of [shares[at - 1], shares[at + 1]]) {
+    if (neighbour == null) continue;
+    const share = (neighbour + best.vocabShare) / 2;
+    const budget = solveShare(src, o, share);
+    const key = `${budget.vocab}:${budget.ffn}`;
+    if (seen.has(key)) continue;
+    seen.add(key);
+    out.push({ budget, mode: best.vocabMode, share, pass: 'refine' });
+  }
+  return out;
+}
+
+/** What the report must say about how --auto's choice was made. */
+function autoWarnings(heldOutChars: number, measured: AutoCandidate[], chosen: Candidate): string[] {
+  const warnings: string[] = [];
+  if (heldOutChars < AUTO_FEW_CHARS) warnings.push(`only ${heldOutChars} held-out characters decided the split (fewer than ${AUTO_FEW_CHARS}): the choice is noisy; give more calibration text`);
+  if (chosen.mode === 'frequency' && chosen.budget.vocab < Math.max(...measured.map((m) => m.vocab))) {
+    warnings.push('the vocabulary was chosen by token frequency on the calibration text: it is tuned to that domain, and text of another domain may lose more (check with --eval-text on general text)');
+  }
+  return warnings;
+}
+
+/** Whether down_proj is compensated: --compensate is refused where it cannot apply, 'auto' applies wherever it can. */
+function compensationApplies(src: Source, o: PruneOptions, candidates: Candidate[]): boolean {
+  if (!o.compensate) return false;
+  const ffnPruned = candidates.some((c) => c.budget.ffn < src.ckpt.spec.intermediateSize);
+  const why =
+    o.method === 'shortgpt' || o.method === 'vocab-only'
+      ? `--method ${o.method} removes no FFN channel, so there is nothing to compensate`
+      : o.criterion !== 'act2'
+        ? `compensation needs calibration statistics, and --criterion ${o.criterion} uses none; use --criterion act2 or --no-compensate`
+        : o.scoresIn?.length
+          ? 'compensation needs a calibration pass, and --scores-in skips it; drop --scores-in or use --no-compensate'
+          : !ffnPruned
+            ? 'no FFN channel is removed (give --ffn or --ratio), so there is nothing to compensate'
+            : null;
+  if (why == null) return true;
+  check(o.compensate === 'auto', `--compensate: ${why}`);
+  return false;
 }
 
 /** ShortGPT: how many whole layers --ratio removes. */
@@ -334,9 +495,9 @@ function layersForRatio(src: Source, ratio: number | undefined): number {
 }
 
 /** Old ids kept for V′ (all of them without a tokenizer). */
-function keepFor(src: Source, vocab: number, o: PruneOptions, counts: Float64Array | undefined): number[] {
+function keepFor(src: Source, vocab: number, mode: KeepMode, o: PruneOptions, counts: Float64Array | undefined): number[] {
   if (src.files.tokenizer == null) return [...Array(src.ckpt.spec.vocabSize).keys()];
-  return selectKeepSet(src.files, { size: vocab, mode: o.vocabMode, counts, keepList: o.keepList }).keep;
+  return selectKeepSet(src.files, { size: vocab, mode, counts, keepList: o.keepList }).keep;
 }
 
 const keepHash = (keep: number[]): string => createHash('sha256').update(Int32Array.from(keep)).digest('hex');
@@ -345,9 +506,22 @@ const keepHash = (keep: number[]): string => createHash('sha256').update(Int32Ar
  * Common act² for every candidate vocabulary in one pass. Tokens are grouped by the set of
  * candidates that keep them; the graph sums h² per group, and candidate k's score is the sum
  * over the groups that it keeps (binary), weighted by token frequency (frequency), or plain act² (none).
+ * With compensation the graph also sums the Gram hᵀ·diag(w)·h per group (only groups some candidate
+ * counts); as each layer arrives, candidate k's Gram is the sum of its groups', its channels are
+ * chosen from its scores, and its compensated down_proj is solved and stored; the Grams are dropped.
  */
-async function activationScoresFor(src: Source, calibration: Calibration, keeps: number[][], weighting: Weighting, o: PruneOptions): Promise<ChannelScores[]> {
+async function activationScoresFor(
+  src: Source,
+  calibration: Calibration,
+  candidates: Candidate[],
+  keeps: number[][],
+  weighting: Weighting,
+  o: PruneOptions,
+  comp: { store: CompensatedStore; gemm: Gemm64; first: number } | null,
+): Promise<{ scores: ChannelScores[]; compensation: (CompensationReport | null)[] }> {
   const V = src.ckpt.spec.vocabSize;
+  const I = src.ckpt.spec.intermediateSize;
+  check(keeps.length <= 30, `internal: at most 30 candidate vocabularies per pass, got ${keeps.length}`);
   const membership = new Int32Array(V); // bit k: candidate k keeps the token
   keeps.forEach((keep, k) => keep.forEach((id) => (membership[id] |= 1 << k)));
   const masks = weighting === 'none' ? [0] : [...new Set(calibration.windows.flat().map((id) => membership[id]))].sort((a, b) => a - b);
@@ -355,21 +529,67 @@ async function activationScoresFor(src: Source, calibration: Calibration, keeps:
   const G = masks.length;
   const frequency = new Float64Array(V);
   if (weighting === 'frequency') for (const id of calibration.windows.flat()) frequency[id] += 1 / (calibration.windows.length * o.seqLen);
+  const weightOf = (id: number) => (weighting === 'frequency' ? frequency[id] : 1);
   const statWeights = calibration.windows.map((w) => {
     const weights = new Float32Array(w.length * G); // [T, G]
-    w.forEach((id, t) => (weights[t * G + (weighting === 'none' ? 0 : group.get(membership[id])!)] = weighting === 'frequency' ? frequency[id] : 1));
+    w.forEach((id, t) => (weights[t * G + (weighting === 'none' ? 0 : group.get(membership[id])!)] = weightOf(id)));
     return weights;
   });
+  const included = (k: number) => masks.map((m) => weighting === 'none' || (m & (1 << k)) !== 0);
+  const layerScores = (act2: Float64Array, k: number): number[] => {
+    const inc = included(k);
+    return Array.from({ length: I }, (_, j) => masks.reduce((sum, _m, g) => (inc[g] ? sum + act2[g * I + j] : sum), 0));
+  };
+
+  // Gram groups: the act² groups that at least one candidate counts, renumbered.
+  const pruned = candidates.map((c) => c.budget.ffn < I);
+  const gramGroupOf = masks.map(() => -1);
+  let C = 0;
+  if (comp) masks.forEach((_m, g) => candidates.some((_c, k) => pruned[k] && included(k)[g]) && (gramGroupOf[g] = C++));
+  const gramWeights = comp && C > 0
+    ? calibration.windows.map((w, s) =>
+        Float32Array.from({ length: w.length * C }, (_, i) => {
+          const t = Math.floor(i / C);
+          const c = i % C;
+          for (let g = 0; g < G; g++) if (gramGroupOf[g] === c) return statWeights[s][t * G + g];
+          return 0;
+        }),
+      )
+    : null;
+  const reports: (CompensationReport | null)[] = candidates.map((_c, k) => (comp && pruned[k] ? { damp: o.damp ?? DEFAULT_DAMP, layers: [] } : null));
+  const onGram = async (layer: number, gram: Float32Array, act2: Float64Array | undefined) => {
+    const down = loadF32(src.ckpt, layerPrefix(layer) + LAYER_TENSORS.down); // [D, I]
+    const summed = new Float64Array(I * I);
+    for (const [k, c] of candidates.entries()) {
+      if (!pruned[k]) continue;
+      const channels = topChannels(layerScores(act2!, k), c.budget.ffn);
+      summed.fill(0);
+      const inc = included(k);
+      for (let g = 0; g < G; g++) {
+        if (!inc[g] || gramGroupOf[g] < 0) continue;
+        const part = gram.subarray(gramGroupOf[g] * I * I, (gramGroupOf[g] + 1) * I * I);
+        for (let i = 0; i < part.length; i++) summed[i] += part[i];
+      }
+      const r = await compensateLayer(comp!.gemm, down, summed, channels, o.damp ?? DEFAULT_DAMP);
+      comp!.store.put(comp!.first + k, layer, r.weight);
+      reports[k]!.layers.push({ lambda: r.lambda, silentKept: r.silentKept, noStatistics: r.noStatistics });
+    }
+  };
   const engine = new Engine(src.ckpt, { threads: o.threads });
-  const pass = await activationScores(engine, calibration.windows, statWeights, G, (l, n) => o.onProgress?.('calibrate', l, n));
-  await engine.release();
-  const I = src.ckpt.spec.intermediateSize;
-  return keeps.map((keep, k) => {
-    const included = masks.map((m) => weighting === 'none' || (m & (1 << k)) !== 0);
-    const layers = pass.act2.map((a) => Array.from({ length: I }, (_, j) => masks.reduce((sum, _m, g) => (included[g] ? sum + a[g * I + j] : sum), 0)));
-    check(layers.some((l) => l.some((v) => v > 0)), `no calibration token is kept in a vocabulary of ${keep.length}, so common act² has nothing to count; keep more vocabulary or use --weighting none`);
-    return scoresRecord(src, 'act2', weighting, weighting === 'none' ? null : keepHash(keep), calibration, { layers, influence: pass.influence, weightTotal: pass.weightTotal });
+  const { act2, influence } = await engine.forward(calibration.windows, {
+    statWeights,
+    statGroups: G,
+    gram: gramWeights ? { weights: gramWeights, groups: C, onLayer: onGram } : undefined,
+    onLayer: (l, n) => o.onProgress?.('calibrate', l, n),
   });
+  await engine.release();
+  const weightTotal = statWeights.reduce((n, w) => n + w.reduce((a, b) => a + b, 0), 0);
+  const scores = keeps.map((keep, k) => {
+    const layers = act2!.map((a) => layerScores(a, k));
+    check(layers.some((l) => l.some((v) => v > 0)), `no calibration token is kept in a vocabulary of ${keep.length}, so common act² has nothing to count; keep more vocabulary or use --weighting none`);
+    return scoresRecord(src, 'act2', weighting, weighting === 'none' ? null : keepHash(keep), calibration, { layers, influence: influence!, weightTotal });
+  });
+  return { scores, compensation: reports };
 }
 
 function scoresRecord(
@@ -480,11 +700,25 @@ function tensorEdit(ckpt: Checkpoint, plan: Plan): TensorEdit {
     if (plan.channels && layer) {
       const keep = plan.channels[Number(layer[1])];
       const suffix = info.name.slice(info.name.indexOf('mlp.'));
+      if (suffix === LAYER_TENSORS.down && plan.compensated) {
+        const compensated = plan.compensated;
+        return { name, shape: [info.shape[0], keep.length], bytes: () => [storedBytes(compensated(Number(layer[1])), info.dtype, name)] };
+      }
       if (suffix === LAYER_TENSORS.down) return { name, shape: [info.shape[0], keep.length], bytes: () => keptColumnChunks(info, keep) };
       if (suffix !== LAYER_TENSORS.downBias) return { name, shape: [keep.length, ...info.shape.slice(1)], bytes: () => keptRowChunks(info, keep) };
     }
     return { name, shape: info.shape, bytes: () => tensorChunks(info) };
   };
+}
+
+/** Largest finite magnitude of each stored float type. */
+const FLOAT_MAX: Record<string, number> = { F32: 3.4028234663852886e38, F16: 65504, BF16: 3.3895313892515355e38 };
+
+/** f32 weights in the tensor's stored dtype (round to nearest even); a value the dtype cannot hold is refused, never written. */
+function storedBytes(values: Float32Array, dtype: string, name: string): Uint8Array {
+  check(dtype in FLOAT_MAX, `${name}: compensation writes F32, F16 or BF16 tensors, not ${dtype}; use --no-compensate`);
+  for (const v of values) check(Math.abs(v) <= FLOAT_MAX[dtype], `${name}: a compensated weight (${v}) does not fit ${dtype}; nothing was written — use --no-compensate or more calibration text`);
+  return encodeAs(values, dtype as 'F32' | 'F16' | 'BF16');
 }
 
 function checkScoresFit(s: ChannelScores, file: string, ckpt: Checkpoint, criterion: Criterion | null, weighting: Weighting, keptVocabSha256: string): void {
