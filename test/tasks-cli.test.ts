@@ -79,6 +79,9 @@ test('bad input: missing and malformed data files name the file, the line and th
   writeFileSync(arc, lines.join('\n'));
   expectUserError(['eval', `${STORIES}hf`, '--tasks', 'arc_easy', '--data-dir', data], /arc\/ARC-Easy-test\.jsonl:7: field "answerKey" is missing/);
   expectUserError(['eval', `${STORIES}hf`, '--tasks', 'hellaswag', '--data-dir', join(work, 'nowhere')], /--data-dir .*nowhere does not exist/);
-  // No --data-dir and no ../shared/data beside the current directory.
-  expectUserError(['eval', `${STORIES}hf`, '--tasks', 'arc_easy'], /no benchmark data: --data-dir was not given and .*shared\/data does not exist/, work);
+  // No --data-dir and no ../shared/data beside the current directory (a fresh clone): the bundled slices, with a note.
+  const fresh = spawnSync(process.execPath, ['--import', import.meta.resolve('tsx'), `${ROOT}test/helpers/cli-entry.ts`, 'eval', `${STORIES}hf`, '--tasks', 'arc_easy', '--limit', '2', '--json'], { encoding: 'utf8', cwd: work });
+  assert.equal(fresh.status, 0, fresh.stderr);
+  assert.match(fresh.stderr, /^compact: note: .*shared\/data does not exist; using the bundled slices in test\/fixtures\/tasks/);
+  assert.equal((JSON.parse(fresh.stdout) as { tasks: { n: number }[] }).tasks[0].n, 2);
 });

@@ -1,5 +1,6 @@
 /** The agreement flags shared by `eval --reference` and `compare`, and their parsing. */
 import type { Command } from 'commander';
+import { EVAL_DEFAULTS } from '../defaults.js';
 import { positiveInt } from './parse.js';
 
 export interface AgreementFlags {
@@ -9,8 +10,8 @@ export interface AgreementFlags {
 
 export function addAgreementOptions(command: Command, text: string): Command {
   return command
-    .option('--paragraphs <n>', `paragraphs of ${text} used for agreement with the dense model`, '64')
-    .option('--continuation <chars>', 'characters of each greedy continuation compared with the dense model', '64');
+    .option('--paragraphs <n>', `paragraphs of ${text} used for agreement with the dense model`, String(EVAL_DEFAULTS.paragraphs))
+    .option('--continuation <chars>', 'characters of each greedy continuation compared with the dense model', String(EVAL_DEFAULTS.continuationChars));
 }
 
 export function agreementOptions(f: AgreementFlags): { paragraphs: number; continuationChars: number } {

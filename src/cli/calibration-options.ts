@@ -1,10 +1,7 @@
 /** The calibration flags shared by `prune` and `compare`, and their parsing. */
-import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
+import { PRUNE_DEFAULTS } from '../defaults.js';
 import { positiveInt, seed } from './parse.js';
-
-/** Bundled calibration text (TinyStories, CDLA-Sharing-1.0): fits the demo model; pass your own for real models. */
-export const DEFAULT_CALIBRATION = fileURLToPath(new URL('../../data/tinystories/calibration_90pct.txt', import.meta.url));
 
 export interface CalibrationFlags {
   calib: string[];
@@ -16,11 +13,11 @@ export interface CalibrationFlags {
 
 export function addCalibrationOptions(command: Command): Command {
   return command
-    .option('--calib <file...>', 'calibration text: plain files (one document each) or .jsonl (default: the bundled TinyStories text)', [DEFAULT_CALIBRATION])
-    .option('--calib-field <name>', 'JSONL field holding the text', 'text')
-    .option('--samples <n>', 'calibration windows', '16')
-    .option('--seq-len <n>', 'tokens per calibration window (never derived from the model context)', '512')
-    .option('--seed <n>', 'seed for window sampling and random scores', '0');
+    .option('--calib <file...>', 'calibration text: plain files (one document each) or .jsonl (default: the bundled TinyStories text)', [...PRUNE_DEFAULTS.calib])
+    .option('--calib-field <name>', 'JSONL field holding the text', PRUNE_DEFAULTS.calibField)
+    .option('--samples <n>', 'calibration windows', String(PRUNE_DEFAULTS.samples))
+    .option('--seq-len <n>', 'tokens per calibration window (never derived from the model context)', String(PRUNE_DEFAULTS.seqLen))
+    .option('--seed <n>', 'seed for window sampling and random scores', String(PRUNE_DEFAULTS.seed));
 }
 
 export function calibrationOptions(f: CalibrationFlags): { calib: string[]; calibField: string; samples: number; seqLen: number; seed: number } {

@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
+import { BUNDLED_TASK_DATA, DEFAULT_DATA_DIR, EVAL_DEFAULTS } from '../defaults.js';
 import { Engine } from '../engine/engine.js';
 import { modelMaxLength } from '../eval/loglikelihood.js';
 import type { MeanWithStderr } from '../eval/multiple-choice.js';
@@ -41,9 +42,6 @@ interface EvalOptions extends AgreementFlags {
   json?: boolean;
 }
 
-/** Where the benchmark files are looked for without --data-dir (relative to the current directory). */
-export const DEFAULT_DATA_DIR = '../shared/data';
-
 export function registerEval(program: Command): void {
   const command = program
     .command('eval')
@@ -56,17 +54,17 @@ export function registerEval(program: Command): void {
     .option('--tasks <list>', `comma-separated tasks: ${TASK_NAMES.join(', ')}, or mc:FILE.jsonl (your own multiple choice: {"context", "choices", "gold"} per line)`)
     .option('--num-fewshot <k>', "shots per context for every task, drawn as lm-eval draws them (default: each task's own, 5 for gsm8k, 0 otherwise)")
     .option('--log-samples', 'with --json: per-document records (prompt hash, target, prediction, generated text)')
-    .option('--batch-size <n>', 'generation tasks: sequences decoded together (key/value cache, one layer call per step for all)', '8')
-    .option('--data-dir <dir>', `folder of the benchmark files (arc/, piqa/, … as in shared/data; default: ${DEFAULT_DATA_DIR} if it exists)`)
+    .option('--batch-size <n>', 'generation tasks: sequences decoded together (key/value cache, one layer call per step for all)', String(EVAL_DEFAULTS.batchSize))
+    .option('--data-dir <dir>', `folder of the benchmark files (arc/, piqa/, … as in shared/data; default: ${DEFAULT_DATA_DIR} if it exists, else the bundled slices in test/fixtures/tasks)`)
     .option('--limit <n>', 'evaluate only the first n documents of each task')
-    .option('--window <n>', 'inputs per window: window w scores ids[s+1 .. s+w] from ids[s .. s+w-1]', '512')
+    .option('--window <n>', 'inputs per window: window w scores ids[s+1 .. s+w] from ids[s .. s+w-1]', String(EVAL_DEFAULTS.window))
     .option('--stride <n>', 'tokens between window starts (default: the window, i.e. no overlap); predictions are never scored twice')
     .option('--reference <dir>', 'the dense model this one was pruned from: greedy agreement, top-1 and KL on paragraphs of --text (docs/agreement.md)');
   addAgreementOptions(command, '--text')
     .option('--speed', 'measure prefill throughput and per-token decoding latency (resident weights, key/value cache, one sequence)')
     .option('--prompt-tokens <n>', 'prefill length for --speed (default: 512, or less so that prompt + new tokens fit in max_position_embeddings)')
-    .option('--new-tokens <n>', 'tokens decoded for --speed', '64')
-    .option('--repeats <n>', 'repetitions for --speed (medians are reported)', '3')
+    .option('--new-tokens <n>', 'tokens decoded for --speed', String(EVAL_DEFAULTS.newTokens))
+    .option('--repeats <n>', 'repetitions for --speed (medians are reported)', String(EVAL_DEFAULTS.repeats))
     .option('--threads <n>', 'ONNX Runtime intra-op threads (default: all cores)')
     .option('--json', 'print JSON')
     .action(async (dir: string, opts: EvalOptions, command: Command) => {
@@ -318,6 +316,11 @@ export function loadTasks(
   if (tasks.some((t) => !t.name.startsWith('mc:'))) {
     if (dir == null) {
       dir = DEFAULT_DATA_DIR;
+      // A fresh clone has no ../shared/data: fall back to the benchmark slices the tests use, and say so.
+      if (!existsSync(dir) && existsSync(BUNDLED_TASK_DATA)) {
+        process.stderr.write(`compact: note: ${resolve(dir)} does not exist; using the bundled slices in test/fixtures/tasks (the first documents of each benchmark; give --data-dir for the full ones)\n`);
+        dir = BUNDLED_TASK_DATA;
+      }
       if (!existsSync(dir)) throw new CompactError(`no benchmark data: --data-dir was not given and ${resolve(dir)} does not exist (give --data-dir, a folder with arc/, piqa/, hellaswag/, winogrande/, boolq/, openbookqa/, lambada/, mmlu/, gsm8k/; see docs/eval-tasks.md)`);
     } else if (!existsSync(dir)) throw new CompactError(`--data-dir ${dir} does not exist`);
   }

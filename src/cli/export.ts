@@ -1,4 +1,5 @@
 import { type Command, Option } from 'commander';
+import { EXPORT_DEFAULTS } from '../defaults.js';
 import { exportGguf, type ExportReport } from '../gguf/export.js';
 import { OUTPUT_TYPES, type OutputType } from '../gguf/tensor-plan.js';
 import { forceOption, jsonOption, outputOption } from './common-options.js';
@@ -22,7 +23,7 @@ export function registerExport(program: Command): void {
     .description("write a GGUF file that llama.cpp runs unchanged (native writer; llama.cpp's own architectures and tokenizers)")
     .argument('<dir>', 'Hugging Face checkpoint directory (e.g. the output of compact prune)')
     .addOption(outputOption('file.gguf', 'GGUF file to write'))
-    .addOption(new Option('--type <t>', GGUF_TYPE_HELP).choices(OUTPUT_TYPES).default('f16'))
+    .addOption(new Option('--type <t>', GGUF_TYPE_HELP).choices(OUTPUT_TYPES).default(EXPORT_DEFAULTS.type))
     .option('--vocab-only', 'write the tokenizer and hyperparameters only, no tensors')
     .option('--name <name>', 'general.name (default: the directory name)')
     .addOption(forceOption('output file'))
