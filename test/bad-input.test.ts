@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { writeSafetensors } from '../src/model/safetensors-writer.js';
 import { runCli } from './helpers/cli.js';
-import { STORIES } from './helpers/fixtures.js';
+import { HELDOUT_TEXT, ROOT, STORIES } from './helpers/fixtures.js';
 
 const work = mkdtempSync(join(tmpdir(), 'compact-bad-'));
 after(() => rmSync(work, { recursive: true, force: true }));
@@ -218,8 +218,17 @@ const evalCases: Case[] = [
   ],
 ];
 
+const nanWeights = (d: string) =>
+  editSafetensors(join(d, 'model.safetensors'), () => {}, (data) => Buffer.from(data).fill(0xff)); // every F32 weight a NaN
+evalCases.push([
+  // zero-shot scores of a NaN model were printed (accuracy from NaN log-likelihoods) with exit 0
+  'a task scored on weights that make the forward pass NaN', nanWeights, /mc:.*: the model's log-likelihood is NaN \(not finite\)/,
+]);
+const TASK_EVAL = ['eval', 'DIR', '--tasks', `mc:${ROOT}test/fixtures/tasks/mc/questions.jsonl`, '--limit', '2'];
+
 for (const [name, mutate, pattern] of evalCases) {
-  test(`bad checkpoint (eval): ${name}`, async () => expectUserError(await brokenCopy(mutate), pattern, EVAL));
+  const args = name.startsWith('a task scored') ? TASK_EVAL : EVAL;
+  test(`bad checkpoint (eval): ${name}`, async () => expectUserError(await brokenCopy(mutate), pattern, args));
 }
 
 test('links inside the model directory, and a Hugging Face cache snapshot (every file a link into blobs/), are read', async () => {
@@ -272,4 +281,28 @@ test('eval: bad flags and files are user errors', () => {
     assert.equal(r.code, 2);
     assert.match(r.stderr, /^compact: error: .*; see --help\n$/);
   }
+});
+
+test('a short-context model is evaluated in windows of its own context, not 512 (eval default, agreement)', async () => {
+  // eval's default window of 512 (and prune --eval-text / --auto, compare) ran a 128-position model past its context
+  const dir = await brokenCopy((d) => patchConfig(d, { max_position_embeddings: 128 }));
+  const text = join(work, 'short-context.txt');
+  writeFileSync(text, readFileSync(HELDOUT_TEXT, 'utf8').slice(0, 3000));
+  const r = runCli(['eval', dir, '--text', text, '--reference', `${STORIES}hf`, '--paragraphs', '2', '--continuation', '8', '--json']);
+  assert.equal(r.code, 0, r.stderr);
+  const report = JSON.parse(r.stdout);
+  assert.equal(report.window, 128);
+  assert.ok(Number.isFinite(report.bitsPerByte) && Number.isFinite(report.agreement.kl.meanKl));
+});
+
+test('agreement metrics that are not numbers are an error, never printed', async () => {
+  const { checkFiniteAgreement } = await import('../src/eval/agreement.js');
+  const metrics = (meanKl: number, compared: number) => ({
+    paragraphs: 1,
+    greedy: { prompts: 1, continuationChars: 8, meanAgreement: 0.5, exact: 0, pairs: [] },
+    kl: { referencePositions: 10, comparedPositions: compared, meanKl, top1Agreement: compared ? 0.5 : NaN, meanReferenceMassOutside: 0 },
+  });
+  assert.doesNotThrow(() => checkFiniteAgreement(metrics(0.1, 5)));
+  assert.throws(() => checkFiniteAgreement(metrics(NaN, 5)), /agreement: mean KL is NaN \(not a number\): a model's logits are not finite/);
+  assert.throws(() => checkFiniteAgreement(metrics(NaN, 0)), /no position where both tokenizations coincide/);
 });

@@ -16,6 +16,7 @@ import { Engine } from '../engine/engine.js';
 import { openCheckpoint, type Checkpoint } from '../model/checkpoint.js';
 import { encode, loadTokenizer } from '../model/tokenizer.js';
 import { CompactError } from '../util/errors.js';
+import { modelContext } from './text-metrics.js';
 import { cumulativeBytes, mapIds, readTokenTable, type TokenTable } from './token-table.js';
 
 /** One model as agreement sees it. */
@@ -116,11 +117,28 @@ export async function measureAgreement(reference: AgreementReference, model: Agr
       total += 1;
     } else total += commonPrefix(a, b) / C;
   }
-  return {
+  const metrics: AgreementMetrics = {
     paragraphs: reference.paragraphs.length,
     greedy: { prompts: pairs.length, continuationChars: C, meanAgreement: pairs.length > 0 ? total / pairs.length : NaN, exact, pairs },
     kl: await divergence(reference, model, options),
   };
+  checkFiniteAgreement(metrics);
+  return metrics;
+}
+
+/** A metric that is not a number (no prompt, no coinciding position, NaN logits) is an error, never printed. */
+export function checkFiniteAgreement(m: AgreementMetrics): void {
+  const values: [string, number][] = [
+    ['greedy agreement', m.greedy.meanAgreement], ['mean KL', m.kl.meanKl], ['top-1 agreement', m.kl.top1Agreement], ['reference mass on removed tokens', m.kl.meanReferenceMassOutside],
+  ];
+  for (const [name, value] of values) {
+    if (Number.isFinite(value)) continue;
+    const why =
+      name === 'greedy agreement' && m.greedy.prompts === 0 ? 'no paragraph of the text is long enough to cut a prompt from'
+      : m.kl.comparedPositions === 0 ? 'no position where both tokenizations coincide'
+      : "a model's logits are not finite (its weights or config.json make the forward pass produce NaN or infinity)";
+    throw new CompactError(`agreement: ${name} is ${value} (not a number): ${why}`);
+  }
 }
 
 /** Each prompt's greedy continuation as text, cut to C characters (it stops early at a special token). */
@@ -162,15 +180,17 @@ async function divergence(reference: AgreementReference, model: AgreementSide, o
   // Logits of both models for a group of paragraphs: ≤ 2^25 floats (128 MB) per model. The
   // reference's are recomputed for every model compared: kept, they would be T × V floats
   // (~0.4 GB for 64 TinyStories paragraphs, ~3,000 tokens, at V = 32,000); its forward pass is cheap beside decoding.
-  const tokensPerGroup = Math.max(options.window, Math.floor((1 << 25) / Math.max(Vr, Vm)));
+  // Paragraphs are cut to the window, and the window to both models' context (a short-context model never sees positions it was not trained on).
+  const window = Math.min(options.window, modelContext(ref.engine) ?? Infinity, modelContext(model.engine) ?? Infinity);
+  const tokensPerGroup = Math.max(window, Math.floor((1 << 25) / Math.max(Vr, Vm)));
   const paragraphs = reference.paragraphs;
   for (let start = 0; start < paragraphs.length; ) {
     const refIds: number[][] = [];
     const modelIds: number[][] = [];
     let tokens = 0;
     for (; start < paragraphs.length && (refIds.length === 0 || tokens < tokensPerGroup); start++) {
-      refIds.push(encode(ref.tokenizer, paragraphs[start]).slice(0, options.window));
-      modelIds.push(encode(model.tokenizer, paragraphs[start]).slice(0, options.window));
+      refIds.push(encode(ref.tokenizer, paragraphs[start]).slice(0, window));
+      modelIds.push(encode(model.tokenizer, paragraphs[start]).slice(0, window));
       tokens += Math.max(refIds[refIds.length - 1].length, modelIds[modelIds.length - 1].length);
     }
     const refLogits = (await ref.engine.forward(refIds, { logits: true })).logits!; // per paragraph [Tr, Vr]

@@ -53,9 +53,20 @@ export function makeWindows(ids: number[], window: number, stride: number): Wind
   return windows;
 }
 
+/**
+ * The model's context (max_position_embeddings), if config.json gives one: a window never goes
+ * past it, since positions beyond it were never trained (the CLI refuses an explicit longer --window;
+ * the 512 default and internal evaluations — prune --eval-text, --auto, compare — are cut to it).
+ */
+export function modelContext(engine: Pick<Engine, 'ckpt'>): number | undefined {
+  const context = engine.ckpt.spec.raw.max_position_embeddings;
+  return typeof context === 'number' && context > 0 ? context : undefined;
+}
+
 export async function evaluateText(engine: Engine, ids: number[], bytes: number, options: TextEvalOptions = {}): Promise<TextMetrics> {
-  const window = options.window ?? 512;
-  const stride = options.stride ?? window;
+  const requested = options.window ?? 512;
+  const window = Math.min(requested, modelContext(engine) ?? Infinity);
+  const stride = options.stride == null || options.stride === requested ? window : options.stride;
   const windows = makeWindows(ids, window, stride);
   const perCall = options.windowsPerCall ?? Math.max(1, Math.floor(65536 / window));
   let totalNll = 0;

@@ -6,6 +6,7 @@ import type { Engine } from '../engine/engine.js';
 import { type LoglikelihoodResult, encodePair, type EncodedPair, scorePairs, type Timings } from './loglikelihood.js';
 import { aggregateChoices, aggregateLoglikelihood, type ChoiceScore, type MeanWithStderr, scoreChoices, type TaskMetrics } from './multiple-choice.js';
 import { aggregateExactMatch, type GenerationModel, type GenerationScore, scoreGenerations } from './generation.js';
+import { check } from '../util/errors.js';
 import { sha256, type Task, type TaskDoc } from './tasks/task.js';
 
 export interface DocResult {
@@ -87,6 +88,9 @@ export async function evaluateTask(engine: Engine, encode: (text: string) => num
     describe: (i) => `${task.name} ${where[i]}`,
     onProgress: options.onProgress,
   });
+  // A NaN or infinite log-likelihood is never a score: the weights or config.json broke the forward pass.
+  const broken = results.findIndex((r) => !Number.isFinite(r.logprob));
+  check(broken < 0, () => `${task.name} ${where[broken]}: the model's log-likelihood is ${results[broken].logprob} (not finite): its weights or config.json make the forward pass produce NaN or infinity, so no accuracy can be reported`);
   const docResults: DocResult[] = [];
   let next = 0;
   for (const doc of docs) {
