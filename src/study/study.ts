@@ -4,7 +4,7 @@
  * model, then deleted (only numbers stay).
  * An unreachable cell (e.g. a vocabulary that cannot give that much) is recorded with the reason.
  */
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { measureAgreement, openAgreementSide, prepareReference, type AgreementOptions, type AgreementSide } from '../eval/agreement.js';
 import { evaluateText } from '../eval/text-metrics.js';
@@ -13,6 +13,7 @@ import { encode } from '../model/tokenizer.js';
 import { prune, type PruneOptions } from '../prune/prune.js';
 import { removeOnInterrupt } from '../util/atomic-dir.js';
 import { CompactError } from '../util/errors.js';
+import { createScratchDir } from '../util/scratch-dir.js';
 import { STUDY_METHODS } from './methods.js';
 
 export interface StudyOptions {
@@ -76,8 +77,8 @@ export async function runStudy(dir: string, o: StudyOptions): Promise<StudyRow[]
   };
   o.onProgress?.('dense model', denseSteps, denseSteps);
   const rows: StudyRow[] = [dense];
-  mkdirSync(o.workDir, { recursive: true });
-  const scratch = mkdtempSync(join(o.workDir, '.compact-study-'));
+  // a random name with an owner file; what killed runs left is swept first (util/scratch-dir.ts)
+  const scratch = createScratchDir(o.workDir, '.compact-study-');
   const release = removeOnInterrupt(scratch); // Ctrl-C left it behind
   const cells = o.methods.flatMap((m) => o.ratios.map((r) => [m, r] as const));
   try {

@@ -5,6 +5,7 @@
  */
 import { closeSync, existsSync, mkdirSync, openSync, realpathSync, renameSync, rmSync, statSync } from 'node:fs';
 import { basename, dirname, join, resolve, sep } from 'node:path';
+import { sweepStale } from './atomic-dir.js';
 import { check } from './errors.js';
 
 export interface AtomicFileOptions {
@@ -23,6 +24,7 @@ export async function writeFileAtomic<T>(outFile: string, options: AtomicFileOpt
     const inp = existsSync(input) ? realpathSync(input) : resolve(input);
     check(!outReal.startsWith(inp + sep), `output ${outFile} is inside the input ${input}; choose a path outside it`);
   }
+  sweepStale(out); // temp files of runs killed outright (no handler ran)
   const tmp = join(dirname(out), `.${basename(out)}.compact-tmp-${process.pid}`);
   const cleanup = () => rmSync(tmp, { force: true });
   const onSignal = (signal: NodeJS.Signals) => {
