@@ -11,11 +11,13 @@ import { exportGguf as writeGguf, type ExportOptions, type ExportReport } from '
 import { openCheckpoint } from './model/checkpoint.js';
 import { countParams, PARTS, type ParamCount, type Part } from './model/param-count.js';
 import { encode, loadTokenizer } from './model/tokenizer.js';
-import { prune as runPrune, type PruneOptions, type PruneReport } from './prune/prune.js';
+import { prune as runPrune, type PruneReport } from './prune/prune.js';
 import { CompactError } from './util/errors.js';
 import { readUserText } from './util/files.js';
 import { eosTokenIds, runTasks, type TaskResults } from './api-tasks.js';
-import { EVAL_DEFAULTS, EXPORT_DEFAULTS, PRUNE_DEFAULTS } from './defaults.js';
+import { EVAL_DEFAULTS, EXPORT_DEFAULTS, type PruneSettings, withPruneDefaults } from './defaults.js';
+
+export type { PruneSettings };
 
 export const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
@@ -60,20 +62,15 @@ export function inspect(dir: string): InspectReport {
   };
 }
 
-/** `compact prune` options; every one may be left out (defaults: src/defaults.ts), but a budget is needed. */
-export type PruneSettings = Partial<Omit<PruneOptions, 'version'>>;
-
 /**
  * Prunes `dir` into the new checkpoint directory `output` (`compact prune DIR -o OUTPUT`):
  * e.g. `prune(dir, out, { ratio: 0.3 })`. Returns the report `--json` prints.
  */
 export async function prune(dir: string, output: string, options: PruneSettings = {}): Promise<PruneReport> {
-  const given = Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined));
+  const recorded = Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined && typeof v !== 'function'));
   return runPrune(dir, output, {
-    ...PRUNE_DEFAULTS,
-    calib: [...PRUNE_DEFAULTS.calib],
-    commandLine: `compact-llm prune(${JSON.stringify(dir)}, ${JSON.stringify(output)}, ${JSON.stringify(Object.fromEntries(Object.entries(given).filter(([, v]) => typeof v !== 'function')))})`,
-    ...given,
+    commandLine: `compact-llm prune(${JSON.stringify(dir)}, ${JSON.stringify(output)}, ${JSON.stringify(recorded)})`,
+    ...withPruneDefaults(options),
     version: VERSION,
   });
 }

@@ -5,6 +5,7 @@
  */
 import { fileURLToPath } from 'node:url';
 import type { OutputType } from './gguf/tensor-plan.js';
+import { DEFAULT_DAMP } from './prune/compensate.js';
 import type { PruneOptions } from './prune/prune.js';
 
 /** Bundled calibration text (TinyStories, CDLA-Sharing-1.0): fits the bundled models; pass your own for real models. */
@@ -22,6 +23,30 @@ export const PRUNE_DEFAULTS = {
   seqLen: 512,
   seed: 0,
 } as const satisfies Partial<PruneOptions>;
+
+/** Prune options as a caller gives them: any may be left out (a budget is needed). */
+export type PruneSettings = Partial<Omit<PruneOptions, 'version'>>;
+
+/**
+ * The options `compact prune` runs with when `given` are the ones set: PRUNE_DEFAULTS, then the
+ * defaults that depend on the budget: `ratio` without a fixed split (`vocabShare`, `vocab`, `ffn`,
+ * scores files) searches the split and, unless `vocabMode` is given, the vocabulary mode;
+ * least-squares compensation wherever channels are pruned by calibrated act²; damping DEFAULT_DAMP.
+ */
+export function withPruneDefaults(given: PruneSettings): Omit<PruneOptions, 'commandLine' | 'version'> {
+  const set = Object.fromEntries(Object.entries(given).filter(([, v]) => v !== undefined)) as PruneSettings;
+  const method = set.method ?? PRUNE_DEFAULTS.method;
+  const search = set.ratio != null && set.vocabShare == null && set.vocab == null && set.ffn == null && method === 'compact' && !set.scoresIn?.length;
+  return {
+    ...PRUNE_DEFAULTS,
+    calib: [...PRUNE_DEFAULTS.calib],
+    auto: search,
+    autoModes: set.vocabMode ? [set.vocabMode] : ['rank', 'frequency'],
+    compensate: 'auto',
+    damp: DEFAULT_DAMP,
+    ...set,
+  };
+}
 
 /** `compact eval`: text windows, generation batch, agreement and --speed settings. */
 export const EVAL_DEFAULTS = {

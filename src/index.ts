@@ -5,7 +5,7 @@
  */
 export { evaluate, exportGguf, generate, inspect, prune, VERSION } from './api.js';
 export type { EvaluateOptions, EvaluateReport, ExportSettings, GenerateOptions, InspectReport, PruneSettings } from './api.js';
-export { DEFAULT_CALIBRATION, EVAL_DEFAULTS, EXPORT_DEFAULTS, PRUNE_DEFAULTS } from './defaults.js';
+export { DEFAULT_CALIBRATION, EVAL_DEFAULTS, EXPORT_DEFAULTS, PRUNE_DEFAULTS, withPruneDefaults } from './defaults.js';
 export type { TextMetrics } from './eval/text-metrics.js';
 export type { GroupReport, TaskReport } from './eval/zero-shot.js';
 export type { ExportReport } from './gguf/export.js';

@@ -1,10 +1,12 @@
 import { join } from 'node:path';
 import { type Command, Option } from 'commander';
+import { EXPORT_DEFAULTS, PRUNE_DEFAULTS, withPruneDefaults } from '../defaults.js';
 import { Engine } from '../engine/engine.js';
 import { evaluateText, type TextMetrics } from '../eval/text-metrics.js';
 import { openCheckpoint } from '../model/checkpoint.js';
 import { OUTPUT_TYPES, type OutputType } from '../gguf/tensor-plan.js';
 import { encode, loadTokenizer } from '../model/tokenizer.js';
+import { DEFAULT_DAMP } from '../prune/compensate.js';
 import { METHODS, type Method, prune, type PruneReport } from '../prune/prune.js';
 import { CRITERIA, type Criterion, type Weighting, WEIGHTINGS } from '../prune/scores.js';
 import { CompactError } from '../util/errors.js';
@@ -47,7 +49,7 @@ export function registerPrune(program: Command, version: string, argv: string[])
     .description('prune rare vocabulary and FFN channels (COMPACT) or layers (ShortGPT) and write a standard checkpoint')
     .argument('<dir>', 'Hugging Face checkpoint directory')
     .requiredOption('-o, --output <dir>', 'output directory (written atomically; must not exist unless --force)')
-    .addOption(new Option('--method <m>', 'compact | vocab-only | ffn-only | shortgpt (depth pruning baseline)').choices(METHODS).default('compact'))
+    .addOption(new Option('--method <m>', 'compact | vocab-only | ffn-only | shortgpt (depth pruning baseline)').choices(METHODS).default(PRUNE_DEFAULTS.method))
     .option('--vocab <V′>', "vocabulary size to keep (special/added tokens, byte pieces and base symbols always count toward it)")
     .option('--ffn <I′>', 'FFN width to keep in every layer')
     .option('--ratio <r>', 'fraction of all parameters to remove, in (0, 1); solved into V′ and I′ from exact parameter counts')
@@ -55,19 +57,19 @@ export function registerPrune(program: Command, version: string, argv: string[])
     .option('--auto', 'the default with --ratio and no --vocab-share: try vocabulary shares 0, 0.1, 0.25, 0.5, 0.75, 1 in both vocabulary modes (or the --vocab-mode given), then shares halfway to the best one\'s neighbours; keep the split with the lowest bits per byte on the held-out last 10 % of the calibration text')
     .option('--compensate', 'refit each layer\'s down_proj by least squares on the kept channels (default wherever channels are pruned by calibrated act²; an error elsewhere)')
     .option('--no-compensate', 'slice down_proj without refitting (the paper)')
-    .option('--damp <x>', 'compensation damping: λ = x · mean diagonal of the kept channels\' Gram', '0.01')
+    .option('--damp <x>', 'compensation damping: λ = x · mean diagonal of the kept channels\' Gram', String(DEFAULT_DAMP))
     .option('--round-to <k>', 'round I′ to a multiple of k (default: 256 if I ≥ 4096, 32 if I ≥ 512, else 1; llama.cpp k-quants want 256)')
     .addOption(new Option('--vocab-mode <m>', 'rank: keep the lowest ids (BPE merge order, the paper); frequency: keep the most frequent on --vocab-corpus (default: rank; the --ratio search tries both unless this is given)').choices(['rank', 'frequency']))
     .option('--vocab-corpus <file...>', 'text whose token counts drive --vocab-mode frequency (default: the calibration text)')
     .option('--keep <file>', 'tokens to keep whatever the budget: one per line, a token string or a numeric id')
-    .addOption(new Option('--weighting <w>', 'act² weighting: binary (common act², only kept tokens count) | frequency | none (plain act²)').choices(WEIGHTINGS).default('binary'))
-    .addOption(new Option('--criterion <c>', 'channel criterion: act2 | magnitude | random (baselines)').choices(CRITERIA).default('act2'));
+    .addOption(new Option('--weighting <w>', 'act² weighting: binary (common act², only kept tokens count) | frequency | none (plain act²)').choices(WEIGHTINGS).default(PRUNE_DEFAULTS.weighting))
+    .addOption(new Option('--criterion <c>', 'channel criterion: act2 | magnitude | random (baselines)').choices(CRITERIA).default(PRUNE_DEFAULTS.criterion));
   addCalibrationOptions(command)
     .option('--scores-in <file...>', 'reuse channel scores (several files are summed) instead of calibrating')
     .option('--scores-out <file>', 'save the channel scores for re-pruning to another budget')
     .option('--force', 'replace the output directory if it exists')
     .option('--threads <n>', 'ONNX Runtime intra-op threads (default: all cores)')
-    .addOption(new Option('--gguf [type]', `also write <output>/model.<type>.gguf for llama.cpp (as compact export; default type f16): ${GGUF_TYPE_HELP}`).choices(OUTPUT_TYPES).preset('f16'))
+    .addOption(new Option('--gguf [type]', `also write <output>/model.<type>.gguf for llama.cpp (as compact export; default type f16): ${GGUF_TYPE_HELP}`).choices(OUTPUT_TYPES).preset(EXPORT_DEFAULTS.type))
     .option('--eval-text <file>', 'also report bits per byte of the input and the output on this text (windows of 512)')
     .option('--json', 'print the report as JSON')
     .action(async (dir: string, f: PruneFlags) => {
@@ -82,20 +84,20 @@ export function registerPrune(program: Command, version: string, argv: string[])
       const bar = progressBar('prune', !f.json);
       const damp = number(f.damp, '--damp')!;
       if (!(damp > 0)) throw new CompactError(`--damp must be > 0, got ${f.damp}`);
-      // --ratio without a fixed split searches it (the old --auto, now the default).
-      const search = f.auto || (f.ratio != null && f.vocabShare == null && f.vocab == null && f.ffn == null && f.method === 'compact' && !f.scoresIn?.length);
+      // --ratio without a fixed split searches it (the old --auto, now the default): the library's rule.
+      const defaults = withPruneDefaults({ method: f.method, ratio: number(f.ratio, '--ratio'), vocabShare: number(f.vocabShare, '--vocab-share'), vocab: number(f.vocab, '--vocab'), ffn: number(f.ffn, '--ffn'), scoresIn: f.scoresIn, vocabMode: f.vocabMode });
       const report = await prune(dir, f.output, {
         method: f.method,
         vocab: number(f.vocab, '--vocab'),
         ffn: number(f.ffn, '--ffn'),
         ratio: number(f.ratio, '--ratio'),
         vocabShare: number(f.vocabShare, '--vocab-share'),
-        auto: search,
-        autoModes: f.vocabMode ? [f.vocabMode] : ['rank', 'frequency'],
-        compensate: f.compensate ?? 'auto',
+        auto: f.auto || defaults.auto,
+        autoModes: defaults.autoModes,
+        compensate: f.compensate ?? defaults.compensate,
         damp,
         roundTo: f.roundTo == null ? undefined : positiveInt(f.roundTo, '--round-to'),
-        vocabMode: f.vocabMode ?? 'rank',
+        vocabMode: defaults.vocabMode,
         vocabCorpus: f.vocabCorpus,
         keepList: f.keep ? readKeepList(f.keep) : undefined,
         weighting: f.weighting,
@@ -162,7 +164,7 @@ export function registerPruneVocab(program: Command, version: string, argv: stri
     });
 }
 
-const VOCAB_ONLY_DEFAULTS = { method: 'vocab-only', weighting: 'binary', criterion: 'act2', calibField: 'text', samples: 16, seqLen: 512, seed: 0 } as const;
+const VOCAB_ONLY_DEFAULTS = { ...PRUNE_DEFAULTS, method: 'vocab-only' } as const;
 
 function readKeepList(file: string): (string | number)[] {
   return readUserText(file).split('\n').filter((l) => l.length > 0).map((l) => (/^\d+$/.test(l) ? Number(l) : l));
