@@ -39,6 +39,8 @@ export interface CaseResult {
   signal: string | null;
   ms: number;
   peakRssMiB: number;
+  /** Milliseconds preparing the case, running the command, checking the result. */
+  timing: { prepare: number; run: number; check: number };
   /** First stderr line (or the stack's first frames), for the report. */
   excerpt: string;
 }
@@ -81,6 +83,8 @@ export async function runCase(id: string, seed: number, o: CaseOptions): Promise
   rmSync(caseRoot, { recursive: true, force: true });
   mkdirSync(caseRoot, { recursive: true });
   try {
+    let clock = performance.now();
+    const lap = () => Math.round(-clock + (clock = performance.now()));
     const c = prepareCase(seed, caseRoot);
     const out = join(caseRoot, 'out');
     const fill = (a: string) => a.replace('{dir}', join(caseRoot, 'model')).replace('{out}', out).replace('{text}', o.texts.text).replace('{calib}', o.texts.calib);
@@ -88,7 +92,9 @@ export async function runCase(id: string, seed: number, o: CaseOptions): Promise
     const before = inputState(caseRoot);
     // The child's temp folder is the case's own: anything it leaves there is seen.
     const env = { TMPDIR: join(caseRoot, 'tmp') };
+    const prepare = lap();
     const run = await o.run(args, env);
+    const ran = lap();
     const inputChanged = inputState(caseRoot) !== before;
     const outputExists = existsSync(out);
     let outputLoads: boolean | null = null;
@@ -100,10 +106,11 @@ export async function runCase(id: string, seed: number, o: CaseOptions): Promise
       ...readdirSync(caseRoot).filter((e) => !EXPECTED.has(e)),
       ...readdirSync(join(caseRoot, 'tmp')).map((e) => `tmp/${e}`),
     ];
+    const timing = { prepare, run: ran, check: lap() };
     const cls = classify({ run, inputChanged, outputExists, outputLoads, strays });
     if (o.verbose) printRun(c.description, args, run, cls, strays);
     return {
-      id, kind: c.kind, command: c.command, description: c.description, cls, code: run.code, signal: run.signal, ms: run.ms, peakRssMiB: run.peakRssMiB,
+      id, kind: c.kind, command: c.command, description: c.description, cls, code: run.code, signal: run.signal, ms: run.ms, peakRssMiB: run.peakRssMiB, timing,
       excerpt: excerpt(run, strays),
     };
   } finally {

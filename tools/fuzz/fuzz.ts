@@ -1,5 +1,5 @@
 /**
- * `npm run fuzz [-- --cases N --seed S --time-limit 30m --parallel 2 --cli dist|src --mode warm|spawn --build DIR]`: mutated
+ * `npm run fuzz [-- --cases N --seed S --time-limit 30m --parallel 2 --cli dist|src --mode warm|spawn --build DIR | --commit REF]`: mutated
  * checkpoint directories run through the CLI, counted by class, per mutation kind and per command.
  * The non-clean cases are written to <out>/failures-<seed>.txt; `--replay SEED:INDEX` runs one again
  * verbosely (and `--keep` leaves its directory for a look).
@@ -10,8 +10,9 @@ import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { CLASSES, GOOD, type RunClass } from './classify.js';
 import { type CaseResult, runCase, type Runner, type Texts } from './fuzz-case.js';
+import { buildCommit } from './build.js';
 import { caseSeed } from './rng.js';
-import { type CliFlavour, DEFAULT_LIMITS, ROOT, runCompact, type RunLimits, setBuildRoot } from './run-cli.js';
+import { type CliFlavour, DEFAULT_LIMITS, ROOT, runCompact, type RunLimits, setBuildRoot, getBuildRoot } from './run-cli.js';
 import { WarmWorker } from './warm-pool.js';
 
 /** spawn: a fresh `node bin/compact.js` per command; warm: a warm worker per parallel slot, every non-clean case confirmed in a fresh process. */
@@ -38,8 +39,8 @@ function writeTexts(root: string): Texts {
   const held = readFileSync(`${ROOT}data/tinystories/heldout_10pct.txt`, 'utf8');
   const calib = readFileSync(`${ROOT}data/tinystories/calibration_90pct.txt`, 'utf8');
   const texts = { text: join(root, 'eval.txt'), calib: join(root, 'calib.txt') };
-  writeFileSync(texts.text, held.slice(0, 1500));
-  writeFileSync(texts.calib, calib.slice(0, 12_000));
+  writeFileSync(texts.text, held.slice(0, 400));
+  writeFileSync(texts.calib, calib.slice(0, 6000)); // 2 windows of 64 tokens, and 10 % held out for --auto
   return texts;
 }
 
@@ -124,6 +125,7 @@ async function cli(): Promise<number> {
       cli: { type: 'string', default: 'dist' },
       mode: { type: 'string', default: 'warm' },
       build: { type: 'string' },
+      commit: { type: 'string' },
       timeout: { type: 'string' },
       out: { type: 'string', default: `${ROOT}.tmp/fuzz` },
       replay: { type: 'string' },
@@ -133,6 +135,7 @@ async function cli(): Promise<number> {
   const flavour = values.cli as CliFlavour;
   if (flavour !== 'dist' && flavour !== 'src') throw new Error('--cli must be dist or src');
   if (values.build) setBuildRoot(resolve(values.build));
+  if (values.commit) setBuildRoot(buildCommit(values.commit));
   const mode = values.mode as FuzzMode;
   if (mode !== 'spawn' && mode !== 'warm') throw new Error('--mode must be spawn or warm');
   const timeoutMs = values.timeout ? seconds(values.timeout) * 1000 : undefined;
@@ -149,7 +152,7 @@ async function cli(): Promise<number> {
   const seed = Number(values.seed);
   const cases = Number(values.cases);
   const started = Date.now();
-  console.log(`fuzz: up to ${cases} cases, seed ${seed}, ${values.parallel} in parallel, CLI from ${flavour}, ${mode} processes${values['time-limit'] ? `, time limit ${values['time-limit']}` : ''} (${new Date().toISOString()})`);
+  console.log(`fuzz: up to ${cases} cases, seed ${seed}, ${values.parallel} in parallel, CLI from ${flavour === 'dist' ? getBuildRoot() : 'src'}, ${mode} processes${values['time-limit'] ? `, time limit ${values['time-limit']}` : ''} (${new Date().toISOString()})`);
   const results = await fuzz({
     cases, seed, parallel: Number(values.parallel), flavour, mode, timeoutMs,
     timeLimit: values['time-limit'] ? seconds(values['time-limit']) : undefined,

@@ -35,6 +35,9 @@ const late = (e: unknown) => {
 process.on('uncaughtException', late);
 process.on('unhandledRejection', late);
 
+// The parent gone (killed, interrupted): nothing more will come.
+process.on('disconnect', () => realExit(0));
+
 process.on('message', async (m: Request) => {
   out = '';
   err = '';
