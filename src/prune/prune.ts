@@ -89,6 +89,8 @@ export interface PruneOptions {
   weighting: Weighting;
   criterion: Criterion;
   calib: string[];
+  /** Pre-tokenized calibration windows (library use, e.g. models without a tokenizer): replace --calib; no held-out text, so no --auto. */
+  calibWindows?: number[][];
   calibField: string;
   samples: number;
   seqLen: number;
@@ -187,13 +189,16 @@ export async function prune(input: string, output: string, o: PruneOptions): Pro
   const compensate = compensationApplies(src, o, grid);
   // Slow-tokenizer files are checked now, so a bad one is refused before any long work.
   const slow = grid.some((c) => c.budget.vocab < spec.vocabSize) ? readSlowFiles(src) : null;
-  if (!o.scoresIn?.length) checkReadable(o.calib); // a missing calibration file stops here, before any long work
+  if (!o.scoresIn?.length && !o.calibWindows) checkReadable(o.calib); // a missing calibration file stops here, before any long work
+  check(!(o.calibWindows && o.auto), '--auto measures on held-out calibration text; pre-tokenized calibration windows have none');
 
   // ── calibration text (held-out tail for --auto) and token counts for frequency vocabularies ──
   const ffnPruned = grid.some((c) => c.budget.ffn < spec.intermediateSize);
   const needsActivations = o.method === 'shortgpt' || (ffnPruned && o.criterion === 'act2' && !o.scoresIn?.length);
   const weighting: Weighting = o.method === 'shortgpt' ? 'none' : o.weighting;
-  const calibration: Calibration | null = needsActivations || o.auto
+  const calibration: Calibration | null = o.calibWindows && needsActivations
+    ? windowsCalibration(o.calibWindows, o)
+    : needsActivations || o.auto
     ? buildCalibration(loadTokenizer(input), o.calib, { samples: o.samples, seqLen: o.seqLen, seed: o.seed, field: o.calibField, holdOutChars: o.auto ? AUTO_HOLDOUT_CHARS : undefined })
     : null;
   const wantsCounts = grid.some((c) => c.mode === 'frequency');
@@ -314,8 +319,8 @@ export async function prune(input: string, output: string, o: PruneOptions): Pro
         calibration: calibration && {
           sha256: calibration.sha256,
           files: calibration.files,
-          samples: o.samples,
-          seqLen: o.seqLen,
+          samples: calibration.options.samples,
+          seqLen: calibration.options.seqLen,
           seed: o.seed,
           corpusTokens: calibration.corpusTokens,
         },
@@ -590,6 +595,20 @@ async function activationScoresFor(
     return scoresRecord(src, 'act2', weighting, weighting === 'none' ? null : keepHash(keep), calibration, { layers, influence: influence!, weightTotal });
   });
   return { scores, compensation: reports };
+}
+
+/** A calibration from pre-tokenized windows (hashed as their JSON). */
+function windowsCalibration(windows: number[][], o: PruneOptions): Calibration {
+  check(windows.length > 0 && windows.every((w) => w.length > 0), 'calibration windows must be non-empty');
+  return {
+    windows,
+    sha256: createHash('sha256').update(JSON.stringify(windows)).digest('hex'),
+    corpusTokens: windows.reduce((n, w) => n + w.length, 0),
+    files: [],
+    options: { samples: windows.length, seqLen: Math.max(...windows.map((w) => w.length)), seed: o.seed, field: o.calibField },
+    heldOut: '',
+    documents: [],
+  };
 }
 
 function scoresRecord(

@@ -1,0 +1,157 @@
+/**
+ * Least-squares compensation of down_proj (docs/compensation.md). Oracle: tools/reference/
+ * compensation_oracle.py — transformers runs each dense model in float64 on the same calibration
+ * windows, NumPy solves W′ = W_K + W_R G_RK (G_KK + λI)⁻¹, and transformers loads our compensated
+ * checkpoint (every family) and records its logits.
+ */
+import assert from 'node:assert/strict';
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, test } from 'node:test';
+import { Engine } from '../src/engine/engine.js';
+import { loadF32, openCheckpoint } from '../src/model/checkpoint.js';
+import { writeWeights } from '../src/model/checkpoint-writer.js';
+import { readTensorBytes } from '../src/model/safetensors.js';
+import { layerPrefix, LAYER_TENSORS } from '../src/model/tensor-names.js';
+import { BLOCK, compensateLayer, Gemm64 } from '../src/prune/compensate.js';
+import { main } from '../src/cli/main.js';
+import { type CompensationCase, pruneCompensationCase } from './helpers/compensation-cases.js';
+import { maxAbsDiff, readF32, ROOT, STORIES } from './helpers/fixtures.js';
+
+const work = mkdtempSync(join(tmpdir(), 'compact-compensate-'));
+after(() => rmSync(work, { recursive: true, force: true }));
+const FIXTURES = `${ROOT}test/fixtures/compensation/`;
+const cases = JSON.parse(readFileSync(`${FIXTURES}cases.json`, 'utf8')) as CompensationCase[];
+const oracle = JSON.parse(readFileSync(`${FIXTURES}oracle.json`, 'utf8')) as { cases: Record<string, { inputs: number[][]; lambdas: number[]; intermediate_size: number; vocab_size: number }> };
+
+// Small blocks, so these small layers go through the blocked path (panel, trailing update, solves on ONNX Runtime).
+BLOCK.size = 32;
+
+for (const c of cases) {
+  test(`compensation ${c.name}: W′ = the float64 least-squares reference; transformers gives our logits`, async () => {
+    const want = oracle.cases[c.name];
+    const out = join(work, c.name);
+    const { report } = await pruneCompensationCase(c, out);
+    assert.deepEqual(report.compensation!.layers.map((l) => l.lambda).map((l, i) => Math.abs(l - want.lambdas[i]) <= 1e-4 * want.lambdas[i]), want.lambdas.map(() => true), 'λ per layer');
+    const ckpt = openCheckpoint(out);
+    assert.equal(ckpt.spec.intermediateSize, want.intermediate_size);
+    const reference = readF32(`${FIXTURES}${c.name}.down.f32`);
+    const D = ckpt.spec.hiddenSize;
+    const n = ckpt.spec.intermediateSize;
+    // bf16 holds 8 significant bits: there W′ can only match to its rounding.
+    const tolerance = ckpt.tensors.get(layerPrefix(0) + LAYER_TENSORS.down)!.dtype === 'BF16' ? 2 ** -8 : 1e-4;
+    for (let l = 0; l < ckpt.spec.numLayers; l++) {
+      const ours = loadF32(ckpt, layerPrefix(l) + LAYER_TENSORS.down); // [D, I′]
+      const theirs = reference.subarray(l * D * n, (l + 1) * D * n);
+      const scale = theirs.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+      const diff = maxAbsDiff(ours, theirs);
+      assert.ok(diff <= tolerance * scale, `layer ${l}: max |ΔW′| ${diff} vs max |W′| ${scale}`);
+    }
+    const expected = readF32(`${FIXTURES}${c.name}.logits.f32`);
+    const { logits } = await new Engine(ckpt).forward(want.inputs, { logits: true });
+    let offset = 0;
+    for (const [i, ids] of want.inputs.entries()) {
+      const size = ids.length * want.vocab_size;
+      const diff = maxAbsDiff(logits![i], expected.subarray(offset, offset + size));
+      assert.ok(diff <= 1e-4, `input ${i}: max |Δlogit| ${diff}`);
+      offset += size;
+    }
+  });
+}
+
+test('compensation: byte-identical outputs across runs', async () => {
+  const c = cases[0];
+  const a = join(work, 'again-a');
+  const b = join(work, 'again-b');
+  await pruneCompensationCase(c, a);
+  await pruneCompensationCase(c, b);
+  assert.deepEqual(readFileSync(join(a, 'model.safetensors')), readFileSync(join(b, 'model.safetensors')));
+  const manifest = (dir: string) => ({ ...JSON.parse(readFileSync(join(dir, 'compact.json'), 'utf8')), output: null });
+  assert.deepEqual(manifest(a), manifest(b));
+});
+
+test('compensation with every channel kept leaves W unchanged; removed channels with G_RK = 0 change nothing', async () => {
+  const gemm = new Gemm64(1);
+  const I = 40;
+  const D = 6;
+  const W = Float32Array.from({ length: D * I }, (_, i) => Math.sin(i));
+  const gram = new Float64Array(I * I);
+  for (let t = 0; t < 100; t++) {
+    const h = Array.from({ length: I }, (_, j) => (j < 30 ? Math.cos(t * (j + 1)) : 0)); // channels 30… never fire
+    for (let a = 0; a < I; a++) for (let b = 0; b < I; b++) gram[a * I + b] += h[a] * h[b];
+  }
+  const all = [...Array(I).keys()];
+  assert.deepEqual((await compensateLayer(gemm, W, gram, all, 0.01)).weight, W);
+  const firing = all.slice(0, 30);
+  const r = await compensateLayer(gemm, W, gram, firing, 0.01);
+  assert.deepEqual(r.weight, Float32Array.from({ length: D * 30 }, (_, i) => W[Math.floor(i / 30) * I + (i % 30)]));
+  // Silent channels kept: damped, reported, finite.
+  const withSilent = await compensateLayer(gemm, W, gram, [...all.slice(0, 20), ...all.slice(30)], 0.01);
+  assert.equal(withSilent.silentKept, 10);
+  assert.ok(withSilent.weight.every(Number.isFinite));
+  await gemm.release();
+});
+
+test('removing channels that never fire leaves the logits unchanged', async () => {
+  // stories260K with up_proj rows 0…11 of every layer zeroed: those channels' down_proj inputs are 0.
+  const dense = join(work, 'silent-dense');
+  cpSync(`${STORIES}hf`, dense, { recursive: true });
+  const src = openCheckpoint(`${STORIES}hf`);
+  const D = src.spec.hiddenSize;
+  await writeWeights(src, dense, (info) => ({
+    name: info.name,
+    shape: info.shape,
+    bytes: () => {
+      const bytes = readTensorBytes(info, 0, info.shape[0]).slice();
+      if (info.name.endsWith(LAYER_TENSORS.up)) bytes.fill(0, 0, 12 * D * 4);
+      return [bytes];
+    },
+  }));
+  const out = join(work, 'silent-pruned');
+  const { report } = await pruneCompensationCase({ name: 'silent', source: dense, ffn: 160, samples: 4, seqLen: 64 }, out);
+  assert.ok(report.compensation!.layers.every((l) => l.silentKept === 0));
+  const ids = [[1, 403, 407, 261, 378, 400, 261, 284, 268, 290]];
+  const before = (await new Engine(openCheckpoint(dense)).forward(ids, { logits: true })).logits![0];
+  const afterPrune = (await new Engine(openCheckpoint(out)).forward(ids, { logits: true })).logits![0];
+  assert.ok(maxAbsDiff(before, afterPrune) <= 1e-5, `max |Δlogit| ${maxAbsDiff(before, afterPrune)}`);
+});
+
+test('too few calibration tokens for I: damped, finite, reported', async () => {
+  const out = join(work, 'few-tokens');
+  const { report } = await pruneCompensationCase({ name: 'few', source: 'models/stories260K/hf', ffn: 100, samples: 1, seqLen: 16 }, out);
+  assert.ok(report.compensation!.layers.every((l) => l.lambda > 0 && !l.noStatistics));
+  const ckpt = openCheckpoint(out);
+  for (let l = 0; l < ckpt.spec.numLayers; l++) assert.ok(loadF32(ckpt, layerPrefix(l) + LAYER_TENSORS.down).every(Number.isFinite));
+});
+
+const stories = `${STORIES}hf`;
+/** The CLI in this process (a child process per case costs seconds); stderr captured. */
+async function cliInProcess(args: string[]): Promise<{ code: number; stderr: string }> {
+  const write = process.stderr.write.bind(process.stderr);
+  let stderr = '';
+  process.stderr.write = ((chunk: string | Uint8Array) => ((stderr += String(chunk)), true)) as typeof process.stderr.write;
+  try {
+    return { code: await main(['node', 'compact', ...args]), stderr };
+  } finally {
+    process.stderr.write = write;
+  }
+}
+const BAD: [string, string[], RegExp][] = [
+  ['shortgpt', ['--method', 'shortgpt', '--ratio', '0.2'], /^compact: error: --compensate: --method shortgpt removes no FFN channel/],
+  ['vocab-only', ['--method', 'vocab-only', '--vocab', '450'], /^compact: error: --compensate: --method vocab-only removes no FFN channel/],
+  ['magnitude', ['--ffn', '100', '--criterion', 'magnitude'], /^compact: error: --compensate: compensation needs calibration statistics, and --criterion magnitude uses none/],
+  ['random', ['--ffn', '100', '--criterion', 'random'], /^compact: error: --compensate: .*--criterion random uses none/],
+  ['no channel removed', ['--vocab', '450'], /^compact: error: --compensate: no FFN channel is removed/],
+  ['non-positive damping', ['--ffn', '100', '--damp', '0'], /^compact: error: --damp must be > 0/],
+];
+for (const [name, args, message] of BAD) {
+  test(`--compensate bad input (${name}): one-line error, exit 2, nothing written`, async () => {
+    const out = join(work, `bad-${name.replace(/\W/g, '-')}`);
+    const r = await cliInProcess(['prune', stories, '-o', out, '--compensate', ...args]);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, message);
+    assert.equal(r.stderr.trim().split('\n').length, 1);
+    assert.equal(existsSync(out), false);
+  });
+}
