@@ -4,13 +4,15 @@
  * TinyStories and a WikiText-2 slice and in agreement with the dense model; reports go to
  * docs/study/<model>/ and the summary to docs/results.md (with docs/study/efficiency.md from
  * npm run bench:efficiency) and the dense models' zero-shot scores (docs/study/<model>/tasks.json).
- * `--models ""` only rewrites docs/results.md from the reports; `--steps tasks` skips the grid.
+ * `--models ""` only rewrites docs/results.md from the reports; `--steps tasks` skips the grid;
+ * `--steps render` rewrites each model's study.md/.csv/.html from its study.json (no pruning).
  * Reads ../shared (see bench/shared.ts) for the larger model, WikiText and the task data.
  *   npm run study [-- --models stories260K,tinystories-llama32k --ratios 0.1,0.2,0.3,0.4,0.5 --steps compare,tasks]
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { main } from '../src/cli/main.js';
+import { studyCsv, studyHtml, studyMarkdown, type StudyMeta } from '../src/study/report.js';
 import type { StudyRow } from '../src/study/study.js';
 import { sharedPath } from './shared.js';
 
@@ -43,6 +45,16 @@ const steps = args.steps!.split(',');
 for (const name of args.models!.split(',').filter((n) => n.length > 0)) {
   if (steps.includes('compare')) await compare(name);
   if (steps.includes('tasks')) await tasks(name);
+  if (steps.includes('render')) render(name);
+}
+
+/** The reports again from the numbers already measured (after a change to the report format). */
+function render(name: string): void {
+  const { rows, ...meta } = JSON.parse(readFileSync(`docs/study/${name}/study.json`, 'utf8')) as StudyMeta & { rows: StudyRow[] };
+  writeFileSync(`docs/study/${name}/study.csv`, studyCsv(rows));
+  writeFileSync(`docs/study/${name}/study.md`, studyMarkdown(rows, meta));
+  writeFileSync(`docs/study/${name}/study.html`, studyHtml(rows, meta));
+  console.error(`rendered docs/study/${name} from its study.json`);
 }
 
 async function compare(name: string): Promise<void> {
