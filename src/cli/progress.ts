@@ -54,6 +54,7 @@ export interface StageState {
 }
 
 const BAR_WIDTH = 24;
+const MIN_BAR_WIDTH = 8;
 const MIN_DRAW_MS = 100;
 
 /** The line of one bar at time `now` (ms), at most `width` characters. */
@@ -62,17 +63,20 @@ export function stageLine(s: StageState, now: number, width = 120): string {
   const fraction = s.total > 0 ? Math.min(1, s.done / s.total) : 0;
   // An open stage never claims 100 %: its last unit may be followed by work it does not count.
   const percent = complete ? 100 : Math.min(99, Math.floor(100 * fraction));
-  const filled = complete ? BAR_WIDTH : Math.min(BAR_WIDTH - 1, Math.floor(BAR_WIDTH * fraction));
   const elapsed = ((s.end ?? now) - s.start) / 1000;
-  const parts = [`${s.label} [${'█'.repeat(filled)}${'░'.repeat(BAR_WIDTH - filled)}] ${String(percent).padStart(3)} %`, `${s.done}/${s.total}`];
-  if (s.note && !s.closed) parts.push(s.note);
-  if (s.closed) parts.push(duration(elapsed));
-  // Every unit counted, not closed: the time after the last unit is shown apart, as it may be this
-  // stage's tail (model card, GGUF…) or the next stage before it first reports.
-  else if (s.done >= s.total && s.total > 0) parts.push(`${duration((s.last - s.start) / 1000)} + ${duration((now - s.last) / 1000)} finishing`);
-  else parts.push(`${duration(elapsed)}, ETA ${s.done > 0 ? duration((elapsed / s.done) * (s.total - s.done)) : '… (after the first unit)'}`);
-  const line = parts.join(' | ');
-  return line.length <= width ? line : `${line.slice(0, Math.max(0, width - 1))}…`;
+  const time = s.closed
+    ? duration(elapsed)
+    : s.done >= s.total && s.total > 0
+      ? // Every unit counted, not closed: the time after the last unit is shown apart, as it may be
+        // this stage's tail (model card, GGUF…) or the next stage before it first reports.
+        `${duration((s.last - s.start) / 1000)} + ${duration((now - s.last) / 1000)} finishing`
+      : `${duration(elapsed)}, ETA ${s.done > 0 ? duration((elapsed / s.done) * (s.total - s.done)) : '…'}`;
+  const tail = [`${String(percent).padStart(3)} %`, `${s.done}/${s.total}`, ...(s.note && !s.closed ? [s.note] : []), time].join(' | ');
+  // On a narrow terminal the bar gives way first (down to MIN_BAR_WIDTH cells), then the line is cut.
+  const barWidth = Math.max(MIN_BAR_WIDTH, Math.min(BAR_WIDTH, width - s.label.length - tail.length - 4));
+  const filled = complete ? barWidth : Math.min(barWidth - 1, Math.floor(barWidth * fraction));
+  const line = `${s.label} [${'█'.repeat(filled)}${'░'.repeat(barWidth - filled)}] ${tail}`;
+  return line.slice(0, Math.max(0, width)); // cut plainly: an ellipsis would read as an unknown ETA
 }
 
 /** 7 s, 2m 05s, 1h 02m. */

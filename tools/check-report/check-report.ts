@@ -132,7 +132,7 @@ const reports = positionals.length
   : readdirSync('docs/study', { withFileTypes: true }).filter((d) => d.isDirectory() && existsSync(join('docs/study', d.name, 'study.html'))).map((d) => join('docs/study', d.name, 'study.html'));
 const chromium = findChromium();
 if (!chromium) {
-  console.log(`check:report: SKIPPED: no Chromium found (install Debian's: apt-get install chromium, or set CHROMIUM=/path/to/chrome); ${reports.length} report(s) not checked in a browser`);
+  console.log(`check:report: ${args.require ? 'FAILED (--require)' : 'SKIPPED'}: no Chromium found (install Debian's: apt-get install chromium, or set CHROMIUM=/path/to/chrome); ${reports.length} report(s) not checked in a browser`);
   process.exit(args.require ? 1 : 0);
 }
 

@@ -13,19 +13,18 @@ const CANDIDATES = ['chromium', 'chromium-browser', 'google-chrome', 'google-chr
 
 /** $CHROMIUM, or the first of the usual names on PATH; undefined when there is none. */
 export function findChromium(): string | undefined {
-  const fromEnv = process.env.CHROMIUM;
-  if (fromEnv) return fromEnv;
-  for (const dir of (process.env.PATH ?? '').split(delimiter)) {
-    for (const name of CANDIDATES) {
-      try {
-        accessSync(join(dir, name), constants.X_OK);
-        return join(dir, name);
-      } catch {
-        // not here
-      }
+  const executable = (path: string) => {
+    try {
+      accessSync(path, constants.X_OK);
+      return true;
+    } catch {
+      return false;
     }
-  }
-  return undefined;
+  };
+  const fromEnv = process.env.CHROMIUM;
+  if (fromEnv) return executable(fromEnv) ? fromEnv : undefined;
+  const dirs = (process.env.PATH ?? '').split(delimiter).filter((d) => d.length > 0);
+  return dirs.flatMap((dir) => CANDIDATES.map((name) => join(dir, name))).find(executable);
 }
 
 interface Message {
