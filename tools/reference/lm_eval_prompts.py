@@ -131,7 +131,7 @@ def zero_shot_task_prompts(shots: int = 3, limit: int = 8) -> dict:
 def main() -> None:
     # The oracles of both real models (the prompts are the model's input text, so the same; the
     # generations, filtered and scored, are each model's own).
-    for path in [OUT, OUT.with_name("oracle-fewshot-llama32k.json")]:
+    for path in [OUT, OUT.with_name("oracle-fewshot-llama32k.json"), OUT.with_name("oracle-fewshot-llama32k-bf16.json")]:
         if path.exists():
             check_oracle(path)
     PROMPTS_OUT.write_text(json.dumps(zero_shot_task_prompts(), indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
