@@ -8,7 +8,7 @@
  */
 import { parseArgs } from 'node:util';
 import { bytes, integer, percent, table } from '../src/cli/format.js';
-import { evaluate, type EvaluateReport, exportGguf, generate, inspect, type InspectReport, prune, type PruneReport } from '../src/index.js';
+import { evaluate, type EvaluateReport, exportGguf, generate, inspect, type InspectReport, prune, type PruneReport, type PruneSettings } from '../src/index.js';
 
 export interface DemoSettings {
   model: string;
@@ -17,6 +17,8 @@ export interface DemoSettings {
   text: string;
   prompt: string;
   newTokens: number;
+  /** Prune options beyond the ratio (everything else is compact prune's default). */
+  prune: PruneSettings;
   /** Called before each step, with its name. */
   onStep?: (step: string) => void;
 }
@@ -28,6 +30,7 @@ export const DEMO_DEFAULTS: DemoSettings = {
   text: 'data/tinystories/heldout_10pct.txt',
   prompt: 'One day, a little girl named Mia found a big red ball in the park.',
   newTokens: 40,
+  prune: {},
 };
 
 export interface DemoSide {
@@ -48,8 +51,10 @@ export interface DemoResult {
 export async function runDemo(s: DemoSettings): Promise<DemoResult> {
   const started = performance.now();
   const clock = () => (performance.now() - started) / 1000;
-  s.onStep?.(`pruning ${s.model} by ${100 * s.ratio} % (compact prune --ratio ${s.ratio}, default settings)`);
-  const report = await prune(s.model, s.out, { ratio: s.ratio, force: true, commandLine: `compact prune ${s.model} -o ${s.out} --ratio ${s.ratio} --force` });
+  const flags = Object.entries(s.prune).map(([k, v]) => ` --${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}${v === true ? '' : ` ${String(v)}`}`).join('');
+  const commandLine = `compact prune ${s.model} -o ${s.out} --ratio ${s.ratio}${flags} --force`;
+  s.onStep?.(`pruning ${s.model} by ${100 * s.ratio} %: ${commandLine}`);
+  const report = await prune(s.model, s.out, { ...s.prune, ratio: s.ratio, force: true, commandLine });
   const pruneSeconds = clock();
   s.onStep?.(`bits per byte of both models on ${s.text}`);
   const [denseEval, prunedEval] = [await evaluate(s.model, { text: s.text }), await evaluate(s.out, { text: s.text })];
@@ -121,6 +126,7 @@ if (import.meta.url === `file://${process.argv[1]}`) {
     text: values.text ?? DEMO_DEFAULTS.text,
     prompt: values.prompt ?? DEMO_DEFAULTS.prompt,
     newTokens: values['new-tokens'] ? Number(values['new-tokens']) : DEMO_DEFAULTS.newTokens,
+    prune: DEMO_DEFAULTS.prune,
     onStep: (step) => console.log(`… ${step}`),
   };
   console.log(formatDemo(await runDemo(settings)));

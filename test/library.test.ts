@@ -1,0 +1,88 @@
+/**
+ * The library as a user imports it: the README's example, run as written in a child process that
+ * imports the package by its name (`compact-llm`, resolved through package.json `exports`); the
+ * exports and types naming what the build writes; the library's defaults being the CLI's.
+ */
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, test } from 'node:test';
+import { Command } from 'commander';
+import { registerEval } from '../src/cli/eval.js';
+import { registerPrune } from '../src/cli/prune.js';
+import { EVAL_DEFAULTS, PRUNE_DEFAULTS, withPruneDefaults } from '../src/defaults.js';
+import { ROOT } from './helpers/fixtures.js';
+
+const work = mkdtempSync(join(tmpdir(), 'compact-library-'));
+after(() => rmSync(work, { recursive: true, force: true }));
+
+/** The first ```js block of the README's "Library" section. */
+function readmeExample(): string {
+  const readme = readFileSync(`${ROOT}README.md`, 'utf8');
+  const section = readme.slice(readme.indexOf('\n## Library'));
+  const match = /```js\n([\s\S]*?)```/.exec(section);
+  assert.ok(match, 'README has a ```js example under "## Library"');
+  return match[1];
+}
+
+test('the README example runs as written, importing compact-llm by name', () => {
+  const example = readmeExample();
+  assert.match(example, /from 'compact-llm'/);
+  // Outputs go to a temp dir instead of out/; the file sits inside the package so the name resolves to it.
+  const script = example.replaceAll("'out/", `'${work}/`);
+  mkdirSync(`${ROOT}.tmp`, { recursive: true });
+  const file = `${ROOT}.tmp/library-example-${process.pid}.ts`;
+  writeFileSync(file, script);
+  try {
+    // compact-source: the exports condition that maps the name to src/index.ts (tests run the source, not a possibly stale dist/).
+    const r = spawnSync(process.execPath, ['--conditions=compact-source', '--import', 'tsx', file], { cwd: ROOT, encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /vocabulary share 12\.6 %/);
+    assert.match(r.stdout, /kept V′ = \d+, I′ = \d+: 29\.\d % of the parameters removed/);
+    assert.match(r.stdout, /bits per byte: \d\.\d{4}/);
+    assert.match(r.stdout, /continuation: .+/);
+    assert.ok(existsSync(`${work}/stories260K-30.gguf`), 'the GGUF was written');
+  } finally {
+    rmSync(file, { force: true });
+  }
+});
+
+test('package.json: exports and types name the built entry (src/index.ts → dist/index.js, dist/index.d.ts)', () => {
+  const pkg = JSON.parse(readFileSync(`${ROOT}package.json`, 'utf8')) as { name: string; main: string; types: string; exports: Record<string, Record<string, string>> };
+  const tsconfig = JSON.parse(readFileSync(`${ROOT}tsconfig.json`, 'utf8')) as { compilerOptions: { outDir: string; rootDir: string; declaration: boolean } };
+  assert.equal(pkg.name, 'compact-llm');
+  assert.deepEqual([tsconfig.compilerOptions.rootDir, tsconfig.compilerOptions.outDir, tsconfig.compilerOptions.declaration], ['src', 'dist', true]);
+  assert.ok(existsSync(`${ROOT}src/index.ts`));
+  assert.deepEqual(pkg.exports['.'], { types: './dist/index.d.ts', 'compact-source': './src/index.ts', default: './dist/index.js' });
+  assert.equal(pkg.main, 'dist/index.js');
+  assert.equal(pkg.types, 'dist/index.d.ts');
+  // Without the condition the name resolves to the build (when there is one: npm ci builds it).
+  if (existsSync(`${ROOT}dist/index.js`)) {
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', "console.log(import.meta.resolve('compact-llm'))"], { cwd: ROOT, encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout.trim(), /\/dist\/index\.js$/);
+  }
+});
+
+test("the library's defaults are the CLI's", () => {
+  const program = new Command();
+  registerPrune(program, '0', []);
+  registerEval(program);
+  const defaultOf = (command: string, flag: string) => program.commands.find((c) => c.name() === command)!.options.find((o) => o.long === flag)!.defaultValue as unknown;
+  assert.deepEqual(defaultOf('prune', '--calib'), [...PRUNE_DEFAULTS.calib]);
+  assert.equal(defaultOf('prune', '--samples'), String(PRUNE_DEFAULTS.samples));
+  assert.equal(defaultOf('prune', '--seq-len'), String(PRUNE_DEFAULTS.seqLen));
+  assert.equal(defaultOf('prune', '--method'), PRUNE_DEFAULTS.method);
+  assert.equal(defaultOf('prune', '--weighting'), PRUNE_DEFAULTS.weighting);
+  assert.equal(defaultOf('prune', '--criterion'), PRUNE_DEFAULTS.criterion);
+  assert.equal(defaultOf('eval', '--window'), String(EVAL_DEFAULTS.window));
+  assert.equal(defaultOf('eval', '--batch-size'), String(EVAL_DEFAULTS.batchSize));
+  // The budget-dependent defaults: --ratio alone searches the split in both vocabulary modes, with compensation.
+  const ratio = withPruneDefaults({ ratio: 0.3 });
+  assert.deepEqual([ratio.auto, ratio.autoModes, ratio.compensate, ratio.vocabMode], [true, ['rank', 'frequency'], 'auto', 'rank']);
+  assert.equal(withPruneDefaults({ ratio: 0.3, vocabShare: 0.5 }).auto, false);
+  assert.equal(withPruneDefaults({ ratio: 0.3, method: 'shortgpt' }).auto, false);
+  assert.deepEqual(withPruneDefaults({ ratio: 0.3, vocabMode: 'frequency' }).autoModes, ['frequency']);
+});
