@@ -1,8 +1,9 @@
 /**
- * Greedy decoding of one sequence with every layer's weights resident and a key/value cache.
- * The layer-wise Engine suits batched scoring (a layer's weights are read once per batch);
- * decoding needs every layer at every step, so the Decoder keeps them all in memory (f32) and
- * runs each step on the new token only. Used for greedy agreement and per-token latency.
+ * Greedy decoding with every layer's weights resident and a key/value cache: one sequence
+ * (`generate`, `prefill`/`step`) or several decoded together (`generateBatch`). The layer-wise
+ * Engine suits batched scoring (a layer's weights are read once per batch); decoding needs every
+ * layer at every step, so the Decoder keeps them all in memory (f32) and runs each step on the
+ * new token(s) only. Used for generate_until tasks, greedy agreement and per-token latency.
  */
 import ort from 'onnxruntime-node';
 import type { Checkpoint } from '../model/checkpoint.js';
@@ -19,8 +20,21 @@ interface Cache {
   value: ort.Tensor; // [1, K, P, hd]
 }
 
+/** Where generateBatch's time went (accumulated until reset; for benchmarks). */
+export interface DecoderTimings {
+  /** Prompt runs and decoding steps (one layer call per step for all unfinished sequences). */
+  prefillMs: number;
+  decodeMs: number;
+  steps: number;
+  /** Inside those: layer session runs, LM head runs, building masks and RoPE rows. */
+  layersMs: number;
+  headMs: number;
+  feedsMs: number;
+}
+
 export class Decoder {
   private caches: Cache[] = [];
+  readonly timings: DecoderTimings = { prefillMs: 0, decodeMs: 0, steps: 0, layersMs: 0, headMs: 0, feedsMs: 0 };
 
   private constructor(
     readonly spec: ModelSpec,
@@ -36,7 +50,7 @@ export class Decoder {
     const embedding = loadEmbedding(ckpt);
     const layers = Array.from({ length: spec.numLayers }, (_, layer) => loadLayerWeights(ckpt, layer));
     const [layerSession, headSession] = await Promise.all([
-      createSession(buildLayerGraph(spec, { stats: false, cache: true }), options.threads, false),
+      createSession(buildLayerGraph(spec, { stats: false, cache: true, rowPositions: true }), options.threads, false),
       createSession(buildHeadGraph(spec), options.threads, false),
     ]);
     return new Decoder(spec, layerSession, headSession, layers, embedding, loadHeadWeights(ckpt, embedding));
@@ -74,99 +88,126 @@ export class Decoder {
   }
 
   /**
-   * Greedy continuations of several prompts decoded together: every step runs one token of each
-   * unfinished sequence through the layers as one call (the weights are read once per step for
-   * all of them). The sequences share one key/value cache, packed one after another; each query
-   * sees only its own sequence's keys (by the additive mask) at its own positions (RoPE rows per
-   * token), so each continuation is the one `generate` gives alone. `stop(i, generated)` ends
-   * sequence i after a token; `maxNew` bounds every sequence.
+   * Greedy continuations of several prompts decoded together. Each prompt is prefilled alone (as
+   * `generate` does); their caches are then stacked as the batch dimension, [B, K, P, hd] with
+   * P the longest prompt (row b's keys in columns 0..len_b−1, the rest padding), and every step
+   * runs one token of each unfinished sequence through each layer as one call (the weights are
+   * read once per step for all of them) and appends one column to every row. Each row has its
+   * own RoPE position and mask (`rowPositions`): it sees its prompt columns and the decoded
+   * columns, never padding or another row, so each continuation is the one `generate` gives
+   * alone, and attention costs what B separate sequences cost. When sequences finish, the cache
+   * is compacted to the rows still running. `stop(i, generated)` ends sequence i after a token;
+   * `maxNew` bounds every sequence.
    */
   async generateBatch(prompts: readonly (readonly number[])[], maxNew: number, stop: (index: number, generated: number[]) => boolean = () => false): Promise<number[][]> {
     check(prompts.every((p) => p.length > 0), 'a prompt is empty');
     const { numKvHeads: K, headDim: hd } = this.spec;
-    const empty = () => new ort.Tensor('float32', new Float32Array(0), [1, K, 0, hd]);
-    this.caches = this.layers.map(() => ({ key: empty(), value: empty() }));
-    const cacheSeq: number[] = []; // per cache column: its sequence and position
-    const cachePos: number[] = [];
+    const B = prompts.length;
+    const lengths = prompts.map((p) => p.length);
+    const P = Math.max(...lengths);
+    const t0 = performance.now();
+    // Prefill alone, then stack: keys/values per layer [B, K, P, hd].
+    const keys = this.layers.map(() => new Float32Array(B * K * P * hd));
+    const values = this.layers.map(() => new Float32Array(B * K * P * hd));
+    const next: number[] = new Array(B);
+    for (const [b, prompt] of prompts.entries()) {
+      next[b] = argmax(await this.prefill(prompt));
+      const L = prompt.length;
+      this.caches.forEach((cache, layer) => {
+        for (let k = 0; k < K; k++) {
+          const src = k * L * hd; // [1, K, L, hd]
+          const dst = (b * K + k) * P * hd;
+          keys[layer].set((cache.key.data as Float32Array).subarray(src, src + L * hd), dst);
+          values[layer].set((cache.value.data as Float32Array).subarray(src, src + L * hd), dst);
+        }
+      });
+    }
+    let rows = prompts.map((_, b) => b); // the sequence of each cache row
+    this.caches = this.layers.map((_, layer) => ({ key: new ort.Tensor('float32', keys[layer], [B, K, P, hd]), value: new ort.Tensor('float32', values[layer], [B, K, P, hd]) }));
+    const t1 = performance.now();
+    this.timings.prefillMs += t1 - t0;
+
     const generated: number[][] = prompts.map(() => []);
-    const next: number[] = new Array(prompts.length);
-    // Prefill, one prompt per call (its mask hides the prompts before it).
-    for (const [i, prompt] of prompts.entries()) {
-      const [token] = await this.runPacked(prompt, prompt.map(() => i), prompt.map((_, t) => t), cacheSeq, cachePos, [prompt.length - 1]);
-      next[i] = token;
+    for (;;) {
+      for (const b of rows) generated[b].push(next[b]);
+      const running = rows.filter((b) => !(generated[b].length >= maxNew || stop(b, generated[b])));
+      if (running.length === 0) break;
+      if (running.length < rows.length) this.keepRows(rows, running);
+      rows = running;
+      const tokens = await this.batchStep(rows.map((b) => next[b]), rows.map((b) => lengths[b]), rows.map((b) => lengths[b] + generated[b].length - 1), P);
+      rows.forEach((b, r) => (next[b] = tokens[r]));
+      this.timings.steps++;
     }
-    let active = prompts.map((_, i) => i);
-    while (active.length > 0) {
-      for (const i of active) generated[i].push(next[i]);
-      active = active.filter((i) => !(generated[i].length >= maxNew || stop(i, generated[i])));
-      if (active.length === 0) break;
-      const tokens = await this.runPacked(
-        active.map((i) => next[i]),
-        active,
-        active.map((i) => prompts[i].length + generated[i].length - 1),
-        cacheSeq,
-        cachePos,
-        active.map((_, t) => t),
-      );
-      active.forEach((i, t) => (next[i] = tokens[t]));
-    }
+    this.timings.decodeMs += performance.now() - t1;
     this.caches = [];
     return generated;
   }
 
-  /** Runs tokens of several sequences (seq[t], at position pos[t]) over the shared cache; returns the argmax at the rows asked. */
-  private async runPacked(ids: readonly number[], seq: readonly number[], pos: readonly number[], cacheSeq: number[], cachePos: number[], rows: readonly number[]): Promise<number[]> {
+  /** Compacts the cache [R, K, S, hd] to the rows whose sequences are in `keep` (in order). */
+  private keepRows(rows: number[], keep: number[]): void {
+    const picked = keep.map((b) => rows.indexOf(b));
+    this.caches = this.caches.map(({ key, value }) => {
+      const [, K, S, hd] = key.dims;
+      const row = K * S * hd;
+      const gather = (t: ort.Tensor) => {
+        const data = t.data as Float32Array;
+        const out = new Float32Array(picked.length * row);
+        picked.forEach((r, i) => out.set(data.subarray(r * row, (r + 1) * row), i * row));
+        return new ort.Tensor('float32', out, [picked.length, K, S, hd]);
+      };
+      return { key: gather(key), value: gather(value) };
+    });
+  }
+
+  /**
+   * One decoding step of R sequences: ids[r] at position pos[r]; row r's cache holds its prompt
+   * in columns 0..promptLength[r]−1, padding up to P, then one column per step. Returns the argmax per row.
+   */
+  private async batchStep(ids: readonly number[], promptLength: readonly number[], pos: readonly number[], P: number): Promise<number[]> {
     const { hiddenSize: D, vocabSize: V, headDim: hd } = this.spec;
     for (const id of ids) check(Number.isInteger(id) && id >= 0 && id < V, `token id ${id} is outside the vocabulary [0, ${V})`);
-    const T = ids.length;
-    const past = cacheSeq.length;
-    const keySeq = cacheSeq.concat(seq);
-    const keyPos = cachePos.concat(pos);
-    const x = new Float32Array(T * D); // [1, T, D]
+    const R = ids.length;
+    const S = this.caches[0].key.dims[2] + 1; // keys after this step's column
+    const x = new Float32Array(R * D); // [R, 1, D]
     embedInto(x, 0, ids, this.embedding, D, this.spec.embedScale);
-    let hidden: ort.Tensor = new ort.Tensor('float32', x, [1, T, D]);
+    let hidden: ort.Tensor = new ort.Tensor('float32', x, [R, 1, D]);
     const positionFeeds = new Map<string, Record<string, ort.Tensor>>(); // per distinct layer kind
     for (const [layer, weights] of this.layers.entries()) {
       const layerSpec = this.spec.layers[layer];
-      const key = JSON.stringify(layerSpec);
-      let positions = positionFeeds.get(key);
+      const kind = JSON.stringify(layerSpec);
+      const tFeeds = performance.now();
+      let positions = positionFeeds.get(kind);
       if (!positions) {
-        const cos = new Float32Array(T * hd);
-        const sin = new Float32Array(T * hd);
-        pos.forEach((p, t) => {
-          const row = ropeTables(layerSpec.rope, hd, 1, p);
-          cos.set(row.cos, t * hd);
-          sin.set(row.sin, t * hd);
-        });
-        const S = past + T;
-        const mask = new Float32Array(T * S).fill(-Infinity);
-        for (let t = 0; t < T; t++) {
-          for (let k = 0; k < S; k++) {
-            const visible = keySeq[k] === seq[t] && keyPos[k] <= pos[t] && (layerSpec.window == null || pos[t] - keyPos[k] < layerSpec.window);
-            if (visible) mask[t * S + k] = 0;
+        const cos = new Float32Array(R * hd); // [R, 1, 1, hd]
+        const sin = new Float32Array(R * hd);
+        const mask = new Float32Array(R * S).fill(-Infinity); // [R, 1, 1, 1, S]
+        for (let r = 0; r < R; r++) {
+          const row = ropeTables(layerSpec.rope, hd, 1, pos[r]);
+          cos.set(row.cos, r * hd);
+          sin.set(row.sin, r * hd);
+          for (let c = 0; c < S; c++) {
+            const keyPos = c < P ? c : promptLength[r] + (c - P); // padding columns: c ≥ promptLength, c < P
+            const visible = (c < promptLength[r] || c >= P) && (layerSpec.window == null || pos[r] - keyPos < layerSpec.window);
+            if (visible) mask[r * S + c] = 0;
           }
         }
-        positions = {
-          cos: new ort.Tensor('float32', cos, [T, 1, hd]),
-          sin: new ort.Tensor('float32', sin, [T, 1, hd]),
-          mask: new ort.Tensor('float32', mask, [T, S]),
-        };
-        positionFeeds.set(key, positions);
+        positions = { cos: new ort.Tensor('float32', cos, [R, 1, 1, hd]), sin: new ort.Tensor('float32', sin, [R, 1, 1, hd]), mask: new ort.Tensor('float32', mask, [R, 1, 1, 1, S]) };
+        positionFeeds.set(kind, positions);
       }
       const cache = this.caches[layer];
+      const tRun = performance.now();
       const out = await this.layerSession.run({ ...weights, hidden, ...positions, pastKey: cache.key, pastValue: cache.value });
+      this.timings.feedsMs += tRun - tFeeds;
+      this.timings.layersMs += performance.now() - tRun;
       hidden = out.hidden_out;
       this.caches[layer] = { key: out.key, value: out.value };
     }
-    cacheSeq.push(...seq);
-    cachePos.push(...pos);
-    const all = hidden.data as Float32Array;
-    const picked = new Float32Array(rows.length * D); // [N, D]
-    rows.forEach((r, n) => picked.set(all.subarray(r * D, (r + 1) * D), n * D));
+    const tHead = performance.now();
     const out = await this.headSession.run(
-      { hidden: new ort.Tensor('float32', picked, [rows.length, D]), norm: this.head.norm, head: this.head.weight, targets: new ort.Tensor('int64', new BigInt64Array(rows.length), [rows.length, 1]) },
+      { hidden: new ort.Tensor('float32', hidden.data as Float32Array, [R, D]), norm: this.head.norm, head: this.head.weight, targets: new ort.Tensor('int64', new BigInt64Array(R), [R, 1]) },
       ['argmax'],
     );
+    this.timings.headMs += performance.now() - tHead;
     return Array.from(out.argmax.data as BigInt64Array, Number);
   }
 
@@ -186,9 +227,9 @@ export class Decoder {
       if (!positions) {
         const { cos, sin } = ropeTables(layerSpec.rope, hd, T, past);
         positions = {
-          cos: new ort.Tensor('float32', cos, [T, 1, hd]),
-          sin: new ort.Tensor('float32', sin, [T, 1, hd]),
-          mask: new ort.Tensor('float32', attentionMask(layerSpec, T, past), [T, past + T]),
+          cos: new ort.Tensor('float32', cos, [1, T, 1, hd]),
+          sin: new ort.Tensor('float32', sin, [1, T, 1, hd]),
+          mask: new ort.Tensor('float32', attentionMask(layerSpec, T, past), [1, 1, 1, T, past + T]),
         };
         positionFeeds.set(key, positions);
       }

@@ -4,7 +4,8 @@
  * projection is MatMul(x, Transpose(W)), which ONNX Runtime fuses into one FusedMatMul with
  * transB, so no transposed copy of a weight is ever made.
  *
- * Inputs:  hidden [B, T, D], cos/sin [T, 1, hd], mask [T, S] (additive: 0 or −inf; S = P + T keys),
+ * Inputs:  hidden [B, T, D], cos/sin [T, 1, hd], mask [T, S] (additive: 0 or −inf; S = P + T keys;
+ *          with `rowPositions`: cos/sin [B, T, 1, hd] and mask [B, 1, 1, T, S], per sequence),
  *          statWeights [B, T, G] (G weightings of the positions, e.g. one per candidate
  *          vocabulary), pastKey/pastValue [B, K, P, hd] (with a cache), and the weights.
  * Outputs: hidden_out [B, T, D]; act2 [G, I] = Σ_t w_{t,g} · h_t² with h the input of down_proj;
@@ -26,6 +27,8 @@ export interface LayerGraphOptions {
   gram?: number;
   /** Take the keys and values of earlier positions and return them with this call's appended (decoding). */
   cache?: boolean;
+  /** RoPE rows and mask per sequence of the batch (batched decoding: each sequence at its own position, seeing its own keys). */
+  rowPositions?: boolean;
 }
 
 export function buildLayerGraph(spec: ModelSpec, options: LayerGraphOptions): Uint8Array {
@@ -34,9 +37,9 @@ export function buildLayerGraph(spec: ModelSpec, options: LayerGraphOptions): Ui
   const G = H / K;
 
   const x = g.input('hidden', ['B', 'T', D]);
-  const cos = g.input('cos', ['T', 1, hd]);
-  const sin = g.input('sin', ['T', 1, hd]);
-  const mask = g.input('mask', ['T', 'S']);
+  const cos = g.input('cos', options.rowPositions ? ['B', 'T', 1, hd] : ['T', 1, hd]);
+  const sin = g.input('sin', options.rowPositions ? ['B', 'T', 1, hd] : ['T', 1, hd]);
+  const mask = g.input('mask', options.rowPositions ? ['B', 1, 1, 'T', 'S'] : ['T', 'S']);
   const w: Partial<Record<LayerTensorRole, string>> = {};
   for (const [role, shape] of Object.entries(layerTensorShapes(spec))) w[role as LayerTensorRole] = g.input(role, shape);
 
