@@ -16,7 +16,7 @@ import { parseArgs } from 'node:util';
 import { buildCommit } from './build.js';
 import { MODEL } from './fuzz-case.js';
 import { caseSeed, Rng } from './rng.js';
-import { type CliFlavour, cliArgv, DEFAULT_LIMITS, getBuildRoot, ROOT, runCompact, setBuildRoot } from './run-cli.js';
+import { type CliFlavour, cliArgv, DEFAULT_LIMITS, getBuildRoot, ROOT, runCompact, type RunResult, setBuildRoot } from './run-cli.js';
 import { snapshot } from './snapshot.js';
 
 interface Paths {
@@ -34,6 +34,10 @@ interface Scenario {
   /** The output exists before the run (an older result), and the run replaces it. */
   replaces?: boolean;
 }
+
+/** Runs that are not killed get a generous limit: a loaded machine is slow, not hung. */
+const LIMITS = { ...DEFAULT_LIMITS, timeoutMs: 300_000 };
+const failed = (what: string, r: RunResult) => new Error(`${what} failed (exit ${r.code}${r.signal ? `, ${r.signal}` : ''}${r.timedOut ? ', timed out' : ''}): ${r.stderr}`);
 
 const SMALL = (p: Paths) => ['--samples', '2', '--seq-len', '64', '--calib', p.calib, '--threads', '1'];
 export const SCENARIOS: Scenario[] = [
@@ -89,7 +93,7 @@ async function outputState(s: Scenario, out: string, ref: Reference, old: string
   if (old != null && snapshot(out) === old) return 'old';
   if (signature(s, out) !== ref.signature) return 'broken';
   if (s.output === 'checkpoint') {
-    const r = await runCompact(['inspect', out], { flavour, limits: DEFAULT_LIMITS });
+    const r = await runCompact(['inspect', out], { flavour, limits: LIMITS });
     return r.code === 0 ? 'new' : 'broken';
   }
   try {
@@ -116,7 +120,7 @@ function runAndKill(args: string[], flavour: CliFlavour, env: Record<string, str
     const limit = setTimeout(() => {
       hung = true;
       child.kill('SIGKILL');
-    }, delayMs + 60_000);
+    }, delayMs + LIMITS.timeoutMs);
     child.on('close', (code, sig) => {
       clearTimeout(kill);
       clearTimeout(limit);
@@ -156,13 +160,13 @@ export async function killCampaign(o: KillOptions): Promise<TrialResult[]> {
       const p = paths(dir, s);
       if (s.replaces) {
         const old = join(root, `old-${s.name}`);
-        const r = await runCompact(['prune', p.model, '-o', old, '--ratio', '0.2', ...SMALL(p)], { flavour: o.flavour, limits: DEFAULT_LIMITS });
-        if (r.code !== 0) throw new Error(`reference run failed: ${r.stderr}`);
+        const r = await runCompact(['prune', p.model, '-o', old, '--ratio', '0.2', ...SMALL(p)], { flavour: o.flavour, limits: LIMITS });
+        if (r.code !== 0) throw failed('the older output for --force', r);
         olds.set(s.name, old);
         cpSync(old, p.out, { recursive: true });
       }
-      const r = await runCompact(s.args(p), { flavour: o.flavour, limits: DEFAULT_LIMITS, env: { TMPDIR: join(dir, 'tmp') } });
-      if (r.code !== 0) throw new Error(`reference run of ${s.name} failed: ${r.stderr}`);
+      const r = await runCompact(s.args(p), { flavour: o.flavour, limits: LIMITS, env: o.flavour === 'dist' ? { TMPDIR: join(dir, 'tmp') } : {} });
+      if (r.code !== 0) throw failed(`the reference run of ${s.name}`, r);
       refs.set(s.name, { ms: r.ms, signature: signature(s, p.out) });
     }
 
@@ -179,7 +183,9 @@ export async function killCampaign(o: KillOptions): Promise<TrialResult[]> {
       const oldDir = olds.get(s.name);
       if (oldDir) cpSync(oldDir, p.out, { recursive: true });
       const oldSignature = oldDir ? snapshot(p.out) : null;
-      const env = { TMPDIR: join(dir, 'tmp') };
+      // The run's temp folder is the trial's own, so what it leaves there is seen (not from the sources:
+      // tsx keeps its compile cache in the temp folder, and a cold one costs seconds per run).
+      const env: Record<string, string> = o.flavour === 'dist' ? { TMPDIR: join(dir, 'tmp') } : {};
 
       const killed = await runAndKill(s.args(p), o.flavour, env, signal, delayMs);
       const ended = killed.signal ? `killed by ${killed.signal}` : `exit ${killed.code}`;
@@ -195,7 +201,7 @@ export async function killCampaign(o: KillOptions): Promise<TrialResult[]> {
       else if (handled && left.length) (cls = 'stray-after-interrupt'), (detail = left.join(' '));
       else {
         // the next run writing the same output must finish and sweep what the killed one left
-        const next = await runCompact([...s.args(p), ...(s.replaces ? [] : ['--force'])], { flavour: o.flavour, limits: DEFAULT_LIMITS, env });
+        const next = await runCompact([...s.args(p), ...(s.replaces ? [] : ['--force'])], { flavour: o.flavour, limits: LIMITS, env });
         const after = strays(dir, p.out);
         if (next.code !== 0) (cls = 'next-run-failed'), (detail = next.stderr.trim().split('\n')[0] ?? '');
         else if (after.length) (cls = 'stray-after-next-run'), (detail = after.join(' '));
