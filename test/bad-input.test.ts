@@ -1,6 +1,6 @@
 /** Broken checkpoints: each gives one clear line naming the file and the problem, exit 2, no stack trace. */
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { cpSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -305,4 +305,31 @@ test('agreement metrics that are not numbers are an error, never printed', async
   assert.doesNotThrow(() => checkFiniteAgreement(metrics(0.1, 5)));
   assert.throws(() => checkFiniteAgreement(metrics(NaN, 5)), /agreement: mean KL is NaN \(not a number\): a model's logits are not finite/);
   assert.throws(() => checkFiniteAgreement(metrics(NaN, 0)), /no position where both tokenizations coincide/);
+});
+
+/** The pid of a process that has ended (nothing of it runs any more). */
+function deadPid(): number {
+  const r = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' });
+  return Number(r.stdout);
+}
+
+test("compare's scratch dirs: a random name with an owner file; a killed run's is swept by the next, a live run's is not", async () => {
+  // they were left behind by SIGKILL for good (issue 11); naming them by pid would let a new process take one over
+  const { createScratchDir } = await import('../src/util/scratch-dir.js');
+  const parent = join(work, 'scratch-sweep');
+  const stale = createScratchDir(parent, '.compact-study-');
+  writeFileSync(join(stale, 'compact-owner.json'), JSON.stringify({ pid: deadPid(), start: null }));
+  const live = createScratchDir(parent, '.compact-study-'); // owned by this process
+  assert.doesNotMatch(live, new RegExp(`${process.pid}`));
+  const next = createScratchDir(parent, '.compact-study-');
+  assert.deepEqual(readdirSync(parent).sort(), [live, next].map((d) => d.split('/').pop()).sort());
+});
+
+test('export: a temp file left by a killed export is swept by the next one writing that file', () => {
+  const out = join(work, 'sweep.gguf');
+  const stale = join(work, `.sweep.gguf.compact-tmp-${deadPid()}`);
+  writeFileSync(stale, 'half a GGUF');
+  const r = runCli(['export', `${STORIES}hf`, '-o', out, '--vocab-only']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.ok(!readdirSync(work).some((e) => e.startsWith('.sweep.gguf.compact-')), 'stale temp file removed');
 });
