@@ -149,19 +149,35 @@ function reportScoring(r: ReturnType<typeof runChild>): void {
   console.log(`  peak RSS    ${(r.peakRssBytes / 2 ** 30).toFixed(2)} GiB; acc ${r.acc.toFixed(4)} (random weights)`);
 }
 
+interface GenerationRun {
+  seconds: number;
+  generatedTokens: number;
+  prefillSeconds: number;
+  decodeSeconds: number;
+  steps: number;
+}
+
 function reportGeneration(r: ReturnType<typeof runChild>): Record<string, unknown> {
   const results: Record<string, unknown> = { compact: r };
-  const line = (who: string, runs: { seconds: number; generatedTokens: number }[]) => {
+  const line = (who: string, runs: GenerationRun[]) => {
     const sec = median(runs.map((x) => x.seconds));
-    const tokens = runs[0].generatedTokens;
-    console.log(`  ${who.padEnd(22)} median ${sec.toFixed(1)} s of [${runs.map((x) => x.seconds.toFixed(1)).join(', ')}]: ${(r.n / sec).toFixed(3)} questions/s, ${(tokens / sec).toFixed(1)} generated tokens/s (${tokens} tokens)`);
+    const mid = runs.find((x) => x.seconds === sec)!;
+    const tokens = mid.generatedTokens;
+    console.log(`  ${who.padEnd(18)} median ${sec.toFixed(1)} s of [${runs.map((x) => x.seconds.toFixed(1)).join(', ')}]: ${(r.n / sec).toFixed(3)} questions/s, ${(tokens / sec).toFixed(2)} generated tokens/s (${tokens} tokens)`);
+    console.log(`  ${''.padEnd(18)} median run: prefill ${mid.prefillSeconds.toFixed(1)} s, decoding ${mid.decodeSeconds.toFixed(1)} s = ${((1000 * mid.decodeSeconds) / mid.steps).toFixed(0)} ms per step (${mid.steps} steps after each batch's first token)`);
     return tokens / sec;
   };
   console.log(`gsm8k: 5-shot, ${r.n} questions, ${r.promptTokens.toLocaleString('en-US')} prompt tokens, max_gen_toks ${r.maxGenToks}, batch size ${batchSize}, greedy`);
-  const ours = line('compact (f32)', r.runs);
-  const t = r.runs.find((x: { seconds: number }) => x.seconds === median(r.runs.map((y: { seconds: number }) => y.seconds))).timings;
-  console.log(`    median run: prefill ${s(t.prefillMs)}, decoding ${s(t.decodeMs)} (${t.steps} steps, ${(t.decodeMs / t.steps).toFixed(0)} ms each); layers ${s(t.layersMs)}, head ${s(t.headMs)}, masks/RoPE ${s(t.feedsMs)}`);
-  console.log(`    peak RSS ${(r.peakRssBytes / 2 ** 30).toFixed(2)} GiB`);
+  const compactRuns: GenerationRun[] = r.runs.map((x: { seconds: number; generatedTokens: number; timings: { prefillMs: number; decodeMs: number; steps: number } }) => ({
+    seconds: x.seconds,
+    generatedTokens: x.generatedTokens,
+    prefillSeconds: x.timings.prefillMs / 1000,
+    decodeSeconds: x.timings.decodeMs / 1000,
+    steps: x.timings.steps,
+  }));
+  const ours = line('compact (f32)', compactRuns);
+  const t = r.runs.find((x: { seconds: number }) => x.seconds === median(compactRuns.map((y) => y.seconds))).timings;
+  console.log(`  ${''.padEnd(18)} inside: layers ${s(t.layersMs)}, head ${s(t.headMs)}, masks/RoPE ${s(t.feedsMs)}; peak RSS ${(r.peakRssBytes / 2 ** 30).toFixed(2)} GiB`);
   for (const dtype of args['hf-dtypes']!.split(',').filter(Boolean)) {
     const p = spawnSync(args.python!, ['tools/bench/torch_generate.py', dir, join(args.out!, 'gsm8k-prompts.json'), '--dtype', dtype, '--batch-size', String(batchSize), '--repeats', String(repeats), '--threads', String(threads)], { encoding: 'utf8', maxBuffer: 1 << 28 });
     if (p.status !== 0) {
@@ -171,7 +187,7 @@ function reportGeneration(r: ReturnType<typeof runChild>): Record<string, unknow
     const hf = JSON.parse(p.stdout.trim().split('\n').pop()!);
     const theirs = line(`transformers ${dtype}`, hf.runs);
     const same = hf.generated.filter((g: number[], i: number) => JSON.stringify(g) === JSON.stringify(r.generated[i])).length;
-    console.log(`    compact ÷ transformers ${dtype}: ${(ours / theirs).toFixed(2)}× generated tokens/s; identical generations ${same} of ${r.n} (torch ${hf.torch})`);
+    console.log(`  ${''.padEnd(18)} compact ÷ transformers ${dtype}: ${(ours / theirs).toFixed(2)}× generated tokens/s; identical generations ${same} of ${r.n} (torch ${hf.torch})`);
     results[`transformers-${dtype}`] = { ...hf, generated: undefined, identical: same };
   }
   return results;

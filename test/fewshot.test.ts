@@ -253,3 +253,20 @@ test("few-shot contexts of PIQA, BoolQ, WinoGrande, ARC, OpenBookQA are lm-eval'
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test("--num-fewshot on a task whose few-shot split is absent: one clear error naming the file lm-eval's split would be read from", () => {
+  // shared/data (and these fixtures) hold no train splits of these tasks; lm-eval draws their shots from train.
+  const missing: [string, string][] = [
+    ['arc_easy', 'arc/ARC-Easy-train.jsonl'],
+    ['arc_challenge', 'arc/ARC-Challenge-train.jsonl'],
+    ['piqa', 'piqa/train.jsonl'],
+    ['hellaswag', 'hellaswag/hellaswag_train.jsonl'],
+    ['winogrande', 'winogrande/winogrande_train_xl.jsonl'],
+    ['boolq', 'boolq/boolq_train.csv'],
+    ['openbookqa', 'openbookqa/train.tsv'],
+  ];
+  for (const [name, file] of missing) {
+    assert.throws(() => resolveTask(name).load(DATA, { numFewshot: 2 }), (e: Error) => e.message === `${DATA}/${file}: cannot read (ENOENT); task ${name} with --num-fewshot 2 (its train split) needs it`, name);
+    assert.equal(resolveTask(name).load(DATA, { numFewshot: 0, limit: 1 }).length, 1, `${name}: zero-shot needs no train split`);
+  }
+});

@@ -6,7 +6,9 @@ already truncated, in the same order and batches), on CPU.
 
 usage: torch_generate.py DIR PROMPTS.json --dtype bf16|f32 --batch-size B --repeats R --threads T
 PROMPTS.json: {"prompts": [[ids…], …], "until": [str…], "max_gen_toks": N, "eos": [ids…]}
-prints one JSON line: per repeat wall seconds, generated tokens, and the generated ids of repeat 1.
+prints one JSON line: per repeat wall seconds, generated tokens, prefill seconds (until the first
+token of each batch), decoding seconds and steps (the tokens after the first), and the generated
+ids of repeat 1.
 """
 import argparse, json, time
 
@@ -34,8 +36,11 @@ class StopStrings(StoppingCriteria):
 
     def __init__(self, start: int):
         self.start = start
+        self.first = None  # when the prompt's forward pass had ended: the first call
 
     def __call__(self, input_ids, scores, **kwargs):
+        if self.first is None:
+            self.first = time.perf_counter()
         texts = tok.batch_decode(input_ids[:, self.start :], skip_special_tokens=True)
         return torch.tensor([any(s in t for s in job["until"]) for t in texts], dtype=torch.bool)
 
@@ -44,6 +49,8 @@ def run_batch(prompts):
     width = max(len(x) for x in prompts)
     ids = torch.tensor([[pad] * (width - len(x)) + x for x in prompts])  # left padding, as lm-eval's HF model
     mask = torch.tensor([[0] * (width - len(x)) + [1] * len(x) for x in prompts])
+    stop = StopStrings(width)
+    t0 = time.perf_counter()
     out = model.generate(
         input_ids=ids,
         attention_mask=mask,
@@ -51,9 +58,11 @@ def run_batch(prompts):
         do_sample=False,
         pad_token_id=pad,
         eos_token_id=job["eos"] or None,
-        stopping_criteria=StoppingCriteriaList([StopStrings(width)]),
+        stopping_criteria=StoppingCriteriaList([stop]),
     )
-    return out[:, width:].tolist()
+    t1 = time.perf_counter()
+    # prefill = until the first token was chosen; steps = the tokens after the first
+    return out[:, width:].tolist(), stop.first - t0, t1 - stop.first, out.shape[1] - width - 1
 
 
 def own_tokens(row):
@@ -71,12 +80,14 @@ first = None
 with torch.inference_mode():
     for r in range(a.repeats):
         t0 = time.perf_counter()
-        generated = []
+        generated, prefill, decode, steps = [], 0.0, 0.0, 0
         for start in range(0, len(job["prompts"]), a.batch_size):
-            generated += run_batch(job["prompts"][start : start + a.batch_size])
+            rows, p_s, d_s, n = run_batch(job["prompts"][start : start + a.batch_size])
+            generated += rows
+            prefill, decode, steps = prefill + p_s, decode + d_s, steps + n
         seconds = time.perf_counter() - t0
         generated = [own_tokens(g) for g in generated]
-        runs.append({"seconds": seconds, "generatedTokens": sum(len(g) for g in generated)})
+        runs.append({"seconds": seconds, "generatedTokens": sum(len(g) for g in generated), "prefillSeconds": prefill, "decodeSeconds": decode, "steps": steps})
         first = first or generated
 
 print(json.dumps({"runs": runs, "generated": first, "torch": torch.__version__, "dtype": a.dtype, "threads": a.threads}))
