@@ -4,7 +4,7 @@
  * The non-clean cases are written to <out>/failures-<seed>.txt; `--replay SEED:INDEX` runs one again
  * verbosely (and `--keep` leaves its directory for a look).
  */
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -153,10 +153,14 @@ async function cli(): Promise<number> {
   const cases = Number(values.cases);
   const started = Date.now();
   console.log(`fuzz: up to ${cases} cases, seed ${seed}, ${values.parallel} in parallel, CLI from ${flavour === 'dist' ? getBuildRoot() : 'src'}, ${mode} processes${values['time-limit'] ? `, time limit ${values['time-limit']}` : ''} (${new Date().toISOString()})`);
+  mkdirSync(values.out, { recursive: true });
+  const progress = join(values.out, `results-${seed}.jsonl`);
+  writeFileSync(progress, '');
   const results = await fuzz({
     cases, seed, parallel: Number(values.parallel), flavour, mode, timeoutMs,
     timeLimit: values['time-limit'] ? seconds(values['time-limit']) : undefined,
     onCase: (r, done) => {
+      appendFileSync(progress, `${JSON.stringify(r)}\n`); // readable while the run goes on
       if (!GOOD.includes(r.cls) || r.warmClass) console.log(`  ${r.id} ${r.cls}${r.warmClass ? ` (warm: ${r.warmClass})` : ''} [${r.kind}/${r.command}] ${r.description} | ${r.excerpt}`);
       if (done % 100 === 0) console.log(`  … ${done} cases, ${Math.round((Date.now() - started) / 1000)} s`);
     },

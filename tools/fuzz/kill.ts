@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { buildCommit } from './build.js';
-import { MODEL } from './fuzz-case.js';
+import { MODEL, type Runner } from './fuzz-case.js';
 import { caseSeed, Rng } from './rng.js';
 import { type CliFlavour, cliArgv, DEFAULT_LIMITS, getBuildRoot, ROOT, runCompact, type RunResult, setBuildRoot } from './run-cli.js';
 import { snapshot } from './snapshot.js';
@@ -87,13 +87,13 @@ interface Reference {
 }
 
 /** What the output at `out` is, against the reference of a complete run and (for --force) the old one. */
-async function outputState(s: Scenario, out: string, ref: Reference, old: string | null, flavour: CliFlavour): Promise<TrialResult['output']> {
+async function outputState(s: Scenario, out: string, ref: Reference, old: string | null, run: Runner): Promise<TrialResult['output']> {
   if (!existsSync(out)) return 'absent';
   if (s.output === 'gguf') return statSync(out).isFile() && fileHash(out) === ref.signature ? 'new' : old != null && fileHash(out) === old ? 'old' : 'broken';
   if (old != null && snapshot(out) === old) return 'old';
   if (signature(s, out) !== ref.signature) return 'broken';
   if (s.output === 'checkpoint') {
-    const r = await runCompact(['inspect', out], { flavour, limits: LIMITS });
+    const r = await run(['inspect', out], {});
     return r.code === 0 ? 'new' : 'broken';
   }
   try {
@@ -136,10 +136,18 @@ export interface KillOptions {
   /** Scenarios to draw from (default: all). */
   scenarios?: string[];
   onTrial?: (r: TrialResult, done: number) => void;
+  /**
+   * How runs that are not killed (references, next runs, inspect checks) are made: a fresh
+   * process by default; the short test passes a warm worker (startup once), with `startupMs` (a
+   * fresh process's start-up, which the killed run still pays) added to the kill-moment range.
+   */
+  run?: Runner;
+  startupMs?: number;
 }
 
 export async function killCampaign(o: KillOptions): Promise<TrialResult[]> {
   const root = mkdtempSync(join(tmpdir(), 'compact-kill-'));
+  const run: Runner = o.run ?? ((args, env) => runCompact(args, { flavour: o.flavour, limits: LIMITS, env }));
   try {
     const paths = (dir: string, s: Scenario): Paths => ({
       model: join(root, 'model'), calib: join(root, 'calib.txt'), text: join(root, 'text.txt'), out: join(dir, s.output === 'gguf' ? 'out.gguf' : 'out'),
@@ -160,14 +168,14 @@ export async function killCampaign(o: KillOptions): Promise<TrialResult[]> {
       const p = paths(dir, s);
       if (s.replaces) {
         const old = join(root, `old-${s.name}`);
-        const r = await runCompact(['prune', p.model, '-o', old, '--ratio', '0.2', ...SMALL(p)], { flavour: o.flavour, limits: LIMITS });
+        const r = await run(['prune', p.model, '-o', old, '--ratio', '0.2', ...SMALL(p)], {});
         if (r.code !== 0) throw failed('the older output for --force', r);
         olds.set(s.name, old);
         cpSync(old, p.out, { recursive: true });
       }
-      const r = await runCompact(s.args(p), { flavour: o.flavour, limits: LIMITS, env: o.flavour === 'dist' ? { TMPDIR: join(dir, 'tmp') } : {} });
+      const r = await run(s.args(p), o.flavour === 'dist' ? { TMPDIR: join(dir, 'tmp') } : {});
       if (r.code !== 0) throw failed(`the reference run of ${s.name}`, r);
-      refs.set(s.name, { ms: r.ms, signature: signature(s, p.out) });
+      refs.set(s.name, { ms: r.ms + (o.startupMs ?? 0), signature: signature(s, p.out) });
     }
 
     const results: TrialResult[] = [];
@@ -189,7 +197,7 @@ export async function killCampaign(o: KillOptions): Promise<TrialResult[]> {
 
       const killed = await runAndKill(s.args(p), o.flavour, env, signal, delayMs);
       const ended = killed.signal ? `killed by ${killed.signal}` : `exit ${killed.code}`;
-      const output = await outputState(s, p.out, ref, oldSignature, o.flavour);
+      const output = await outputState(s, p.out, ref, oldSignature, run);
       const handled = killed.code === 130 || killed.code === 143; // the CLI's own interrupt handler ran
       const left = strays(dir, p.out);
       let cls: KillClass = 'ok';
@@ -201,11 +209,11 @@ export async function killCampaign(o: KillOptions): Promise<TrialResult[]> {
       else if (handled && left.length) (cls = 'stray-after-interrupt'), (detail = left.join(' '));
       else {
         // the next run writing the same output must finish and sweep what the killed one left
-        const next = await runCompact([...s.args(p), ...(s.replaces ? [] : ['--force'])], { flavour: o.flavour, limits: LIMITS, env });
+        const next = await run([...s.args(p), ...(s.replaces ? [] : ['--force'])], env);
         const after = strays(dir, p.out);
         if (next.code !== 0) (cls = 'next-run-failed'), (detail = next.stderr.trim().split('\n')[0] ?? '');
         else if (after.length) (cls = 'stray-after-next-run'), (detail = after.join(' '));
-        else if ((await outputState(s, p.out, ref, null, o.flavour)) !== 'new') (cls = 'partial-output'), (detail = 'after the next run');
+        else if ((await outputState(s, p.out, ref, null, run)) !== 'new') (cls = 'partial-output'), (detail = 'after the next run');
         else if (snapshot(join(root, 'model')) !== inputBefore) cls = 'input-modified';
       }
       const r: TrialResult = { id: `${o.seed}:${i}`, scenario: s.name, signal, delayMs, ended, output, cls, detail };
