@@ -13,12 +13,15 @@ import { snapshot } from './snapshot.js';
 export const MODEL = `${ROOT}models/stories260K/hf`;
 
 /** The commands a case may run ({dir}, {out}, {text}, {calib} filled in), and how often each is drawn. */
+const SMALL = ['--samples', '2', '--seq-len', '64', '--calib', '{calib}', '--threads', '1'];
+// prune: a fixed split (with the default compensation); prune-auto: the split search (--ratio alone,
+// several candidates written and measured: the costliest); prune-vocab: explicit sizes, no compensation.
 const COMMANDS: [string, string[], number][] = [
   ['inspect', ['inspect', '{dir}'], 3],
   ['eval', ['eval', '{dir}', '--text', '{text}', '--threads', '1'], 4],
-  ['prune', ['prune', '{dir}', '-o', '{out}', '--ratio', '0.3', '--samples', '2', '--seq-len', '64', '--calib', '{calib}', '--threads', '1'], 3],
-  ['prune-auto', ['prune', '{dir}', '-o', '{out}', '--ratio', '0.3', '--auto', '--samples', '2', '--seq-len', '64', '--calib', '{calib}', '--threads', '1'], 1],
-  ['prune-vocab', ['prune', '{dir}', '-o', '{out}', '--vocab', '400', '--ffn', '128', '--samples', '2', '--seq-len', '64', '--calib', '{calib}', '--threads', '1'], 1],
+  ['prune', ['prune', '{dir}', '-o', '{out}', '--ratio', '0.3', '--vocab-share', '0.1', ...SMALL], 3],
+  ['prune-auto', ['prune', '{dir}', '-o', '{out}', '--ratio', '0.3', '--auto', ...SMALL], 0.5],
+  ['prune-vocab', ['prune', '{dir}', '-o', '{out}', '--vocab', '400', '--ffn', '128', '--no-compensate', ...SMALL], 1],
 ];
 
 /** Small shared inputs of every case: an evaluation text and a calibration text. */

@@ -41,9 +41,9 @@ const failed = (what: string, r: RunResult) => new Error(`${what} failed (exit $
 
 const SMALL = (p: Paths) => ['--samples', '2', '--seq-len', '64', '--calib', p.calib, '--threads', '1'];
 export const SCENARIOS: Scenario[] = [
-  { name: 'prune', output: 'checkpoint', args: (p) => ['prune', p.model, '-o', p.out, '--ratio', '0.3', ...SMALL(p)] },
+  { name: 'prune', output: 'checkpoint', args: (p) => ['prune', p.model, '-o', p.out, '--ratio', '0.3', '--vocab-share', '0.1', ...SMALL(p)] },
   { name: 'prune-auto', output: 'checkpoint', args: (p) => ['prune', p.model, '-o', p.out, '--ratio', '0.3', '--auto', ...SMALL(p)] },
-  { name: 'prune-force', output: 'checkpoint', replaces: true, args: (p) => ['prune', p.model, '-o', p.out, '--ratio', '0.3', '--force', ...SMALL(p)] },
+  { name: 'prune-force', output: 'checkpoint', replaces: true, args: (p) => ['prune', p.model, '-o', p.out, '--ratio', '0.3', '--vocab-share', '0.1', '--force', ...SMALL(p)] },
   {
     name: 'compare', output: 'report',
     args: (p) => ['compare', p.model, '-o', p.out, '--eval-text', p.text, '--ratios', '0.3', '--methods', 'compact,compact-auto', '--no-agreement', ...SMALL(p)],
@@ -168,7 +168,7 @@ export async function killCampaign(o: KillOptions): Promise<TrialResult[]> {
       const p = paths(dir, s);
       if (s.replaces) {
         const old = join(root, `old-${s.name}`);
-        const r = await run(['prune', p.model, '-o', old, '--ratio', '0.2', ...SMALL(p)], {});
+        const r = await run(['prune', p.model, '-o', old, '--ratio', '0.2', '--vocab-share', '0', ...SMALL(p)], {});
         if (r.code !== 0) throw failed('the older output for --force', r);
         olds.set(s.name, old);
         cpSync(old, p.out, { recursive: true });

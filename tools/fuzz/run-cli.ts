@@ -16,7 +16,8 @@ export interface RunLimits {
   heapMiB: number;
 }
 
-export const DEFAULT_LIMITS: RunLimits = { timeoutMs: 40_000, maxRssMiB: 1536, heapMiB: 1024 };
+/** A hang is a run past 2 minutes: a normal one takes seconds, but a loaded machine at nice 10 stretches them many times over. */
+export const DEFAULT_LIMITS: RunLimits = { timeoutMs: 120_000, maxRssMiB: 1536, heapMiB: 1024 };
 
 export interface RunResult {
   code: number | null;
