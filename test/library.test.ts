@@ -13,7 +13,8 @@ import { Command } from 'commander';
 import { registerEval } from '../src/cli/eval.js';
 import { registerPrune } from '../src/cli/prune.js';
 import { EVAL_DEFAULTS, PRUNE_DEFAULTS, withPruneDefaults } from '../src/defaults.js';
-import { ROOT } from './helpers/fixtures.js';
+import { evaluate } from '../src/index.js';
+import { ROOT, STORIES } from './helpers/fixtures.js';
 
 const work = mkdtempSync(join(tmpdir(), 'compact-library-'));
 after(() => rmSync(work, { recursive: true, force: true }));
@@ -64,6 +65,20 @@ test('package.json: exports and types name the built entry (src/index.ts → dis
     assert.equal(r.status, 0, r.stderr);
     assert.match(r.stdout.trim(), /\/dist\/index\.js$/);
   }
+});
+
+test('evaluate: tasks as eval --tasks scores them (the transformers oracle of test/fixtures/tasks)', async () => {
+  const DATA = `${ROOT}test/fixtures/tasks`;
+  const oracle = JSON.parse(readFileSync(`${DATA}/oracle-stories260K.json`, 'utf8')) as { tasks: Record<string, { docs: { acc: number; acc_norm: number }[] }> };
+  const r = await evaluate(`${STORIES}hf`, { tasks: ['arc_easy', 'piqa'], dataDir: DATA, limit: 6 });
+  assert.deepEqual(r.tasks!.map((t) => [t.task, t.n]), [['arc_easy', 6], ['piqa', 6]]);
+  for (const t of r.tasks!) {
+    const docs = oracle.tasks[t.task].docs.slice(0, 6);
+    assert.equal(t.metrics.acc!.value, docs.reduce((a, d) => a + d.acc, 0) / 6, `${t.task} acc`);
+    assert.equal(t.metrics.acc_norm!.value, docs.reduce((a, d) => a + d.acc_norm, 0) / 6, `${t.task} acc_norm`);
+  }
+  assert.equal(r.text, undefined);
+  assert.equal(r.parameters.total, 260_032);
 });
 
 test("the library's defaults are the CLI's", () => {
