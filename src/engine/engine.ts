@@ -11,6 +11,7 @@ import { check } from '../util/errors.js';
 import { buildHeadGraph } from './head-graph.js';
 import { runHead } from './head-run.js';
 import { buildLayerGraph } from './layer-graph.js';
+import { layerTensorShapes, type LayerTensorRole } from '../model/tensor-names.js';
 import { embedInto, loadEmbedding, loadHeadWeights, loadLayerWeights } from './layer-weights.js';
 import { attentionMask, ropeTables } from './positions.js';
 import { createSession } from './session.js';
@@ -52,6 +53,12 @@ export interface ForwardRequest {
    * as soon as the layer has run. The Gram is not kept: only one layer's is ever in memory.
    */
   gram?: { weights: Float32Array[]; groups: number; onLayer: (layer: number, gram: Float32Array, act2: Float64Array | undefined) => void | Promise<void> };
+  /**
+   * Sequential statistics: after layer ℓ's statistics (and gram.onLayer), weights to run layer ℓ
+   * again with (same shapes; e.g. down_proj with removed columns zeroed and the rest refitted), so
+   * layer ℓ + 1 sees the hidden states the pruned model produces. null: keep the layer's output.
+   */
+  rewriteLayer?: (layer: number) => Record<string, Float32Array> | null;
   /** Called after each layer has processed every micro-batch. */
   onLayer?: (layer: number, layers: number) => void;
 }
@@ -125,6 +132,7 @@ export class Engine {
       const act2 = new Float64Array(groups * spec.intermediateSize);
       let influence = 0;
       let gram: Float32Array | undefined; // [C, I, I]
+      const inputs = request.rewriteLayer ? batches.map((b) => b.hidden) : null; // [B, T, D] each, for the rerun
       for (const batch of batches) {
         const feeds: Record<string, ort.Tensor> = { ...weights, hidden: batch.hidden, ...(batch.tree ? this.treeFeeds(layer, batch.tree) : this.positionFeeds(layer, batch.length)) };
         if (batch.statWeights) feeds.statWeights = batch.statWeights;
@@ -142,13 +150,23 @@ export class Engine {
           else for (let j = 0; j < part.length; j++) gram[j] += part[j];
         }
       }
+      if (request.gram) await request.gram.onLayer(layer, gram!, stats ? act2 : undefined);
+      const rewritten = request.rewriteLayer?.(layer);
+      if (rewritten) {
+        const plain = await this.layerSession(false);
+        const shapes = layerTensorShapes(spec);
+        const replaced = Object.fromEntries(Object.entries(rewritten).map(([role, data]) => [role, new ort.Tensor('float32', data, shapes[role as LayerTensorRole]!)]));
+        for (const [i, batch] of batches.entries()) {
+          const feeds: Record<string, ort.Tensor> = { ...weights, ...replaced, hidden: inputs![i], ...(batch.tree ? this.treeFeeds(layer, batch.tree) : this.positionFeeds(layer, batch.length)) };
+          batch.hidden = (await plain.run(feeds)).hidden_out;
+        }
+      }
       if (layer + 1 < spec.numLayers) weights = load(layer + 1);
       timings.layersMs += performance.now() - clock;
       if (stats) {
         result.act2!.push(act2);
         result.influence!.push(influence);
       }
-      if (request.gram) await request.gram.onLayer(layer, gram!, stats ? act2 : undefined);
       request.onLayer?.(layer + 1, spec.numLayers);
     }
     if (request.targets || request.logits) {

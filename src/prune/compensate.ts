@@ -16,7 +16,7 @@ import { CompactError } from '../util/errors.js';
 /** Default damping: λ = DAMP · mean diag(G_KK) (measured in docs/compensation.md). */
 export const DEFAULT_DAMP = 0.01;
 /** Diagonal block size of the Cholesky (tests lower it so small layers take the blocked path). */
-export const BLOCK = { size: 128 };
+export const BLOCK = { size: 256 };
 
 export interface Compensated {
   /** W′ [D, |K|] in f32. */

@@ -26,20 +26,26 @@ export function modelCard(r: PruneReport, o: PruneOptions): string {
       ? `ShortGPT depth pruning: dropped layers ${r.layers.dropped.join(', ')} (lowest Block Influence, mean over calibration tokens of 1 − cos(layer input, layer output)).`
       : [
           r.vocab.after < r.vocab.before
-            ? `Vocabulary: kept ${n(r.vocab.after)} tokens by ${o.vocabMode} (${n(r.vocab.alwaysKept)} always kept: special and added tokens, byte pieces, base symbols and their derivations); tokenizer files rewritten so every text still encodes.`
+            ? `Vocabulary: kept ${n(r.vocab.after)} tokens by ${r.vocab.mode} (${n(r.vocab.alwaysKept)} always kept: special and added tokens, byte pieces, base symbols and their derivations); tokenizer files rewritten so every text still encodes.`
             : 'Vocabulary: unchanged.',
           r.ffn.after < r.ffn.before
             ? `FFN: kept the ${n(r.ffn.after)} channels of highest ${r.criterion}${r.criterion === 'act2' ? ` score (weighting ${r.weighting}: Σ_t w_t·h_t² over calibration positions, h = input of down_proj${r.weighting === 'binary' ? ', w_t = 1 when the input token is kept' : ''})` : ''} in every layer.`
             : 'FFN: unchanged.',
+          ...(r.compensation
+            ? [
+                `Compensation (beyond the paper): each layer's down_proj was refitted by least squares on the kept channels, W′ = W_K + W_R·G_RK·(G_KK + λI)⁻¹ with G = Σ_t w_t·h_t·h_tᵀ over the calibration positions and λ = ${r.compensation.damp} · mean diagonal of G_KK; shapes and names are those of plain slicing.`,
+              ]
+            : []),
         ].join('\n'),
     ...(r.auto
       ? [
           '',
-          `Split chosen by --auto: lowest bits per byte on ${n(r.auto.heldOutChars)} held-out characters of the calibration text.`,
+          `Split chosen by search: lowest bits per byte on ${n(r.auto.heldOutChars)} held-out characters (${n(r.auto.heldOutTokens)} tokens) of the calibration text.`,
+          ...r.auto.warnings.map((w) => `\n**Note:** ${w}.`),
           '',
-          '| vocab share | V′ | I′ | removed | held-out bpb |',
-          '| ---: | ---: | ---: | ---: | ---: |',
-          ...r.auto.candidates.map((c) => `| ${c.vocabShare.toFixed(3)} | ${n(c.vocab)} | ${n(c.ffn)} | ${(100 * c.removedRatio).toFixed(2)} % | ${c.heldOutBitsPerByte.toFixed(4)} |`),
+          '| vocab share | mode | V′ | I′ | removed | held-out bpb | pass |',
+          '| ---: | --- | ---: | ---: | ---: | ---: | --- |',
+          ...r.auto.candidates.map((c) => `| ${c.vocabShare.toFixed(3)} | ${c.vocabMode} | ${n(c.vocab)} | ${n(c.ffn)} | ${(100 * c.removedRatio).toFixed(2)} % | ${c.heldOutBitsPerByte.toFixed(4)} | ${c.pass} |`),
         ]
       : []),
     ...(r.gguf

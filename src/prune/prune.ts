@@ -81,6 +81,11 @@ export interface PruneOptions {
   compensate?: boolean | 'auto';
   /** Damping λ = damp · mean diag(G_KK) (default DEFAULT_DAMP). */
   damp?: number;
+  /**
+   * Sequential statistics (SparseGPT-style; with compensation and one fixed split): layer ℓ's act²
+   * and Gram are counted on the hidden states the already pruned and compensated layers < ℓ produce.
+   */
+  sequential?: boolean;
   roundTo?: number;
   vocabMode: KeepMode;
   /** Text whose token counts drive --vocab-mode frequency (default: the calibration text). */
@@ -121,7 +126,8 @@ export interface PruneReport {
   input: string;
   output: string;
   method: Method;
-  vocab: { before: number; after: number; alwaysKept: number };
+  /** mode: how the kept vocabulary was chosen (rank or frequency). */
+  vocab: { before: number; after: number; alwaysKept: number; mode: KeepMode };
   ffn: { before: number; after: number };
   layers: { before: number; after: number; dropped: number[] };
   parameters: { before: ParamCount; after: ParamCount; removedRatio: number };
@@ -187,6 +193,7 @@ export async function prune(input: string, output: string, o: PruneOptions): Pro
   const grid = planCandidates(src, o);
   const dropLayers = o.method === 'shortgpt' ? layersForRatio(src, o.ratio) : 0;
   const compensate = compensationApplies(src, o, grid);
+  check(!o.sequential || (compensate && grid.length === 1), 'sequential statistics need compensation and one fixed split (not --auto)');
   // Slow-tokenizer files are checked now, so a bad one is refused before any long work.
   const slow = grid.some((c) => c.budget.vocab < spec.vocabSize) ? readSlowFiles(src) : null;
   if (!o.scoresIn?.length && !o.calibWindows) checkReadable(o.calib); // a missing calibration file stops here, before any long work
@@ -312,7 +319,7 @@ export async function prune(input: string, output: string, o: PruneOptions): Pro
         input,
         output,
         method: o.method,
-        vocab: { before: spec.vocabSize, after: plan.keep.length, alwaysKept: src.alwaysKept },
+        vocab: { before: spec.vocabSize, after: plan.keep.length, alwaysKept: src.alwaysKept, mode: candidates[chosen].mode },
         ffn: { before: spec.intermediateSize, after: plan.budget.ffn },
         layers: { before: spec.numLayers, after: spec.numLayers - plan.dropped.size, dropped: [...plan.dropped] },
         parameters: { before: src.before, after, removedRatio: 1 - after.total / src.before.total },
@@ -562,12 +569,14 @@ async function activationScoresFor(
       )
     : null;
   const reports: (CompensationReport | null)[] = candidates.map((_c, k) => (comp && pruned[k] ? { damp: o.damp ?? DEFAULT_DAMP, layers: [] } : null));
+  const keptOf: number[][] = []; // candidate 0's channels per layer (for sequential statistics)
   const onGram = async (layer: number, gram: Float32Array, act2: Float64Array | undefined) => {
     const down = loadF32(src.ckpt, layerPrefix(layer) + LAYER_TENSORS.down); // [D, I]
     const summed = new Float64Array(I * I);
     for (const [k, c] of candidates.entries()) {
       if (!pruned[k]) continue;
       const channels = topChannels(layerScores(act2!, k), c.budget.ffn);
+      if (k === 0) keptOf[layer] = channels;
       summed.fill(0);
       const inc = included(k);
       for (let g = 0; g < G; g++) {
@@ -585,6 +594,8 @@ async function activationScoresFor(
     statWeights,
     statGroups: G,
     gram: gramWeights ? { weights: gramWeights, groups: C, onLayer: onGram } : undefined,
+    // Sequential: layer ℓ runs again as pruned (removed columns of down_proj zero, kept ones refitted).
+    rewriteLayer: o.sequential && comp && candidates.length === 1 && pruned[0] ? (layer) => ({ down: scatterColumns(comp.store.get(comp.first, layer)!, keptOf[layer], I) }) : undefined,
     onLayer: (l, n) => o.onProgress?.('calibrate', l, n),
   });
   await engine.release();
@@ -595,6 +606,15 @@ async function activationScoresFor(
     return scoresRecord(src, 'act2', weighting, weighting === 'none' ? null : keepHash(keep), calibration, { layers, influence: influence!, weightTotal });
   });
   return { scores, compensation: reports };
+}
+
+/** [D, I′] columns placed at `kept` of a zero [D, I]. */
+function scatterColumns(values: Float32Array, kept: number[], I: number): Float32Array {
+  const n = kept.length;
+  const D = values.length / n;
+  const out = new Float32Array(D * I);
+  for (let d = 0; d < D; d++) for (let c = 0; c < n; c++) out[d * I + kept[c]] = values[d * n + c];
+  return out;
 }
 
 /** A calibration from pre-tokenized windows (hashed as their JSON). */

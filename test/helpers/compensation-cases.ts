@@ -9,7 +9,7 @@ import { isAbsolute, join } from 'node:path';
 import { loadTokenizer } from '../../src/model/tokenizer.js';
 import { openCheckpoint } from '../../src/model/checkpoint.js';
 import { buildCalibration } from '../../src/prune/calibration.js';
-import { prune, type PruneReport } from '../../src/prune/prune.js';
+import { prune, type PruneOptions, type PruneReport } from '../../src/prune/prune.js';
 import { seededRandom } from '../../src/prune/random.js';
 import { HELDOUT_TEXT, ROOT } from './fixtures.js';
 
@@ -35,12 +35,12 @@ export function caseWindows(c: CompensationCase): number[][] {
   return Array.from({ length: c.samples }, () => Array.from({ length: c.seqLen }, () => Math.floor(random() * V)));
 }
 
-export async function pruneCompensationCase(c: CompensationCase, out: string, compensate = true): Promise<{ report: PruneReport; windows: number[][] }> {
+export async function pruneCompensationCase(c: CompensationCase, out: string, compensate = true, extra: Partial<PruneOptions> = {}): Promise<{ report: PruneReport; windows: number[][] }> {
   const windows = caseWindows(c);
   const report = await prune(sourceOf(c), out, {
     method: 'compact', vocab: c.vocab, ffn: c.ffn, vocabMode: 'rank', weighting: 'binary', criterion: 'act2',
     calib: [], calibWindows: windows, calibField: 'text', samples: c.samples, seqLen: c.seqLen, seed: 0,
-    compensate, damp: c.damp, force: true, threads: 2, commandLine: `compensation case ${c.name}`, version: 'test',
+    compensate, damp: c.damp, force: true, threads: 2, commandLine: `compensation case ${c.name}`, version: 'test', ...extra,
   });
   return { report, windows };
 }
