@@ -570,9 +570,9 @@ async function activationScoresFor(
     : null;
   const reports: (CompensationReport | null)[] = candidates.map((_c, k) => (comp && pruned[k] ? { damp: o.damp ?? DEFAULT_DAMP, layers: [] } : null));
   const keptOf: number[][] = []; // candidate 0's channels per layer (for sequential statistics)
+  const summed = comp ? new Float64Array(I * I) : new Float64Array(0); // candidate k's Gram [I, I], reused across layers
   const onGram = async (layer: number, gram: Float32Array, act2: Float64Array | undefined) => {
     const down = loadF32(src.ckpt, layerPrefix(layer) + LAYER_TENSORS.down); // [D, I]
-    const summed = new Float64Array(I * I);
     for (const [k, c] of candidates.entries()) {
       if (!pruned[k]) continue;
       const channels = topChannels(layerScores(act2!, k), c.budget.ffn);
