@@ -2,7 +2,7 @@
  * One fuzz case: a mutated copy of the model, one CLI command on it (inspect, eval --text or a
  * small prune), and what happened, classified. Everything is derived from the case seed.
  */
-import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { classify, type RunClass } from './classify.js';
 import { copyModel, MUTATIONS } from './mutations.js';
@@ -23,6 +23,17 @@ const COMMANDS: [string, string[], number][] = [
   ['prune-auto', ['prune', '{dir}', '-o', '{out}', '--ratio', '0.3', '--auto', ...SMALL], 0.5],
   ['prune-vocab', ['prune', '{dir}', '-o', '{out}', '--vocab', '400', '--ffn', '128', '--no-compensate', ...SMALL], 1],
 ];
+/** Drawn only when asked for (`--commands`): a different set of commands draws different cases from the same seed. */
+const EXTRA_COMMANDS: [string, string[], number][] = [['export', ['export', '{dir}', '-o', '{out}', '--type', 'f16'], 1]];
+export const DEFAULT_COMMANDS = COMMANDS.map(([name]) => name);
+
+function commandTable(names: string[] | undefined): [string, string[], number][] {
+  if (!names) return COMMANDS;
+  const all = [...COMMANDS, ...EXTRA_COMMANDS];
+  const unknown = names.filter((n) => !all.some(([name]) => name === n));
+  if (unknown.length) throw new Error(`unknown command(s) ${unknown.join(', ')}; known: ${all.map(([n]) => n).join(', ')}`);
+  return all.filter(([name]) => names.includes(name));
+}
 
 /** Small shared inputs of every case: an evaluation text and a calibration text. */
 export interface Texts {
@@ -55,15 +66,17 @@ export interface CaseOptions {
   root: string;
   texts: Texts;
   run: Runner;
+  /** Commands drawn from (default: DEFAULT_COMMANDS). */
+  commands?: string[];
   keep?: boolean;
   verbose?: boolean;
 }
 
 /** The case's kind, command and mutated directory, from its seed alone. */
-export function prepareCase(seed: number, caseRoot: string): { kind: string; command: string; args: string[]; description: string } {
+export function prepareCase(seed: number, caseRoot: string, commands?: string[]): { kind: string; command: string; args: string[]; description: string } {
   const rng = new Rng(seed);
   const mutation = rng.weighted(MUTATIONS.map((m) => [m, m.weight] as const));
-  const [command, args] = rng.weighted(COMMANDS.map(([name, a, w]) => [[name, a] as const, w] as const));
+  const [command, args] = rng.weighted(commandTable(commands).map(([name, a, w]) => [[name, a] as const, w] as const));
   const dir = join(caseRoot, 'model');
   const outside = join(caseRoot, 'outside');
   copyModel(MODEL, dir);
@@ -88,7 +101,7 @@ export async function runCase(id: string, seed: number, o: CaseOptions): Promise
   try {
     let clock = performance.now();
     const lap = () => Math.round(-clock + (clock = performance.now()));
-    const c = prepareCase(seed, caseRoot);
+    const c = prepareCase(seed, caseRoot, o.commands);
     const out = join(caseRoot, 'out');
     const fill = (a: string) => a.replace('{dir}', join(caseRoot, 'model')).replace('{out}', out).replace('{text}', o.texts.text).replace('{calib}', o.texts.calib);
     const args = c.args.map(fill);
@@ -105,6 +118,7 @@ export async function runCase(id: string, seed: number, o: CaseOptions): Promise
       const check = await o.run(['inspect', out], env);
       outputLoads = outputExists && check.code === 0;
     }
+    if (run.code === 0 && c.command === 'export') outputLoads = outputExists && readFileSync(out).subarray(0, 4).toString('latin1') === 'GGUF';
     const strays = [
       ...readdirSync(caseRoot).filter((e) => !EXPECTED.has(e)),
       ...readdirSync(join(caseRoot, 'tmp')).map((e) => `tmp/${e}`),

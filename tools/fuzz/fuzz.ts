@@ -1,5 +1,5 @@
 /**
- * `npm run fuzz [-- --cases N --seed S --time-limit 30m --parallel 2 --cli dist|src --mode warm|spawn --build DIR | --commit REF]`: mutated
+ * `npm run fuzz [-- --cases N --seed S --time-limit 30m --parallel 2 --cli dist|src --mode warm|spawn --commands LIST --build DIR | --commit REF]`: mutated
  * checkpoint directories run through the CLI, counted by class, per mutation kind and per command.
  * The non-clean cases are written to <out>/failures-<seed>.txt; `--replay SEED:INDEX` runs one again
  * verbosely (and `--keep` leaves its directory for a look).
@@ -30,6 +30,8 @@ export interface FuzzOptions {
   parallel: number;
   flavour: CliFlavour;
   mode: FuzzMode;
+  /** Commands drawn from (default: inspect, eval, prune, prune-auto, prune-vocab; `export` on request). */
+  commands?: string[];
   timeoutMs?: number;
   onCase?: (r: CaseResult, done: number) => void;
 }
@@ -44,8 +46,23 @@ function writeTexts(root: string): Texts {
   return texts;
 }
 
+/** Ctrl-C or a TERM of the fuzzer removes its case directories (warm workers leave with it). */
+export function removeOnStop(root: string): () => void {
+  const onSignal = (signal: NodeJS.Signals) => {
+    rmSync(root, { recursive: true, force: true });
+    process.exit(signal === 'SIGINT' ? 130 : 143);
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  return () => {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  };
+}
+
 export async function fuzz(o: FuzzOptions): Promise<CaseResult[]> {
   const root = mkdtempSync(join(tmpdir(), 'compact-fuzz-'));
+  const stop = removeOnStop(root);
   const texts = writeTexts(root);
   const limits = { ...DEFAULT_LIMITS, ...(o.timeoutMs ? { timeoutMs: o.timeoutMs } : {}) };
   const results: CaseResult[] = [];
@@ -60,10 +77,10 @@ export async function fuzz(o: FuzzOptions): Promise<CaseResult[]> {
     while (next < o.cases && Date.now() < deadline) {
       const index = next++;
       const id = `${o.seed}:${index}`;
-      let r = await runCase(id, caseSeed(o.seed, index), { root, texts, run });
+      let r = await runCase(id, caseSeed(o.seed, index), { root, texts, run, commands: o.commands });
       if (w && !GOOD.includes(r.cls)) {
         // what a user would see: the same case in a fresh process decides
-        const confirmed = await runCase(id, caseSeed(o.seed, index), { root, texts, run: fresh });
+        const confirmed = await runCase(id, caseSeed(o.seed, index), { root, texts, run: fresh, commands: o.commands });
         r = { ...confirmed, warmClass: r.cls };
       }
       results.push(r);
@@ -75,6 +92,7 @@ export async function fuzz(o: FuzzOptions): Promise<CaseResult[]> {
   } finally {
     for (const w of warm) w.stop();
     rmSync(root, { recursive: true, force: true });
+    stop();
   }
   return results.sort((a, b) => Number(a.id.split(':')[1]) - Number(b.id.split(':')[1]));
 }
@@ -126,6 +144,7 @@ async function cli(): Promise<number> {
       mode: { type: 'string', default: 'warm' },
       build: { type: 'string' },
       commit: { type: 'string' },
+      commands: { type: 'string' },
       timeout: { type: 'string' },
       out: { type: 'string', default: `${ROOT}.tmp/fuzz` },
       replay: { type: 'string' },
@@ -138,12 +157,13 @@ async function cli(): Promise<number> {
   if (values.commit) setBuildRoot(buildCommit(values.commit));
   const mode = values.mode as FuzzMode;
   if (mode !== 'spawn' && mode !== 'warm') throw new Error('--mode must be spawn or warm');
+  const commands = values.commands?.split(',');
   const timeoutMs = values.timeout ? seconds(values.timeout) * 1000 : undefined;
   if (values.replay) {
     const [seed, index] = values.replay.split(':').map(Number);
     const root = mkdtempSync(join(tmpdir(), 'compact-fuzz-replay-'));
     const r = await runCase(values.replay, caseSeed(seed, index), {
-      root, texts: writeTexts(root), run: spawnRunner(flavour, { ...DEFAULT_LIMITS, ...(timeoutMs ? { timeoutMs } : {}) }), keep: values.keep, verbose: true,
+      root, texts: writeTexts(root), run: spawnRunner(flavour, { ...DEFAULT_LIMITS, ...(timeoutMs ? { timeoutMs } : {}) }), commands, keep: values.keep, verbose: true,
     });
     if (values.keep) console.log(`case directory kept: ${root}`);
     else rmSync(root, { recursive: true, force: true });
@@ -157,7 +177,7 @@ async function cli(): Promise<number> {
   const progress = join(values.out, `results-${seed}.jsonl`);
   writeFileSync(progress, '');
   const results = await fuzz({
-    cases, seed, parallel: Number(values.parallel), flavour, mode, timeoutMs,
+    cases, seed, parallel: Number(values.parallel), flavour, mode, commands, timeoutMs,
     timeLimit: values['time-limit'] ? seconds(values['time-limit']) : undefined,
     onCase: (r, done) => {
       appendFileSync(progress, `${JSON.stringify(r)}\n`); // readable while the run goes on

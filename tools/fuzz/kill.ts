@@ -15,6 +15,7 @@ import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { buildCommit } from './build.js';
 import { MODEL, type Runner } from './fuzz-case.js';
+import { removeOnStop } from './fuzz.js';
 import { caseSeed, Rng } from './rng.js';
 import { type CliFlavour, cliArgv, DEFAULT_LIMITS, getBuildRoot, ROOT, runCompact, type RunResult, setBuildRoot } from './run-cli.js';
 import { snapshot } from './snapshot.js';
@@ -147,6 +148,7 @@ export interface KillOptions {
 
 export async function killCampaign(o: KillOptions): Promise<TrialResult[]> {
   const root = mkdtempSync(join(tmpdir(), 'compact-kill-'));
+  const stop = removeOnStop(root);
   const run: Runner = o.run ?? ((args, env) => runCompact(args, { flavour: o.flavour, limits: LIMITS, env }));
   try {
     const paths = (dir: string, s: Scenario): Paths => ({
@@ -224,6 +226,7 @@ export async function killCampaign(o: KillOptions): Promise<TrialResult[]> {
     return results;
   } finally {
     rmSync(root, { recursive: true, force: true });
+    stop();
   }
 }
 
