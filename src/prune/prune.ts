@@ -600,6 +600,9 @@ async function activationScoresFor(
   });
   await engine.release();
   const weightTotal = statWeights.reduce((n, w) => n + w.reduce((a, b) => a + b, 0), 0);
+  // NaN or infinite statistics would pick channels at random and write a checkpoint with exit 0.
+  const broken = act2!.findIndex((layer) => layer.some((v) => !Number.isFinite(v)));
+  check(broken < 0, () => `calibration: the model's forward pass produces NaN or infinity (layer ${broken}): its weights or config.json are broken, so no channel can be scored`);
   const scores = keeps.map((keep, k) => {
     const layers = act2!.map((a) => layerScores(a, k));
     check(layers.some((l) => l.some((v) => v > 0)), `no calibration token is kept in a vocabulary of ${keep.length}, so common act² has nothing to count; keep more vocabulary or use --weighting none`);
