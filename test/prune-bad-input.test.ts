@@ -236,3 +236,19 @@ test('Ctrl-C during the --auto search leaves no candidate checkpoint and says so
   }
   assert.fail('the --auto search was never interrupted in 5 attempts');
 });
+
+test('prune refuses a model whose calibration forward pass is NaN or infinite (it scored channels from NaN and wrote a checkpoint; found by the fuzzer)', () => {
+  const dir = modelCopy('nan-gate', (d) => {
+    // 16 values of layer 1's gate_proj set to NaN: the raw safetensors file, edited in place
+    const file = join(d, 'model.safetensors');
+    const bytes = readFileSync(file);
+    const n = Number(bytes.readBigUInt64LE(0));
+    const header = JSON.parse(bytes.subarray(8, 8 + n).toString('utf8'));
+    const [start] = header['model.layers.1.mlp.gate_proj.weight'].data_offsets as [number, number];
+    for (let i = 0; i < 16; i++) bytes.writeFloatLE(NaN, 8 + n + start + 4 * 37 * i);
+    writeFileSync(file, bytes);
+  });
+  const calib = join(work, 'nan-calib.txt');
+  writeFileSync(calib, readFileSync(HELDOUT, 'utf8').slice(0, 6000));
+  expectRefusal([dir, '-o', 'OUT', '--ratio', '0.3', '--vocab-share', '0.1', '--samples', '2', '--seq-len', '64', '--calib', calib], /calibration: the model's forward pass produces NaN or infinity \(layer 1\)/);
+});
