@@ -16,7 +16,7 @@ export interface Observation {
   inputChanged: boolean;
   /** The requested output exists after the run. */
   outputExists: boolean;
-  /** For an output written with exit 0: `compact inspect` on it exited 0. */
+  /** For an output written with exit 0: it loads (prune: `compact eval` on it gives a finite bits per byte; export: a GGUF file). */
   outputLoads: boolean | null;
   /** Leftovers beside the output or in the temp folder. */
   strays: string[];
@@ -32,7 +32,7 @@ export function classify(o: Observation): RunClass {
   if (/^\s+at .+[(:]/m.test(run.stderr) || /^(\w*Error|TypeError|RangeError)\b.*:/m.test(run.stderr)) return 'stack-trace';
   if (o.inputChanged) return 'input-modified';
   if (run.code !== 0 && o.outputExists) return 'partial-output';
-  if (run.code === 0 && o.outputLoads === false) return 'partial-output';
+  if (run.code === 0 && o.outputLoads === false) return 'partial-output'; // or an output that does not evaluate
   if (o.strays.length) return 'stray-temp';
   if (run.code === 0) return NON_FINITE.test(run.stdout) ? 'nonfinite-exit0' : 'correct';
   const lines = run.stderr.split('\n').filter((l) => l.length > 0);
