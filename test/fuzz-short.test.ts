@@ -23,7 +23,7 @@ test('the classifier tells the contract from each way of breaking it', () => {
   assert.equal(classify({ ...seen, inputChanged: true, run: run({}) }), 'input-modified');
   assert.equal(classify({ ...seen, outputExists: true, run: run({}) }), 'partial-output');
   assert.equal(classify({ ...seen, strays: ['.out.compact-tmp-1'], run: run({}) }), 'stray-temp');
-  assert.equal(classify({ ...seen, outputLoads: false, run: run({ code: 0 }) }), 'partial-output');
+  assert.equal(classify({ ...seen, outputLoads: false, run: run({ code: 0 }) }), 'bad-output');
 });
 
 test('fuzz: 60 one-mutation checkpoints (seeded), every run a clean error or a correct result', async () => {

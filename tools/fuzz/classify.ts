@@ -6,7 +6,7 @@
 import type { RunResult } from './run-cli.js';
 
 export const CLASSES = [
-  'hang', 'memory', 'abort', 'stack-trace', 'input-modified', 'partial-output', 'stray-temp', 'nonfinite-exit0', 'multi-line-error', 'bad-exit', 'clean-error', 'correct',
+  'hang', 'memory', 'abort', 'stack-trace', 'input-modified', 'partial-output', 'bad-output', 'stray-temp', 'nonfinite-exit0', 'multi-line-error', 'bad-exit', 'clean-error', 'correct',
 ] as const;
 export type RunClass = (typeof CLASSES)[number];
 export const GOOD: readonly RunClass[] = ['clean-error', 'correct'];
@@ -32,7 +32,7 @@ export function classify(o: Observation): RunClass {
   if (/^\s+at .+[(:]/m.test(run.stderr) || /^(\w*Error|TypeError|RangeError)\b.*:/m.test(run.stderr)) return 'stack-trace';
   if (o.inputChanged) return 'input-modified';
   if (run.code !== 0 && o.outputExists) return 'partial-output';
-  if (run.code === 0 && o.outputLoads === false) return 'partial-output'; // or an output that does not evaluate
+  if (run.code === 0 && o.outputLoads === false) return 'bad-output';
   if (o.strays.length) return 'stray-temp';
   if (run.code === 0) return NON_FINITE.test(run.stdout) ? 'nonfinite-exit0' : 'correct';
   const lines = run.stderr.split('\n').filter((l) => l.length > 0);
