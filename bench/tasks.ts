@@ -13,8 +13,8 @@
  *     in each of --hf-dtypes (bf16: the checkpoint's own dtype; f32: what our engine computes in);
  *   * arc_easy: zero-shot, the first 1,000 test questions (the earlier benchmark; --pack-tokens 0
  *     runs one chain per request instead of prefix trees).
- * Each task runs in a child process so the peak RSS is its own. `--questions N` overrides the
- * count. The accuracy of random weights means nothing (random tokens never hit a stop string,
+ * Each task runs in a child process so the peak RSS is its own. `--questions N` (or
+ * `--questions gsm8k=4,mmlu=100`) overrides the counts; `--max-gen-toks N` shortens generation. The accuracy of random weights means nothing (random tokens never hit a stop string,
  * so every GSM8K question generates all 256 tokens).
  */
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -58,7 +58,13 @@ const threads = Number(args.threads);
 const repeats = Number(args.repeats);
 const batchSize = Number(args['batch-size']);
 const dir = join(args.out!, args.model!);
-const questionsOf = (task: string) => (args.questions != null ? Number(args.questions) : DEFAULT_QUESTIONS[task]);
+/** --questions N (every task) or task=N,… (per task); else the task's default. */
+function questionsOf(task: string): number {
+  if (args.questions == null) return DEFAULT_QUESTIONS[task];
+  if (/^\d+$/.test(args.questions)) return Number(args.questions);
+  const own = args.questions.split(',').find((x) => x.startsWith(`${task}=`));
+  return own ? Number(own.slice(task.length + 1)) : DEFAULT_QUESTIONS[task];
+}
 
 /**
  * MMLU's first n questions in lm-eval's order (subjects alphabetical, questions in file order), as
