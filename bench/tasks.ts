@@ -14,8 +14,9 @@
  *   * arc_easy: zero-shot, the first 1,000 test questions (the earlier benchmark; --pack-tokens 0
  *     runs one chain per request instead of prefix trees).
  * Each task runs in a child process so the peak RSS is its own. `--questions N` (or
- * `--questions gsm8k=4,mmlu=100`) overrides the counts; `--max-gen-toks N` shortens generation. The accuracy of random weights means nothing (random tokens never hit a stop string,
- * so every GSM8K question generates all 256 tokens).
+ * `--questions gsm8k=4,mmlu=100`) overrides the counts; `--max-gen-toks N` shortens generation
+ * (profiling, or a loaded machine). The accuracy of random weights means nothing (random tokens
+ * never hit a stop string, so every GSM8K question generates all max_gen_toks tokens).
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
