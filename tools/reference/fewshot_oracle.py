@@ -29,9 +29,9 @@ can tell whether the checkpoint it finds is the one the oracle ran).
 
 Usage, from the repository root:
     python3 tools/reference/make_fewshot_fixtures.py        # (re)copy the slices from ../shared/data
-    /work/venv-ref/bin/python tools/reference/fewshot_oracle.py \
+    ../venv-ref/bin/python tools/reference/fewshot_oracle.py \
         [--lm-eval-wheel /opt/pypi-more/files/lm_eval-0.4.13-py3-none-any.whl]
-    /work/venv-ref/bin/python tools/reference/fewshot_oracle.py --lm-eval-wheel … \
+    ../venv-ref/bin/python tools/reference/fewshot_oracle.py --lm-eval-wheel … \
         --model ../shared/models/tinystories-llama32k/hf --out test/fixtures/tasks/oracle-fewshot-llama32k.json
 """
 

@@ -9,12 +9,12 @@ lm-eval is installed from its wheel with --no-deps plus `datasets`, `jinja2`, `m
 `dill` (modules it imports but these tasks never use — sacrebleu, sqlitedict, evaluate,
 scikit-learn, … — are stubbed):
 
-    PIP_CONFIG_FILE=/dev/null /work/venv-ref/bin/pip install --index-url file:///opt/pypi/simple \\
+    PIP_CONFIG_FILE=/dev/null ../venv-ref/bin/pip install --index-url file:///opt/pypi/simple \\
       --extra-index-url file:///opt/pypi-more/simple --find-links /opt/wheels --no-deps \\
       /opt/pypi-more/files/lm_eval-0.4.13-py3-none-any.whl
-    PIP_CONFIG_FILE=/dev/null /work/venv-ref/bin/pip install --index-url file:///opt/pypi/simple \\
+    PIP_CONFIG_FILE=/dev/null ../venv-ref/bin/pip install --index-url file:///opt/pypi/simple \\
       --extra-index-url file:///opt/pypi-more/simple --find-links /opt/wheels datasets jinja2 more_itertools dill
-    /work/venv-ref/bin/python tools/reference/lm_eval_prompts.py
+    ../venv-ref/bin/python tools/reference/lm_eval_prompts.py
 """
 
 from __future__ import annotations
