@@ -55,6 +55,7 @@ export function registerPrune(program: Command, version: string, argv: string[])
     .option('--ratio <r>', 'fraction of all parameters to remove, in (0, 1); solved into V′ and I′ from exact parameter counts')
     .option('--vocab-share <s>', 'with --ratio: share of the removal taken from the vocabulary (fixes the split; without it the split is searched, see --auto)')
     .option('--auto', 'the default with --ratio and no --vocab-share: try vocabulary shares 0, 0.1, 0.25, 0.5, 0.75, 1 in both vocabulary modes (or the --vocab-mode given), then shares halfway to the best one\'s neighbours; keep the split with the lowest bits per byte on the held-out last 10 % of the calibration text')
+    .option('--no-auto', 'with --ratio: no search; the paper\'s fixed split (the vocabulary\'s share of the prunable parameters, capped at what it can give), --vocab-mode rank unless given')
     .option('--compensate', 'refit each layer\'s down_proj by least squares on the kept channels (default wherever channels are pruned by calibrated act²; an error elsewhere)')
     .option('--no-compensate', 'slice down_proj without refitting (the paper)')
     .option('--damp <x>', 'compensation damping: λ = x · mean diagonal of the kept channels\' Gram', String(DEFAULT_DAMP))
@@ -92,7 +93,7 @@ export function registerPrune(program: Command, version: string, argv: string[])
         ffn: number(f.ffn, '--ffn'),
         ratio: number(f.ratio, '--ratio'),
         vocabShare: number(f.vocabShare, '--vocab-share'),
-        auto: f.auto || defaults.auto,
+        auto: f.auto ?? defaults.auto,
         autoModes: defaults.autoModes,
         compensate: f.compensate ?? defaults.compensate,
         damp,
