@@ -9,6 +9,7 @@
  */
 import { parseArgs } from 'node:util';
 import { bytes, integer, percent, table } from '../src/cli/format.js';
+import { progressBar } from '../src/cli/progress.js';
 import { evaluate, type EvaluateReport, exportGguf, generate, inspect, type InspectReport, prune, type PruneReport, type PruneSettings } from '../src/index.js';
 
 export interface DemoSettings {
@@ -22,6 +23,8 @@ export interface DemoSettings {
   prune: PruneSettings;
   /** Called before each step, with its name. */
   onStep?: (step: string) => void;
+  /** Units done of the current stage (prune's calibrate / search / write, then each model's bits per byte). */
+  onProgress?: (stage: string, done: number, total: number) => void;
 }
 
 export const DEMO_DEFAULTS: DemoSettings = {
@@ -61,10 +64,11 @@ export async function runDemo(s: DemoSettings): Promise<DemoResult> {
   const flags = Object.entries(s.prune).map(([k, v]) => ` --${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}${v === true ? '' : ` ${String(v)}`}`).join('');
   const commandLine = `compact prune ${s.model} -o ${s.out} --ratio ${s.ratio}${flags} --force`;
   s.onStep?.(`pruning ${s.model} by ${100 * s.ratio} %: ${commandLine}`);
-  const report = await prune(s.model, s.out, { ...s.prune, ratio: s.ratio, force: true, commandLine });
+  const report = await prune(s.model, s.out, { ...s.prune, ratio: s.ratio, force: true, commandLine, onProgress: s.onProgress });
   const pruneSeconds = clock();
   s.onStep?.(`bits per byte of both models on ${s.text}`);
-  const [denseEval, prunedEval] = [await evaluate(s.model, { text: s.text }), await evaluate(s.out, { text: s.text })];
+  const progress = (model: string) => (_stage: string, done: number, total: number) => s.onProgress?.(`bits per byte, ${model}`, done, total);
+  const [denseEval, prunedEval] = [await evaluate(s.model, { text: s.text, onProgress: progress('dense') }), await evaluate(s.out, { text: s.text, onProgress: progress('pruned') })];
   const evalSeconds = clock() - pruneSeconds;
   s.onStep?.('greedy continuations of the same prompt');
   const [dense, pruned] = [await generate(s.model, s.prompt, { maxNewTokens: s.newTokens }), await generate(s.out, s.prompt, { maxNewTokens: s.newTokens })];
@@ -143,6 +147,7 @@ if (import.meta.url === `file://${process.argv[1]}`) {
       samples: { type: 'string' },
     },
   });
+  const bar = progressBar('demo', true); // on stderr, only on a terminal
   // --vocab-mode both: compact prune's full default (both modes searched).
   const base: PruneSettings = values['vocab-mode'] === 'both' ? {} : DEMO_DEFAULTS.prune;
   const given: PruneSettings = {
@@ -158,7 +163,13 @@ if (import.meta.url === `file://${process.argv[1]}`) {
     prompt: values.prompt ?? DEMO_DEFAULTS.prompt,
     newTokens: values['new-tokens'] ? Number(values['new-tokens']) : DEMO_DEFAULTS.newTokens,
     prune: { ...base, ...given },
-    onStep: (step) => console.log(`… ${step}`),
+    onStep: (step) => {
+      bar.stop();
+      console.log(`… ${step}`);
+    },
+    onProgress: (stage, done, total) => bar.update(done, total, stage),
   };
-  console.log(formatDemo(await runDemo(settings)));
+  const result = await runDemo(settings);
+  bar.stop();
+  console.log(formatDemo(result));
 }
