@@ -32,11 +32,35 @@ export async function main(argv: string[]): Promise<number> {
     closeProgressBars(); // the error starts its own line, not the end of a bar's
     if (e instanceof CommanderError) return e.exitCode === 0 ? 0 : 2;
     if (e instanceof CompactError) {
-      // One line, whatever a message quotes: control characters (a newline from a file) are escaped.
-      const line = e.message.replace(/[\u0000-\u001f\u007f]/g, (c) => JSON.stringify(c).slice(1, -1));
-      process.stderr.write(`compact: error: ${line}\n`);
+      process.stderr.write(`compact: error: ${errorLine(e.message)}\n`);
       return 2;
     }
     throw e;
   }
+}
+
+/** Longest error line printed; a message quoting more (a 1 MB config value) is shortened. */
+const MAX_ERROR_CHARS = 1000;
+
+/**
+ * One short line, whatever a message quotes: control characters (a newline from a file) escaped,
+ * a quoted string over 80 characters cut to its start and length (config values of a megabyte were
+ * printed whole), and the line capped at MAX_ERROR_CHARS.
+ */
+export function errorLine(message: string): string {
+  const escaped = message.replace(/[\u0000-\u001f\u007f]/g, (c) => JSON.stringify(c).slice(1, -1));
+  // one linear pass (a regular expression backtracks quadratically on an unclosed megabyte-long quote)
+  let shortened = '';
+  for (let i = 0; i < escaped.length; ) {
+    let end = -1;
+    if (escaped[i] === '"') for (let j = i + 1; j < escaped.length; j += escaped[j] === '\\' ? 2 : 1) if (escaped[j] === '"') { end = j; break; }
+    if (end < 0) shortened += escaped[i++];
+    else {
+      const body = escaped.slice(i + 1, end);
+      shortened += body.length > 80 ? `"${body.slice(0, 40)}…" (${body.length} characters)` : `"${body}"`;
+      i = end + 1;
+    }
+    if (shortened.length > MAX_ERROR_CHARS) break;
+  }
+  return shortened.length <= MAX_ERROR_CHARS ? shortened : `${shortened.slice(0, MAX_ERROR_CHARS)}… (${shortened.length} characters)`;
 }
