@@ -333,3 +333,9 @@ test('export: a temp file left by a killed export is swept by the next one writi
   assert.equal(r.code, 0, r.stderr);
   assert.ok(!readdirSync(work).some((e) => e.startsWith('.sweep.gguf.compact-')), 'stale temp file removed');
 });
+
+test('an error quoting a huge value prints a short line (a 1 MB config string was printed whole; found by the fuzzer)', async () => {
+  const dir = await brokenCopy((d) => patchConfig(d, { rope_theta: 'A'.repeat(1_000_000) }));
+  expectUserError(dir, /rope_theta must be a number ≥ 1, got "A{40}…" \(1000000 characters\)$/m);
+  assert.ok(runCli(['inspect', dir]).stderr.length < 1000);
+});

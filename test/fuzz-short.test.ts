@@ -20,6 +20,7 @@ test('the classifier tells the contract from each way of breaking it', () => {
   assert.equal(classify({ ...seen, run: run({ code: null, signal: 'SIGABRT', stderr: 'FATAL ERROR: Reached heap limit\n' }) }), 'abort');
   assert.equal(classify({ ...seen, run: run({ code: null, signal: 'SIGKILL', timedOut: true }) }), 'hang');
   assert.equal(classify({ ...seen, run: run({ stderr: 'compact: error: a\nb\n' }) }), 'multi-line-error');
+  assert.equal(classify({ ...seen, run: run({ stderr: `compact: error: got "${'A'.repeat(5000)}"\n` }) }), 'long-error');
   assert.equal(classify({ ...seen, inputChanged: true, run: run({}) }), 'input-modified');
   assert.equal(classify({ ...seen, outputExists: true, run: run({}) }), 'partial-output');
   assert.equal(classify({ ...seen, strays: ['.out.compact-tmp-1'], run: run({}) }), 'stray-temp');

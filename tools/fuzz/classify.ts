@@ -6,7 +6,7 @@
 import type { RunResult } from './run-cli.js';
 
 export const CLASSES = [
-  'hang', 'memory', 'abort', 'stack-trace', 'input-modified', 'partial-output', 'bad-output', 'stray-temp', 'nonfinite-exit0', 'multi-line-error', 'bad-exit', 'clean-error', 'correct',
+  'hang', 'memory', 'abort', 'stack-trace', 'input-modified', 'partial-output', 'bad-output', 'stray-temp', 'nonfinite-exit0', 'multi-line-error', 'long-error', 'bad-exit', 'clean-error', 'correct',
 ] as const;
 export type RunClass = (typeof CLASSES)[number];
 export const GOOD: readonly RunClass[] = ['clean-error', 'correct'];
@@ -21,6 +21,9 @@ export interface Observation {
   /** Leftovers beside the output or in the temp folder. */
   strays: string[];
 }
+
+/** Longest clean error line: the CLI caps its message at 1,000 characters. */
+export const MAX_LINE = 1100;
 
 const NON_FINITE = /(^|[^\w])(NaN|-?Infinity)([^\w]|$)/m;
 
@@ -37,6 +40,7 @@ export function classify(o: Observation): RunClass {
   if (run.code === 0) return NON_FINITE.test(run.stdout) ? 'nonfinite-exit0' : 'correct';
   const lines = run.stderr.split('\n').filter((l) => l.length > 0);
   if (run.code === 2 && lines.length > 1 && lines[lines.length - 1].startsWith('compact: error: ')) return 'multi-line-error';
-  if (run.code === 2 && lines.length === 1 && lines[0].startsWith('compact: error: ')) return 'clean-error';
+  // one line, and a short one: an excerpt of what was wrong, not the megabyte it was
+  if (run.code === 2 && lines.length === 1 && lines[0].startsWith('compact: error: ')) return lines[0].length > MAX_LINE ? 'long-error' : 'clean-error';
   return lines.length > 1 ? 'multi-line-error' : 'bad-exit';
 }
