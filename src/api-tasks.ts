@@ -1,25 +1,62 @@
 /**
- * Zero-shot / few-shot benchmarks for the library's `evaluate`: the same task definitions,
- * data loading and scoring as `compact eval --tasks`, without printing.
+ * Benchmarks as `compact eval --tasks` and the library's `evaluate` run them: task names resolved
+ * and documents read (every file checked before any evaluation), then each task scored with the
+ * lm-eval semantics of src/eval (log-likelihood tasks on the Engine, generation tasks on a Decoder).
+ * Nothing here prints: the CLI draws the bars and the note about the bundled data.
  */
 import { existsSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import type { Tokenizer } from '@huggingface/tokenizers';
-import { loadTasks } from './cli/eval.js';
+import { BUNDLED_TASK_DATA, DEFAULT_DATA_DIR } from './defaults.js';
 import { Decoder } from './engine/decoder.js';
 import type { Engine } from './engine/engine.js';
 import { modelMaxLength } from './eval/loglikelihood.js';
+import { resolveTasks, TASK_NAMES, type Task, type TaskDoc, type TaskGroup } from './eval/tasks/definitions.js';
 import { aggregateGroup, evaluateGenerationTask, evaluateTask, type GroupReport, type TaskReport } from './eval/zero-shot.js';
 import type { Checkpoint } from './model/checkpoint.js';
 import { encode } from './model/tokenizer.js';
+import { CompactError } from './util/errors.js';
 import { readUserJsonObject } from './util/files.js';
 
+export interface LoadedTasks {
+  tasks: { task: Task; docs: TaskDoc[]; numFewshot: number }[];
+  groups: TaskGroup[];
+  /** No data folder was given and DEFAULT_DATA_DIR is absent: the bundled slices (BUNDLED_TASK_DATA) were read. */
+  bundledData: boolean;
+}
+
+/** Resolves the task names and reads every task's documents, few-shot contexts built (so a bad file stops before any evaluation). */
+export function loadTasks(list: string, dataDir: string | undefined, limit: number | undefined, numFewshot?: number): LoadedTasks {
+  const names = list.split(',').map((s) => s.trim()).filter((s) => s.length > 0);
+  if (names.length === 0) throw new CompactError('--tasks is empty; known tasks: ' + TASK_NAMES.join(', '));
+  const resolved = names.map(resolveTasks);
+  const tasks = resolved.flatMap((r) => r.tasks).filter((t, i, all) => all.findIndex((o) => o.name === t.name) === i);
+  const groups = resolved.flatMap((r) => r.groups);
+  let dir = dataDir;
+  let bundledData = false;
+  if (tasks.some((t) => !t.name.startsWith('mc:'))) {
+    if (dir == null) {
+      dir = DEFAULT_DATA_DIR;
+      // A fresh clone has no ../shared/data: fall back to the benchmark slices the tests use (the CLI says so).
+      if (!existsSync(dir) && existsSync(BUNDLED_TASK_DATA)) {
+        dir = BUNDLED_TASK_DATA;
+        bundledData = true;
+      }
+      if (!existsSync(dir)) throw new CompactError(`no benchmark data: --data-dir was not given and ${resolve(dir)} does not exist (give --data-dir, a folder with arc/, piqa/, hellaswag/, winogrande/, boolq/, openbookqa/, lambada/, mmlu/, gsm8k/; see docs/eval-tasks.md)`);
+    } else if (!existsSync(dir)) throw new CompactError(`--data-dir ${dir} does not exist`);
+  }
+  return {
+    tasks: tasks.map((task) => {
+      const shots = numFewshot ?? task.defaultNumFewshot;
+      return { task, docs: task.load(dir ?? '.', { numFewshot: shots, limit }), numFewshot: shots };
+    }),
+    groups,
+    bundledData,
+  };
+}
+
 export interface TaskSettings {
-  /** Task names as `compact eval --tasks` takes them (`arc_easy`, `mmlu`, `mc:FILE.jsonl`, …). */
-  tasks: string[];
-  dataDir?: string;
-  limit?: number;
-  numFewshot?: number;
+  /** Sequences decoded together by generation tasks. */
   batchSize: number;
   threads?: number;
   onProgress?: (task: string, done: number, total: number) => void;
@@ -30,16 +67,15 @@ export interface TaskResults {
   groups: GroupReport[];
 }
 
-export async function runTasks(ckpt: Checkpoint, engine: Engine, tokenizer: Tokenizer, s: TaskSettings): Promise<TaskResults> {
-  const { tasks, groups } = loadTasks(s.tasks.join(','), s.dataDir, s.limit, s.numFewshot);
+export async function runTasks(ckpt: Checkpoint, engine: Engine, tokenizer: Tokenizer, loaded: LoadedTasks, s: TaskSettings): Promise<TaskResults> {
   const dir = ckpt.dir;
   const configFile = join(dir, 'tokenizer_config.json');
   const maxLength = modelMaxLength(ckpt.spec.raw, existsSync(configFile) ? readUserJsonObject(configFile, { within: dir }) : {});
-  const decoder = tasks.some((t) => t.task.generation) ? await Decoder.open(ckpt, { threads: s.threads }) : undefined;
+  const decoder = loaded.tasks.some((t) => t.task.generation) ? await Decoder.open(ckpt, { threads: s.threads }) : undefined;
   const eosIds = eosTokenIds(dir, ckpt.spec.raw);
   const reports: TaskReport[] = [];
   try {
-    for (const { task, docs, numFewshot } of tasks) {
+    for (const { task, docs, numFewshot } of loaded.tasks) {
       const options = { maxLength, numFewshot, generationBatch: s.batchSize, onProgress: (d: number, t: number) => s.onProgress?.(task.name, d, t) };
       if (task.generation) {
         const model = {
@@ -56,7 +92,7 @@ export async function runTasks(ckpt: Checkpoint, engine: Engine, tokenizer: Toke
   } finally {
     await decoder?.release();
   }
-  return { tasks: reports, groups: groups.map((g) => aggregateGroup(g.name, g.tasks.map((t) => reports.find((r) => r.task === t)!))) };
+  return { tasks: reports, groups: loaded.groups.map((g) => aggregateGroup(g.name, g.tasks.map((t) => reports.find((r) => r.task === t)!))) };
 }
 
 /** The token ids generation stops at: generation_config.json's eos_token_id (one or a list), else config.json's. */

@@ -14,7 +14,7 @@ import { encode, loadTokenizer } from './model/tokenizer.js';
 import { prune as runPrune, type PruneReport } from './prune/prune.js';
 import { CompactError } from './util/errors.js';
 import { readUserText } from './util/files.js';
-import { eosTokenIds, runTasks, type TaskResults } from './api-tasks.js';
+import { eosTokenIds, loadTasks, runTasks, type TaskResults } from './api-tasks.js';
 import { EVAL_DEFAULTS, EXPORT_DEFAULTS, type PruneSettings, withPruneDefaults } from './defaults.js';
 
 export type { PruneSettings };
@@ -101,6 +101,8 @@ export interface EvaluateReport {
   /** Present when `tasks` were given: per task (lm-eval metrics) and per group (mmlu). */
   tasks?: TaskResults['tasks'];
   groups?: TaskResults['groups'];
+  /** With tasks and no dataDir: true when ../shared/data was absent and the bundled slices in test/fixtures/tasks were read. */
+  bundledTaskData?: boolean;
   /** Parameters by part and weight bytes, as `inspect` counts them. */
   parameters: InspectReport['parameters'];
   storedBytes: number;
@@ -112,6 +114,8 @@ export async function evaluate(dir: string, options: EvaluateOptions): Promise<E
   const text = options.text == null ? undefined : readUserText(options.text);
   if (text?.length === 0) throw new CompactError(`${options.text}: the text is empty`);
   const window = options.window ?? EVAL_DEFAULTS.window;
+  // Every task file is read (and checked) before any evaluation.
+  const loaded = options.tasks?.length ? loadTasks(options.tasks.join(','), options.dataDir, options.limit, options.numFewshot) : undefined;
   const ckpt = openCheckpoint(dir);
   const count = countParams(ckpt);
   const tokenizer = loadTokenizer(dir);
@@ -124,16 +128,8 @@ export async function evaluate(dir: string, options: EvaluateOptions): Promise<E
       report.text = { file: options.text!, ...metrics };
     }
     if (options.tasks?.length) {
-      const results = await runTasks(ckpt, engine, tokenizer, {
-        tasks: options.tasks,
-        dataDir: options.dataDir,
-        limit: options.limit,
-        numFewshot: options.numFewshot,
-        batchSize: options.batchSize ?? EVAL_DEFAULTS.batchSize,
-        threads: options.threads,
-        onProgress: options.onProgress,
-      });
-      Object.assign(report, results);
+      report.bundledTaskData = loaded!.bundledData;
+      Object.assign(report, await runTasks(ckpt, engine, tokenizer, loaded!, { batchSize: options.batchSize ?? EVAL_DEFAULTS.batchSize, threads: options.threads, onProgress: options.onProgress }));
     }
   } finally {
     await engine.release();

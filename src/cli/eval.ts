@@ -1,27 +1,24 @@
-import { existsSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import type { Command } from 'commander';
-import { BUNDLED_TASK_DATA, DEFAULT_DATA_DIR, EVAL_DEFAULTS } from '../defaults.js';
+import { DEFAULT_DATA_DIR, EVAL_DEFAULTS } from '../defaults.js';
 import { Engine } from '../engine/engine.js';
-import { modelMaxLength } from '../eval/loglikelihood.js';
 import type { MeanWithStderr } from '../eval/multiple-choice.js';
-import { Decoder } from '../engine/decoder.js';
-import { resolveTasks, TASK_NAMES, type Task, type TaskDoc, type TaskGroup } from '../eval/tasks/definitions.js';
+import { TASK_NAMES } from '../eval/tasks/definitions.js';
 import { checkSharedTokens, measureAgreement, openAgreementSide, prepareReference, type AgreementMetrics, type AgreementSide } from '../eval/agreement.js';
 import { measureSpeed, peakRssBytes, staticEfficiency, type Efficiency } from '../eval/efficiency.js';
 import { evaluateText, type TextMetrics } from '../eval/text-metrics.js';
 import { readTokenTable } from '../eval/token-table.js';
-import { aggregateGroup, evaluateGenerationTask, evaluateTask, type GroupReport, sampleRecord, type TaskReport } from '../eval/zero-shot.js';
+import { type GroupReport, sampleRecord, type TaskReport } from '../eval/zero-shot.js';
 import { openCheckpoint } from '../model/checkpoint.js';
 import { readConfig } from '../model/spec.js';
 import { encode, loadTokenizer } from '../model/tokenizer.js';
 import { CompactError } from '../util/errors.js';
-import { readUserJsonObject } from '../util/files.js';
 import { addAgreementOptions, type AgreementFlags, agreementOptions } from './agreement-options.js';
 import { bytes, integer, percent, table } from './format.js';
 import { nonNegativeInt, positiveInt, readTextFile } from './parse.js';
 import { parameterTable } from './inspect.js';
 import { progressBar } from './progress.js';
+import { loadTasks, runTasks } from '../api-tasks.js';
 
 interface EvalOptions extends AgreementFlags {
   text?: string;
@@ -84,7 +81,9 @@ export function registerEval(program: Command): void {
       if (opts.reference != null && opts.text == null) throw new CompactError('--reference needs --text: agreement is measured on paragraphs of that text');
       if (opts.text == null && opts.tasks == null && !opts.speed) throw new CompactError('nothing to evaluate: give --text FILE, --tasks LIST and/or --speed');
       const text = opts.text == null ? undefined : readTextFile(opts.text);
-      const { tasks, groups } = opts.tasks == null ? { tasks: [], groups: [] } : loadTasks(opts.tasks, opts.dataDir, limit, numFewshot);
+      const loaded = opts.tasks == null ? { tasks: [], groups: [], bundledData: false } : loadTasks(opts.tasks, opts.dataDir, limit, numFewshot);
+      const { tasks, groups } = loaded;
+      if (loaded.bundledData) process.stderr.write(`compact: note: ${resolve(DEFAULT_DATA_DIR)} does not exist; using the bundled slices in test/fixtures/tasks (the first documents of each benchmark; give --data-dir for the full ones)\n`);
       const requested = new Set((opts.tasks ?? '').split(',').map((s) => s.trim())); // tasks named on the command line (shown even inside a group)
       const ckpt = openCheckpoint(dir);
       const context = ckpt.spec.raw.max_position_embeddings;
@@ -121,32 +120,11 @@ export function registerEval(program: Command): void {
         await reference.engine.release();
       }
 
-      const reports: TaskReport[] = [];
       const tasksStarted = performance.now();
-      if (tasks.length > 0) {
-        const configFile = join(dir, 'tokenizer_config.json');
-        const maxLength = modelMaxLength(ckpt.spec.raw, existsSync(configFile) ? readUserJsonObject(configFile, { within: dir }) : {});
-        const decoder = tasks.some((t) => t.task.generation) ? await Decoder.open(ckpt, { threads }) : undefined;
-        const eosIds = eosTokenIds(dir, ckpt.spec.raw);
-        for (const { task, docs, numFewshot: shots } of tasks) {
-          const bar = progressBar(task.name, !opts.json);
-          const options = { maxLength, numFewshot: shots, generationBatch, onProgress: (d: number, t: number) => bar.update(d, t) };
-          if (task.generation) {
-            const model = {
-              decoder: decoder!,
-              encode: (s: string) => encode(tokenizer!, s),
-              decode: (ids: number[]) => tokenizer!.decode(ids, { skip_special_tokens: true }),
-              eosIds,
-              ...(eosIds.length > 0 ? { eosText: tokenizer!.decode([eosIds[0]], { skip_special_tokens: false }) } : {}),
-              maxLength,
-            };
-            reports.push(await evaluateGenerationTask(model, task, docs, options));
-          } else reports.push(await evaluateTask(engine, (s) => encode(tokenizer!, s), task, docs, options));
-          bar.stop();
-        }
-        await decoder?.release();
-      }
-      const groupReports = groups.map((g) => aggregateGroup(g.name, g.tasks.map((t) => reports.find((r) => r.task === t)!)));
+      const bar = progressBar('tasks', !opts.json && tasks.length > 0);
+      const { tasks: reports, groups: groupReports } =
+        tasks.length > 0 ? await runTasks(ckpt, engine, tokenizer!, loaded, { batchSize: generationBatch, threads, onProgress: (task, d, t) => bar.update(d, t, task) }) : { tasks: [], groups: [] };
+      bar.stop();
       const taskSeconds = (performance.now() - tasksStarted) / 1000;
       await engine.release();
 
@@ -291,44 +269,4 @@ export function generationTable(reports: TaskReport[]): string {
   return table(rows, [false, false, true, ...filters.flatMap(() => [true, false])]);
 }
 
-/** The token ids generation stops at: generation_config.json's eos_token_id (one or a list), else config.json's. */
-function eosTokenIds(dir: string, config: Record<string, unknown>): number[] {
-  const file = join(dir, 'generation_config.json');
-  const generation = existsSync(file) ? readUserJsonObject(file, { within: dir }) : {};
-  const value = generation.eos_token_id ?? config.eos_token_id;
-  const ids = Array.isArray(value) ? value : value == null ? [] : [value];
-  return ids.filter((id): id is number => Number.isSafeInteger(id));
-}
 
-/** Resolves the task names and reads every task's documents, few-shot contexts built (so a bad file stops before any evaluation). */
-export function loadTasks(
-  list: string,
-  dataDir: string | undefined,
-  limit: number | undefined,
-  numFewshot?: number,
-): { tasks: { task: Task; docs: TaskDoc[]; numFewshot: number }[]; groups: TaskGroup[] } {
-  const names = list.split(',').map((s) => s.trim()).filter((s) => s.length > 0);
-  if (names.length === 0) throw new CompactError('--tasks is empty; known tasks: ' + TASK_NAMES.join(', '));
-  const resolved = names.map(resolveTasks);
-  const tasks = resolved.flatMap((r) => r.tasks).filter((t, i, all) => all.findIndex((o) => o.name === t.name) === i);
-  const groups = resolved.flatMap((r) => r.groups);
-  let dir = dataDir;
-  if (tasks.some((t) => !t.name.startsWith('mc:'))) {
-    if (dir == null) {
-      dir = DEFAULT_DATA_DIR;
-      // A fresh clone has no ../shared/data: fall back to the benchmark slices the tests use, and say so.
-      if (!existsSync(dir) && existsSync(BUNDLED_TASK_DATA)) {
-        process.stderr.write(`compact: note: ${resolve(dir)} does not exist; using the bundled slices in test/fixtures/tasks (the first documents of each benchmark; give --data-dir for the full ones)\n`);
-        dir = BUNDLED_TASK_DATA;
-      }
-      if (!existsSync(dir)) throw new CompactError(`no benchmark data: --data-dir was not given and ${resolve(dir)} does not exist (give --data-dir, a folder with arc/, piqa/, hellaswag/, winogrande/, boolq/, openbookqa/, lambada/, mmlu/, gsm8k/; see docs/eval-tasks.md)`);
-    } else if (!existsSync(dir)) throw new CompactError(`--data-dir ${dir} does not exist`);
-  }
-  return {
-    tasks: tasks.map((task) => {
-      const shots = numFewshot ?? task.defaultNumFewshot;
-      return { task, docs: task.load(dir ?? '.', { numFewshot: shots, limit }), numFewshot: shots };
-    }),
-    groups,
-  };
-}
