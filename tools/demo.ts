@@ -10,7 +10,7 @@
 import { parseArgs } from 'node:util';
 import { bytes, integer, percent, table } from '../src/cli/format.js';
 import { progressBar } from '../src/cli/progress.js';
-import { evaluate, type EvaluateReport, exportGguf, generate, inspect, type InspectReport, prune, type PruneReport, type PruneSettings } from '../src/index.js';
+import { CompactError, evaluate, type EvaluateReport, exportGguf, generate, inspect, type InspectReport, prune, type PruneReport, type PruneSettings } from '../src/index.js';
 
 export interface DemoSettings {
   model: string;
@@ -133,6 +133,15 @@ export function formatDemo(r: DemoResult): string {
 const oneLine = (text: string) => JSON.stringify(text.trim()).slice(1, -1);
 
 if (import.meta.url === `file://${process.argv[1]}`) {
+  process.exitCode = await main().catch((e: unknown) => {
+    // A user mistake (bad flag, missing file) is one line and exit 2, as for compact itself.
+    if (!(e instanceof CompactError) && (e as { code?: string }).code?.startsWith('ERR_PARSE_ARGS') !== true) throw e;
+    process.stderr.write(`compact demo: error: ${(e as Error).message.replace(/\s*\n\s*/g, ' ')}\n`);
+    return 2;
+  });
+}
+
+async function main(): Promise<number> {
   const { values } = parseArgs({
     options: {
       model: { type: 'string' },
@@ -169,7 +178,11 @@ if (import.meta.url === `file://${process.argv[1]}`) {
     },
     onProgress: (stage, done, total) => bar.update(done, total, stage),
   };
+  for (const [flag, n] of [['--ratio', settings.ratio], ['--new-tokens', settings.newTokens]] as const) {
+    if (!Number.isFinite(n) || n <= 0) throw new CompactError(`${flag} must be a positive number`);
+  }
   const result = await runDemo(settings);
   bar.stop();
   console.log(formatDemo(result));
+  return 0;
 }
