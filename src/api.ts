@@ -117,6 +117,12 @@ export async function evaluate(dir: string, options: EvaluateOptions): Promise<E
   // Every task file is read (and checked) before any evaluation.
   const loaded = options.tasks?.length ? loadTasks(options.tasks.join(','), options.dataDir, options.limit, options.numFewshot) : undefined;
   const ckpt = openCheckpoint(dir);
+  const context = ckpt.spec.raw.max_position_embeddings;
+  // As eval --window: positions past the model's context were never trained, so the number would mean nothing.
+  if (!Number.isSafeInteger(window) || window <= 0) throw new CompactError(`window must be a positive integer, got ${window}`);
+  if (options.window != null && typeof context === 'number' && window > context) {
+    throw new CompactError(`window ${window} is longer than the model's context (max_position_embeddings ${context}): positions past it were never trained, so the result would mean nothing`);
+  }
   const count = countParams(ckpt);
   const tokenizer = loadTokenizer(dir);
   const engine = new Engine(ckpt, { threads: options.threads });

@@ -13,7 +13,7 @@ import { Command } from 'commander';
 import { registerEval } from '../src/cli/eval.js';
 import { registerPrune } from '../src/cli/prune.js';
 import { EVAL_DEFAULTS, PRUNE_DEFAULTS, withPruneDefaults } from '../src/defaults.js';
-import { evaluate } from '../src/index.js';
+import { CompactError, evaluate, inspect, prune } from '../src/index.js';
 import { ROOT, STORIES } from './helpers/fixtures.js';
 
 const work = mkdtempSync(join(tmpdir(), 'compact-library-'));
@@ -79,6 +79,16 @@ test('evaluate: tasks as eval --tasks scores them (the transformers oracle of te
   }
   assert.equal(r.text, undefined);
   assert.equal(r.parameters.total, 260_032);
+});
+
+test('user mistakes throw a CompactError (the CLI\'s one-line message) and write nothing', async () => {
+  const out = join(work, 'never');
+  assert.throws(() => inspect(join(work, 'missing')), CompactError);
+  await assert.rejects(prune(`${STORIES}hf`, out, {}), CompactError); // no budget
+  await assert.rejects(prune(`${STORIES}hf`, out, { ratio: 0.3, calib: [join(work, 'missing.txt')] }), /missing\.txt/);
+  await assert.rejects(evaluate(`${STORIES}hf`, { text: `${ROOT}data/tinystories/heldout_10pct.txt`, window: 4096 }), /longer than the model's context/);
+  await assert.rejects(evaluate(`${STORIES}hf`, {}), /nothing to evaluate/);
+  assert.ok(!existsSync(out));
 });
 
 test("the library's defaults are the CLI's", () => {
