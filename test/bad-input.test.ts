@@ -224,6 +224,18 @@ evalCases.push([
   // zero-shot scores of a NaN model were printed (accuracy from NaN log-likelihoods) with exit 0
   'a task scored on weights that make the forward pass NaN', nanWeights, /mc:.*: the model's log-likelihood is NaN \(not finite\)/,
 ]);
+evalCases.push([
+  // perplexity Infinity was printed with exit 0 (bits per byte 1.3e29): a flipped exponent bit in the fuzzer
+  'a final norm of 1e28 (finite but absurd logits)',
+  (d) => editSafetensors(join(d, 'model.safetensors'), () => {}, (data) => {
+    const out = Buffer.from(data);
+    const header = JSON.parse(readFileSync(join(`${STORIES}hf`, 'model.safetensors')).subarray(8, 8 + Number(readFileSync(join(`${STORIES}hf`, 'model.safetensors')).readBigUInt64LE(0))).toString());
+    const [a, b] = header['model.norm.weight'].data_offsets as [number, number];
+    for (let o = a; o < b; o += 4) out.writeFloatLE(1e28, o);
+    return out;
+  }),
+  /mean log-likelihood is −[\d.e+]+ nats per token, so its perplexity overflows/,
+]);
 const TASK_EVAL = ['eval', 'DIR', '--tasks', `mc:${ROOT}test/fixtures/tasks/mc/questions.jsonl`, '--limit', '2'];
 
 for (const [name, mutate, pattern] of evalCases) {
@@ -338,4 +350,15 @@ test('an error quoting a huge value prints a short line (a 1 MB config string wa
   const dir = await brokenCopy((d) => patchConfig(d, { rope_theta: 'A'.repeat(1_000_000) }));
   expectUserError(dir, /rope_theta must be a number ≥ 1, got "A{40}…" \(1000000 characters\)$/m);
   assert.ok(runCli(['inspect', dir]).stderr.length < 1000);
+});
+
+test('a safetensors header nested 100,000 levels deep is one line (quoting its dtype overflowed the stack; found by the fuzzer)', async () => {
+  const dir = await brokenCopy((d) => {
+    const file = join(d, 'model.safetensors');
+    const bytes = readFileSync(file);
+    const n = Number(bytes.readBigUInt64LE(0));
+    const deep = `${'{"a":'.repeat(100_000)}1${'}'.repeat(100_000)}`;
+    rawSafetensors(file, bytes.subarray(8, 8 + n).toString().replace('"dtype":"F32"', `"dtype":${deep}`), bytes.subarray(8 + n));
+  });
+  expectUserError(dir, /model\.safetensors: header JSON nested more than 256 levels deep/);
 });

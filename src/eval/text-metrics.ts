@@ -93,6 +93,12 @@ export async function evaluateText(engine: Engine, ids: number[], bytes: number,
     `the model's log-likelihood of the text is ${totalNll} (not finite): its weights or config.json make the forward pass produce NaN or infinity, so no bits per byte can be reported`,
   );
   const meanNll = totalNll / predictions;
+  // A finite but absurd loss (a flipped exponent bit makes one weight 1e30) overflows perplexity:
+  // over 709 nats per token no model is being measured, only its broken forward pass.
+  check(
+    Number.isFinite(Math.exp(meanNll)),
+    `the model's mean log-likelihood is −${meanNll.toPrecision(4)} nats per token, so its perplexity overflows: its weights or config.json make the forward pass produce absurd logits, so no result can be reported`,
+  );
   return {
     tokens: ids.length,
     bytes,

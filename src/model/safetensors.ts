@@ -10,7 +10,7 @@
 import { closeSync, openSync, readSync } from 'node:fs';
 import { basename, dirname } from 'node:path';
 import { CompactError, check } from '../util/errors.js';
-import { describeJson, isJsonObject, oneLine, openUserFile } from '../util/files.js';
+import { depthAtMost, describeJson, isJsonObject, MAX_JSON_DEPTH, oneLine, openUserFile } from '../util/files.js';
 import { DTYPE_BYTES, type FloatDtype, isFloatDtype, toFloat32 } from './dtype.js';
 
 export interface TensorInfo {
@@ -58,6 +58,8 @@ export function readSafetensorsHeader(file: string): SafetensorsHeader {
       throw new CompactError(`${where}: header is not valid JSON (${oneLine((e as Error).message)})`);
     }
     check(isJsonObject(json), `${where}: header is not a JSON object`);
+    // V8 parses any depth, but quoting a 100,000-deep dtype in an error overflowed the stack
+    check(depthAtMost(text, MAX_JSON_DEPTH), `${where}: header JSON nested more than ${MAX_JSON_DEPTH} levels deep`);
     const dataStart = 8 + headerLength;
     const dataSize = fileSize - dataStart;
     const tensors = new Map<string, TensorInfo>();

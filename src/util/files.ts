@@ -130,7 +130,7 @@ export function parseUserJson(text: string, file: string): unknown {
 }
 
 /** Whether the (valid) JSON text nests objects and lists at most `limit` deep: one pass over the text, strings skipped. */
-function depthAtMost(text: string, limit: number): boolean {
+export function depthAtMost(text: string, limit: number): boolean {
   let depth = 0;
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i);
