@@ -2,7 +2,7 @@
  * `npm run fuzz [-- --cases N --seed S --time-limit 30m --parallel 2 --cli dist|src --mode warm|spawn --commands LIST --build DIR | --commit REF]`: mutated
  * checkpoint directories run through the CLI, counted by class, per mutation kind and per command.
  * The non-clean cases are written to <out>/failures-<seed>.txt; `--replay SEED:INDEX` runs one again
- * verbosely (and `--keep` leaves its directory for a look).
+ * verbosely (and `--keep` leaves its directory for a look); `--summarize FILE.jsonl` counts a run's results.
  */
 import { appendFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -148,9 +148,16 @@ async function cli(): Promise<number> {
       timeout: { type: 'string' },
       out: { type: 'string', default: `${ROOT}.tmp/fuzz` },
       replay: { type: 'string' },
+      summarize: { type: 'string' },
       keep: { type: 'boolean', default: false },
     },
   });
+  if (values.summarize) {
+    // the counts of a run from its results-SEED.jsonl (e.g. one stopped before its end)
+    const results = readFileSync(values.summarize, 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as CaseResult);
+    console.log(summary(results));
+    return 0;
+  }
   const flavour = values.cli as CliFlavour;
   if (flavour !== 'dist' && flavour !== 'src') throw new Error('--cli must be dist or src');
   if (values.build) setBuildRoot(resolve(values.build));
