@@ -412,6 +412,7 @@ function planCandidates(src: Source, o: PruneOptions): Candidate[] {
     check(o.vocab == null && o.ffn == null, '--method shortgpt takes --ratio only');
     candidates = one(full);
   } else if (o.auto) {
+    check(o.ratio == null || (o.ratio > 0 && o.ratio < 1), `--ratio must be in (0, 1), got ${o.ratio}`);
     check(o.method === 'compact' && o.ratio != null && o.vocabShare == null && o.vocab == null && o.ffn == null, '--auto searches the vocabulary share of --ratio r for --method compact; drop --vocab, --ffn and --vocab-share');
     const { min, max } = shareRange(src, o);
     const shares = [...new Set(AUTO_SHARES.map((s) => Math.min(max, Math.max(min, s))))];
