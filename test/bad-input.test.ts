@@ -362,3 +362,11 @@ test('a safetensors header nested 100,000 levels deep is one line (quoting its d
   });
   expectUserError(dir, /model\.safetensors: header JSON nested more than 256 levels deep/);
 });
+
+test('a float literal of 1e308 in a JSON file prune rewrites stays valid JSON (it was written "1e+308.0"; found by the fuzzer)', async () => {
+  const { floatLiteralPaths, jsonText } = await import('../src/util/json-text.js');
+  const text = '{"decoder": {"x": 1e308, "y": 3.0, "w": 2.5e-3}}';
+  const out = jsonText(JSON.parse(text), floatLiteralPaths(text));
+  assert.deepEqual(JSON.parse(out), JSON.parse(text));
+  assert.match(out, /"x": 1e\+308,\n\s+"y": 3\.0,\n\s+"w": 0\.0025\n/);
+});

@@ -77,7 +77,11 @@ export function floatLiteralPaths(text: string): Set<string> {
 /** JSON text with 2-space indent and a final newline; integral numbers at `floatPaths` keep a `.0`. */
 export function jsonText(value: unknown, floatPaths: ReadonlySet<string> = new Set()): string {
   const write = (v: unknown, path: string, indent: string): string => {
-    if (typeof v === 'number' && Number.isInteger(v) && floatPaths.has(path)) return `${v}.0`;
+    if (typeof v === 'number' && Number.isInteger(v) && floatPaths.has(path)) {
+      // 1e308 is an integer too, written "1e+308": already a float literal ("1e+308.0" is not JSON)
+      const t = String(v);
+      return /e/.test(t) ? t : `${t}.0`;
+    }
     if (Array.isArray(v)) {
       if (v.length === 0) return '[]';
       const inner = indent + '  ';
