@@ -199,7 +199,7 @@ export function printReport(r: PruneReport, quality?: Quality): void {
   );
   if (quality) console.log(`eval text: ${quality.text}`);
   if (r.auto) {
-    console.log(`split search tried (bits per byte on ${integer(r.auto.heldOutChars)} held-out characters = ${integer(r.auto.heldOutTokens)} tokens of the calibration text; the chosen split first, then by held-out bpb):`);
+    console.log(`split search tried (bits per byte on ${integer(r.auto.heldOutChars)} held-out characters = ${integer(r.auto.heldOutTokens)} tokens of the calibration text; best first):`);
     console.log(
       table(
         [['vocab share', 'mode', 'V′', 'I′', 'removed', 'held-out bpb', 'pass'], ...r.auto.candidates.map((c) => [c.vocabShare.toFixed(3), c.vocabMode, integer(c.vocab), integer(c.ffn), `${(100 * c.removedRatio).toFixed(1)} %`, c.heldOutBitsPerByte.toFixed(4), c.pass])],

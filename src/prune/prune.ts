@@ -61,13 +61,7 @@ export const AUTO_SHARES = [0, 0.1, 0.25, 0.5, 0.75, 1];
 const AUTO_HOLDOUT_CHARS = 65536;
 /** Below this many held-out characters the search's choice is reported as weakly supported. */
 export const AUTO_FEW_CHARS = 20000;
-/**
- * Splits whose held-out bits per byte are within this fraction of the lowest count as tied, and the
- * tie goes to the one that keeps the most vocabulary: the least tuned to the calibration domain.
- * (tinystories-llama32k at 30 %: shares 0.875 and 0.75 differ by 0.3 % on the calibration tail and
- * by 0.04 % on other held-out TinyStories, but 0.038 bits per byte on WikiText; docs/compensation.md.)
- */
-export const AUTO_TIE = 0.005;
+
 
 export interface PruneOptions {
   method: Method;
@@ -308,12 +302,7 @@ export async function prune(input: string, output: string, o: PruneOptions): Pro
         }
       }
       measured.sort((a, b) => a.heldOutBitsPerByte - b.heldOutBitsPerByte || a.index - b.index);
-      const lowest = measured[0];
-      const tied = measured.filter((m) => m.heldOutBitsPerByte <= lowest.heldOutBitsPerByte * (1 + AUTO_TIE));
-      const pick = tied.reduce((a, b) => (b.vocab > a.vocab ? b : a)); // ties: the largest vocabulary, then the lowest bpb
-      measured.splice(measured.indexOf(pick), 1);
-      measured.unshift(pick);
-      chosen = pick.index;
+      chosen = measured[0].index;
       const heldOutTokens = encode(loadTokenizer(input), calibration!.heldOut).length;
       auto = { heldOutChars: calibration!.heldOut.length, heldOutTokens, candidates: measured.map(({ index: _index, ...c }) => c), warnings: autoWarnings(calibration!.heldOut.length, measured, candidates[chosen]) };
     }
@@ -482,12 +471,6 @@ function refineCandidates(src: Source, o: PruneOptions, tried: Candidate[], best
 /** What the report must say about how --auto's choice was made. */
 function autoWarnings(heldOutChars: number, measured: AutoCandidate[], chosen: Candidate): string[] {
   const warnings: string[] = [];
-  const lowest = measured.reduce((a, b) => (b.heldOutBitsPerByte < a.heldOutBitsPerByte ? b : a));
-  if (lowest !== measured[0]) {
-    warnings.push(
-      `chose V′ ${measured[0].vocab} (held-out ${measured[0].heldOutBitsPerByte.toFixed(4)} bits per byte) over the lowest, V′ ${lowest.vocab} (${lowest.heldOutBitsPerByte.toFixed(4)}): within ${100 * AUTO_TIE} %, so the larger vocabulary, less tuned to the calibration domain, wins the tie`,
-    );
-  }
   if (heldOutChars < AUTO_FEW_CHARS) warnings.push(`only ${heldOutChars} held-out characters decided the split (fewer than ${AUTO_FEW_CHARS}): the choice is noisy; give more calibration text`);
   if (chosen.mode === 'frequency' && chosen.budget.vocab < Math.max(...measured.map((m) => m.vocab))) {
     warnings.push('the vocabulary was chosen by token frequency on the calibration text: it is tuned to that domain, and text of another domain may lose more (check with --eval-text on general text)');
