@@ -62,7 +62,6 @@ const AUTO_HOLDOUT_CHARS = 65536;
 /** Below this many held-out characters the search's choice is reported as weakly supported. */
 export const AUTO_FEW_CHARS = 20000;
 
-
 export interface PruneOptions {
   method: Method;
   vocab?: number;
