@@ -252,3 +252,18 @@ test('prune refuses a model whose calibration forward pass is NaN or infinite (i
   writeFileSync(calib, readFileSync(HELDOUT, 'utf8').slice(0, 6000));
   expectRefusal([dir, '-o', 'OUT', '--ratio', '0.3', '--vocab-share', '0.1', '--samples', '2', '--seq-len', '64', '--calib', calib], /calibration: the model's forward pass produces NaN or infinity \(layer 1\)/);
 });
+
+test('prune refuses a checkpoint holding an infinite weight where calibration never looks (an embedding row): it copied it into the output (found by the fuzzer)', () => {
+  const dir = modelCopy('inf-embedding', (d) => {
+    const file = join(d, 'model.safetensors');
+    const bytes = readFileSync(file);
+    const n = Number(bytes.readBigUInt64LE(0));
+    const header = JSON.parse(bytes.subarray(8, 8 + n).toString('utf8'));
+    const [start] = header['model.embed_tokens.weight'].data_offsets as [number, number];
+    bytes.writeFloatLE(-Infinity, 8 + n + start + 4 * (64 * 300 + 5)); // row 300: a token the calibration text hardly uses
+    writeFileSync(file, bytes);
+  });
+  const calib = join(work, 'inf-calib.txt');
+  writeFileSync(calib, readFileSync(HELDOUT, 'utf8').slice(0, 6000));
+  expectRefusal([dir, '-o', 'OUT', '--ffn', '128', '--samples', '2', '--seq-len', '64', '--calib', calib, '--no-compensate'], /model\.safetensors: tensor model\.embed_tokens\.weight holds NaN or infinite values; the checkpoint is corrupt/);
+});

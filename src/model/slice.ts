@@ -3,6 +3,8 @@
  * read and produced in bounded chunks: a tensor is never read whole, so one larger than memory or
  * than 2 GiB (Qwen2.5-72B's embedding is 2.49 GB) is sliced with about two chunks in memory.
  */
+import { basename } from 'node:path';
+import { check } from '../util/errors.js';
 import { DTYPE_BYTES } from './dtype.js';
 import { readTensorBytes, type TensorInfo } from './safetensors.js';
 
@@ -15,10 +17,32 @@ function rowLayout(info: TensorInfo): { rows: number; rowBytes: number; perChunk
   return { rows, rowBytes, perChunk: Math.max(1, Math.floor(CHUNK.bytes / Math.max(1, rowBytes))) };
 }
 
+/** Exponent bits all ones (NaN or ±∞) per float dtype, on the value's raw little-endian bits. */
+const NON_FINITE: Record<string, { bytes: 2 | 4; mask: number }> = {
+  F32: { bytes: 4, mask: 0x7f800000 },
+  F16: { bytes: 2, mask: 0x7c00 },
+  BF16: { bytes: 2, mask: 0x7f80 },
+};
+
+/**
+ * Throws if `bytes` (values of `info` about to be written) hold NaN or ±∞: a corrupt checkpoint is
+ * refused, not copied into a pruned one (whose evaluation would then fail on the tokens that use them).
+ */
+export function checkFinite(info: TensorInfo, bytes: Uint8Array): Uint8Array {
+  const f = NON_FINITE[info.dtype];
+  if (!f) return bytes;
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  let finite = true;
+  if (f.bytes === 4) for (let o = 0; finite && o + 4 <= bytes.byteLength; o += 4) finite = (view.getUint32(o, true) & f.mask) !== f.mask;
+  else for (let o = 0; finite && o + 2 <= bytes.byteLength; o += 2) finite = (view.getUint16(o, true) & f.mask) !== f.mask;
+  check(finite, () => `${basename(info.file)}: tensor ${info.name} holds NaN or infinite values; the checkpoint is corrupt`);
+  return bytes;
+}
+
 /** The whole tensor, in chunks of rows. */
 export function* tensorChunks(info: TensorInfo): Generator<Uint8Array> {
   const { rows, perChunk } = rowLayout(info);
-  for (let r = 0; r < rows; r += perChunk) yield readTensorBytes(info, r, Math.min(rows, r + perChunk));
+  for (let r = 0; r < rows; r += perChunk) yield checkFinite(info, readTensorBytes(info, r, Math.min(rows, r + perChunk)));
 }
 
 /**
@@ -41,7 +65,7 @@ export function* keptRowChunks(info: TensorInfo, keep: ArrayLike<number>): Gener
     const src = readTensorBytes(info, lo, hi + 1);
     const out = new Uint8Array((j - i) * rowBytes);
     for (let k = i; k < j; k++) out.set(src.subarray((keep[k] - lo) * rowBytes, (keep[k] - lo + 1) * rowBytes), (k - i) * rowBytes);
-    yield out;
+    yield checkFinite(info, out);
     i = j;
   }
 }
@@ -51,7 +75,7 @@ export function* keptColumnChunks(info: TensorInfo, keep: ArrayLike<number>): Ge
   const { rows, perChunk } = rowLayout(info);
   for (let r = 0; r < rows; r += perChunk) {
     const end = Math.min(rows, r + perChunk);
-    yield sliceColumns(readTensorBytes(info, r, end), [end - r, info.shape[1]], info.dtype, keep);
+    yield checkFinite(info, sliceColumns(readTensorBytes(info, r, end), [end - r, info.shape[1]], info.dtype, keep));
   }
 }
 
