@@ -56,7 +56,7 @@ export function registerCompare(program: Command, version: string, argv: string[
         evalTexts,
         agreement,
         base: {
-          vocabMode: 'rank', weighting: 'binary', criterion: 'act2', ...calibrationOptions(f),
+          ...calibrationOptions(f),
           threads: f.threads ? positiveInt(f.threads, '--threads') : undefined,
         },
         version,

@@ -1,13 +1,14 @@
 /**
- * The methods a study compares, as overrides of `compact prune` options: every baseline runs
- * through the same pipeline as COMPACT itself, so differences come from the method alone.
+ * The methods a study compares, as overrides of `compact prune`'s defaults (src/defaults.ts): every
+ * baseline runs through the same pipeline as COMPACT itself, so differences come from the method
+ * alone. The paper's methods switch off what goes past the paper (split search, compensation).
  */
-import type { PruneOptions } from '../prune/prune.js';
+import type { PruneSettings } from '../defaults.js';
 
 export interface StudyMethod {
   name: string;
   description: string;
-  options: Partial<PruneOptions>;
+  options: PruneSettings;
   /**
    * How the plots draw it: a colour, a Chart.js point style, a marker radius and a line dash of
    * its own, so lines that coincide (ffn-only under compact-auto when the search picks no
@@ -18,18 +19,23 @@ export interface StudyMethod {
   granularity?: string;
 }
 
+/** The paper's pipeline: the fixed split, the rank vocabulary, down_proj sliced without refitting. */
+const PAPER = { method: 'compact', auto: false, vocabMode: 'rank', compensate: false } as const satisfies PruneSettings;
+
 export const STUDY_METHODS: StudyMethod[] = [
-  { name: 'compact', description: 'COMPACT: rare vocabulary + FFN channels by common act² (default vocabulary share)', options: { method: 'compact' }, style: { color: '#1b9e77', point: 'circle', radius: 4, dash: [] } },
-  { name: 'compact-auto', description: 'COMPACT with the vocabulary share searched on held-out calibration text', options: { method: 'compact', auto: true }, style: { color: '#d95f02', point: 'rect', radius: 5, dash: [] } },
-  { name: 'plain-act2', description: 'same split as compact, channels by plain act² (every token counts)', options: { method: 'compact', weighting: 'none' }, style: { color: '#7570b3', point: 'triangle', radius: 6, dash: [6, 3] } },
-  { name: 'magnitude', description: 'same split as compact, channels by weight magnitude', options: { method: 'compact', criterion: 'magnitude' }, style: { color: '#e7298a', point: 'rectRot', radius: 5, dash: [] } },
-  { name: 'random', description: 'same split as compact, random channels', options: { method: 'compact', criterion: 'random' }, style: { color: '#66a61e', point: 'star', radius: 6, dash: [2, 2] } },
-  { name: 'ffn-only', description: 'FFN channels only (common act² = plain act² when no token is pruned)', options: { method: 'ffn-only' }, style: { color: '#0072b2', point: 'crossRot', radius: 9, dash: [8, 4] } },
-  { name: 'vocab-only', description: 'rare vocabulary only', options: { method: 'vocab-only' }, style: { color: '#a6761d', point: 'cross', radius: 8, dash: [4, 4] } },
+  { name: 'compact', description: 'COMPACT: rare vocabulary + FFN channels by common act² (default vocabulary share)', options: PAPER, style: { color: '#1b9e77', point: 'circle', radius: 4, dash: [] } },
+  { name: 'compact-auto', description: 'COMPACT with the vocabulary share searched on held-out calibration text', options: { ...PAPER, auto: true }, style: { color: '#d95f02', point: 'rect', radius: 5, dash: [] } },
+  { name: 'compact-comp', description: 'COMPACT (the paper\'s split) with least-squares compensation of down_proj', options: { ...PAPER, compensate: true }, style: { color: '#e6ab02', point: 'triangle', radius: 4, dash: [3, 3] } },
+  { name: 'default', description: 'compact prune --ratio r as it runs by default: split and vocabulary mode searched, down_proj compensated', options: {}, style: { color: '#000000', point: 'circle', radius: 3, dash: [] } },
+  { name: 'plain-act2', description: 'same split as compact, channels by plain act² (every token counts)', options: { ...PAPER, weighting: 'none' }, style: { color: '#7570b3', point: 'triangle', radius: 6, dash: [6, 3] } },
+  { name: 'magnitude', description: 'same split as compact, channels by weight magnitude', options: { ...PAPER, criterion: 'magnitude' }, style: { color: '#e7298a', point: 'rectRot', radius: 5, dash: [] } },
+  { name: 'random', description: 'same split as compact, random channels', options: { ...PAPER, criterion: 'random' }, style: { color: '#66a61e', point: 'star', radius: 6, dash: [2, 2] } },
+  { name: 'ffn-only', description: 'FFN channels only (common act² = plain act² when no token is pruned)', options: { ...PAPER, method: 'ffn-only' }, style: { color: '#0072b2', point: 'crossRot', radius: 9, dash: [8, 4] } },
+  { name: 'vocab-only', description: 'rare vocabulary only', options: { ...PAPER, method: 'vocab-only' }, style: { color: '#a6761d', point: 'cross', radius: 8, dash: [4, 4] } },
   {
     name: 'shortgpt',
     description: 'ShortGPT depth pruning: drop the layers of lowest Block Influence',
-    options: { method: 'shortgpt' },
+    options: { ...PAPER, method: 'shortgpt' },
     style: { color: '#666666', point: 'rectRounded', radius: 5, dash: [10, 3, 2, 3] },
     granularity: 'removes whole layers (the number nearest the target, at least one), so the share removed is a multiple of one layer\'s parameters',
   },

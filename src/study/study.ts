@@ -10,7 +10,8 @@ import { measureAgreement, openAgreementSide, prepareReference, type AgreementOp
 import { evaluateText } from '../eval/text-metrics.js';
 import { countParams, type ParamCount } from '../model/param-count.js';
 import { encode } from '../model/tokenizer.js';
-import { prune, type PruneOptions } from '../prune/prune.js';
+import { type PruneSettings, withPruneDefaults } from '../defaults.js';
+import { prune } from '../prune/prune.js';
 import { removeOnInterrupt } from '../util/atomic-dir.js';
 import { CompactError } from '../util/errors.js';
 import { createScratchDir } from '../util/scratch-dir.js';
@@ -23,8 +24,8 @@ export interface StudyOptions {
   evalTexts: { name: string; text: string }[];
   /** Agreement with the dense model, measured on the first evaluation text (none: not measured). */
   agreement?: Pick<AgreementOptions, 'paragraphs' | 'continuationChars' | 'window'>;
-  /** Prune options shared by every cell (calibration, seed, threads…). */
-  base: Omit<PruneOptions, 'method' | 'ratio' | 'commandLine' | 'version'>;
+  /** Prune options shared by every cell (calibration, seed, threads…); the rest are compact prune's defaults. */
+  base: Omit<PruneSettings, 'method' | 'ratio' | 'commandLine'> & { threads?: number };
   version: string;
   /** Scratch space for the pruned checkpoints (each removed after measuring). */
   workDir: string;
@@ -87,7 +88,8 @@ export async function runStudy(dir: string, o: StudyOptions): Promise<StudyRow[]
       const out = join(scratch, `${name}-${ratio}`);
       o.onProgress?.('cells', index, cells.length, `${name} @ ${ratio}`);
       try {
-        const report = await prune(dir, out, { ...o.base, ...method.options, ratio, commandLine: `compact compare (${name}, ratio ${ratio})`, version: o.version } as PruneOptions);
+        const options = withPruneDefaults({ ...o.base, ...method.options, ratio });
+        const report = await prune(dir, out, { ...options, commandLine: `compact compare (${name}, ratio ${ratio})`, version: o.version });
         const model = side(out);
         rows.push({
           method: name, ratio, removedRatio: report.parameters.removedRatio, vocab: report.vocab.after, ffn: report.ffn.after, layers: report.layers.after,
