@@ -15,6 +15,7 @@ import { writeWeights } from '../src/model/checkpoint-writer.js';
 import { readTensorBytes } from '../src/model/safetensors.js';
 import { layerPrefix, LAYER_TENSORS } from '../src/model/tensor-names.js';
 import { BLOCK, compensateLayer, Gemm64 } from '../src/prune/compensate.js';
+import { CompensatedStore } from '../src/prune/compensated-store.js';
 import { main } from '../src/cli/main.js';
 import { type CompensationCase, pruneCompensationCase } from './helpers/compensation-cases.js';
 import { maxAbsDiff, readF32, ROOT, STORIES } from './helpers/fixtures.js';
@@ -167,4 +168,21 @@ test('sequential statistics: layer ℓ counted on the pruned layers’ outputs; 
   assert.deepEqual(down(b, 0), down(a, 0), 'layer 0 sees the same inputs');
   assert.ok(maxAbsDiff(down(b, 1), down(a, 1)) > 0, 'layer 1 sees the pruned layer 0');
   for (let l = 0; l < b.spec.numLayers; l++) assert.ok(down(b, l).every(Number.isFinite));
+});
+
+test('compensated weights beyond the memory limit go to a scratch file and come back intact; close removes it', () => {
+  const file = join(work, 'store.scratch');
+  const store = new CompensatedStore(file, 40);
+  const a = Float32Array.from([1, 2, 3, 4, 5, 6, 7, 8]); // 32 bytes: in memory
+  const b = Float32Array.from([9, 10, 11]); // over the limit: on disk
+  const c = Float32Array.from([-1.5, 2.25]);
+  store.put(0, 0, a);
+  store.put(0, 1, b);
+  store.put(1, 0, c);
+  assert.deepEqual(store.get(0, 0), a);
+  assert.deepEqual(store.get(0, 1), b);
+  assert.deepEqual(store.get(1, 0), c);
+  assert.ok(existsSync(file));
+  store.close();
+  assert.equal(existsSync(file), false);
 });

@@ -571,21 +571,24 @@ async function activationScoresFor(
     : null;
   const reports: (CompensationReport | null)[] = candidates.map((_c, k) => (comp && pruned[k] ? { damp: o.damp ?? DEFAULT_DAMP, layers: [] } : null));
   const keptOf: number[][] = []; // candidate 0's channels per layer (for sequential statistics)
-  const summed = comp ? new Float64Array(I * I) : new Float64Array(0); // candidate k's Gram [I, I], reused across layers
+  let summed: Float64Array | null = null; // candidate k's Gram [I, I] when it spans several groups, reused across layers
   const onGram = async (layer: number, gram: Float32Array, act2: Float64Array | undefined) => {
     const down = loadF32(src.ckpt, layerPrefix(layer) + LAYER_TENSORS.down); // [D, I]
     for (const [k, c] of candidates.entries()) {
       if (!pruned[k]) continue;
       const channels = topChannels(layerScores(act2!, k), c.budget.ffn);
       if (k === 0) keptOf[layer] = channels;
-      summed.fill(0);
       const inc = included(k);
-      for (let g = 0; g < G; g++) {
-        if (!inc[g] || gramGroupOf[g] < 0) continue;
-        const part = gram.subarray(gramGroupOf[g] * I * I, (gramGroupOf[g] + 1) * I * I);
-        for (let i = 0; i < part.length; i++) summed[i] += part[i];
+      const parts = masks.map((_m, g) => g).filter((g) => inc[g] && gramGroupOf[g] >= 0).map((g) => gram.subarray(gramGroupOf[g] * I * I, (gramGroupOf[g] + 1) * I * I));
+      let gramK: ArrayLike<number>;
+      if (parts.length === 1) gramK = parts[0]; // one group: its f32 Gram as is (no I² float64 copy)
+      else {
+        summed ??= new Float64Array(I * I);
+        summed.fill(0);
+        for (const part of parts) for (let i = 0; i < part.length; i++) summed[i] += part[i];
+        gramK = summed;
       }
-      const r = await compensateLayer(comp!.gemm, down, summed, channels, o.damp ?? DEFAULT_DAMP);
+      const r = await compensateLayer(comp!.gemm, down, gramK, channels, o.damp ?? DEFAULT_DAMP);
       comp!.store.put(comp!.first + k, layer, r.weight);
       reports[k]!.layers.push({ lambda: r.lambda, silentKept: r.silentKept, noStatistics: r.noStatistics });
     }
@@ -760,7 +763,10 @@ const FLOAT_MAX: Record<string, number> = { F32: 3.4028234663852886e38, F16: 655
 /** f32 weights in the tensor's stored dtype (round to nearest even); a value the dtype cannot hold is refused, never written. */
 function storedBytes(values: Float32Array, dtype: string, name: string): Uint8Array {
   check(dtype in FLOAT_MAX, `${name}: compensation writes F32, F16 or BF16 tensors, not ${dtype}; use --no-compensate`);
-  for (const v of values) check(Math.abs(v) <= FLOAT_MAX[dtype], `${name}: a compensated weight (${v}) does not fit ${dtype}; nothing was written — use --no-compensate or more calibration text`);
+  const max = FLOAT_MAX[dtype];
+  for (const v of values) {
+    if (!(Math.abs(v) <= max)) check(false, `${name}: a compensated weight (${v}) does not fit ${dtype}; nothing was written — use --no-compensate or more calibration text`);
+  }
   return encodeAs(values, dtype as 'F32' | 'F16' | 'BF16');
 }
 
