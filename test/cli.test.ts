@@ -1,5 +1,6 @@
 /** The command line as a user meets it: help, inspect's accounting, eval's report. */
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { test } from 'node:test';
 import { runCli } from './helpers/cli.js';
 import { ROOT, STORIES } from './helpers/fixtures.js';
@@ -40,4 +41,14 @@ test('eval --json reports tokens, bytes, NLL, perplexity and bits per byte consi
   assert.ok(Math.abs(m.perplexity - Math.exp(m.totalNll / m.predictions)) < 1e-9);
   assert.ok(Math.abs(m.bitsPerByte - m.totalNll / Math.LN2 / 83442) < 1e-12);
   assert.ok(m.perplexity > 3 && m.perplexity < 8, `in-domain perplexity ${m.perplexity}`);
+});
+
+test('a reader that closes the pipe early (compact … | head) ends the command quietly: exit 0, no stack trace', async () => {
+  const child = spawn(process.execPath, ['--import', 'tsx', `${ROOT}test/helpers/cli-entry.ts`, 'inspect', `${STORIES}hf`], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  child.stdout.once('data', () => child.stdout.destroy()); // like `head -1` after its line
+  const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+  assert.equal(stderr, '');
+  assert.equal(code, 0);
 });

@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { openCheckpoint } from '../model/checkpoint.js';
+import { inspect } from '../api.js';
 import { countParams, PARTS, type ParamCount, type Part } from '../model/param-count.js';
 import { jsonOption } from './common-options.js';
 import { bytes, integer, percent, table } from './format.js';
@@ -20,25 +21,13 @@ export function registerInspect(program: Command): void {
     .argument('<dir>', 'Hugging Face checkpoint directory (config.json + safetensors)')
     .addOption(jsonOption('the parameter counts'))
     .action((dir: string, opts: { json?: boolean }) => {
+      if (opts.json) {
+        console.log(JSON.stringify(inspect(dir), null, 2));
+        return;
+      }
       const ckpt = openCheckpoint(dir);
       const count = countParams(ckpt);
       const { spec } = ckpt;
-      const shape = {
-        modelType: spec.modelType,
-        vocabSize: spec.vocabSize,
-        hiddenSize: spec.hiddenSize,
-        intermediateSize: spec.intermediateSize,
-        layers: spec.numLayers,
-        heads: spec.numHeads,
-        kvHeads: spec.numKvHeads,
-        headDim: spec.headDim,
-        tiedEmbeddings: spec.tiedEmbeddings,
-      };
-      if (opts.json) {
-        const shares = Object.fromEntries(PARTS.map((p) => [p, count.parts[p] / count.total]));
-        console.log(JSON.stringify({ dir, ...shape, parameters: { ...count.parts, total: count.total }, shares, storedBytes: count.storedBytes }, null, 2));
-        return;
-      }
       console.log(`${dir}: ${spec.modelType}, V=${spec.vocabSize} D=${spec.hiddenSize} I=${spec.intermediateSize} L=${spec.numLayers} heads=${spec.numHeads}/${spec.numKvHeads}×${spec.headDim}`);
       console.log(parameterTable(count));
       console.log(`weights on disk: ${bytes(count.storedBytes)}`);

@@ -12,6 +12,11 @@ import { registerPrune, registerPruneVocab } from './prune.js';
 const VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
 export async function main(argv: string[]): Promise<number> {
+  // `compact … | head` closes the pipe early: stop quietly, as Unix tools do, not with a stack trace.
+  process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code !== 'EPIPE') throw e;
+    process.exit(0);
+  });
   const program = new Command()
     .name('compact')
     .description('Make Hugging Face decoder LLMs smaller the COMPACT way, and measure what it costs')
