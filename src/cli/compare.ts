@@ -10,7 +10,8 @@ import { checkReadable } from '../util/files.js';
 import { jsonText } from '../util/json-text.js';
 import { addAgreementOptions, type AgreementFlags, agreementOptions } from './agreement-options.js';
 import { addCalibrationOptions, type CalibrationFlags, calibrationOptions } from './calibration-options.js';
-import { positiveInt, readTextFile } from './parse.js';
+import { forceOption, jsonOption, outputOption, threads, threadsOption } from './common-options.js';
+import { readTextFile } from './parse.js';
 import { progressBar } from './progress.js';
 
 interface CompareFlags extends CalibrationFlags, AgreementFlags {
@@ -29,16 +30,16 @@ export function registerCompare(program: Command, version: string, argv: string[
     .command('compare')
     .description('study: prune one model with several methods × ratios, measure bits per byte, write a report (Markdown, HTML with plots, JSON, CSV)')
     .argument('<dir>', 'Hugging Face checkpoint directory')
-    .requiredOption('-o, --output <dir>', 'report directory (written atomically)')
+    .addOption(outputOption('dir', 'report directory'))
     .requiredOption('--eval-text <file...>', 'held-out text(s) measured in bits per byte (never the calibration text)')
     .option('--ratios <list>', 'fractions of parameters to remove', '0.1,0.2,0.3,0.4,0.5')
     .option('--methods <list>', `methods, from: ${STUDY_METHOD_NAMES.join(', ')}`, STUDY_METHOD_NAMES.join(','))
     .option('--no-agreement', 'skip agreement with the dense model (greedy, top-1 and KL on the first --eval-text)');
   addAgreementOptions(command, 'the first --eval-text');
   addCalibrationOptions(command)
-    .option('--threads <n>', 'ONNX Runtime intra-op threads (default: all cores)')
-    .option('--force', 'replace the report directory if it exists')
-    .option('--json', 'print the rows as JSON')
+    .addOption(threadsOption())
+    .addOption(forceOption('report directory'))
+    .addOption(jsonOption('the rows'))
     .action(async (dir: string, f: CompareFlags) => {
       const methods = f.methods.split(',').map((m) => m.trim());
       const unknown = methods.filter((m) => !STUDY_METHOD_NAMES.includes(m));
@@ -57,7 +58,7 @@ export function registerCompare(program: Command, version: string, argv: string[
         agreement,
         base: {
           ...calibrationOptions(f),
-          threads: f.threads ? positiveInt(f.threads, '--threads') : undefined,
+          threads: threads(f.threads),
         },
         version,
         workDir: dirname(f.output),

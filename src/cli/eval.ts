@@ -14,6 +14,7 @@ import { readConfig } from '../model/spec.js';
 import { encode, loadTokenizer } from '../model/tokenizer.js';
 import { CompactError } from '../util/errors.js';
 import { addAgreementOptions, type AgreementFlags, agreementOptions } from './agreement-options.js';
+import { jsonOption, threads as parseThreads, threadsOption } from './common-options.js';
 import { bytes, integer, percent, table } from './format.js';
 import { nonNegativeInt, positiveInt, readTextFile } from './parse.js';
 import { parameterTable } from './inspect.js';
@@ -62,13 +63,13 @@ export function registerEval(program: Command): void {
     .option('--prompt-tokens <n>', 'prefill length for --speed (default: 512, or less so that prompt + new tokens fit in max_position_embeddings)')
     .option('--new-tokens <n>', 'tokens decoded for --speed', String(EVAL_DEFAULTS.newTokens))
     .option('--repeats <n>', 'repetitions for --speed (medians are reported)', String(EVAL_DEFAULTS.repeats))
-    .option('--threads <n>', 'ONNX Runtime intra-op threads (default: all cores)')
-    .option('--json', 'print JSON')
+    .addOption(threadsOption())
+    .addOption(jsonOption())
     .action(async (dir: string, opts: EvalOptions, command: Command) => {
       // Every check on the user's input comes first: a mistake stops before any evaluation or output.
       const window = positiveInt(opts.window, '--window');
       const stride = opts.stride == null ? window : positiveInt(opts.stride, '--stride');
-      const threads = opts.threads ? positiveInt(opts.threads, '--threads') : undefined;
+      const threads = parseThreads(opts.threads);
       const limit = opts.limit == null ? undefined : positiveInt(opts.limit, '--limit');
       const numFewshot = opts.numFewshot == null ? undefined : nonNegativeInt(opts.numFewshot, '--num-fewshot');
       if (opts.numFewshot != null && opts.tasks == null) throw new CompactError('--num-fewshot needs --tasks');
