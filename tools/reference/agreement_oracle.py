@@ -21,7 +21,7 @@ import transformers
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 ROOT = Path(__file__).resolve().parents[2]
-PRUNE_ARGS = ["--vocab", "480", "--ffn", "164", "--calib", "data/tinystories/calibration_90pct.txt", "--samples", "16", "--seq-len", "128", "--seed", "3"]
+PRUNE_ARGS = ["--vocab", "480", "--ffn", "164", "--no-compensate", "--calib", "data/tinystories/calibration_90pct.txt", "--samples", "16", "--seq-len", "128", "--seed", "3"]
 
 
 def paragraphs_of(text: str, count: int) -> list[str]:
