@@ -12,7 +12,8 @@ import { CRITERIA, type Criterion, type Weighting, WEIGHTINGS } from '../prune/s
 import { CompactError } from '../util/errors.js';
 import { checkReadable, readUserText } from '../util/files.js';
 import { addCalibrationOptions, type CalibrationFlags, calibrationOptions } from './calibration-options.js';
-import { positiveInt, readTextFile } from './parse.js';
+import { forceOption, jsonOption, outputOption, threads, threadsOption } from './common-options.js';
+import { finiteNumber, positiveInt, readTextFile } from './parse.js';
 import { GGUF_TYPE_HELP } from './export.js';
 import { bytes, integer, percent, table } from './format.js';
 import { progressBar } from './progress.js';
@@ -48,7 +49,7 @@ export function registerPrune(program: Command, version: string, argv: string[])
     .command('prune')
     .description('prune rare vocabulary and FFN channels (COMPACT) or layers (ShortGPT) and write a standard checkpoint')
     .argument('<dir>', 'Hugging Face checkpoint directory')
-    .requiredOption('-o, --output <dir>', 'output directory (written atomically; must not exist unless --force)')
+    .addOption(outputOption('dir', 'output directory'))
     .addOption(new Option('--method <m>', 'compact | vocab-only | ffn-only | shortgpt (depth pruning baseline)').choices(METHODS).default(PRUNE_DEFAULTS.method))
     .option('--vocab <V′>', "vocabulary size to keep (special/added tokens, byte pieces and base symbols always count toward it)")
     .option('--ffn <I′>', 'FFN width to keep in every layer')
@@ -68,31 +69,24 @@ export function registerPrune(program: Command, version: string, argv: string[])
   addCalibrationOptions(command)
     .option('--scores-in <file...>', 'reuse channel scores (several files are summed) instead of calibrating')
     .option('--scores-out <file>', 'save the channel scores for re-pruning to another budget')
-    .option('--force', 'replace the output directory if it exists')
-    .option('--threads <n>', 'ONNX Runtime intra-op threads (default: all cores)')
+    .addOption(forceOption('output directory'))
+    .addOption(threadsOption())
     .addOption(new Option('--gguf [type]', `also write <output>/model.<type>.gguf for llama.cpp (as compact export; default type f16): ${GGUF_TYPE_HELP}`).choices(OUTPUT_TYPES).preset(EXPORT_DEFAULTS.type))
     .option('--eval-text <file>', 'also report bits per byte of the input and the output on this text (windows of 512)')
-    .option('--json', 'print the report as JSON')
+    .addOption(jsonOption())
     .action(async (dir: string, f: PruneFlags) => {
-      const number = (value: string | undefined, flag: string): number | undefined => {
-        if (value == null) return undefined;
-        const n = Number(value);
-        if (!Number.isFinite(n)) throw new CompactError(`${flag} must be a number, got ${JSON.stringify(value)}`);
-        return n;
-      };
       // Every file named by a flag is checked before the work starts (--calib by prune itself).
       checkReadable([...(f.evalText ? [f.evalText] : []), ...(f.vocabCorpus ?? []), ...(f.scoresIn ?? [])]);
       const bar = progressBar('prune', !f.json);
-      const damp = number(f.damp, '--damp')!;
+      const damp = finiteNumber(f.damp, '--damp')!;
       if (!(damp > 0)) throw new CompactError(`--damp must be > 0, got ${f.damp}`);
+      const budget = { vocab: finiteNumber(f.vocab, '--vocab'), ffn: finiteNumber(f.ffn, '--ffn'), ratio: finiteNumber(f.ratio, '--ratio'), vocabShare: finiteNumber(f.vocabShare, '--vocab-share') };
+      const threadCount = threads(f.threads);
       // --ratio without a fixed split searches it (the old --auto, now the default): the library's rule.
-      const defaults = withPruneDefaults({ method: f.method, ratio: number(f.ratio, '--ratio'), vocabShare: number(f.vocabShare, '--vocab-share'), vocab: number(f.vocab, '--vocab'), ffn: number(f.ffn, '--ffn'), scoresIn: f.scoresIn, vocabMode: f.vocabMode });
+      const defaults = withPruneDefaults({ method: f.method, ...budget, scoresIn: f.scoresIn, vocabMode: f.vocabMode });
       const report = await prune(dir, f.output, {
         method: f.method,
-        vocab: number(f.vocab, '--vocab'),
-        ffn: number(f.ffn, '--ffn'),
-        ratio: number(f.ratio, '--ratio'),
-        vocabShare: number(f.vocabShare, '--vocab-share'),
+        ...budget,
         auto: f.auto ?? defaults.auto,
         autoModes: defaults.autoModes,
         compensate: f.compensate ?? defaults.compensate,
@@ -107,14 +101,20 @@ export function registerPrune(program: Command, version: string, argv: string[])
         scoresIn: f.scoresIn,
         scoresOut: f.scoresOut,
         force: f.force,
-        threads: f.threads ? positiveInt(f.threads, '--threads') : undefined,
+        threads: threadCount,
         commandLine: ['compact', ...argv.slice(2)].join(' '),
         version,
         gguf: f.gguf,
         onProgress: (stage, done, total) => bar.update(done, total, stage),
       });
+      const quality = f.evalText
+        ? {
+            text: f.evalText,
+            before: await textMetrics(dir, f.evalText, threadCount, (d, t) => bar.update(d, t, 'evaluate input')),
+            after: await textMetrics(f.output, f.evalText, threadCount, (d, t) => bar.update(d, t, 'evaluate output')),
+          }
+        : undefined;
       bar.stop();
-      const quality = f.evalText ? { text: f.evalText, before: await textMetrics(dir, f.evalText), after: await textMetrics(f.output, f.evalText) } : undefined;
       if (f.json) console.log(JSON.stringify({ ...report, ...(quality ? { quality } : {}) }, null, 2));
       else printReport(report, quality);
     });
@@ -126,10 +126,10 @@ interface Quality {
   after: TextMetrics;
 }
 
-async function textMetrics(dir: string, file: string): Promise<TextMetrics> {
+async function textMetrics(dir: string, file: string, threads: number | undefined, onProgress: (done: number, total: number) => void): Promise<TextMetrics> {
   const text = readTextFile(file);
-  const engine = new Engine(openCheckpoint(dir));
-  const metrics = await evaluateText(engine, encode(loadTokenizer(dir), text), Buffer.byteLength(text, 'utf8'));
+  const engine = new Engine(openCheckpoint(dir), { threads });
+  const metrics = await evaluateText(engine, encode(loadTokenizer(dir), text), Buffer.byteLength(text, 'utf8'), { onProgress });
   await engine.release();
   return metrics;
 }
@@ -140,13 +140,13 @@ export function registerPruneVocab(program: Command, version: string, argv: stri
     .command('prune-vocab')
     .description('prune the vocabulary only: keep V′ tokens, rewrite the tokenizer so every text still encodes, slice embedding and LM head')
     .argument('<dir>', 'Hugging Face checkpoint directory')
-    .requiredOption('-o, --output <dir>', 'output directory (written atomically; must not exist unless --force)')
+    .addOption(outputOption('dir', 'output directory'))
     .requiredOption('--vocab <V′>', 'vocabulary size to keep (special/added tokens, byte pieces and base symbols count toward it)')
     .addOption(new Option('--mode <m>', 'rank: lowest ids (BPE merge order) | frequency: most frequent on --corpus').choices(['rank', 'frequency']).default('rank'))
     .option('--corpus <file...>', 'text for --mode frequency (plain files or .jsonl with a "text" field)')
     .option('--keep <file>', 'tokens to keep whatever the budget: one per line, a token string or a numeric id')
-    .option('--force', 'replace the output directory if it exists')
-    .option('--json', 'print the report as JSON')
+    .addOption(forceOption('output directory'))
+    .addOption(jsonOption())
     .action(async (dir: string, f: { output: string; vocab: string; mode: 'rank' | 'frequency'; corpus?: string[]; keep?: string; force?: boolean; json?: boolean }) => {
       if (f.mode === 'frequency' && !f.corpus?.length) throw new CompactError('--mode frequency needs --corpus FILE…');
       const report = await prune(dir, f.output, {
