@@ -5,6 +5,7 @@
  */
 import { fileURLToPath } from 'node:url';
 import type { OutputType } from './gguf/tensor-plan.js';
+import { checkpointBitsPerByte } from './eval/text-metrics.js';
 import { DEFAULT_DAMP } from './prune/compensate.js';
 import type { PruneOptions } from './prune/prune.js';
 
@@ -44,6 +45,7 @@ export function withPruneDefaults(given: PruneSettings): Omit<PruneOptions, 'com
     autoModes: set.vocabMode ? [set.vocabMode] : ['rank', 'frequency'],
     compensate: 'auto',
     damp: DEFAULT_DAMP,
+    measureText: (dir, text) => checkpointBitsPerByte(dir, text, set.threads),
     ...set,
   };
 }

@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { main } from '../src/cli/main.js';
-import { TIMING_FILE } from '../src/prune/prune.js';
+import { TIMING_FILE } from '../src/model/prune-files.js';
 import { readSentencePieceModel } from '../src/vocab/sentencepiece-model.js';
 import { mergeParts, type TokenizerJson } from '../src/vocab/tokenizer-json.js';
 import { ROOT, STORIES } from './helpers/fixtures.js';

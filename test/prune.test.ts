@@ -18,7 +18,7 @@ import { encode, loadTokenizer } from '../src/model/tokenizer.js';
 import { readUserJson } from '../src/util/files.js';
 import { selectKeepSet } from '../src/vocab/keep-set.js';
 import { buildCalibration } from '../src/prune/calibration.js';
-import { TIMING_FILE, type PruneTiming } from '../src/prune/prune.js';
+import { TIMING_FILE, type PruneTiming } from '../src/model/prune-files.js';
 import { activationScores } from '../src/prune/scores.js';
 import { maxAbsDiff, readF32, ROOT, STORIES } from './helpers/fixtures.js';
 

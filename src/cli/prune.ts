@@ -83,11 +83,12 @@ export function registerPrune(program: Command, version: string, argv: string[])
       const budget = { vocab: finiteNumber(f.vocab, '--vocab'), ffn: finiteNumber(f.ffn, '--ffn'), ratio: finiteNumber(f.ratio, '--ratio'), vocabShare: finiteNumber(f.vocabShare, '--vocab-share') };
       const threadCount = threads(f.threads);
       // --ratio without a fixed split searches it (the old --auto, now the default): the library's rule.
-      const defaults = withPruneDefaults({ method: f.method, ...budget, scoresIn: f.scoresIn, vocabMode: f.vocabMode });
+      const defaults = withPruneDefaults({ method: f.method, ...budget, scoresIn: f.scoresIn, vocabMode: f.vocabMode, threads: threadCount });
       const report = await prune(dir, f.output, {
         method: f.method,
         ...budget,
         auto: f.auto ?? defaults.auto,
+        measureText: defaults.measureText,
         autoModes: defaults.autoModes,
         compensate: f.compensate ?? defaults.compensate,
         damp,

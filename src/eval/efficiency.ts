@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { argmax, Decoder } from '../engine/decoder.js';
 import type { Checkpoint } from '../model/checkpoint.js';
 import { countParams, type ParamCount } from '../model/param-count.js';
-import { TIMING_FILE, type PruneTiming } from '../prune/prune.js';
+import { TIMING_FILE, type PruneTiming } from '../model/prune-files.js';
 import { check } from '../util/errors.js';
 import { readUserJsonObject } from '../util/files.js';
 

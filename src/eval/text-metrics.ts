@@ -3,7 +3,9 @@
  * it into windows of `window` inputs starting every `stride` tokens (ids[s : s + window + 1]),
  * and score each next-token prediction not already scored by an earlier window.
  */
-import type { Engine } from '../engine/engine.js';
+import { Engine } from '../engine/engine.js';
+import { openCheckpoint } from '../model/checkpoint.js';
+import { encode, loadTokenizer } from '../model/tokenizer.js';
 import { check } from '../util/errors.js';
 
 export interface TextEvalOptions {
@@ -111,4 +113,14 @@ export async function evaluateText(engine: Engine, ids: number[], bytes: number,
     perplexity: Math.exp(meanNll),
     bitsPerByte: totalNll / Math.LN2 / bytes,
   };
+}
+
+/** Bits per byte of `text` under the checkpoint in `dir`, with its own tokenizer (the split search's measure). */
+export async function checkpointBitsPerByte(dir: string, text: string, threads?: number): Promise<number> {
+  const engine = new Engine(openCheckpoint(dir), { threads });
+  try {
+    return (await evaluateText(engine, encode(loadTokenizer(dir), text), Buffer.byteLength(text, 'utf8'))).bitsPerByte;
+  } finally {
+    await engine.release();
+  }
 }

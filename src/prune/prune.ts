@@ -13,12 +13,12 @@ import { existsSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { basename, join, resolve } from 'node:path';
 import { Engine } from '../engine/engine.js';
-import { evaluateText } from '../eval/text-metrics.js';
 import { checkExportable, exportGguf } from '../gguf/export.js';
 import type { OutputType } from '../gguf/tensor-plan.js';
 import { openCheckpoint, type Checkpoint } from '../model/checkpoint.js';
 import { copyOtherFiles, type LeftOut, writeWeights, type TensorEdit } from '../model/checkpoint-writer.js';
 import { fingerprint } from '../model/fingerprint.js';
+import { MANIFEST_FILE, type PruneSeconds, type PruneTiming, TIMING_FILE } from '../model/prune-files.js';
 import { countParams, type ParamCount } from '../model/param-count.js';
 import { keptColumnChunks, keptRowChunks, tensorChunks } from '../model/slice.js';
 import { EMBED, LM_HEAD, LAYER_TENSORS, layerPrefix } from '../model/tensor-names.js';
@@ -70,6 +70,11 @@ export interface PruneOptions {
   vocabShare?: number;
   /** Search the vocabulary share for the lowest held-out bits per byte. */
   auto?: boolean;
+  /**
+   * The search's measure: bits per byte of `text` under the candidate checkpoint in `dir`. Passed
+   * in by the caller (src/defaults.ts gives eval's), so pruning does not depend on evaluation.
+   */
+  measureText?: (dir: string, text: string) => Promise<number>;
   /** Vocabulary modes the search tries (default: only vocabMode). */
   autoModes?: KeepMode[];
   /** After the coarse grid, also try the shares halfway to the best one's neighbours (a second calibration pass). Default true. */
@@ -142,7 +147,7 @@ export interface PruneReport {
   leftOut: LeftOut[];
   /** The GGUF written with --gguf: its file name in the output, llama.cpp architecture, type, bytes of tensor data. */
   gguf: { file: string; architecture: string; type: OutputType; bytes: number } | null;
-  seconds: { read: number; calibrate: number; score: number; search: number; write: number; total: number };
+  seconds: PruneSeconds;
 }
 
 export interface CompensationReport {
@@ -265,7 +270,8 @@ export async function prune(input: string, output: string, o: PruneOptions): Pro
     let chosen = 0;
     let auto: PruneReport['auto'] = null;
     if (o.auto) {
-      const heldOutIds = (dir: string) => encode(loadTokenizer(dir), calibration!.heldOut);
+      const measureText = o.measureText;
+      check(measureText != null, 'the split search needs measureText (compact prune and the library pass bits per byte from eval)');
       const measured: (AutoCandidate & { index: number })[] = [];
       const measure = async (k: number) => {
         const dir = scratchPath(output, 'auto', k);
@@ -273,12 +279,10 @@ export async function prune(input: string, output: string, o: PruneOptions): Pro
         try {
           await writeDirAtomic(dir, { force: true, inputs: [input] }, (tmp) => writeCheckpointFiles(src, tmp, planFor(k)));
           const candidate = openCheckpoint(dir);
-          const engine = new Engine(candidate, { threads: o.threads });
-          const metrics = await evaluateText(engine, heldOutIds(dir), Buffer.byteLength(calibration!.heldOut, 'utf8'));
-          await engine.release();
+          const heldOutBitsPerByte = await measureText(dir, calibration!.heldOut);
           const removedRatio = 1 - countParams(candidate).total / src.before.total;
           const c = candidates[k];
-          measured.push({ index: k, vocabShare: c.share!, vocabMode: c.mode, pass: c.pass, vocab: c.budget.vocab, ffn: c.budget.ffn, removedRatio, heldOutBitsPerByte: metrics.bitsPerByte });
+          measured.push({ index: k, vocabShare: c.share!, vocabMode: c.mode, pass: c.pass, vocab: c.budget.vocab, ffn: c.budget.ffn, removedRatio, heldOutBitsPerByte });
         } finally {
           rmSync(dir, { recursive: true, force: true });
           release();
@@ -354,17 +358,6 @@ export async function prune(input: string, output: string, o: PruneOptions): Pro
     releaseStore();
     await gemm?.release();
   }
-}
-
-export const MANIFEST_FILE = 'compact.json';
-/** Wall time of the prune that wrote the directory (not reproducible, so kept out of the manifest). */
-export const TIMING_FILE = 'compact-timing.json';
-
-export interface PruneTiming {
-  seconds: PruneReport['seconds'];
-  threads: number;
-  cpu: string;
-  node: string;
 }
 
 function stopwatch(): { lap: () => number; total: () => number } {
