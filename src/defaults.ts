@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import type { OutputType } from './gguf/tensor-plan.js';
 import { checkpointBitsPerByte } from './eval/text-metrics.js';
 import { DEFAULT_DAMP } from './prune/compensate.js';
+import { METHOD_TRAITS } from './prune/methods.js';
 import type { PruneOptions } from './prune/prune.js';
 
 /** Bundled calibration text (TinyStories, CDLA-Sharing-1.0): fits the bundled models; pass your own for real models. */
@@ -37,7 +38,7 @@ export type PruneSettings = Partial<Omit<PruneOptions, 'version'>>;
 export function withPruneDefaults(given: PruneSettings): Omit<PruneOptions, 'commandLine' | 'version'> {
   const set = Object.fromEntries(Object.entries(given).filter(([, v]) => v !== undefined)) as PruneSettings;
   const method = set.method ?? PRUNE_DEFAULTS.method;
-  const search = set.ratio != null && set.vocabShare == null && set.vocab == null && set.ffn == null && method === 'compact' && !set.scoresIn?.length;
+  const search = set.ratio != null && set.vocabShare == null && set.vocab == null && set.ffn == null && METHOD_TRAITS[method].vocabShare === 'chosen' && !set.scoresIn?.length;
   return {
     ...PRUNE_DEFAULTS,
     calib: [...PRUNE_DEFAULTS.calib],

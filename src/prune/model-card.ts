@@ -1,4 +1,5 @@
 /** README.md of a pruned checkpoint: what was done, to what, with what, by which command. */
+import { METHOD_TRAITS } from './methods.js';
 import type { PruneOptions, PruneReport } from './prune.js';
 
 export function modelCard(r: PruneReport, o: PruneOptions): string {
@@ -22,7 +23,7 @@ export function modelCard(r: PruneReport, o: PruneOptions): string {
     '',
     '## Method',
     '',
-    r.method === 'shortgpt'
+    METHOD_TRAITS[r.method].dropsLayers
       ? `ShortGPT depth pruning: dropped layers ${r.layers.dropped.join(', ')} (lowest Block Influence, mean over calibration tokens of 1 − cos(layer input, layer output)).`
       : [
           r.vocab.after < r.vocab.before

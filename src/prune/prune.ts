@@ -35,6 +35,7 @@ import type { JsonObject, TokenizerFiles } from '../vocab/tokenizer-json.js';
 import { type Budget, channelParams, defaultRoundTo, solveBudget, vocabRowParams } from './budget.js';
 import { buildCalibration, readDocuments, type Calibration } from './calibration.js';
 import { blockInfluence, layerDropFields, layersToDrop, renumberLayerTensor } from './layer-drop.js';
+import { METHOD_TRAITS, type Method } from './methods.js';
 import { modelCard } from './model-card.js';
 import { compensateLayer, DEFAULT_DAMP, Gemm64 } from './compensate.js';
 import { CompensatedStore } from './compensated-store.js';
@@ -52,8 +53,6 @@ import {
   type Weighting,
 } from './scores.js';
 
-export const METHODS = ['compact', 'vocab-only', 'ffn-only', 'shortgpt'] as const;
-export type Method = (typeof METHODS)[number];
 
 /** Vocabulary shares tried by --auto (clipped to what the vocabulary can give). */
 export const AUTO_SHARES = [0, 0.1, 0.25, 0.5, 0.75, 1];
@@ -196,7 +195,8 @@ export async function prune(input: string, output: string, o: PruneOptions): Pro
   const read = clock.lap();
 
   const grid = planCandidates(src, o);
-  const dropLayers = o.method === 'shortgpt' ? layersForRatio(src, o.ratio) : 0;
+  const traits = METHOD_TRAITS[o.method];
+  const dropLayers = traits.dropsLayers ? layersForRatio(src, o.ratio) : 0;
   const compensate = compensationApplies(src, o, grid);
   check(!o.sequential || (compensate && grid.length === 1), 'sequential statistics need compensation and one fixed split (not --auto)');
   // Slow-tokenizer files are checked now, so a bad one is refused before any long work.
@@ -206,8 +206,8 @@ export async function prune(input: string, output: string, o: PruneOptions): Pro
 
   // ── calibration text (held-out tail for --auto) and token counts for frequency vocabularies ──
   const ffnPruned = grid.some((c) => c.budget.ffn < spec.intermediateSize);
-  const needsActivations = o.method === 'shortgpt' || (ffnPruned && o.criterion === 'act2' && !o.scoresIn?.length);
-  const weighting: Weighting = o.method === 'shortgpt' ? 'none' : o.weighting;
+  const needsActivations = traits.dropsLayers || (ffnPruned && o.criterion === 'act2' && !o.scoresIn?.length);
+  const weighting: Weighting = traits.dropsLayers ? 'none' : o.weighting; // Block Influence counts every token
   const calibration: Calibration | null = o.calibWindows && needsActivations
     ? windowsCalibration(o.calibWindows, o)
     : needsActivations || o.auto
@@ -237,7 +237,7 @@ export async function prune(input: string, output: string, o: PruneOptions): Pro
       if (o.scoresIn?.length) {
         check(!o.auto, '--auto computes its own scores; drop --scores-in');
         const summed = sumScores(o.scoresIn, o.scoresIn.map(readScores));
-        checkScoresFit(summed, o.scoresIn[0], src.ckpt, o.method === 'shortgpt' ? null : o.criterion, weighting, keepHash(batchKeeps[0]));
+        checkScoresFit(summed, o.scoresIn[0], src.ckpt, traits.dropsLayers ? null : o.criterion, weighting, keepHash(batchKeeps[0]));
         batchScores = [summed];
       } else if (needsActivations) {
         const pass = await activationScoresFor(src, calibration!, batch, batchKeeps, weighting, o, compensate ? { store: store!, gemm: gemm!, first } : null);
@@ -388,25 +388,26 @@ function planCandidates(src: Source, o: PruneOptions): Candidate[] {
   const spec = src.ckpt.spec;
   const full = { vocab: spec.vocabSize, ffn: spec.intermediateSize };
   const one = (budget: Budget): Candidate[] => [{ budget, mode: o.vocabMode, share: null, pass: 'grid' }];
+  const traits = METHOD_TRAITS[o.method];
   let candidates: Candidate[];
-  if (o.method === 'shortgpt') {
-    check(o.vocab == null && o.ffn == null, '--method shortgpt takes --ratio only');
+  if (traits.dropsLayers) {
+    check(o.vocab == null && o.ffn == null, `--method ${o.method} takes --ratio only`);
     candidates = one(full);
   } else if (o.auto) {
     check(o.ratio == null || (o.ratio > 0 && o.ratio < 1), `--ratio must be in (0, 1), got ${o.ratio}`);
-    check(o.method === 'compact' && o.ratio != null && o.vocabShare == null && o.vocab == null && o.ffn == null, '--auto searches the vocabulary share of --ratio r for --method compact; drop --vocab, --ffn and --vocab-share');
+    check(traits.vocabShare === 'chosen' && o.ratio != null && o.vocabShare == null && o.vocab == null && o.ffn == null, '--auto searches the vocabulary share of --ratio r for --method compact; drop --vocab, --ffn and --vocab-share');
     const { min, max } = shareRange(src, o);
     const shares = [...new Set(AUTO_SHARES.map((s) => Math.min(max, Math.max(min, s))))];
     const modes = autoModes(src, o);
     candidates = modes.flatMap((mode) => shares.map((share) => ({ budget: solveShare(src, o, share), mode, share, pass: 'grid' as const })));
   } else if (o.ratio != null) {
     check(o.vocab == null && o.ffn == null, 'give either --ratio or --vocab/--ffn, not both');
-    candidates = one(solveShare(src, o, o.method === 'vocab-only' ? 1 : o.method === 'ffn-only' ? 0 : o.vocabShare));
+    candidates = one(solveShare(src, o, traits.vocabShare === 'chosen' ? o.vocabShare : traits.vocabShare));
   } else {
     check(o.vocab != null || o.ffn != null, 'give a budget: --ratio r, or --vocab V′ and/or --ffn I′');
     candidates = one({ vocab: o.vocab ?? spec.vocabSize, ffn: o.ffn ?? spec.intermediateSize });
-    check(o.method !== 'vocab-only' || candidates[0].budget.ffn === spec.intermediateSize, '--method vocab-only does not take --ffn');
-    check(o.method !== 'ffn-only' || candidates[0].budget.vocab === spec.vocabSize, '--method ffn-only does not take --vocab');
+    check(traits.takesFfn || candidates[0].budget.ffn === spec.intermediateSize, `--method ${o.method} does not take --ffn`);
+    check(traits.takesVocab || candidates[0].budget.vocab === spec.vocabSize, `--method ${o.method} does not take --vocab`);
   }
   for (const { budget: b } of candidates) {
     check(Number.isSafeInteger(b.vocab) && b.vocab >= src.alwaysKept && b.vocab <= spec.vocabSize, `--vocab must be an integer in [${src.alwaysKept}, ${spec.vocabSize}] (${src.alwaysKept} tokens are always kept), got ${b.vocab}`);
@@ -475,7 +476,7 @@ function compensationApplies(src: Source, o: PruneOptions, candidates: Candidate
   if (!o.compensate) return false;
   const ffnPruned = candidates.some((c) => c.budget.ffn < src.ckpt.spec.intermediateSize);
   const why =
-    o.method === 'shortgpt' || o.method === 'vocab-only'
+    !METHOD_TRAITS[o.method].takesFfn
       ? `--method ${o.method} removes no FFN channel, so there is nothing to compensate`
       : o.criterion !== 'act2'
         ? `compensation needs calibration statistics, and --criterion ${o.criterion} uses none; use --criterion act2 or --no-compensate`
