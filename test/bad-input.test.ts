@@ -236,6 +236,12 @@ evalCases.push([
   }),
   /mean log-likelihood is −[\d.e+]+ nats per token, so its perplexity overflows/,
 ]);
+evalCases.push([
+  // @huggingface/tokenizers threw a TypeError from post_process (a stack trace; found by the fuzzer, case 20261203:12431)
+  'a post_processor template item that is a number',
+  (d) => editJson(join(d, 'tokenizer.json'), (t) => void (t.post_processor.single[1] = 1e-300)),
+  /tokenizer\.json: the tokenizer failed on the text \(.*\): its normalizer, pre_tokenizer or post_processor is malformed/,
+]);
 const TASK_EVAL = ['eval', 'DIR', '--tasks', `mc:${ROOT}test/fixtures/tasks/mc/questions.jsonl`, '--limit', '2'];
 
 for (const [name, mutate, pattern] of evalCases) {

@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { Tokenizer } from '@huggingface/tokenizers';
 import { CompactError, check } from '../util/errors.js';
-import { readUserJsonObject } from '../util/files.js';
+import { oneLine, readUserJsonObject } from '../util/files.js';
 import { type JsonObject, requireBpeTokenizer } from '../vocab/tokenizer-json.js';
 
 /** tokenizer.json (a BPE model: the only kind compact understands) and tokenizer_config.json, checked. */
@@ -37,5 +37,12 @@ export function buildTokenizer(dir: string, { tokenizer, config }: { tokenizer: 
 
 /** Token ids of `text` as the tokenizer's post-processor defines (e.g. one BOS for Llama 2). */
 export function encode(tokenizer: Tokenizer, text: string): number[] {
-  return tokenizer.encode(text).ids;
+  try {
+    return tokenizer.encode(text).ids;
+  } catch (e) {
+    // The library trusts tokenizer.json's structure: a malformed part (a post_processor template
+    // item that is a number) throws a TypeError deep inside it. That is the file's fault, not ours.
+    if (e instanceof CompactError || !(e instanceof TypeError)) throw e;
+    throw new CompactError(`tokenizer.json: the tokenizer failed on the text (${oneLine(e.message, 120)}): its normalizer, pre_tokenizer or post_processor is malformed`);
+  }
 }
