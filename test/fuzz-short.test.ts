@@ -32,5 +32,5 @@ test('fuzz: 60 one-mutation checkpoints (seeded), every run a clean error or a c
   const results = await fuzz({ cases: 60, seed: 11, parallel: 2, flavour: 'src', mode: 'warm', timeLimit: 45 });
   const bad = results.filter((r) => r.cls !== 'clean-error' && r.cls !== 'correct');
   assert.ok(results.length >= 10, `only ${results.length} cases ran`);
-  assert.deepEqual(bad.map((r) => `${r.id} ${r.cls} [${r.kind}/${r.command}] ${r.description} | ${r.excerpt}`), [], summary(results));
+  assert.deepEqual(bad.map((r) => `${r.id} ${r.cls} (warm: ${r.warmClass}) [${r.kind}/${r.command}] ${r.description} | ${r.excerpt}`), [], summary(results));
 });
