@@ -29,20 +29,35 @@ const threads = Number(args.threads);
 const only = new Set(args.only!.split(','));
 mkdirSync(args.out!, { recursive: true });
 const wikiAll = readFileSync(args.wiki!, 'utf8');
-const texts = { heldout: readFileSync('data/tinystories/heldout_10pct.txt', 'utf8'), wiki: wikiAll.slice(0, wikiAll.indexOf('\n', 100000) + 1) };
+const texts = {
+  heldout: readFileSync('data/tinystories/heldout_10pct.txt', 'utf8'),
+  wiki: wikiAll.slice(0, wikiAll.indexOf('\n', 100000) + 1),
+};
 
 async function bpb(dir: string): Promise<{ heldout: number; wiki: number }> {
   const engine = new Engine(openCheckpoint(dir), { threads });
   const tok = loadTokenizer(dir);
   const out: Record<string, number> = {};
-  for (const [name, text] of Object.entries(texts)) out[name] = (await evaluateText(engine, encode(tok, text), Buffer.byteLength(text, 'utf8'))).bitsPerByte;
+  for (const [name, text] of Object.entries(texts))
+    out[name] = (await evaluateText(engine, encode(tok, text), Buffer.byteLength(text, 'utf8'))).bitsPerByte;
   await engine.release();
   return out as { heldout: number; wiki: number };
 }
 
 const base: PruneOptions = {
-  method: 'compact', vocabMode: 'rank', weighting: 'binary', criterion: 'act2', calib: ['data/tinystories/calibration_90pct.txt'], calibField: 'text',
-  samples: 16, seqLen: 512, seed: 0, force: true, threads, commandLine: 'bench:compensation', version: 'bench',
+  method: 'compact',
+  vocabMode: 'rank',
+  weighting: 'binary',
+  criterion: 'act2',
+  calib: ['data/tinystories/calibration_90pct.txt'],
+  calibField: 'text',
+  samples: 16,
+  seqLen: 512,
+  seed: 0,
+  force: true,
+  threads,
+  commandLine: 'bench:compensation',
+  version: 'bench',
 };
 async function cell(label: string, o: Partial<PruneOptions>): Promise<string> {
   const dir = join(args.out!, 'cell');
@@ -58,7 +73,8 @@ async function cell(label: string, o: Partial<PruneOptions>): Promise<string> {
 }
 
 const dense = await bpb(args.model!);
-const header = '| cell | V′ | I′ | removed | held-out bpb | excess | WikiText bpb | excess | prune s |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- |';
+const header =
+  '| cell | V′ | I′ | removed | held-out bpb | excess | WikiText bpb | excess | prune s |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- |';
 const lines = [`dense: held-out ${dense.heldout.toFixed(4)}, WikiText ${dense.wiki.toFixed(4)} bits per byte`, ''];
 console.log(lines[0]);
 console.log(header);
@@ -67,7 +83,14 @@ const widths = args.removed!.split(',').map((f) => Math.round(I * (1 - Number(f)
 if (only.has('ffn')) {
   lines.push('FFN-only, compensated vs not:', '', header);
   for (const ffn of widths) {
-    for (const compensate of [false, true]) lines.push(await cell(`ffn-only ${(100 * (1 - ffn / I)).toFixed(0)} % of channels ${compensate ? 'compensated' : 'sliced'}`, { method: 'ffn-only', ffn, compensate }));
+    for (const compensate of [false, true])
+      lines.push(
+        await cell(`ffn-only ${(100 * (1 - ffn / I)).toFixed(0)} % of channels ${compensate ? 'compensated' : 'sliced'}`, {
+          method: 'ffn-only',
+          ffn,
+          compensate,
+        }),
+      );
   }
   lines.push('');
 }
@@ -77,21 +100,25 @@ if (only.has('weighting')) {
     ['30 %, share 0.875, frequency', { ratio: 0.3, vocabShare: 0.875, vocabMode: 'frequency' }],
     ['30 %, share 0.75, rank', { ratio: 0.3, vocabShare: 0.75, vocabMode: 'rank' }],
   ] as [string, Partial<PruneOptions>][]) {
-    for (const weighting of ['binary', 'none'] as const) lines.push(await cell(`${label}, ${weighting}`, { ...o, weighting, compensate: true }));
+    for (const weighting of ['binary', 'none'] as const)
+      lines.push(await cell(`${label}, ${weighting}`, { ...o, weighting, compensate: true }));
   }
   lines.push('');
 }
 if (only.has('damp')) {
   lines.push('damping (FFN-only, half the channels removed, compensated; damp 0.01 is the FFN table’s row):', '', header);
-  for (const damp of [0.001, 0.1]) lines.push(await cell(`damp ${damp}`, { method: 'ffn-only', ffn: Math.round(I / 2), compensate: true, damp }));
+  for (const damp of [0.001, 0.1])
+    lines.push(await cell(`damp ${damp}`, { method: 'ffn-only', ffn: Math.round(I / 2), compensate: true, damp }));
   lines.push('');
 }
 if (only.has('sequential')) {
   lines.push('sequential statistics (compensated; one-shot is the FFN table’s row):', '', header);
-  for (const [label, o] of [
-    ['ffn-only, 50 % of channels', { method: 'ffn-only', ffn: Math.round(I / 2) }],
-  ] as [string, Partial<PruneOptions>][]) {
-    for (const sequential of [true]) lines.push(await cell(`${label}, ${sequential ? 'sequential' : 'one-shot'}`, { ...o, compensate: true, sequential }));
+  for (const [label, o] of [['ffn-only, 50 % of channels', { method: 'ffn-only', ffn: Math.round(I / 2) }]] as [
+    string,
+    Partial<PruneOptions>,
+  ][]) {
+    for (const sequential of [true])
+      lines.push(await cell(`${label}, ${sequential ? 'sequential' : 'one-shot'}`, { ...o, compensate: true, sequential }));
   }
   lines.push('');
 }

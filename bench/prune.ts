@@ -38,7 +38,7 @@ function readRate(file: string): number {
   const chunk = Buffer.alloc(64 << 20);
   const t0 = performance.now();
   let total = 0;
-  for (let n; (n = readSync(fd, chunk, 0, chunk.length, total)) > 0; ) total += n;
+  for (let n; (n = readSync(fd, chunk, 0, chunk.length, total)) > 0;) total += n;
   closeSync(fd);
   return total / ((performance.now() - t0) / 1000);
 }
@@ -51,13 +51,37 @@ async function child(name: string): Promise<void> {
   const rate = readRate(weights);
   const raw = await rawMatMulGflops(2048, spec.hiddenSize, spec.intermediateSize, threads);
   const report = await prune(dir, join(args.out, `${name}-pruned`), {
-    method: 'compact', ratio: Number(args.ratio), vocabMode: 'rank', weighting: 'binary', criterion: 'act2',
-    calib: [CALIBRATION], calibField: 'text', samples: SAMPLES, seqLen: SEQ_LEN, seed: 0, force: true, threads,
-    commandLine: 'bench:prune', version: 'bench', compensate: args.compensate,
+    method: 'compact',
+    ratio: Number(args.ratio),
+    vocabMode: 'rank',
+    weighting: 'binary',
+    criterion: 'act2',
+    calib: [CALIBRATION],
+    calibField: 'text',
+    samples: SAMPLES,
+    seqLen: SEQ_LEN,
+    seed: 0,
+    force: true,
+    threads,
+    commandLine: 'bench:prune',
+    version: 'bench',
+    compensate: args.compensate,
   });
   const computeBound = (layerFlopsPerToken(spec, SEQ_LEN) * SAMPLES * SEQ_LEN) / (raw * 1e9);
   const ioBound = bytes / rate;
-  console.log(JSON.stringify({ name, report: { ...report.seconds, removedRatio: report.parameters.removedRatio, vocab: report.vocab, ffn: report.ffn }, computeBound, ioBound, raw, rate, bytes, peakRssBytes: process.resourceUsage().maxRSS * 1024, modelF32Bytes: 4 * report.parameters.before.total }));
+  console.log(
+    JSON.stringify({
+      name,
+      report: { ...report.seconds, removedRatio: report.parameters.removedRatio, vocab: report.vocab, ffn: report.ffn },
+      computeBound,
+      ioBound,
+      raw,
+      rate,
+      bytes,
+      peakRssBytes: process.resourceUsage().maxRSS * 1024,
+      modelF32Bytes: 4 * report.parameters.before.total,
+    }),
+  );
 }
 
 if (args.child) {
@@ -65,18 +89,34 @@ if (args.child) {
 } else {
   mkdirSync(args.out, { recursive: true });
   const gib = (b: number) => `${(b / 2 ** 30).toFixed(2)} GiB`;
-  console.log(`bench:prune — compact --ratio ${args.ratio}${args.compensate ? ' --compensate' : ''}, calibration ${SAMPLES} × ${SEQ_LEN} tokens, ${threads} threads; ${cpus()[0].model}`);
+  console.log(
+    `bench:prune — compact --ratio ${args.ratio}${args.compensate ? ' --compensate' : ''}, calibration ${SAMPLES} × ${SEQ_LEN} tokens, ${threads} threads; ${cpus()[0].model}`,
+  );
   for (const name of args.models!.split(',')) {
     const dir = await randomCheckpoint(args.out, name);
     for (const file of ['tokenizer.json', 'tokenizer_config.json']) {
       if (!existsSync(join(dir, file))) copyFileSync(`node_modules/${TOKENIZERS[name]}/models/${file}`, join(dir, file));
     }
-    const r = JSON.parse(execFileSync(process.execPath, ['--import', 'tsx', 'bench/prune.ts', ...process.argv.slice(2), '--child', name], { encoding: 'utf8', maxBuffer: 1 << 26 }).trim().split('\n').pop()!);
+    const r = JSON.parse(
+      execFileSync(process.execPath, ['--import', 'tsx', 'bench/prune.ts', ...process.argv.slice(2), '--child', name], {
+        encoding: 'utf8',
+        maxBuffer: 1 << 26,
+      })
+        .trim()
+        .split('\n')
+        .pop()!,
+    );
     const s = r.report;
     const bound = r.computeBound + r.ioBound;
-    console.log(`\n${name}: V ${s.vocab.before} → ${s.vocab.after}, I ${s.ffn.before} → ${s.ffn.after}, removed ${(100 * s.removedRatio).toFixed(1)} %`);
-    console.log(`  wall        ${s.total.toFixed(1)} s = read ${s.read.toFixed(1)} + calibrate ${s.calibrate.toFixed(1)} + score ${s.score.toFixed(1)} + write ${s.write.toFixed(1)}`);
-    console.log(`  lower bound ${bound.toFixed(1)} s = calibration ${r.computeBound.toFixed(1)} s (FLOPs ÷ raw MatMul ${r.raw.toFixed(0)} GFLOP/s) + I/O ${r.ioBound.toFixed(1)} s (${gib(r.bytes)} ÷ ${(r.rate / 2 ** 30).toFixed(2)} GiB/s)`);
+    console.log(
+      `\n${name}: V ${s.vocab.before} → ${s.vocab.after}, I ${s.ffn.before} → ${s.ffn.after}, removed ${(100 * s.removedRatio).toFixed(1)} %`,
+    );
+    console.log(
+      `  wall        ${s.total.toFixed(1)} s = read ${s.read.toFixed(1)} + calibrate ${s.calibrate.toFixed(1)} + score ${s.score.toFixed(1)} + write ${s.write.toFixed(1)}`,
+    );
+    console.log(
+      `  lower bound ${bound.toFixed(1)} s = calibration ${r.computeBound.toFixed(1)} s (FLOPs ÷ raw MatMul ${r.raw.toFixed(0)} GFLOP/s) + I/O ${r.ioBound.toFixed(1)} s (${gib(r.bytes)} ÷ ${(r.rate / 2 ** 30).toFixed(2)} GiB/s)`,
+    );
     console.log(`  ratio       ${(s.total / bound).toFixed(2)}× the bound (target ≤ 1.5)`);
     console.log(`  peak RSS    ${gib(r.peakRssBytes)} (model f32: ${gib(r.modelF32Bytes)})`);
   }

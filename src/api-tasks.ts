@@ -27,7 +27,10 @@ export interface LoadedTasks {
 
 /** Resolves the task names and reads every task's documents, few-shot contexts built (so a bad file stops before any evaluation). */
 export function loadTasks(list: string, dataDir: string | undefined, limit: number | undefined, numFewshot?: number): LoadedTasks {
-  const names = list.split(',').map((s) => s.trim()).filter((s) => s.length > 0);
+  const names = list
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s.length > 0);
   if (names.length === 0) throw new CompactError('--tasks is empty; known tasks: ' + TASK_NAMES.join(', '));
   const resolved = names.map(resolveTasks);
   const tasks = resolved.flatMap((r) => r.tasks).filter((t, i, all) => all.findIndex((o) => o.name === t.name) === i);
@@ -42,7 +45,10 @@ export function loadTasks(list: string, dataDir: string | undefined, limit: numb
         dir = BUNDLED_TASK_DATA;
         bundledData = true;
       }
-      if (!existsSync(dir)) throw new CompactError(`no benchmark data: --data-dir was not given and ${resolve(dir)} does not exist (give --data-dir, a folder with arc/, piqa/, hellaswag/, winogrande/, boolq/, openbookqa/, lambada/, mmlu/, gsm8k/; see docs/eval-tasks.md)`);
+      if (!existsSync(dir))
+        throw new CompactError(
+          `no benchmark data: --data-dir was not given and ${resolve(dir)} does not exist (give --data-dir, a folder with arc/, piqa/, hellaswag/, winogrande/, boolq/, openbookqa/, lambada/, mmlu/, gsm8k/; see docs/eval-tasks.md)`,
+        );
     } else if (!existsSync(dir)) throw new CompactError(`--data-dir ${dir} does not exist`);
   }
   return {
@@ -67,7 +73,13 @@ export interface TaskResults {
   groups: GroupReport[];
 }
 
-export async function runTasks(ckpt: Checkpoint, engine: Engine, tokenizer: Tokenizer, loaded: LoadedTasks, s: TaskSettings): Promise<TaskResults> {
+export async function runTasks(
+  ckpt: Checkpoint,
+  engine: Engine,
+  tokenizer: Tokenizer,
+  loaded: LoadedTasks,
+  s: TaskSettings,
+): Promise<TaskResults> {
   const dir = ckpt.dir;
   const configFile = join(dir, 'tokenizer_config.json');
   const maxLength = modelMaxLength(ckpt.spec.raw, existsSync(configFile) ? readUserJsonObject(configFile, { within: dir }) : {});
@@ -76,7 +88,12 @@ export async function runTasks(ckpt: Checkpoint, engine: Engine, tokenizer: Toke
   const reports: TaskReport[] = [];
   try {
     for (const { task, docs, numFewshot } of loaded.tasks) {
-      const options = { maxLength, numFewshot, generationBatch: s.batchSize, onProgress: (d: number, t: number) => s.onProgress?.(task.name, d, t) };
+      const options = {
+        maxLength,
+        numFewshot,
+        generationBatch: s.batchSize,
+        onProgress: (d: number, t: number) => s.onProgress?.(task.name, d, t),
+      };
       if (task.generation) {
         const model = {
           decoder: decoder!,
@@ -92,7 +109,15 @@ export async function runTasks(ckpt: Checkpoint, engine: Engine, tokenizer: Toke
   } finally {
     await decoder?.release();
   }
-  return { tasks: reports, groups: loaded.groups.map((g) => aggregateGroup(g.name, g.tasks.map((t) => reports.find((r) => r.task === t)!))) };
+  return {
+    tasks: reports,
+    groups: loaded.groups.map((g) =>
+      aggregateGroup(
+        g.name,
+        g.tasks.map((t) => reports.find((r) => r.task === t)!),
+      ),
+    ),
+  };
 }
 
 /** The token ids generation stops at: generation_config.json's eos_token_id (one or a list), else config.json's. */

@@ -121,7 +121,9 @@ export async function evaluate(dir: string, options: EvaluateOptions): Promise<E
   // As eval --window: positions past the model's context were never trained, so the number would mean nothing.
   if (!Number.isSafeInteger(window) || window <= 0) throw new CompactError(`window must be a positive integer, got ${window}`);
   if (options.window != null && typeof context === 'number' && window > context) {
-    throw new CompactError(`window ${window} is longer than the model's context (max_position_embeddings ${context}): positions past it were never trained, so the result would mean nothing`);
+    throw new CompactError(
+      `window ${window} is longer than the model's context (max_position_embeddings ${context}): positions past it were never trained, so the result would mean nothing`,
+    );
   }
   const count = countParams(ckpt);
   const tokenizer = loadTokenizer(dir);
@@ -130,12 +132,23 @@ export async function evaluate(dir: string, options: EvaluateOptions): Promise<E
   try {
     if (text != null) {
       const onProgress = (d: number, t: number) => options.onProgress?.('text', d, t);
-      const metrics = await evaluateText(engine, encode(tokenizer, text), Buffer.byteLength(text, 'utf8'), { window, stride: options.stride ?? window, onProgress });
+      const metrics = await evaluateText(engine, encode(tokenizer, text), Buffer.byteLength(text, 'utf8'), {
+        window,
+        stride: options.stride ?? window,
+        onProgress,
+      });
       report.text = { file: options.text!, ...metrics };
     }
     if (options.tasks?.length) {
       report.bundledTaskData = loaded!.bundledData;
-      Object.assign(report, await runTasks(ckpt, engine, tokenizer, loaded!, { batchSize: options.batchSize ?? EVAL_DEFAULTS.batchSize, threads: options.threads, onProgress: options.onProgress }));
+      Object.assign(
+        report,
+        await runTasks(ckpt, engine, tokenizer, loaded!, {
+          batchSize: options.batchSize ?? EVAL_DEFAULTS.batchSize,
+          threads: options.threads,
+          onProgress: options.onProgress,
+        }),
+      );
     }
   } finally {
     await engine.release();

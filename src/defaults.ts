@@ -38,7 +38,13 @@ export type PruneSettings = Partial<Omit<PruneOptions, 'version'>>;
 export function withPruneDefaults(given: PruneSettings): Omit<PruneOptions, 'commandLine' | 'version'> {
   const set = Object.fromEntries(Object.entries(given).filter(([, v]) => v !== undefined)) as PruneSettings;
   const method = set.method ?? PRUNE_DEFAULTS.method;
-  const search = set.ratio != null && set.vocabShare == null && set.vocab == null && set.ffn == null && METHOD_TRAITS[method].vocabShare === 'chosen' && !set.scoresIn?.length;
+  const search =
+    set.ratio != null &&
+    set.vocabShare == null &&
+    set.vocab == null &&
+    set.ffn == null &&
+    METHOD_TRAITS[method].vocabShare === 'chosen' &&
+    !set.scoresIn?.length;
   return {
     ...PRUNE_DEFAULTS,
     calib: [...PRUNE_DEFAULTS.calib],

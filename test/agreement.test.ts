@@ -24,7 +24,13 @@ interface Oracle {
   continuation: number;
   window: number;
   greedy: { pairs: { prompt: string; reference: string; model: string }[]; mean_agreement: number; exact: number };
-  kl: { reference_positions: number; compared_positions: number; mean_kl: number; top1_agreement: number; mean_reference_mass_outside: number };
+  kl: {
+    reference_positions: number;
+    compared_positions: number;
+    mean_kl: number;
+    top1_agreement: number;
+    mean_reference_mass_outside: number;
+  };
 }
 const oracle = JSON.parse(readFileSync(`${ROOT}test/fixtures/agreement/oracle-stories260K.json`, 'utf8')) as Oracle;
 
@@ -36,17 +42,41 @@ function evalJson(args: string[]): Record<string, any> {
 
 test('pruned stories260K against its dense model: greedy pairs, positions and KL match the transformers oracle', () => {
   const model = join(work, 'pruned');
-  const pruned = runCli(['prune', `${STORIES}hf`, '-o', model, ...oracle.prune_args.map((a) => (a.startsWith('data/') ? ROOT + a : a)), '--json']);
+  const pruned = runCli([
+    'prune',
+    `${STORIES}hf`,
+    '-o',
+    model,
+    ...oracle.prune_args.map((a) => (a.startsWith('data/') ? ROOT + a : a)),
+    '--json',
+  ]);
   assert.equal(pruned.code, 0, pruned.stderr);
-  const sha = createHash('sha256').update(readFileSync(join(model, 'model.safetensors'))).digest('hex');
+  const sha = createHash('sha256')
+    .update(readFileSync(join(model, 'model.safetensors')))
+    .digest('hex');
   assert.equal(sha, oracle.model_weights_sha256['model.safetensors'], 'the checkpoint the oracle measured');
 
-  const out = evalJson([model, '--text', HELDOUT_TEXT, '--reference', `${STORIES}hf`, '--paragraphs', String(oracle.paragraphs), '--continuation', String(oracle.continuation), '--window', String(oracle.window)]);
+  const out = evalJson([
+    model,
+    '--text',
+    HELDOUT_TEXT,
+    '--reference',
+    `${STORIES}hf`,
+    '--paragraphs',
+    String(oracle.paragraphs),
+    '--continuation',
+    String(oracle.continuation),
+    '--window',
+    String(oracle.window),
+  ]);
   const a = out.agreement;
   assert.deepEqual(a.greedy.pairs, oracle.greedy.pairs);
   assert.equal(a.greedy.exact, oracle.greedy.exact);
   assert.ok(Math.abs(a.greedy.meanAgreement - oracle.greedy.mean_agreement) < 1e-12);
-  assert.ok(oracle.greedy.mean_agreement > 0.05 && oracle.greedy.exact < oracle.greedy.pairs.length, 'the case separates agreeing from diverging continuations');
+  assert.ok(
+    oracle.greedy.mean_agreement > 0.05 && oracle.greedy.exact < oracle.greedy.pairs.length,
+    'the case separates agreeing from diverging continuations',
+  );
   assert.equal(a.kl.referencePositions, oracle.kl.reference_positions);
   assert.equal(a.kl.comparedPositions, oracle.kl.compared_positions);
   assert.ok(a.kl.comparedPositions < a.kl.referencePositions, 'vocabulary pruning changed some tokenizations');
@@ -59,7 +89,17 @@ test('pruned stories260K against its dense model: greedy pairs, positions and KL
 });
 
 test('a model agrees with itself: every continuation identical, KL 0, no mass outside', () => {
-  const out = evalJson([`${STORIES}hf`, '--text', HELDOUT_TEXT, '--reference', `${STORIES}hf`, '--paragraphs', '6', '--continuation', '32']);
+  const out = evalJson([
+    `${STORIES}hf`,
+    '--text',
+    HELDOUT_TEXT,
+    '--reference',
+    `${STORIES}hf`,
+    '--paragraphs',
+    '6',
+    '--continuation',
+    '32',
+  ]);
   const a = out.agreement;
   assert.equal(a.paragraphs, 6);
   assert.equal(a.greedy.exact, a.greedy.prompts);
@@ -84,7 +124,11 @@ test('KL and top-1 over the shared tokens, each side renormalised (hand-computed
 });
 
 test('coinciding positions: same start byte and same token string, with a context', () => {
-  const table = (strings: string[], bytes: number[]): TokenTable => ({ strings, bytes: Int32Array.from(bytes), idOf: new Map(strings.map((s, i) => [s, i])) });
+  const table = (strings: string[], bytes: number[]): TokenTable => ({
+    strings,
+    bytes: Int32Array.from(bytes),
+    idOf: new Map(strings.map((s, i) => [s, i])),
+  });
   const tokens = ['<s>', '▁the', '▁cat', '▁c', 'at', '▁sat'];
   const bytes = [0, 4, 4, 2, 2, 4];
   // " the cat sat": the reference has ▁cat, the model spells it ▁c + at.
@@ -125,8 +169,14 @@ test('bad reference: another family, a foreign tokenizer, or no --text: one clea
   json.model.merges = [];
   writeFileSync(join(foreign, 'tokenizer.json'), JSON.stringify(json));
   const cases: [string[], RegExp][] = [
-    [[`${STORIES}hf`, '--text', HELDOUT_TEXT, '--reference', `${STORIES}hf-qwen2`], /--reference .*hf-qwen2 is a qwen2 model but .* is llama/],
-    [[`${STORIES}hf`, '--text', HELDOUT_TEXT, '--reference', foreign], /its tokenizer has only 3 of the 512 tokens .* --reference must be the model this one was pruned from/],
+    [
+      [`${STORIES}hf`, '--text', HELDOUT_TEXT, '--reference', `${STORIES}hf-qwen2`],
+      /--reference .*hf-qwen2 is a qwen2 model but .* is llama/,
+    ],
+    [
+      [`${STORIES}hf`, '--text', HELDOUT_TEXT, '--reference', foreign],
+      /its tokenizer has only 3 of the 512 tokens .* --reference must be the model this one was pruned from/,
+    ],
     [[`${STORIES}hf`, '--reference', `${STORIES}hf`], /--reference needs --text/],
     [[`${STORIES}hf`, '--text', HELDOUT_TEXT, '--reference', join(work, 'missing')], /config\.json: cannot read/],
   ];

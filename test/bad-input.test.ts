@@ -2,7 +2,20 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { cpSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
+import {
+  cpSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  renameSync,
+  rmSync,
+  symlinkSync,
+  truncateSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
@@ -82,36 +95,98 @@ const cases: Case[] = [
   ['malformed config.json', (d) => writeFileSync(join(d, 'config.json'), '{"model_type": "llama",'), /config\.json: not valid JSON/],
   [
     'unsupported model_type',
-    (d) => writeFileSync(join(d, 'config.json'), JSON.stringify({ ...JSON.parse(readFileSync(join(d, 'config.json'), 'utf8')), model_type: 'gpt2' })),
+    (d) =>
+      writeFileSync(
+        join(d, 'config.json'),
+        JSON.stringify({ ...JSON.parse(readFileSync(join(d, 'config.json'), 'utf8')), model_type: 'gpt2' }),
+      ),
     /unsupported model_type "gpt2"; supported: llama, mistral, qwen2, qwen3, gemma, gemma2, gemma3_text/,
   ],
-  ['config field of the wrong type', (d) => writeFileSync(join(d, 'config.json'), JSON.stringify({ ...JSON.parse(readFileSync(join(d, 'config.json'), 'utf8')), hidden_size: '64' })), /field hidden_size must be a positive integer/],
-  ['header length past the end', (d) => rawSafetensors(join(d, 'model.safetensors'), '{}', Buffer.alloc(0), 1 << 20), /model\.safetensors: header length 1048576 is invalid/],
-  ['header that is not JSON', (d) => rawSafetensors(join(d, 'model.safetensors'), '{"a": [1,'), /model\.safetensors: header is not valid JSON/],
-  ['unknown dtype', (d) => rawSafetensors(join(d, 'model.safetensors'), JSON.stringify({ x: { dtype: 'F13', shape: [1], data_offsets: [0, 2] } }), Buffer.alloc(2)), /tensor x: unknown dtype "F13"/],
-  ['offsets that disagree with the shape', (d) => rawSafetensors(join(d, 'model.safetensors'), JSON.stringify({ x: { dtype: 'F32', shape: [2], data_offsets: [0, 4] } }), Buffer.alloc(8)), /tensor x: F32\[2\] needs 8 bytes but data_offsets span 4/],
+  [
+    'config field of the wrong type',
+    (d) =>
+      writeFileSync(
+        join(d, 'config.json'),
+        JSON.stringify({ ...JSON.parse(readFileSync(join(d, 'config.json'), 'utf8')), hidden_size: '64' }),
+      ),
+    /field hidden_size must be a positive integer/,
+  ],
+  [
+    'header length past the end',
+    (d) => rawSafetensors(join(d, 'model.safetensors'), '{}', Buffer.alloc(0), 1 << 20),
+    /model\.safetensors: header length 1048576 is invalid/,
+  ],
+  [
+    'header that is not JSON',
+    (d) => rawSafetensors(join(d, 'model.safetensors'), '{"a": [1,'),
+    /model\.safetensors: header is not valid JSON/,
+  ],
+  [
+    'unknown dtype',
+    (d) =>
+      rawSafetensors(
+        join(d, 'model.safetensors'),
+        JSON.stringify({ x: { dtype: 'F13', shape: [1], data_offsets: [0, 2] } }),
+        Buffer.alloc(2),
+      ),
+    /tensor x: unknown dtype "F13"/,
+  ],
+  [
+    'offsets that disagree with the shape',
+    (d) =>
+      rawSafetensors(
+        join(d, 'model.safetensors'),
+        JSON.stringify({ x: { dtype: 'F32', shape: [2], data_offsets: [0, 4] } }),
+        Buffer.alloc(8),
+      ),
+    /tensor x: F32\[2\] needs 8 bytes but data_offsets span 4/,
+  ],
   [
     'overlapping tensors',
-    (d) => rawSafetensors(join(d, 'model.safetensors'), JSON.stringify({ a: { dtype: 'F32', shape: [2], data_offsets: [0, 8] }, b: { dtype: 'F32', shape: [2], data_offsets: [4, 12] } }), Buffer.alloc(12)),
+    (d) =>
+      rawSafetensors(
+        join(d, 'model.safetensors'),
+        JSON.stringify({ a: { dtype: 'F32', shape: [2], data_offsets: [0, 8] }, b: { dtype: 'F32', shape: [2], data_offsets: [4, 12] } }),
+        Buffer.alloc(12),
+      ),
     /tensors a and b overlap/,
   ],
-  ['range past the end of the file', (d) => rawSafetensors(join(d, 'model.safetensors'), JSON.stringify({ a: { dtype: 'F32', shape: [4], data_offsets: [0, 16] } }), Buffer.alloc(8)), /tensor a: data_offsets end 16 is past the end of the data \(8 bytes; file truncated\?\)/],
+  [
+    'range past the end of the file',
+    (d) =>
+      rawSafetensors(
+        join(d, 'model.safetensors'),
+        JSON.stringify({ a: { dtype: 'F32', shape: [4], data_offsets: [0, 16] } }),
+        Buffer.alloc(8),
+      ),
+    /tensor a: data_offsets end 16 is past the end of the data \(8 bytes; file truncated\?\)/,
+  ],
   ['truncated file', (d) => truncateSync(join(d, 'model.safetensors'), 500_000), /past the end of the data .* file truncated/],
   [
     'tensor shape that disagrees with the config',
-    (d) => writeFileSync(join(d, 'config.json'), JSON.stringify({ ...JSON.parse(readFileSync(join(d, 'config.json'), 'utf8')), intermediate_size: 170 })),
+    (d) =>
+      writeFileSync(
+        join(d, 'config.json'),
+        JSON.stringify({ ...JSON.parse(readFileSync(join(d, 'config.json'), 'utf8')), intermediate_size: 170 }),
+      ),
     /tensor model\.layers\.0\.mlp\.gate_proj\.weight has shape \[172,64\] but config\.json implies \[170,64\]/,
   ],
   [
     'missing tensor',
-    (d) => writeSafetensors(join(d, 'model.safetensors'), [{ name: 'model.embed_tokens.weight', dtype: 'F32', shape: [512, 64], bytes: () => new Uint8Array(512 * 64 * 4) }]),
+    (d) =>
+      writeSafetensors(join(d, 'model.safetensors'), [
+        { name: 'model.embed_tokens.weight', dtype: 'F32', shape: [512, 64], bytes: () => new Uint8Array(512 * 64 * 4) },
+      ]),
     /tensor model\.layers\.0\.input_layernorm\.weight is missing/,
   ],
   [
     'shard index pointing outside the directory',
     (d) => {
       rmSync(join(d, 'model.safetensors'));
-      writeFileSync(join(d, 'model.safetensors.index.json'), JSON.stringify({ weight_map: { 'model.embed_tokens.weight': '../../etc/passwd' } }));
+      writeFileSync(
+        join(d, 'model.safetensors.index.json'),
+        JSON.stringify({ weight_map: { 'model.embed_tokens.weight': '../../etc/passwd' } }),
+      );
     },
     /shard "\.\.\/\.\.\/etc\/passwd" points outside the checkpoint directory/,
   ],
@@ -119,50 +194,173 @@ const cases: Case[] = [
     'shard index naming a missing file',
     (d) => {
       rmSync(join(d, 'model.safetensors'));
-      writeFileSync(join(d, 'model.safetensors.index.json'), JSON.stringify({ weight_map: { 'model.embed_tokens.weight': 'model-00001-of-00002.safetensors' } }));
+      writeFileSync(
+        join(d, 'model.safetensors.index.json'),
+        JSON.stringify({ weight_map: { 'model.embed_tokens.weight': 'model-00001-of-00002.safetensors' } }),
+      );
     },
     /shard model-00001-of-00002\.safetensors does not exist/,
   ],
   ['no weights at all', (d) => rmSync(join(d, 'model.safetensors')), /no model\.safetensors or model\.safetensors\.index\.json/],
 
   // Found by fuzzing (issue 11): look-ups through Object.prototype.
-  ...['constructor', 'toString', '__proto__', 'hasOwnProperty'].map((t): Case => [`model_type ${t}`, (d) => patchConfig(d, { model_type: t }), new RegExp(`unsupported model_type "${t}"; supported: llama`)]),
+  ...['constructor', 'toString', '__proto__', 'hasOwnProperty'].map((t): Case => [
+    `model_type ${t}`,
+    (d) => patchConfig(d, { model_type: t }),
+    new RegExp(`unsupported model_type "${t}"; supported: llama`),
+  ]),
   // Files that are not regular files, or lead out of the model directory.
-  ['config.json a FIFO', (d) => (rmSync(join(d, 'config.json')), mkfifo(join(d, 'config.json'))), /config\.json: is a FIFO, not a regular file/],
-  ['config.json a directory', (d) => (rmSync(join(d, 'config.json')), mkdirSync(join(d, 'config.json'))), /config\.json: is a directory, not a regular file/],
-  ['config.json a link to /dev/zero', (d) => (rmSync(join(d, 'config.json')), symlinkSync('/dev/zero', join(d, 'config.json'))), /config\.json: is a symbolic link leading outside the model directory/],
-  ['config.json a link to a system file', (d) => (rmSync(join(d, 'config.json')), symlinkSync('/etc/passwd', join(d, 'config.json'))), /^compact: error: \S+config\.json: is a symbolic link leading outside the model directory [^:]*$/],
-  ['model.safetensors a directory', (d) => (rmSync(join(d, 'model.safetensors')), mkdirSync(join(d, 'model.safetensors'))), /model\.safetensors: is a directory, not a regular file/],
-  ['model.safetensors a FIFO', (d) => (rmSync(join(d, 'model.safetensors')), mkfifo(join(d, 'model.safetensors'))), /model\.safetensors: is a FIFO, not a regular file/],
-  ['model.safetensors a link to /dev/zero', (d) => (rmSync(join(d, 'model.safetensors')), symlinkSync('/dev/zero', join(d, 'model.safetensors'))), /model\.safetensors: is a symbolic link leading outside/],
-  ['config.json over several lines, not JSON', (d) => writeFileSync(join(d, 'config.json'), '{"model_type": "llama",\n\n"x" y}'), /config\.json: not valid JSON \(.*\\n\\n.*\)\n$/],
+  [
+    'config.json a FIFO',
+    (d) => (rmSync(join(d, 'config.json')), mkfifo(join(d, 'config.json'))),
+    /config\.json: is a FIFO, not a regular file/,
+  ],
+  [
+    'config.json a directory',
+    (d) => (rmSync(join(d, 'config.json')), mkdirSync(join(d, 'config.json'))),
+    /config\.json: is a directory, not a regular file/,
+  ],
+  [
+    'config.json a link to /dev/zero',
+    (d) => (rmSync(join(d, 'config.json')), symlinkSync('/dev/zero', join(d, 'config.json'))),
+    /config\.json: is a symbolic link leading outside the model directory/,
+  ],
+  [
+    'config.json a link to a system file',
+    (d) => (rmSync(join(d, 'config.json')), symlinkSync('/etc/passwd', join(d, 'config.json'))),
+    /^compact: error: \S+config\.json: is a symbolic link leading outside the model directory [^:]*$/,
+  ],
+  [
+    'model.safetensors a directory',
+    (d) => (rmSync(join(d, 'model.safetensors')), mkdirSync(join(d, 'model.safetensors'))),
+    /model\.safetensors: is a directory, not a regular file/,
+  ],
+  [
+    'model.safetensors a FIFO',
+    (d) => (rmSync(join(d, 'model.safetensors')), mkfifo(join(d, 'model.safetensors'))),
+    /model\.safetensors: is a FIFO, not a regular file/,
+  ],
+  [
+    'model.safetensors a link to /dev/zero',
+    (d) => (rmSync(join(d, 'model.safetensors')), symlinkSync('/dev/zero', join(d, 'model.safetensors'))),
+    /model\.safetensors: is a symbolic link leading outside/,
+  ],
+  [
+    'config.json over several lines, not JSON',
+    (d) => writeFileSync(join(d, 'config.json'), '{"model_type": "llama",\n\n"x" y}'),
+    /config\.json: not valid JSON \(.*\\n\\n.*\)\n$/,
+  ],
   // Sizes checked before anything is allocated; values of the wrong type or range.
-  ['num_hidden_layers 2e6', (d) => patchConfig(d, { num_hidden_layers: 2e6 }), /field num_hidden_layers is 2000000; compact reads at most 4096 layers/],
-  ['num_hidden_layers 1e12', (d) => patchConfig(d, { num_hidden_layers: 1e12 }), /field num_hidden_layers is 1000000000000; compact reads at most 4096 layers/],
-  ['num_hidden_layers above the layers present', (d) => patchConfig(d, { num_hidden_layers: 6 }), /tensor model\.layers\.5\.\S+ is missing/],
-  ['vocab_size 1e9', (d) => patchConfig(d, { vocab_size: 1e9 }), /tensor model\.embed_tokens\.weight has shape \[512,64\] but config\.json implies \[1000000000,64\]/],
-  ['max_position_embeddings a string', (d) => patchConfig(d, { max_position_embeddings: 'x' }), /field max_position_embeddings must be a positive integer, got "x"/],
-  ['tie_word_embeddings a list', (d) => patchConfig(d, { tie_word_embeddings: [] }), /field tie_word_embeddings must be true or false, got \[\]/],
+  [
+    'num_hidden_layers 2e6',
+    (d) => patchConfig(d, { num_hidden_layers: 2e6 }),
+    /field num_hidden_layers is 2000000; compact reads at most 4096 layers/,
+  ],
+  [
+    'num_hidden_layers 1e12',
+    (d) => patchConfig(d, { num_hidden_layers: 1e12 }),
+    /field num_hidden_layers is 1000000000000; compact reads at most 4096 layers/,
+  ],
+  [
+    'num_hidden_layers above the layers present',
+    (d) => patchConfig(d, { num_hidden_layers: 6 }),
+    /tensor model\.layers\.5\.\S+ is missing/,
+  ],
+  [
+    'vocab_size 1e9',
+    (d) => patchConfig(d, { vocab_size: 1e9 }),
+    /tensor model\.embed_tokens\.weight has shape \[512,64\] but config\.json implies \[1000000000,64\]/,
+  ],
+  [
+    'max_position_embeddings a string',
+    (d) => patchConfig(d, { max_position_embeddings: 'x' }),
+    /field max_position_embeddings must be a positive integer, got "x"/,
+  ],
+  [
+    'tie_word_embeddings a list',
+    (d) => patchConfig(d, { tie_word_embeddings: [] }),
+    /field tie_word_embeddings must be true or false, got \[\]/,
+  ],
   ['rms_norm_eps 0', (d) => patchConfig(d, { rms_norm_eps: 0 }), /field rms_norm_eps must be a number > 0, got 0/],
   ['rms_norm_eps negative', (d) => patchConfig(d, { rms_norm_eps: -1e-5 }), /field rms_norm_eps must be a number > 0, got -0\.00001/],
   ['rope_theta 1e-300', (d) => patchConfig(d, { rope_theta: 1e-300 }), /rope_theta must be a number ≥ 1, got 1e-300/],
-  ['llama3 rope factor 0', (d) => patchConfig(d, { rope_scaling: { rope_type: 'llama3', factor: 0, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 512 } }), /rope factor must be a number > 0, got 0/],
-  ['llama3 rope factor a string', (d) => patchConfig(d, { rope_scaling: { rope_type: 'llama3', factor: '8', low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 512 } }), /rope factor must be a number > 0, got "8"/],
+  [
+    'llama3 rope factor 0',
+    (d) =>
+      patchConfig(d, {
+        rope_scaling: { rope_type: 'llama3', factor: 0, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 512 },
+      }),
+    /rope factor must be a number > 0, got 0/,
+  ],
+  [
+    'llama3 rope factor a string',
+    (d) =>
+      patchConfig(d, {
+        rope_scaling: { rope_type: 'llama3', factor: '8', low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 512 },
+      }),
+    /rope factor must be a number > 0, got "8"/,
+  ],
   ['rope_scaling a string', (d) => patchConfig(d, { rope_scaling: 'llama3' }), /field rope_scaling must be an object, got a string/],
-  ['final_logit_softcapping 1e308', (d) => patchConfig(d, { final_logit_softcapping: 1e308 }), /field final_logit_softcapping must be a number > 0 and below 3\.4e38 \(f32\), got 1e\+308/],
+  [
+    'final_logit_softcapping 1e308',
+    (d) => patchConfig(d, { final_logit_softcapping: 1e308 }),
+    /field final_logit_softcapping must be a number > 0 and below 3\.4e38 \(f32\), got 1e\+308/,
+  ],
   // Safetensors files Hugging Face's reader refuses.
-  ['a hole between tensors', (d) => rawSafetensors(join(d, 'model.safetensors'), JSON.stringify({ a: { dtype: 'F32', shape: [2], data_offsets: [0, 8] }, b: { dtype: 'F32', shape: [2], data_offsets: [12, 20] } }), Buffer.alloc(20)), /model\.safetensors: 4 bytes before tensor b belong to no tensor \(a hole in the data\)/],
-  ['data not fully covered', (d) => rawSafetensors(join(d, 'model.safetensors'), JSON.stringify({ a: { dtype: 'F32', shape: [2], data_offsets: [0, 8] } }), Buffer.alloc(12)), /model\.safetensors: the last 4 bytes of the file belong to no tensor/],
-  ['header length one short (data shifted)', (d) => editSafetensors(join(d, 'model.safetensors'), () => {}, (data) => Buffer.concat([Buffer.from(' '), data])), /model\.safetensors: the last 1 bytes of the file belong to no tensor/],
-  ['header not starting with {', (d) => rawSafetensors(join(d, 'model.safetensors'), '[]'), /model\.safetensors: header does not start with '\{'/],
-  ['__metadata__ a list', (d) => editSafetensors(join(d, 'model.safetensors'), (h) => (h.__metadata__ = ['pt'])), /__metadata__ must be an object of strings, got a list/],
-  ['__metadata__ with a number', (d) => editSafetensors(join(d, 'model.safetensors'), (h) => (h.__metadata__ = { format: 1 })), /__metadata__ "format" must be a string, got a number/],
+  [
+    'a hole between tensors',
+    (d) =>
+      rawSafetensors(
+        join(d, 'model.safetensors'),
+        JSON.stringify({ a: { dtype: 'F32', shape: [2], data_offsets: [0, 8] }, b: { dtype: 'F32', shape: [2], data_offsets: [12, 20] } }),
+        Buffer.alloc(20),
+      ),
+    /model\.safetensors: 4 bytes before tensor b belong to no tensor \(a hole in the data\)/,
+  ],
+  [
+    'data not fully covered',
+    (d) =>
+      rawSafetensors(
+        join(d, 'model.safetensors'),
+        JSON.stringify({ a: { dtype: 'F32', shape: [2], data_offsets: [0, 8] } }),
+        Buffer.alloc(12),
+      ),
+    /model\.safetensors: the last 4 bytes of the file belong to no tensor/,
+  ],
+  [
+    'header length one short (data shifted)',
+    (d) =>
+      editSafetensors(
+        join(d, 'model.safetensors'),
+        () => {},
+        (data) => Buffer.concat([Buffer.from(' '), data]),
+      ),
+    /model\.safetensors: the last 1 bytes of the file belong to no tensor/,
+  ],
+  [
+    'header not starting with {',
+    (d) => rawSafetensors(join(d, 'model.safetensors'), '[]'),
+    /model\.safetensors: header does not start with '\{'/,
+  ],
+  [
+    '__metadata__ a list',
+    (d) => editSafetensors(join(d, 'model.safetensors'), (h) => (h.__metadata__ = ['pt'])),
+    /__metadata__ must be an object of strings, got a list/,
+  ],
+  [
+    '__metadata__ with a number',
+    (d) => editSafetensors(join(d, 'model.safetensors'), (h) => (h.__metadata__ = { format: 1 })),
+    /__metadata__ "format" must be a string, got a number/,
+  ],
   [
     '__metadata__ nested 10,000 deep',
     (d) => {
       const bytes = readFileSync(join(d, 'model.safetensors'));
       const n = Number(bytes.readBigUInt64LE(0));
-      const header = bytes.subarray(8, 8 + n).toString('utf8').trim();
+      const header = bytes
+        .subarray(8, 8 + n)
+        .toString('utf8')
+        .trim();
       const deep = `{"__metadata__":{"format":${'{"a":'.repeat(10_000)}1${'}'.repeat(10_000)}},${header.slice(header.indexOf('"model.'))}`;
       rawSafetensors(join(d, 'model.safetensors'), deep, bytes.subarray(8 + n));
     },
@@ -170,13 +368,23 @@ const cases: Case[] = [
     /model\.safetensors: header JSON nested more than 256 levels deep/,
   ],
   // Shard index hygiene.
-  ['index file null', (d) => (renameSync(join(d, 'model.safetensors'), join(d, 'model-00001-of-00001.safetensors')), writeFileSync(join(d, 'model.safetensors.index.json'), 'null')), /model\.safetensors\.index\.json: expected a JSON object, got null/],
+  [
+    'index file null',
+    (d) => (
+      renameSync(join(d, 'model.safetensors'), join(d, 'model-00001-of-00001.safetensors')),
+      writeFileSync(join(d, 'model.safetensors.index.json'), 'null')
+    ),
+    /model\.safetensors\.index\.json: expected a JSON object, got null/,
+  ],
   [
     'index naming a shard in a subdirectory',
     (d) => {
       mkdirSync(join(d, 'sub'));
       renameSync(join(d, 'model.safetensors'), join(d, 'sub/model.safetensors'));
-      writeFileSync(join(d, 'model.safetensors.index.json'), JSON.stringify({ weight_map: { 'model.embed_tokens.weight': 'sub/model.safetensors' } }));
+      writeFileSync(
+        join(d, 'model.safetensors.index.json'),
+        JSON.stringify({ weight_map: { 'model.embed_tokens.weight': 'sub/model.safetensors' } }),
+      );
     },
     /shard "sub\/model\.safetensors" is not a file of the checkpoint directory itself/,
   ],
@@ -191,50 +399,118 @@ const TEXT = join(work, 'text.txt');
 writeFileSync(TEXT, 'Once upon a time, there was a little girl named Lily. She loved to play outside in the sun.\n'.repeat(4));
 const EVAL = ['eval', 'DIR', '--text', TEXT];
 const evalCases: Case[] = [
-  ['tokenizer.json of another model type', (d) => editJson(join(d, 'tokenizer.json'), (t) => void (t.model.type = 'WordPiece')), /tokenizer\.json model type WordPiece is not supported/],
-  ['tokenizer.json with an empty vocab', (d) => editJson(join(d, 'tokenizer.json'), (t) => void ((t.model.vocab = {}), (t.model.merges = []))), /tokenizer\.json BPE model has an empty vocab/],
-  ['a merge that is null', (d) => editJson(join(d, 'tokenizer.json'), (t) => void (t.model.merges[3] = null)), /tokenizer\.json merge #3 is null, not two tokens/],
-  ['a merge that is a number', (d) => editJson(join(d, 'tokenizer.json'), (t) => void (t.model.merges[3] = 7)), /tokenizer\.json merge #3 is a number, not two tokens/],
-  ['a vocab id of 1e12', (d) => editJson(join(d, 'tokenizer.json'), (t) => void (t.model.vocab['▁Once'] = 1e12)), /tokenizer\.json vocab entry "▁Once" has id 1000000000000; ids must be integers in \[0, 16777216\)/],
-  ['an added token of 100,000 characters', (d) => editJson(join(d, 'tokenizer.json'), (t) => void (t.added_tokens[0].content = 'x'.repeat(100_000))), /tokenizer\.json added_tokens\[0\] \(id 0\) is 100000 characters long; at most 65536 are read/],
-  ['tokenizer.json over 64 MiB', (d) => editJson(join(d, 'tokenizer.json'), (t) => void (t.added_tokens[0].content = 'x'.repeat(65 << 20))), /tokenizer\.json: is \d+ bytes; compact reads at most 67108864 bytes \(64 MiB\) for this file/],
-  ['tokenizer.json a FIFO', (d) => (rmSync(join(d, 'tokenizer.json')), mkfifo(join(d, 'tokenizer.json'))), /tokenizer\.json: is a FIFO, not a regular file/],
-  ['tokenizer.json a link to /dev/zero', (d) => (rmSync(join(d, 'tokenizer.json')), symlinkSync('/dev/zero', join(d, 'tokenizer.json'))), /tokenizer\.json: is a symbolic link leading outside the model directory/],
-  ['tokenizer_config.json a link to /dev/urandom', (d) => (rmSync(join(d, 'tokenizer_config.json')), symlinkSync('/dev/urandom', join(d, 'tokenizer_config.json'))), /tokenizer_config\.json: is a symbolic link leading outside/],
-  ['tokenizer_config.json null', (d) => writeFileSync(join(d, 'tokenizer_config.json'), 'null'), /tokenizer_config\.json: expected a JSON object, got null/],
+  [
+    'tokenizer.json of another model type',
+    (d) => editJson(join(d, 'tokenizer.json'), (t) => void (t.model.type = 'WordPiece')),
+    /tokenizer\.json model type WordPiece is not supported/,
+  ],
+  [
+    'tokenizer.json with an empty vocab',
+    (d) => editJson(join(d, 'tokenizer.json'), (t) => void ((t.model.vocab = {}), (t.model.merges = []))),
+    /tokenizer\.json BPE model has an empty vocab/,
+  ],
+  [
+    'a merge that is null',
+    (d) => editJson(join(d, 'tokenizer.json'), (t) => void (t.model.merges[3] = null)),
+    /tokenizer\.json merge #3 is null, not two tokens/,
+  ],
+  [
+    'a merge that is a number',
+    (d) => editJson(join(d, 'tokenizer.json'), (t) => void (t.model.merges[3] = 7)),
+    /tokenizer\.json merge #3 is a number, not two tokens/,
+  ],
+  [
+    'a vocab id of 1e12',
+    (d) => editJson(join(d, 'tokenizer.json'), (t) => void (t.model.vocab['▁Once'] = 1e12)),
+    /tokenizer\.json vocab entry "▁Once" has id 1000000000000; ids must be integers in \[0, 16777216\)/,
+  ],
+  [
+    'an added token of 100,000 characters',
+    (d) => editJson(join(d, 'tokenizer.json'), (t) => void (t.added_tokens[0].content = 'x'.repeat(100_000))),
+    /tokenizer\.json added_tokens\[0\] \(id 0\) is 100000 characters long; at most 65536 are read/,
+  ],
+  [
+    'tokenizer.json over 64 MiB',
+    (d) => editJson(join(d, 'tokenizer.json'), (t) => void (t.added_tokens[0].content = 'x'.repeat(65 << 20))),
+    /tokenizer\.json: is \d+ bytes; compact reads at most 67108864 bytes \(64 MiB\) for this file/,
+  ],
+  [
+    'tokenizer.json a FIFO',
+    (d) => (rmSync(join(d, 'tokenizer.json')), mkfifo(join(d, 'tokenizer.json'))),
+    /tokenizer\.json: is a FIFO, not a regular file/,
+  ],
+  [
+    'tokenizer.json a link to /dev/zero',
+    (d) => (rmSync(join(d, 'tokenizer.json')), symlinkSync('/dev/zero', join(d, 'tokenizer.json'))),
+    /tokenizer\.json: is a symbolic link leading outside the model directory/,
+  ],
+  [
+    'tokenizer_config.json a link to /dev/urandom',
+    (d) => (rmSync(join(d, 'tokenizer_config.json')), symlinkSync('/dev/urandom', join(d, 'tokenizer_config.json'))),
+    /tokenizer_config\.json: is a symbolic link leading outside/,
+  ],
+  [
+    'tokenizer_config.json null',
+    (d) => writeFileSync(join(d, 'tokenizer_config.json'), 'null'),
+    /tokenizer_config\.json: expected a JSON object, got null/,
+  ],
   ['compact-timing.json {}', (d) => writeFileSync(join(d, 'compact-timing.json'), '{}'), /compact-timing\.json: not a compact timing file/],
   [
     'compact-timing.json with string seconds',
-    (d) => writeFileSync(join(d, 'compact-timing.json'), JSON.stringify({ seconds: { read: '0.1', total: '1' }, threads: 2, cpu: 'x', node: 'v20' })),
+    (d) =>
+      writeFileSync(
+        join(d, 'compact-timing.json'),
+        JSON.stringify({ seconds: { read: '0.1', total: '1' }, threads: 2, cpu: 'x', node: 'v20' }),
+      ),
     /compact-timing\.json: not a compact timing file/,
   ],
   [
     'weights that make the forward pass NaN',
-    (d) => editSafetensors(join(d, 'model.safetensors'), () => {}, (data) => {
-      const out = Buffer.from(data);
-      out.fill(0xff); // every F32 weight a NaN
-      return out;
-    }),
+    (d) =>
+      editSafetensors(
+        join(d, 'model.safetensors'),
+        () => {},
+        (data) => {
+          const out = Buffer.from(data);
+          out.fill(0xff); // every F32 weight a NaN
+          return out;
+        },
+      ),
     /the model's log-likelihood of the text is NaN \(not finite\)/,
   ],
 ];
 
 const nanWeights = (d: string) =>
-  editSafetensors(join(d, 'model.safetensors'), () => {}, (data) => Buffer.from(data).fill(0xff)); // every F32 weight a NaN
+  editSafetensors(
+    join(d, 'model.safetensors'),
+    () => {},
+    (data) => Buffer.from(data).fill(0xff),
+  ); // every F32 weight a NaN
 evalCases.push([
   // zero-shot scores of a NaN model were printed (accuracy from NaN log-likelihoods) with exit 0
-  'a task scored on weights that make the forward pass NaN', nanWeights, /mc:.*: the model's log-likelihood is NaN \(not finite\)/,
+  'a task scored on weights that make the forward pass NaN',
+  nanWeights,
+  /mc:.*: the model's log-likelihood is NaN \(not finite\)/,
 ]);
 evalCases.push([
   // perplexity Infinity was printed with exit 0 (bits per byte 1.3e29): a flipped exponent bit in the fuzzer
   'a final norm of 1e28 (finite but absurd logits)',
-  (d) => editSafetensors(join(d, 'model.safetensors'), () => {}, (data) => {
-    const out = Buffer.from(data);
-    const header = JSON.parse(readFileSync(join(`${STORIES}hf`, 'model.safetensors')).subarray(8, 8 + Number(readFileSync(join(`${STORIES}hf`, 'model.safetensors')).readBigUInt64LE(0))).toString());
-    const [a, b] = header['model.norm.weight'].data_offsets as [number, number];
-    for (let o = a; o < b; o += 4) out.writeFloatLE(1e28, o);
-    return out;
-  }),
+  (d) =>
+    editSafetensors(
+      join(d, 'model.safetensors'),
+      () => {},
+      (data) => {
+        const out = Buffer.from(data);
+        const header = JSON.parse(
+          readFileSync(join(`${STORIES}hf`, 'model.safetensors'))
+            .subarray(8, 8 + Number(readFileSync(join(`${STORIES}hf`, 'model.safetensors')).readBigUInt64LE(0)))
+            .toString(),
+        );
+        const [a, b] = header['model.norm.weight'].data_offsets as [number, number];
+        for (let o = a; o < b; o += 4) out.writeFloatLE(1e28, o);
+        return out;
+      },
+    ),
   /mean log-likelihood is −[\d.e+]+ nats per token, so its perplexity overflows/,
 ]);
 evalCases.push([
@@ -275,8 +551,21 @@ test('links inside the model directory, and a Hugging Face cache snapshot (every
 test('a shard index naming "./model-….safetensors" is read as the plain file name', async () => {
   const dir = await brokenCopy((d) => {
     renameSync(join(d, 'model.safetensors'), join(d, 'model-00001-of-00001.safetensors'));
-    const header = JSON.parse(execFileSync(process.execPath, ['-e', `const b=require('fs').readFileSync(${JSON.stringify(join(d, 'model-00001-of-00001.safetensors'))});process.stdout.write(b.subarray(8,8+Number(b.readBigUInt64LE(0))).toString())`], { encoding: 'utf8' }));
-    const weightMap = Object.fromEntries(Object.keys(header).filter((k) => k !== '__metadata__').map((k) => [k, './model-00001-of-00001.safetensors']));
+    const header = JSON.parse(
+      execFileSync(
+        process.execPath,
+        [
+          '-e',
+          `const b=require('fs').readFileSync(${JSON.stringify(join(d, 'model-00001-of-00001.safetensors'))});process.stdout.write(b.subarray(8,8+Number(b.readBigUInt64LE(0))).toString())`,
+        ],
+        { encoding: 'utf8' },
+      ),
+    );
+    const weightMap = Object.fromEntries(
+      Object.keys(header)
+        .filter((k) => k !== '__metadata__')
+        .map((k) => [k, './model-00001-of-00001.safetensors']),
+    );
     writeFileSync(join(d, 'model.safetensors.index.json'), JSON.stringify({ metadata: {}, weight_map: weightMap }));
   });
   const r = runCli(['inspect', dir, '--json']);
@@ -295,7 +584,11 @@ test('eval: bad flags and files are user errors', () => {
   assert.equal(r.code, 2);
   assert.match(r.stderr, /--window 4096 is longer than the model's context \(max_position_embeddings 512\)/);
   // Option-parser mistakes: one line too (they printed the whole help after the error).
-  for (const args of [['eval', `${STORIES}hf`, '--bogus'], ['export', `${STORIES}hf`, '-o', join(work, 'x.gguf'), '--type', 'q9'], ['bogus']]) {
+  for (const args of [
+    ['eval', `${STORIES}hf`, '--bogus'],
+    ['export', `${STORIES}hf`, '-o', join(work, 'x.gguf'), '--type', 'q9'],
+    ['bogus'],
+  ]) {
     r = runCli(args);
     assert.equal(r.code, 2);
     assert.match(r.stderr, /^compact: error: .*; see --help\n$/);
@@ -365,7 +658,14 @@ test('a safetensors header nested 100,000 levels deep is one line (quoting its d
     const bytes = readFileSync(file);
     const n = Number(bytes.readBigUInt64LE(0));
     const deep = `${'{"a":'.repeat(100_000)}1${'}'.repeat(100_000)}`;
-    rawSafetensors(file, bytes.subarray(8, 8 + n).toString().replace('"dtype":"F32"', `"dtype":${deep}`), bytes.subarray(8 + n));
+    rawSafetensors(
+      file,
+      bytes
+        .subarray(8, 8 + n)
+        .toString()
+        .replace('"dtype":"F32"', `"dtype":${deep}`),
+      bytes.subarray(8 + n),
+    );
   });
   expectUserError(dir, /model\.safetensors: header JSON nested more than 256 levels deep/);
 });

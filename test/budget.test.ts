@@ -21,10 +21,25 @@ for (const variant of ['hf', 'hf-untied']) {
     const rowParams = variant === 'hf' ? 64 : 128;
     assert.equal(budget.vocab, 512 - Math.round((0.1 * 0.2 * total) / rowParams));
     const removed = removedParams(ckpt.spec, budget);
-    assert.ok(Math.abs(removed - 0.2 * total) <= 960 / 2 + rowParams, `within half an FFN channel of the target: ${removed} vs ${0.2 * total}`);
+    assert.ok(
+      Math.abs(removed - 0.2 * total) <= 960 / 2 + rowParams,
+      `within half an FFN channel of the target: ${removed} vs ${0.2 * total}`,
+    );
     const report = await prune(`${STORIES}${variant}`, join(work, variant), {
-      method: 'compact', ratio: 0.2, vocabShare: 0.1, roundTo: 1, vocabMode: 'rank', weighting: 'binary', criterion: 'act2',
-      calib: [`${ROOT}data/tinystories/heldout_10pct.txt`], calibField: 'text', samples: 4, seqLen: 64, seed: 0, commandLine: 'test', version: 'test',
+      method: 'compact',
+      ratio: 0.2,
+      vocabShare: 0.1,
+      roundTo: 1,
+      vocabMode: 'rank',
+      weighting: 'binary',
+      criterion: 'act2',
+      calib: [`${ROOT}data/tinystories/heldout_10pct.txt`],
+      calibField: 'text',
+      samples: 4,
+      seqLen: 64,
+      seed: 0,
+      commandLine: 'test',
+      version: 'test',
     });
     assert.deepEqual([report.vocab.after, report.ffn.after], [budget.vocab, budget.ffn]);
     assert.equal(total - countParams(openCheckpoint(join(work, variant))).total, removed);

@@ -46,7 +46,10 @@ for (const chunkBytes of [1, 700, 4096, 1 << 26]) {
         const got = concat(keptRowChunks(embed, keep));
         assert.deepEqual(got.bytes, rowsInMemory(whole, 256, keep));
         // Bounded: a chunk holds at most max(chunk, one row) bytes of output.
-        assert.ok(got.sizes.every((n) => n <= Math.max(chunkBytes, 256)), `chunk sizes ${got.sizes.slice(0, 5)}`);
+        assert.ok(
+          got.sizes.every((n) => n <= Math.max(chunkBytes, 256)),
+          `chunk sizes ${got.sizes.slice(0, 5)}`,
+        );
       }
       const columns = [0, 5, 6, 7, 100, 171, 2];
       const cols = concat(keptColumnChunks(down, columns));
@@ -70,5 +73,8 @@ test('writeSafetensors writes a tensor given in chunks exactly as the same tenso
     CHUNK.bytes = saved;
   }
   assert.deepEqual(readFileSync(b), readFileSync(a));
-  await assert.rejects(writeSafetensors(join(work, 'short.safetensors'), [{ name: 'e', dtype: 'F32', shape: [2], bytes: () => [new Uint8Array(4)] }]), /tensor e: got 4 bytes, header says 8/);
+  await assert.rejects(
+    writeSafetensors(join(work, 'short.safetensors'), [{ name: 'e', dtype: 'F32', shape: [2], bytes: () => [new Uint8Array(4)] }]),
+    /tensor e: got 4 bytes, header says 8/,
+  );
 });

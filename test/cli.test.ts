@@ -33,7 +33,17 @@ test('inspect: untied head is counted separately', () => {
 });
 
 test('eval --json reports tokens, bytes, NLL, perplexity and bits per byte consistently', () => {
-  const r = runCli(['eval', `${STORIES}hf`, '--text', `${ROOT}data/tinystories/heldout_10pct.txt`, '--json', '--window', '256', '--stride', '128']);
+  const r = runCli([
+    'eval',
+    `${STORIES}hf`,
+    '--text',
+    `${ROOT}data/tinystories/heldout_10pct.txt`,
+    '--json',
+    '--window',
+    '256',
+    '--stride',
+    '128',
+  ]);
   assert.equal(r.code, 0, r.stderr);
   const m = JSON.parse(r.stdout);
   assert.equal(m.bytes, 83442);
@@ -44,7 +54,10 @@ test('eval --json reports tokens, bytes, NLL, perplexity and bits per byte consi
 });
 
 test('a reader that closes the pipe early (compact … | head) ends the command quietly: exit 0, no stack trace', async () => {
-  const child = spawn(process.execPath, ['--import', 'tsx', `${ROOT}test/helpers/cli-entry.ts`, 'inspect', `${STORIES}hf`], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, ['--import', 'tsx', `${ROOT}test/helpers/cli-entry.ts`, 'inspect', `${STORIES}hf`], {
+    cwd: ROOT,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let stderr = '';
   child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
   child.stdout.once('data', () => child.stdout.destroy()); // like `head -1` after its line

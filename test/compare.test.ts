@@ -17,10 +17,29 @@ const calibration = ['--calib', CALIBRATION_TEXT, '--samples', '4', '--seq-len',
 
 test('compare: cells equal compact prune + compact eval; unreachable cells give their reason; report files', () => {
   const report = join(work, 'report');
-  const r = runCli(['compare', `${STORIES}hf`, '-o', report, '--ratios', '0.2', '--methods', 'compact,vocab-only', '--eval-text', HELDOUT_TEXT, '--paragraphs', '8', '--continuation', '32', ...calibration]);
+  const r = runCli([
+    'compare',
+    `${STORIES}hf`,
+    '-o',
+    report,
+    '--ratios',
+    '0.2',
+    '--methods',
+    'compact,vocab-only',
+    '--eval-text',
+    HELDOUT_TEXT,
+    '--paragraphs',
+    '8',
+    '--continuation',
+    '32',
+    ...calibration,
+  ]);
   assert.equal(r.code, 0, r.stderr);
   const { rows } = JSON.parse(readFileSync(join(report, 'study.json'), 'utf8')) as { rows: StudyRow[] };
-  assert.deepEqual(rows.map((row) => row.method), ['dense', 'compact', 'vocab-only']);
+  assert.deepEqual(
+    rows.map((row) => row.method),
+    ['dense', 'compact', 'vocab-only'],
+  );
 
   const [dense, compact, vocabOnly] = rows;
   assert.equal(dense.agreement!.greedy, 1);
@@ -30,7 +49,19 @@ test('compare: cells equal compact prune + compact eval; unreachable cells give 
   // The same cell by hand: the study's compact is the paper's (fixed split, no compensation).
   const pruned = join(work, 'by-hand');
   assert.equal(runCli(['prune', `${STORIES}hf`, '-o', pruned, '--ratio', '0.2', '--no-auto', '--no-compensate', ...calibration]).code, 0);
-  const byHand = runCli(['eval', pruned, '--text', HELDOUT_TEXT, '--reference', `${STORIES}hf`, '--paragraphs', '8', '--continuation', '32', '--json']);
+  const byHand = runCli([
+    'eval',
+    pruned,
+    '--text',
+    HELDOUT_TEXT,
+    '--reference',
+    `${STORIES}hf`,
+    '--paragraphs',
+    '8',
+    '--continuation',
+    '32',
+    '--json',
+  ]);
   assert.equal(byHand.code, 0, byHand.stderr);
   const m = JSON.parse(byHand.stdout);
   assert.equal(compact.bitsPerByte.heldout_10pct, m.bitsPerByte);

@@ -24,7 +24,9 @@ const work = mkdtempSync(join(tmpdir(), 'compact-compensate-'));
 after(() => rmSync(work, { recursive: true, force: true }));
 const FIXTURES = `${ROOT}test/fixtures/compensation/`;
 const cases = JSON.parse(readFileSync(`${FIXTURES}cases.json`, 'utf8')) as CompensationCase[];
-const oracle = JSON.parse(readFileSync(`${FIXTURES}oracle.json`, 'utf8')) as { cases: Record<string, { inputs: number[][]; lambdas: number[]; intermediate_size: number; vocab_size: number }> };
+const oracle = JSON.parse(readFileSync(`${FIXTURES}oracle.json`, 'utf8')) as {
+  cases: Record<string, { inputs: number[][]; lambdas: number[]; intermediate_size: number; vocab_size: number }>;
+};
 
 // Small blocks, so these small layers go through the blocked path (panel, trailing update, solves on ONNX Runtime).
 BLOCK.size = 32;
@@ -34,7 +36,11 @@ for (const c of cases) {
     const want = oracle.cases[c.name];
     const out = join(work, c.name);
     const { report } = await pruneCompensationCase(c, out);
-    assert.deepEqual(report.compensation!.layers.map((l) => l.lambda).map((l, i) => Math.abs(l - want.lambdas[i]) <= 1e-4 * want.lambdas[i]), want.lambdas.map(() => true), 'λ per layer');
+    assert.deepEqual(
+      report.compensation!.layers.map((l) => l.lambda).map((l, i) => Math.abs(l - want.lambdas[i]) <= 1e-4 * want.lambdas[i]),
+      want.lambdas.map(() => true),
+      'λ per layer',
+    );
     const ckpt = openCheckpoint(out);
     assert.equal(ckpt.spec.intermediateSize, want.intermediate_size);
     const reference = readF32(`${FIXTURES}${c.name}.down.f32`);
@@ -86,7 +92,10 @@ test('compensation with every channel kept leaves W unchanged; removed channels 
   assert.deepEqual((await compensateLayer(gemm, W, gram, all, 0.01)).weight, W);
   const firing = all.slice(0, 30);
   const r = await compensateLayer(gemm, W, gram, firing, 0.01);
-  assert.deepEqual(r.weight, Float32Array.from({ length: D * 30 }, (_, i) => W[Math.floor(i / 30) * I + (i % 30)]));
+  assert.deepEqual(
+    r.weight,
+    Float32Array.from({ length: D * 30 }, (_, i) => W[Math.floor(i / 30) * I + (i % 30)]),
+  );
   // Silent channels kept: damped, reported, finite.
   const withSilent = await compensateLayer(gemm, W, gram, [...all.slice(0, 20), ...all.slice(30)], 0.01);
   assert.equal(withSilent.silentKept, 10);
@@ -141,7 +150,11 @@ async function cliInProcess(args: string[]): Promise<{ code: number; stderr: str
 const BAD: [string, string[], RegExp][] = [
   ['shortgpt', ['--method', 'shortgpt', '--ratio', '0.2'], /^compact: error: --compensate: --method shortgpt removes no FFN channel/],
   ['vocab-only', ['--method', 'vocab-only', '--vocab', '450'], /^compact: error: --compensate: --method vocab-only removes no FFN channel/],
-  ['magnitude', ['--ffn', '100', '--criterion', 'magnitude'], /^compact: error: --compensate: compensation needs calibration statistics, and --criterion magnitude uses none/],
+  [
+    'magnitude',
+    ['--ffn', '100', '--criterion', 'magnitude'],
+    /^compact: error: --compensate: compensation needs calibration statistics, and --criterion magnitude uses none/,
+  ],
   ['random', ['--ffn', '100', '--criterion', 'random'], /^compact: error: --compensate: .*--criterion random uses none/],
   ['no channel removed', ['--vocab', '450'], /^compact: error: --compensate: no FFN channel is removed/],
   ['non-positive damping', ['--ffn', '100', '--damp', '0'], /^compact: error: --damp must be > 0/],

@@ -16,12 +16,25 @@ const work = mkdtempSync(join(tmpdir(), 'compact-demo-'));
 after(() => rmSync(work, { recursive: true, force: true }));
 // The first paragraphs of the held-out text (about 8 KB), to keep the test fast.
 const text = join(work, 'heldout-head.txt');
-writeFileSync(text, readFileSync(HELDOUT_TEXT, 'utf8').slice(0, 8192).replace(/\n[^\n]*$/, '\n'));
+writeFileSync(
+  text,
+  readFileSync(HELDOUT_TEXT, 'utf8')
+    .slice(0, 8192)
+    .replace(/\n[^\n]*$/, '\n'),
+);
 
 test('demo: dense vs pruned side by side, where the output went, how to run it in llama.cpp', async () => {
   const out = join(work, 'stories260K-compact');
   const steps: string[] = [];
-  const r = await runDemo({ ...DEMO_DEFAULTS, model: `${STORIES}hf`, out, text, newTokens: 12, prune: { vocabShare: 0 }, onStep: (s) => steps.push(s) });
+  const r = await runDemo({
+    ...DEMO_DEFAULTS,
+    model: `${STORIES}hf`,
+    out,
+    text,
+    newTokens: 12,
+    prune: { vocabShare: 0 },
+    onStep: (s) => steps.push(s),
+  });
   assert.equal(steps.length, 3);
   assert.match(steps[0], /compact prune .*stories260K\/hf -o .* --ratio 0\.3 --vocab-share 0 --force/);
   assert.equal(r.dense.inspect.parameters.total, 260_032);
@@ -36,12 +49,28 @@ test('demo: dense vs pruned side by side, where the output went, how to run it i
 
   const shown = formatDemo(r);
   const lines = shown.split('\n');
-  for (const label of ['vocabulary (embedding + LM head)', 'attention', 'FFN', 'norms', 'total parameters', 'bits per byte, held-out text']) {
-    assert.ok(lines.some((l) => l.startsWith(label)), `row ${label}`);
+  for (const label of [
+    'vocabulary (embedding + LM head)',
+    'attention',
+    'FFN',
+    'norms',
+    'total parameters',
+    'bits per byte, held-out text',
+  ]) {
+    assert.ok(
+      lines.some((l) => l.startsWith(label)),
+      `row ${label}`,
+    );
   }
   assert.match(shown, /^ +dense +pruned +change$/m);
   assert.match(shown, /^total parameters +260,032 +182,272 +−29\.9 %$/m);
-  assert.match(shown, new RegExp(`^bits per byte, held-out text +${r.dense.eval.text!.bitsPerByte.toFixed(4)} +${r.pruned.eval.text!.bitsPerByte.toFixed(4)} +\\+\\d+\\.\\d %$`, 'm'));
+  assert.match(
+    shown,
+    new RegExp(
+      `^bits per byte, held-out text +${r.dense.eval.text!.bitsPerByte.toFixed(4)} +${r.pruned.eval.text!.bitsPerByte.toFixed(4)} +\\+\\d+\\.\\d %$`,
+      'm',
+    ),
+  );
   assert.match(shown, /^ {2}dense : .+\n {2}pruned: .+$/m);
   assert.ok(shown.includes(`pruned checkpoint: ${out}`));
   assert.ok(shown.includes(`npx compact export ${out} -o ${out}.gguf`));

@@ -12,7 +12,9 @@ import { Engine } from '../src/engine/engine.js';
 import { openCheckpoint } from '../src/model/checkpoint.js';
 import { FAMILY_FIXTURES, maxAbsDiff } from './helpers/fixtures.js';
 
-const cases = readdirSync(FAMILY_FIXTURES, { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => d.name);
+const cases = readdirSync(FAMILY_FIXTURES, { withFileTypes: true })
+  .filter((d) => d.isDirectory())
+  .map((d) => d.name);
 
 for (const name of cases) {
   test(`${name}: a packed token tree gives each sequence's own logits`, async () => {
@@ -42,12 +44,18 @@ for (const name of cases) {
     });
     // Targets and argmax through the tree, mixed in one call with an ordinary (chain) sequence.
     const targets = Int32Array.from(tokens.map((_, i) => (i + 1 < a.length ? a[i + 1] : -1)));
-    const { logprobs, argmax } = await engine.forward([tokens, a], { targets: [targets, Int32Array.from(a.slice(1).concat([-1]))], parents: [parents, undefined] });
+    const { logprobs, argmax } = await engine.forward([tokens, a], {
+      targets: [targets, Int32Array.from(a.slice(1).concat([-1]))],
+      parents: [parents, undefined],
+    });
     for (let i = 0; i + 1 < a.length; i++) {
       assert.ok(Math.abs(logprobs![0][i] - logprobs![1][i]) <= 1e-5);
       assert.equal(argmax![0][i], argmax![1][i]);
     }
-    await assert.rejects(engine.forward([a], { parents: [Int32Array.from(a.map((_, i) => i))] }), /token 0 has parent 0; a parent must precede its child/);
+    await assert.rejects(
+      engine.forward([a], { parents: [Int32Array.from(a.map((_, i) => i))] }),
+      /token 0 has parent 0; a parent must precede its child/,
+    );
     await engine.release();
   });
 }

@@ -19,7 +19,9 @@ interface Golden {
   inputs: { input_ids: number[]; logits_file: string }[];
 }
 
-const cases = readdirSync(FAMILY_FIXTURES, { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => d.name);
+const cases = readdirSync(FAMILY_FIXTURES, { withFileTypes: true })
+  .filter((d) => d.isDirectory())
+  .map((d) => d.name);
 const work = mkdtempSync(join(tmpdir(), 'compact-families-'));
 after(() => rmSync(work, { recursive: true, force: true }));
 
@@ -42,7 +44,10 @@ for (const name of cases) {
         cpSync(join(dir, spelling), join(modelDir, 'config.json'));
       }
       const engine = new Engine(openCheckpoint(modelDir), { tokensPerRun: 64 });
-      const { logits } = await engine.forward(golden.inputs.map((i) => i.input_ids), { logits: true });
+      const { logits } = await engine.forward(
+        golden.inputs.map((i) => i.input_ids),
+        { logits: true },
+      );
       for (const [i, want] of expected.entries()) {
         const diff = maxAbsDiff(logits![i], want);
         assert.ok(diff <= 1e-4, `sequence ${i} (length ${golden.inputs[i].input_ids.length}): max |Δlogit| ${diff}`);

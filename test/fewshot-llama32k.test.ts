@@ -37,11 +37,33 @@ interface OracleRequest {
 type Oracle = {
   weights_sha256: string;
   max_length: number;
-  mmlu: Record<string, { tasks: Record<string, { n: number; acc: number; acc_stderr: number; docs: { prompt_sha256: string; requests: OracleRequest[]; gold: number; acc: number }[] }>; group: { n: number; acc: number; acc_stderr: number } }>;
+  mmlu: Record<
+    string,
+    {
+      tasks: Record<
+        string,
+        {
+          n: number;
+          acc: number;
+          acc_stderr: number;
+          docs: { prompt_sha256: string; requests: OracleRequest[]; gold: number; acc: number }[];
+        }
+      >;
+      group: { n: number; acc: number; acc_stderr: number };
+    }
+  >;
   gsm8k: {
     n: number;
     exact_match: Record<string, { value: number; stderr: number | null }>;
-    docs: { prompt_sha256: string; prompt_tokens: number; truncated: boolean; generated_ids: number[]; text: string; filtered: Record<string, string>; exact_match: Record<string, number> }[];
+    docs: {
+      prompt_sha256: string;
+      prompt_tokens: number;
+      truncated: boolean;
+      generated_ids: number[];
+      text: string;
+      filtered: Record<string, string>;
+      exact_match: Record<string, number>;
+    }[];
   };
 };
 
@@ -59,78 +81,100 @@ function findModel(): { dir?: string; oracle?: Oracle; label: string; skip: stri
     if (createHash('sha256').update(readFileSync(file)).digest('hex') === oracle.weights_sha256) return { dir, oracle, label, skip: false };
     seen.push(`${dir} holds other weights than ${oracleFile}'s (rerun tools/reference/fewshot_oracle.py on it)`);
   }
-  return { label: 'absent', skip: seen.length > 0 ? seen.join('; ') : `no tinystories-llama32k checkpoint (looked in ${candidates.map((c) => c[0]).join(', ')})` };
+  return {
+    label: 'absent',
+    skip: seen.length > 0 ? seen.join('; ') : `no tinystories-llama32k checkpoint (looked in ${candidates.map((c) => c[0]).join(', ')})`,
+  };
 }
 const { dir, oracle: found, label, skip } = findModel();
 const oracle = found!;
 
 for (const shots of [0, 5]) {
-  test(`tinystories-llama32k (${label}), MMLU ${shots}-shot, 3 subjects × 10 questions: prompts, log-likelihoods within 1e-4, acc and the group as the oracle`, { skip }, async () => {
-    const ckpt = openCheckpoint(dir!);
-    const tokenizer = loadTokenizer(dir!);
-    const engine = new Engine(ckpt);
-    const want = oracle.mmlu[String(shots)];
-    const reports: TaskReport[] = [];
-    try {
-      for (const [name, w] of Object.entries(want.tasks)) {
-        const task = resolveTask(name);
-        const docs = task.load(DATA, { numFewshot: shots });
-        assert.deepEqual(docs.map((d) => sha256(d.requests[0].context)), w.docs.map((d) => d.prompt_sha256), `${name}: prompt bytes`);
-        const report = await evaluateTask(engine, (s) => encode(tokenizer, s), task, docs, { maxLength: oracle.max_length, numFewshot: shots });
-        report.docs.forEach((doc, i) => {
-          doc.requests.forEach((got, j) => {
-            const r = w.docs[i].requests[j];
-            const where = `${name} ${doc.where} choice ${j}`;
-            assert.equal(got.tokens, r.continuation.length, `${where}: continuation tokens`);
-            assert.equal(got.truncated, r.truncated, `${where}: truncated`);
-            assert.ok(Math.abs(got.logprob - r.ll) <= 1e-4, `${where}: log-likelihood ${got.logprob} vs ${r.ll}`);
-            assert.equal(got.isGreedy, r.greedy, `${where}: greedy`);
+  test(
+    `tinystories-llama32k (${label}), MMLU ${shots}-shot, 3 subjects × 10 questions: prompts, log-likelihoods within 1e-4, acc and the group as the oracle`,
+    { skip },
+    async () => {
+      const ckpt = openCheckpoint(dir!);
+      const tokenizer = loadTokenizer(dir!);
+      const engine = new Engine(ckpt);
+      const want = oracle.mmlu[String(shots)];
+      const reports: TaskReport[] = [];
+      try {
+        for (const [name, w] of Object.entries(want.tasks)) {
+          const task = resolveTask(name);
+          const docs = task.load(DATA, { numFewshot: shots });
+          assert.deepEqual(
+            docs.map((d) => sha256(d.requests[0].context)),
+            w.docs.map((d) => d.prompt_sha256),
+            `${name}: prompt bytes`,
+          );
+          const report = await evaluateTask(engine, (s) => encode(tokenizer, s), task, docs, {
+            maxLength: oracle.max_length,
+            numFewshot: shots,
           });
-          assert.equal(doc.score!.gold, w.docs[i].gold);
-          assert.equal(doc.score!.acc, w.docs[i].acc, `${name} ${doc.where}: acc`);
-        });
-        assert.equal(report.metrics.acc!.value, w.acc, `${name}: acc`);
-        assert.ok(Math.abs(report.metrics.acc!.stderr! - w.acc_stderr) < 1e-12, `${name}: stderr`);
-        reports.push(report);
+          report.docs.forEach((doc, i) => {
+            doc.requests.forEach((got, j) => {
+              const r = w.docs[i].requests[j];
+              const where = `${name} ${doc.where} choice ${j}`;
+              assert.equal(got.tokens, r.continuation.length, `${where}: continuation tokens`);
+              assert.equal(got.truncated, r.truncated, `${where}: truncated`);
+              assert.ok(Math.abs(got.logprob - r.ll) <= 1e-4, `${where}: log-likelihood ${got.logprob} vs ${r.ll}`);
+              assert.equal(got.isGreedy, r.greedy, `${where}: greedy`);
+            });
+            assert.equal(doc.score!.gold, w.docs[i].gold);
+            assert.equal(doc.score!.acc, w.docs[i].acc, `${name} ${doc.where}: acc`);
+          });
+          assert.equal(report.metrics.acc!.value, w.acc, `${name}: acc`);
+          assert.ok(Math.abs(report.metrics.acc!.stderr! - w.acc_stderr) < 1e-12, `${name}: stderr`);
+          reports.push(report);
+        }
+      } finally {
+        await engine.release();
       }
-    } finally {
-      await engine.release();
-    }
-    const group = aggregateGroup('three subjects', reports);
-    assert.equal(group.n, want.group.n);
-    assert.ok(Math.abs(group.acc.value - want.group.acc) < 1e-12);
-    assert.ok(Math.abs(group.acc.stderr! - want.group.acc_stderr) < 1e-12);
-  });
+      const group = aggregateGroup('three subjects', reports);
+      assert.equal(group.n, want.group.n);
+      assert.ok(Math.abs(group.acc.value - want.group.acc) < 1e-12);
+      assert.ok(Math.abs(group.acc.stderr! - want.group.acc_stderr) < 1e-12);
+    },
+  );
 }
 
-test(`tinystories-llama32k (${label}), GSM8K 5-shot on 10 questions (4 decoded together): prompts, greedy generations as strings, filters and exact_match as the oracle`, { skip }, async () => {
-  const ckpt = openCheckpoint(dir!);
-  const tokenizer = loadTokenizer(dir!);
-  const task = resolveTask('gsm8k');
-  const docs = task.load(DATA);
-  assert.deepEqual(docs.map((d) => sha256(d.context!)), oracle.gsm8k.docs.map((d) => d.prompt_sha256), 'prompt bytes');
-  const decoder = await Decoder.open(ckpt);
-  const model: GenerationModel = {
-    decoder,
-    encode: (s) => encode(tokenizer, s),
-    decode: (ids) => tokenizer.decode(ids, { skip_special_tokens: true }),
-    eosIds: [2],
-    eosText: tokenizer.decode([2], { skip_special_tokens: false }),
-    maxLength: oracle.max_length,
-  };
-  const scores = await scoreGenerations(model, docs, task.generation!, 4).finally(() => decoder.release());
-  scores.forEach((got, i) => {
-    const want = oracle.gsm8k.docs[i];
-    const where = docs[i].where;
-    assert.equal(got.output.promptTokens, want.prompt_tokens, where);
-    assert.equal(got.output.truncated, want.truncated, where);
-    assert.deepEqual(got.output.ids, want.generated_ids, `${where}: tokens generated`);
-    assert.equal(got.output.text, want.text, `${where}: generated text`);
-    assert.deepEqual(got.filtered, want.filtered, where);
-    assert.deepEqual(got.exactMatch, want.exact_match, where);
-  });
-  for (const f of ['strict-match', 'flexible-extract']) {
-    const xs = scores.map((s) => s.exactMatch[f]);
-    assert.equal(xs.reduce((a, b) => a + b, 0) / xs.length, oracle.gsm8k.exact_match[f].value, f);
-  }
-});
+test(
+  `tinystories-llama32k (${label}), GSM8K 5-shot on 10 questions (4 decoded together): prompts, greedy generations as strings, filters and exact_match as the oracle`,
+  { skip },
+  async () => {
+    const ckpt = openCheckpoint(dir!);
+    const tokenizer = loadTokenizer(dir!);
+    const task = resolveTask('gsm8k');
+    const docs = task.load(DATA);
+    assert.deepEqual(
+      docs.map((d) => sha256(d.context!)),
+      oracle.gsm8k.docs.map((d) => d.prompt_sha256),
+      'prompt bytes',
+    );
+    const decoder = await Decoder.open(ckpt);
+    const model: GenerationModel = {
+      decoder,
+      encode: (s) => encode(tokenizer, s),
+      decode: (ids) => tokenizer.decode(ids, { skip_special_tokens: true }),
+      eosIds: [2],
+      eosText: tokenizer.decode([2], { skip_special_tokens: false }),
+      maxLength: oracle.max_length,
+    };
+    const scores = await scoreGenerations(model, docs, task.generation!, 4).finally(() => decoder.release());
+    scores.forEach((got, i) => {
+      const want = oracle.gsm8k.docs[i];
+      const where = docs[i].where;
+      assert.equal(got.output.promptTokens, want.prompt_tokens, where);
+      assert.equal(got.output.truncated, want.truncated, where);
+      assert.deepEqual(got.output.ids, want.generated_ids, `${where}: tokens generated`);
+      assert.equal(got.output.text, want.text, `${where}: generated text`);
+      assert.deepEqual(got.filtered, want.filtered, where);
+      assert.deepEqual(got.exactMatch, want.exact_match, where);
+    });
+    for (const f of ['strict-match', 'flexible-extract']) {
+      const xs = scores.map((s) => s.exactMatch[f]);
+      assert.equal(xs.reduce((a, b) => a + b, 0) / xs.length, oracle.gsm8k.exact_match[f].value, f);
+    }
+  },
+);

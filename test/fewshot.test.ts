@@ -18,7 +18,15 @@ import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { Decoder } from '../src/engine/decoder.js';
 import { Engine } from '../src/engine/engine.js';
-import { exactMatch, type GenerationModel, type GenerationScore, generateUntil, generateUntilBatch, scoreGeneration, scoreGenerations } from '../src/eval/generation.js';
+import {
+  exactMatch,
+  type GenerationModel,
+  type GenerationScore,
+  generateUntil,
+  generateUntilBatch,
+  scoreGeneration,
+  scoreGenerations,
+} from '../src/eval/generation.js';
 import { resolveTask, resolveTasks } from '../src/eval/tasks/definitions.js';
 import { sampleFewshot } from '../src/eval/tasks/fewshot.js';
 import { PyRandom } from '../src/eval/tasks/py-random.js';
@@ -50,15 +58,43 @@ interface OracleGeneration {
 }
 const oracle = JSON.parse(readFileSync(`${DATA}/oracle-fewshot-stories260K.json`, 'utf8')) as {
   max_length: number;
-  mmlu: Record<string, { tasks: Record<string, { n: number; acc: number; acc_stderr: number; docs: { prompt_sha256: string; prompt_chars: number; prompt?: string; requests: OracleRequest[]; gold: number; acc: number }[] }>; group: { n: number; acc: number; acc_stderr: number } }>;
-  gsm8k: { n: number; exact_match: Record<string, { value: number; stderr: number }>; docs: (OracleGeneration & { prompt_sha256: string; filtered: Record<string, string>; exact_match: Record<string, number> })[] };
+  mmlu: Record<
+    string,
+    {
+      tasks: Record<
+        string,
+        {
+          n: number;
+          acc: number;
+          acc_stderr: number;
+          docs: { prompt_sha256: string; prompt_chars: number; prompt?: string; requests: OracleRequest[]; gold: number; acc: number }[];
+        }
+      >;
+      group: { n: number; acc: number; acc_stderr: number };
+    }
+  >;
+  gsm8k: {
+    n: number;
+    exact_match: Record<string, { value: number; stderr: number }>;
+    docs: (OracleGeneration & { prompt_sha256: string; filtered: Record<string, string>; exact_match: Record<string, number> })[];
+  };
   lambada_openai: { docs: { prompt_sha256: string; request: OracleRequest }[] };
   sampler_cases: { pool: number[]; n: number; exclude: number; picks: number[][] }[];
   generation_cases: (OracleGeneration & { context: string; until: string[]; max_gen_toks: number })[];
-  filter_cases: { response: string; reference: string; 'strict-match': string; 'flexible-extract': string; exact_match: Record<string, number> }[];
+  filter_cases: {
+    response: string;
+    reference: string;
+    'strict-match': string;
+    'flexible-extract': string;
+    exact_match: Record<string, number>;
+  }[];
 };
 
-function checkRequest(got: { logprob: number; isGreedy: boolean; tokens: number; truncated: boolean }, want: OracleRequest, where: string): void {
+function checkRequest(
+  got: { logprob: number; isGreedy: boolean; tokens: number; truncated: boolean },
+  want: OracleRequest,
+  where: string,
+): void {
   assert.equal(got.tokens, want.continuation.length, `${where}: continuation tokens`);
   assert.equal(got.truncated, want.truncated, `${where}: truncated`);
   assert.ok(Math.abs(got.logprob - want.ll) <= 1e-4, `${where}: log-likelihood ${got.logprob} vs ${want.ll}`);
@@ -69,10 +105,18 @@ test("lm-eval's default sampler excluding the evaluated document: the same draws
   for (const c of oracle.sampler_cases) {
     const rnd = new PyRandom(1234);
     const keys = c.pool.map((k) => String(k));
-    for (const want of c.picks) assert.deepEqual(sampleFewshot('default', rnd, keys, c.n, String(c.exclude), () => 'too few'), want, JSON.stringify(c.pool));
+    for (const want of c.picks)
+      assert.deepEqual(
+        sampleFewshot('default', rnd, keys, c.n, String(c.exclude), () => 'too few'),
+        want,
+        JSON.stringify(c.pool),
+      );
   }
   // first_n: the first n, without the document; too few is an error with the caller's message.
-  assert.deepEqual(sampleFewshot('first_n', new PyRandom(1), ['a', 'b', 'c'], 2, 'a', () => 'x'), [1, 2]);
+  assert.deepEqual(
+    sampleFewshot('first_n', new PyRandom(1), ['a', 'b', 'c'], 2, 'a', () => 'x'),
+    [1, 2],
+  );
   assert.throws(() => sampleFewshot('first_n', new PyRandom(1), ['a', 'b'], 3, undefined, () => 'only 2'), /only 2/);
   assert.throws(() => sampleFewshot('default', new PyRandom(1), ['a', 'b', 'c'], 3, 'z', () => 'needs 4'), /needs 4/);
 });
@@ -89,7 +133,10 @@ for (const shots of [0, 5]) {
         const context = doc.requests[0].context;
         if (w.docs[i].prompt != null) assert.equal(context, w.docs[i].prompt, `${name} ${doc.where}: prompt`);
         assert.equal(sha256(context), w.docs[i].prompt_sha256, `${name} ${doc.where}: prompt bytes`);
-        assert.deepEqual(doc.requests.map((r) => r.continuation), [' A', ' B', ' C', ' D']);
+        assert.deepEqual(
+          doc.requests.map((r) => r.continuation),
+          [' A', ' B', ' C', ' D'],
+        );
       });
       const report = await evaluateTask(engine, enc, task, docs, { maxLength: oracle.max_length, numFewshot: shots });
       report.docs.forEach((doc, i) => {
@@ -112,7 +159,16 @@ for (const shots of [0, 5]) {
 test('mmlu = the 57 subjects in four categories; unknown subjects and categories are refused', () => {
   const { tasks, groups } = resolveTasks('mmlu');
   assert.equal(tasks.length, 57);
-  assert.deepEqual(groups.map((g) => [g.name, g.tasks.length]), [['mmlu', 57], ['mmlu_stem', 19], ['mmlu_other', 13], ['mmlu_social_sciences', 12], ['mmlu_humanities', 13]]);
+  assert.deepEqual(
+    groups.map((g) => [g.name, g.tasks.length]),
+    [
+      ['mmlu', 57],
+      ['mmlu_stem', 19],
+      ['mmlu_other', 13],
+      ['mmlu_social_sciences', 12],
+      ['mmlu_humanities', 13],
+    ],
+  );
   assert.equal(resolveTasks('mmlu_humanities').tasks.length, 13);
   assert.throws(() => resolveTask('mmlu_astrology'), /unknown MMLU subject or category "astrology"; subjects: abstract_algebra, anatomy/);
   const [doc] = resolveTask('mmlu_global_facts').load(DATA, { numFewshot: 1, limit: 1 });
@@ -162,7 +218,12 @@ test('GSM8K 5-shot on 10 questions: prompts byte-identical, greedy generations i
 test('generate_until: stop strings, EOS text and max_gen_toks as transformers + lm-eval (token for token)', async () => {
   const decoder = await Decoder.open(ckpt);
   const model = generationModel(decoder);
-  const configOf = (c: (typeof oracle.generation_cases)[number]) => ({ until: c.until, maxGenToks: c.max_gen_toks, filters: [], exactMatch: { ignoreCase: false, regexesToIgnore: [] } });
+  const configOf = (c: (typeof oracle.generation_cases)[number]) => ({
+    until: c.until,
+    maxGenToks: c.max_gen_toks,
+    filters: [],
+    exactMatch: { ignoreCase: false, regexesToIgnore: [] },
+  });
   for (const c of oracle.generation_cases) {
     const got = await generateUntil(model, c.context, configOf(c));
     assert.deepEqual(got.ids, c.generated_ids, `${JSON.stringify(c.context)}: tokens`);
@@ -174,7 +235,8 @@ test('generate_until: stop strings, EOS text and max_gen_toks as transformers + 
   const config = { until: ['!', '\n'], maxGenToks: 40, filters: [], exactMatch: { ignoreCase: false, regexesToIgnore: [] } };
   const contexts = [...oracle.generation_cases.map((c) => c.context), 'Lily', 'The sun was hot and the dog was'];
   const together = await generateUntilBatch(model, contexts, config);
-  for (const [i, context] of contexts.entries()) assert.deepEqual(together[i], await generateUntil(model, context, config), `${JSON.stringify(context)} in a batch`);
+  for (const [i, context] of contexts.entries())
+    assert.deepEqual(together[i], await generateUntil(model, context, config), `${JSON.stringify(context)} in a batch`);
   assert.ok(new Set(together.map((o) => o.generatedTokens)).size > 2, 'the sequences stop at different steps');
   await decoder.release();
 });
@@ -194,7 +256,9 @@ test("gsm8k's strict-match / flexible-extract filters and exact_match equal Pyth
 test('LAMBADA 2-shot (shots from the test split itself, the document not excluded): prompts and log-likelihoods', async () => {
   const task = resolveTask('lambada_openai');
   const docs = task.load(DATA, { numFewshot: 2, limit: 10 });
-  docs.forEach((doc, i) => assert.equal(sha256(doc.requests[0].context), oracle.lambada_openai.docs[i].prompt_sha256, `${doc.where}: prompt bytes`));
+  docs.forEach((doc, i) =>
+    assert.equal(sha256(doc.requests[0].context), oracle.lambada_openai.docs[i].prompt_sha256, `${doc.where}: prompt bytes`),
+  );
   const report = await evaluateTask(engine, enc, task, docs, { maxLength: oracle.max_length });
   report.docs.forEach((doc, i) => checkRequest(doc.requests[0], oracle.lambada_openai.docs[i].request, doc.where));
 });
@@ -223,13 +287,20 @@ test('few-shot prompts of consecutive questions share one prefix tree: fewer tok
       assert.equal(r.isGreedy, alone.docs[i].requests[j].isGreedy);
     }),
   );
-  assert.deepEqual(shared.docs.map((d) => d.score!.acc), alone.docs.map((d) => d.score!.acc));
+  assert.deepEqual(
+    shared.docs.map((d) => d.score!.acc),
+    alone.docs.map((d) => d.score!.acc),
+  );
 });
 
 test("few-shot contexts of PIQA, BoolQ, WinoGrande, ARC, OpenBookQA are lm-eval's own (its fewshot_context; the document excluded where its test split is unset)", () => {
   // shared/data has no train splits: the evaluated slice stands in for train, so the evaluated
   // document is in the pool — excluded for PIQA/BoolQ/WinoGrande, not for ARC/OpenBookQA, as lm-eval does.
-  const want = JSON.parse(readFileSync(`${DATA}/lm-eval-fewshot-prompts.json`, 'utf8')) as { shots: number; limit: number; tasks: Record<string, string[][] | string | string[]> };
+  const want = JSON.parse(readFileSync(`${DATA}/lm-eval-fewshot-prompts.json`, 'utf8')) as {
+    shots: number;
+    limit: number;
+    tasks: Record<string, string[][] | string | string[]>;
+  };
   const dir = mkdtempSync(join(tmpdir(), 'compact-fewshot-'));
   try {
     cpSync(DATA, dir, { recursive: true });
@@ -245,7 +316,11 @@ test("few-shot contexts of PIQA, BoolQ, WinoGrande, ARC, OpenBookQA are lm-eval'
     for (const name of ['piqa', 'boolq', 'winogrande', 'arc_easy', 'openbookqa']) {
       const docs = resolveTask(name).load(dir, { numFewshot: want.shots, limit: want.limit });
       const first = want.tasks[`${name}:first`];
-      assert.deepEqual(name === 'winogrande' ? docs[0].requests.map((r) => r.context) : docs[0].requests[0].context, first, `${name}: first context`);
+      assert.deepEqual(
+        name === 'winogrande' ? docs[0].requests.map((r) => r.context) : docs[0].requests[0].context,
+        first,
+        `${name}: first context`,
+      );
       const got = docs.map((d) => [...new Set(d.requests.map((r) => r.context))].map(sha256));
       assert.deepEqual(got, want.tasks[name], `${name}: contexts`);
     }
@@ -266,7 +341,11 @@ test("--num-fewshot on a task whose few-shot split is absent: one clear error na
     ['openbookqa', 'openbookqa/train.tsv'],
   ];
   for (const [name, file] of missing) {
-    assert.throws(() => resolveTask(name).load(DATA, { numFewshot: 2 }), (e: Error) => e.message === `${DATA}/${file}: cannot read (ENOENT); task ${name} with --num-fewshot 2 (its train split) needs it`, name);
+    assert.throws(
+      () => resolveTask(name).load(DATA, { numFewshot: 2 }),
+      (e: Error) => e.message === `${DATA}/${file}: cannot read (ENOENT); task ${name} with --num-fewshot 2 (its train split) needs it`,
+      name,
+    );
     assert.equal(resolveTask(name).load(DATA, { numFewshot: 0, limit: 1 }).length, 1, `${name}: zero-shot needs no train split`);
   }
 });

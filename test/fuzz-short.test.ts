@@ -9,14 +9,27 @@ import { classify } from '../tools/fuzz/classify.js';
 import { fuzz, summary } from '../tools/fuzz/fuzz.js';
 import type { RunResult } from '../tools/fuzz/run-cli.js';
 
-const run = (r: Partial<RunResult>): RunResult => ({ code: 2, signal: null, stdout: '', stderr: 'compact: error: x\n', timedOut: false, overMemory: false, peakRssMiB: 0, ms: 0, ...r });
+const run = (r: Partial<RunResult>): RunResult => ({
+  code: 2,
+  signal: null,
+  stdout: '',
+  stderr: 'compact: error: x\n',
+  timedOut: false,
+  overMemory: false,
+  peakRssMiB: 0,
+  ms: 0,
+  ...r,
+});
 const seen = { inputChanged: false, outputExists: false, outputLoads: null, strays: [] };
 
 test('the classifier tells the contract from each way of breaking it', () => {
   assert.equal(classify({ ...seen, run: run({}) }), 'clean-error');
   assert.equal(classify({ ...seen, run: run({ code: 0, stdout: 'bits per byte 1.2\n' }) }), 'correct');
   assert.equal(classify({ ...seen, run: run({ code: 0, stdout: 'bits per byte NaN\n' }) }), 'nonfinite-exit0');
-  assert.equal(classify({ ...seen, run: run({ code: 1, stderr: 'file:///x.js:1\nTypeError: x is not a function\n    at f (file:///x.js:1:2)\n' }) }), 'stack-trace');
+  assert.equal(
+    classify({ ...seen, run: run({ code: 1, stderr: 'file:///x.js:1\nTypeError: x is not a function\n    at f (file:///x.js:1:2)\n' }) }),
+    'stack-trace',
+  );
   assert.equal(classify({ ...seen, run: run({ code: null, signal: 'SIGABRT', stderr: 'FATAL ERROR: Reached heap limit\n' }) }), 'abort');
   assert.equal(classify({ ...seen, run: run({ code: null, signal: 'SIGKILL', timedOut: true }) }), 'hang');
   assert.equal(classify({ ...seen, run: run({ stderr: 'compact: error: a\nb\n' }) }), 'multi-line-error');
@@ -32,5 +45,9 @@ test('fuzz: 60 one-mutation checkpoints (seeded), every run a clean error or a c
   const results = await fuzz({ cases: 60, seed: 11, parallel: 2, flavour: 'src', mode: 'warm', timeLimit: 45 });
   const bad = results.filter((r) => r.cls !== 'clean-error' && r.cls !== 'correct');
   assert.ok(results.length >= 10, `only ${results.length} cases ran`);
-  assert.deepEqual(bad.map((r) => `${r.id} ${r.cls} (warm: ${r.warmClass}) [${r.kind}/${r.command}] ${r.description} | ${r.excerpt}`), [], summary(results));
+  assert.deepEqual(
+    bad.map((r) => `${r.id} ${r.cls} (warm: ${r.warmClass}) [${r.kind}/${r.command}] ${r.description} | ${r.excerpt}`),
+    [],
+    summary(results),
+  );
 });

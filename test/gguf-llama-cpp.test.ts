@@ -38,7 +38,13 @@ interface Golden {
 }
 
 /** Exports `dir` as F32, then compares llama.cpp with our engine on `sequences` and a greedy run. */
-async function checkAgainstLlamaCpp(name: string, dir: string, sequences: number[][], greedyPrompt: number[], greedyTokens: number): Promise<void> {
+async function checkAgainstLlamaCpp(
+  name: string,
+  dir: string,
+  sequences: number[][],
+  greedyPrompt: number[],
+  greedyTokens: number,
+): Promise<void> {
   const file = join(work, `${name}.gguf`);
   await exportGguf(dir, file, { type: 'f32', force: true });
   const tolerance = openCheckpoint(dir).spec.activation === 'silu' ? TOLERANCE.silu : TOLERANCE.gelu;
@@ -52,7 +58,11 @@ async function checkAgainstLlamaCpp(name: string, dir: string, sequences: number
       assert.ok(max <= tolerance, `${name}: sequence of ${ids.length}: max |Δ log p| ${max.toExponential(2)} over ${compared} values`);
     }
     if (greedyTokens > 0) {
-      assert.deepEqual(await llamaGreedy(model, greedyPrompt, greedyTokens), await ourGreedy(dir, greedyPrompt, greedyTokens), `${name}: greedy continuations differ`);
+      assert.deepEqual(
+        await llamaGreedy(model, greedyPrompt, greedyTokens),
+        await ourGreedy(dir, greedyPrompt, greedyTokens),
+        `${name}: greedy continuations differ`,
+      );
     }
   } finally {
     await model.dispose();
@@ -73,7 +83,8 @@ const FIXTURES: Record<string, { window?: number }> = {
   'qwen3-qknorm': {},
 };
 
-const golden = (fixture: string) => (JSON.parse(readFileSync(join(FAMILY_FIXTURES, fixture, 'golden.json'), 'utf8')) as Golden).inputs.map((i) => i.input_ids);
+const golden = (fixture: string) =>
+  (JSON.parse(readFileSync(join(FAMILY_FIXTURES, fixture, 'golden.json'), 'utf8')) as Golden).inputs.map((i) => i.input_ids);
 
 for (const [name, { window }] of Object.entries(FIXTURES)) {
   test(`${name}: llama.cpp gives our log-probabilities and greedy tokens`, async () => {
@@ -94,12 +105,21 @@ const VOCAB = 512;
 async function variant(name: string, from: string, config: Record<string, unknown>, layers?: number[]): Promise<string> {
   const dir = join(work, name);
   mkdirSync(dir, { recursive: true });
-  for (const file of ['tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json']) cpSync(join(STORIES, 'hf', file), join(dir, file));
+  for (const file of ['tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json'])
+    cpSync(join(STORIES, 'hf', file), join(dir, file));
   const src = openCheckpoint(join(FAMILY_FIXTURES, from));
-  const raw = { ...src.spec.raw, ...config, vocab_size: VOCAB, num_hidden_layers: layers?.length ?? src.spec.numLayers, bos_token_id: 1, eos_token_id: 2 };
+  const raw = {
+    ...src.spec.raw,
+    ...config,
+    vocab_size: VOCAB,
+    num_hidden_layers: layers?.length ?? src.spec.numLayers,
+    bos_token_id: 1,
+    eos_token_id: 2,
+  };
   const tensors = [...src.tensors.values()].flatMap((info) => {
     const copy = (n: string) => ({ name: n, dtype: info.dtype, shape: info.shape, bytes: () => readTensorBytes(info) });
-    if (info.name === EMBED || info.name === LM_HEAD) return [{ ...copy(info.name), shape: [VOCAB, info.shape[1]], bytes: () => widenRows(info) }];
+    if (info.name === EMBED || info.name === LM_HEAD)
+      return [{ ...copy(info.name), shape: [VOCAB, info.shape[1]], bytes: () => widenRows(info) }];
     const m = /^model\.layers\.(\d+)\.(.*)$/.exec(info.name);
     if (!m || !layers) return [copy(info.name)];
     return layers.flatMap((source, l) => (source === Number(m[1]) ? [copy(`model.layers.${l}.${m[2]}`)] : []));
@@ -123,7 +143,10 @@ function widenRows(info: TensorInfo): Uint8Array {
     extra[i] = (sum - 2) * Math.sqrt(3);
   }
   const bits = new Uint32Array(extra.buffer);
-  const encoded = info.dtype === 'F32' ? new Uint8Array(extra.buffer) : new Uint8Array(Uint16Array.from(bits, (b) => (info.dtype === 'BF16' ? f32ToBf16(b) : f32ToF16(b))).buffer);
+  const encoded =
+    info.dtype === 'F32'
+      ? new Uint8Array(extra.buffer)
+      : new Uint8Array(Uint16Array.from(bits, (b) => (info.dtype === 'BF16' ? f32ToBf16(b) : f32ToF16(b))).buffer);
   const out = new Uint8Array(info.end - info.begin + encoded.length);
   out.set(readTensorBytes(info));
   out.set(encoded, info.end - info.begin);
@@ -150,7 +173,14 @@ test('negative control: a Gemma 2 soft-cap off by 10 % is far outside the Gemma 
 });
 
 test("gemma3 (6 layers, llama.cpp's 5 local : 1 global pattern, global RoPE linear ×8): llama.cpp agrees", async () => {
-  const layerTypes = ['sliding_attention', 'sliding_attention', 'sliding_attention', 'sliding_attention', 'sliding_attention', 'full_attention'];
+  const layerTypes = [
+    'sliding_attention',
+    'sliding_attention',
+    'sliding_attention',
+    'sliding_attention',
+    'sliding_attention',
+    'full_attention',
+  ];
   const dir = await variant('gemma3-pattern6', 'gemma3-local-global', { layer_types: layerTypes }, [0, 2, 0, 2, 0, 1]);
   const sequences = golden('gemma3-local-global');
   await checkAgainstLlamaCpp('gemma3-pattern6', dir, sequences, sequences[0].slice(0, 3), 16);
@@ -188,7 +218,11 @@ async function checkRealModel(name: string, dir: string): Promise<void> {
   const model = await loadGguf(join(work, `${name}.gguf`));
   try {
     for (const text of TEXTS) {
-      assert.deepEqual(model.tokenize(text, true), tokenizer.encode(text, { add_special_tokens: false }).ids, `${name}: token ids of ${JSON.stringify(text)}`);
+      assert.deepEqual(
+        model.tokenize(text, true),
+        tokenizer.encode(text, { add_special_tokens: false }).ids,
+        `${name}: token ids of ${JSON.stringify(text)}`,
+      );
     }
   } finally {
     await model.dispose();
@@ -209,7 +243,20 @@ for (const [name, source, budget] of [
 ] as const) {
   test(`stories260K pruned (${name}, ${source}): llama.cpp runs the exported GGUF as our engine does`, async () => {
     const out = join(work, `pruned-${name}`);
-    const r = runCli(['prune', join(STORIES, source), '-o', out, ...budget, '--calib', CALIBRATION_TEXT, '--samples', '4', '--seq-len', '128', '--json']);
+    const r = runCli([
+      'prune',
+      join(STORIES, source),
+      '-o',
+      out,
+      ...budget,
+      '--calib',
+      CALIBRATION_TEXT,
+      '--samples',
+      '4',
+      '--seq-len',
+      '128',
+      '--json',
+    ]);
     assert.equal(r.code, 0, r.stderr);
     await checkRealModel(`stories260K-pruned-${name}`, out);
   });
@@ -231,7 +278,20 @@ for (const [name, budget] of [
 ] as const) {
   test(`tinystories-llama32k pruned (${name}): llama.cpp runs the exported GGUF as our engine does`, { skip: noShared }, async () => {
     const out = join(work, `llama32k-${name}`);
-    const r = runCli(['prune', LLAMA32K, '-o', out, ...budget, '--calib', CALIBRATION_TEXT, '--samples', '4', '--seq-len', '256', '--json']);
+    const r = runCli([
+      'prune',
+      LLAMA32K,
+      '-o',
+      out,
+      ...budget,
+      '--calib',
+      CALIBRATION_TEXT,
+      '--samples',
+      '4',
+      '--seq-len',
+      '256',
+      '--json',
+    ]);
     assert.equal(r.code, 0, r.stderr);
     await checkRealModel(`llama32k-pruned-${name}`, out);
   });

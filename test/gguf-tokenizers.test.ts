@@ -37,10 +37,28 @@ const COMMON_TEXTS = [
 ];
 
 const TOKENIZERS = [
-  { name: 'qwen3', package: 'tokenizer-qwen3', rows: 151_936, pruned: 40_000, specials: '<|im_start|>user\nHello<|im_end|>\n<|im_start|>assistant\n<|endoftext|>' },
-  { name: 'llama3', package: 'tokenizer-llama3', rows: 128_256, pruned: 30_000, specials: '<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\nHi<|eot_id|>' },
+  {
+    name: 'qwen3',
+    package: 'tokenizer-qwen3',
+    rows: 151_936,
+    pruned: 40_000,
+    specials: '<|im_start|>user\nHello<|im_end|>\n<|im_start|>assistant\n<|endoftext|>',
+  },
+  {
+    name: 'llama3',
+    package: 'tokenizer-llama3',
+    rows: 128_256,
+    pruned: 30_000,
+    specials: '<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\nHi<|eot_id|>',
+  },
   { name: 'mistral', package: 'tokenizer-llama2', rows: 32_000, pruned: 12_000, specials: '<s>[INST] Hello [/INST] Hi</s>' },
-  { name: 'gemma3', package: 'tokenizer-gemma3', rows: 262_144 /* gemma-3-1b's vocab_size; <image_soft_token> (262144) has no row */, pruned: 60_000, specials: '<start_of_turn>user\nHello<end_of_turn>\n<start_of_turn>model\n' },
+  {
+    name: 'gemma3',
+    package: 'tokenizer-gemma3',
+    rows: 262_144 /* gemma-3-1b's vocab_size; <image_soft_token> (262144) has no row */,
+    pruned: 60_000,
+    specials: '<start_of_turn>user\nHello<end_of_turn>\n<start_of_turn>model\n',
+  },
 ] as const;
 
 /** A checkpoint with the tokenizer and zero weights (a 1-layer Llama of width 16): enough for vocabulary-only GGUF. */
@@ -66,8 +84,14 @@ async function tokenizerCheckpoint(name: string, pkg: string, rows: number): Pro
   const zeros = (shape: number[]) => ({ dtype: 'F16', shape, bytes: () => new Uint8Array(shape.reduce((a, b) => a * b, 1) * 2) });
   await writeSafetensors(join(dir, 'model.safetensors'), [
     { name: 'model.embed_tokens.weight', ...zeros([rows, D]) },
-    ...Object.entries({ q: [D, D], k: [8, D], v: [8, D], o: [D, D] }).map(([p, shape]) => ({ name: `model.layers.0.self_attn.${p}_proj.weight`, ...zeros(shape) })),
-    ...Object.entries({ gate: [32, D], up: [32, D], down: [D, 32] }).map(([p, shape]) => ({ name: `model.layers.0.mlp.${p}_proj.weight`, ...zeros(shape) })),
+    ...Object.entries({ q: [D, D], k: [8, D], v: [8, D], o: [D, D] }).map(([p, shape]) => ({
+      name: `model.layers.0.self_attn.${p}_proj.weight`,
+      ...zeros(shape),
+    })),
+    ...Object.entries({ gate: [32, D], up: [32, D], down: [D, 32] }).map(([p, shape]) => ({
+      name: `model.layers.0.mlp.${p}_proj.weight`,
+      ...zeros(shape),
+    })),
     { name: 'model.layers.0.input_layernorm.weight', ...zeros([D]) },
     { name: 'model.layers.0.post_attention_layernorm.weight', ...zeros([D]) },
     { name: 'model.norm.weight', ...zeros([D]) },
@@ -88,7 +112,11 @@ async function checkTokenization(label: string, dir: string, texts: string[]): P
     // BOS/EOS as the post-processor adds them.
     const withSpecials = tokenizer.encode('Hello').ids;
     const plain = tokenizer.encode('Hello', { add_special_tokens: false }).ids;
-    assert.equal(model.tokens.shouldPrependBosToken, withSpecials.length > plain.length && withSpecials[0] !== plain[0], `${label}: add_bos_token`);
+    assert.equal(
+      model.tokens.shouldPrependBosToken,
+      withSpecials.length > plain.length && withSpecials[0] !== plain[0],
+      `${label}: add_bos_token`,
+    );
     if (model.tokens.shouldPrependBosToken) assert.equal(model.tokens.bos, withSpecials[0], `${label}: BOS id`);
   } finally {
     await model.dispose();

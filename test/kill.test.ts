@@ -14,8 +14,17 @@ test('kill: SIGKILL/SIGINT/SIGTERM over prune --force and export never lose or h
   // the killed runs are fresh processes; the others (references, next runs, checks) share one warm worker
   const worker = new WarmWorker('src', { ...DEFAULT_LIMITS, timeoutMs: 120_000 });
   const results = await killCampaign({
-    trials: 4, seed: 3, flavour: 'src', scenarios: ['prune-force', 'export'], run: (args, env) => worker.run(args, env), startupMs: 1500,
+    trials: 4,
+    seed: 3,
+    flavour: 'src',
+    scenarios: ['prune-force', 'export'],
+    run: (args, env) => worker.run(args, env),
+    startupMs: 1500,
   }).finally(() => worker.stop());
   const bad = results.filter((r) => r.cls !== 'ok');
-  assert.deepEqual(bad.map((r) => `${r.id} ${r.cls}: ${r.scenario} ${r.signal} at ${r.delayMs} ms (${r.ended}, output ${r.output}) ${r.detail}`), [], killSummary(results));
+  assert.deepEqual(
+    bad.map((r) => `${r.id} ${r.cls}: ${r.scenario} ${r.signal} at ${r.delayMs} ms (${r.ended}, output ${r.output}) ${r.detail}`),
+    [],
+    killSummary(results),
+  );
 });

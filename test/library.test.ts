@@ -51,17 +51,30 @@ test('the README example runs as written, importing compact-llm by name', () => 
 });
 
 test('package.json: exports and types name the built entry (src/index.ts → dist/index.js, dist/index.d.ts)', () => {
-  const pkg = JSON.parse(readFileSync(`${ROOT}package.json`, 'utf8')) as { name: string; main: string; types: string; exports: Record<string, Record<string, string>> };
-  const tsconfig = JSON.parse(readFileSync(`${ROOT}tsconfig.json`, 'utf8')) as { compilerOptions: { outDir: string; rootDir: string; declaration: boolean } };
+  const pkg = JSON.parse(readFileSync(`${ROOT}package.json`, 'utf8')) as {
+    name: string;
+    main: string;
+    types: string;
+    exports: Record<string, Record<string, string>>;
+  };
+  const tsconfig = JSON.parse(readFileSync(`${ROOT}tsconfig.json`, 'utf8')) as {
+    compilerOptions: { outDir: string; rootDir: string; declaration: boolean };
+  };
   assert.equal(pkg.name, 'compact-llm');
-  assert.deepEqual([tsconfig.compilerOptions.rootDir, tsconfig.compilerOptions.outDir, tsconfig.compilerOptions.declaration], ['src', 'dist', true]);
+  assert.deepEqual(
+    [tsconfig.compilerOptions.rootDir, tsconfig.compilerOptions.outDir, tsconfig.compilerOptions.declaration],
+    ['src', 'dist', true],
+  );
   assert.ok(existsSync(`${ROOT}src/index.ts`));
   assert.deepEqual(pkg.exports['.'], { types: './dist/index.d.ts', 'compact-source': './src/index.ts', default: './dist/index.js' });
   assert.equal(pkg.main, 'dist/index.js');
   assert.equal(pkg.types, 'dist/index.d.ts');
   // Without the condition the name resolves to the build (when there is one: npm ci builds it).
   if (existsSync(`${ROOT}dist/index.js`)) {
-    const r = spawnSync(process.execPath, ['--input-type=module', '-e', "console.log(import.meta.resolve('compact-llm'))"], { cwd: ROOT, encoding: 'utf8' });
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', "console.log(import.meta.resolve('compact-llm'))"], {
+      cwd: ROOT,
+      encoding: 'utf8',
+    });
     assert.equal(r.status, 0, r.stderr);
     assert.match(r.stdout.trim(), /\/dist\/index\.js$/);
   }
@@ -69,9 +82,17 @@ test('package.json: exports and types name the built entry (src/index.ts → dis
 
 test('evaluate: tasks as eval --tasks scores them (the transformers oracle of test/fixtures/tasks)', async () => {
   const DATA = `${ROOT}test/fixtures/tasks`;
-  const oracle = JSON.parse(readFileSync(`${DATA}/oracle-stories260K.json`, 'utf8')) as { tasks: Record<string, { docs: { acc: number; acc_norm: number }[] }> };
+  const oracle = JSON.parse(readFileSync(`${DATA}/oracle-stories260K.json`, 'utf8')) as {
+    tasks: Record<string, { docs: { acc: number; acc_norm: number }[] }>;
+  };
   const r = await evaluate(`${STORIES}hf`, { tasks: ['arc_easy', 'piqa'], dataDir: DATA, limit: 6 });
-  assert.deepEqual(r.tasks!.map((t) => [t.task, t.n]), [['arc_easy', 6], ['piqa', 6]]);
+  assert.deepEqual(
+    r.tasks!.map((t) => [t.task, t.n]),
+    [
+      ['arc_easy', 6],
+      ['piqa', 6],
+    ],
+  );
   for (const t of r.tasks!) {
     const docs = oracle.tasks[t.task].docs.slice(0, 6);
     assert.equal(t.metrics.acc!.value, docs.reduce((a, d) => a + d.acc, 0) / 6, `${t.task} acc`);
@@ -81,12 +102,15 @@ test('evaluate: tasks as eval --tasks scores them (the transformers oracle of te
   assert.equal(r.parameters.total, 260_032);
 });
 
-test('user mistakes throw a CompactError (the CLI\'s one-line message) and write nothing', async () => {
+test("user mistakes throw a CompactError (the CLI's one-line message) and write nothing", async () => {
   const out = join(work, 'never');
   assert.throws(() => inspect(join(work, 'missing')), CompactError);
   await assert.rejects(prune(`${STORIES}hf`, out, {}), CompactError); // no budget
   await assert.rejects(prune(`${STORIES}hf`, out, { ratio: 0.3, calib: [join(work, 'missing.txt')] }), /missing\.txt/);
-  await assert.rejects(evaluate(`${STORIES}hf`, { text: `${ROOT}data/tinystories/heldout_10pct.txt`, window: 4096 }), /longer than the model's context/);
+  await assert.rejects(
+    evaluate(`${STORIES}hf`, { text: `${ROOT}data/tinystories/heldout_10pct.txt`, window: 4096 }),
+    /longer than the model's context/,
+  );
   await assert.rejects(evaluate(`${STORIES}hf`, {}), /nothing to evaluate/);
   assert.ok(!existsSync(out));
 });
@@ -95,7 +119,8 @@ test("the library's defaults are the CLI's", () => {
   const program = new Command();
   registerPrune(program, '0', []);
   registerEval(program);
-  const defaultOf = (command: string, flag: string) => program.commands.find((c) => c.name() === command)!.options.find((o) => o.long === flag)!.defaultValue as unknown;
+  const defaultOf = (command: string, flag: string) =>
+    program.commands.find((c) => c.name() === command)!.options.find((o) => o.long === flag)!.defaultValue as unknown;
   assert.deepEqual(defaultOf('prune', '--calib'), [...PRUNE_DEFAULTS.calib]);
   assert.equal(defaultOf('prune', '--samples'), String(PRUNE_DEFAULTS.samples));
   assert.equal(defaultOf('prune', '--seq-len'), String(PRUNE_DEFAULTS.seqLen));

@@ -23,7 +23,12 @@ function fakeTerminal() {
   return {
     stream,
     /** Every drawn line, in order, with the newline that closes a stage kept as its own entry. */
-    draws: () => raw.split(/\x1b\[1G|(\n)/).filter((s) => s != null).map(strip).filter((s) => s.length > 0),
+    draws: () =>
+      raw
+        .split(/\x1b\[1G|(\n)/)
+        .filter((s) => s != null)
+        .map(strip)
+        .filter((s) => s.length > 0),
   };
 }
 
@@ -56,7 +61,10 @@ test('progress: one labelled bar per stage, 100 % only when the stage is over, E
   const stageOf = (line: string) => /^prune: (\w+) /.exec(line)?.[1];
   // Stages in order, each on its own line (closed by a newline).
   const order = draws.filter((l) => l !== '\n').map(stageOf);
-  assert.ok(order.every((s) => s != null), draws.join('\n'));
+  assert.ok(
+    order.every((s) => s != null),
+    draws.join('\n'),
+  );
   assert.deepEqual([...new Set(order)], ['calibrate', 'search', 'write']);
   assert.equal(draws.filter((l) => l === '\n').length, 3, 'each stage ends its line');
   // 100 % only on the last line of each stage, drawn when the stage closed.
@@ -67,7 +75,10 @@ test('progress: one labelled bar per stage, 100 % only when the stage is over, E
     else assert.doesNotMatch(l, / 100 % /, `an open stage claimed 100 %: ${l}`);
   });
   // The search stage at 3/3 (open) says it is finishing, not done.
-  assert.ok(draws.some((l) => /^prune: search .* 99 % \| 3\/3 \| 1m 00s \+ 0 s finishing$/.test(l)), draws.join('\n'));
+  assert.ok(
+    draws.some((l) => /^prune: search .* 99 % \| 3\/3 \| 1m 00s \+ 0 s finishing$/.test(l)),
+    draws.join('\n'),
+  );
   // The write stage's open line: 99 %, and its closed line counts the tail: 65 s.
   assert.ok(draws.includes('prune: write [████████████████████████] 100 % | 10/10 | 1m 05s'), draws.join('\n'));
   // No ETA before the first finished unit; then elapsed / done × left.
@@ -76,7 +87,10 @@ test('progress: one labelled bar per stage, 100 % only when the stage is over, E
   const search1 = draws.find((l) => /^prune: search .* 1\/3/.test(l))!;
   assert.match(search1, /30 s, ETA 1m 00s$/);
   // calibrate reported no 0: its clock started at creation, so after 1 layer (10 s) 3 are left: 30 s.
-  assert.match(draws.find((l) => /calibrate .* 1\/4/.test(l))!, /10 s, ETA 30 s$/);
+  assert.match(
+    draws.find((l) => /calibrate .* 1\/4/.test(l))!,
+    /10 s, ETA 30 s$/,
+  );
 });
 
 test('progress: compare-style cells: ETA from the first finished cell, the note names the cell', () => {
@@ -93,16 +107,28 @@ test('progress: compare-style cells: ETA from the first finished cell, the note 
   bar.update(2, 4, 'cells', 'shortgpt @ 0.1');
   bar.stop();
   const draws = term.draws();
-  assert.match(draws.find((l) => l.includes('compact @ 0.1'))!, /^compare: cells .*\| 0\/4 \| compact @ 0\.1 \| 0 s, ETA …$/);
-  assert.match(draws.find((l) => l.includes('compact @ 0.2'))!, /\| 1\/4 \| compact @ 0\.2 \| 40 s, ETA 2m 00s$/);
-  assert.match(draws.find((l) => l.includes('shortgpt @ 0.1'))!, /\| 2\/4 \| shortgpt @ 0\.1 \| 1m 00s, ETA 1m 00s$/);
+  assert.match(
+    draws.find((l) => l.includes('compact @ 0.1'))!,
+    /^compare: cells .*\| 0\/4 \| compact @ 0\.1 \| 0 s, ETA …$/,
+  );
+  assert.match(
+    draws.find((l) => l.includes('compact @ 0.2'))!,
+    /\| 1\/4 \| compact @ 0\.2 \| 40 s, ETA 2m 00s$/,
+  );
+  assert.match(
+    draws.find((l) => l.includes('shortgpt @ 0.1'))!,
+    /\| 2\/4 \| shortgpt @ 0\.1 \| 1m 00s, ETA 1m 00s$/,
+  );
   // Stopped before its total: the closed bar says where it stopped, not 100 %.
   assert.equal(draws.at(-2), 'compare: cells [████████████░░░░░░░░░░░░]  50 % | 2/4 | 1m 00s');
   assert.equal(draws.filter((l) => / 100 % /.test(l)).length, 1, 'only the finished dense stage');
 });
 
 test('progress: silent when disabled (--json) or when the stream is not a terminal', () => {
-  for (const [enabled, isTTY] of [[false, true], [true, false]] as const) {
+  for (const [enabled, isTTY] of [
+    [false, true],
+    [true, false],
+  ] as const) {
     const term = fakeTerminal();
     term.stream.isTTY = isTTY;
     const bar = progressBar('eval', enabled, { stream: term.stream, live: false });

@@ -22,26 +22,53 @@ function expectRefusal(args: string[], pattern: RegExp): void {
   assert.match(r.stderr, pattern);
   assert.equal(r.stderr.trim().split('\n').length, 1, `one line: ${r.stderr}`);
   assert.ok(!existsSync(out), 'no output written');
-  assert.deepEqual(readdirSync(work).filter((f) => f.includes('compact-tmp')), [], 'no temp dir left');
+  assert.deepEqual(
+    readdirSync(work).filter((f) => f.includes('compact-tmp')),
+    [],
+    'no temp dir left',
+  );
 }
 
 const stories = `${STORIES}hf`;
 const cases: [string, string[], RegExp][] = [
   ['ratio outside (0, 1)', [stories, '-o', 'OUT', '--ratio', '1.5'], /--ratio must be in \(0, 1\), got 1\.5/],
-  ['vocabulary share the vocabulary cannot give', [stories, '-o', 'OUT', '--ratio', '0.3', '--vocab-share', '0.9'], /can give at most 3\.7 % \(V′ ≥ 361\); lower --vocab-share to ≤ 0\.12/],
-  ['ratio the FFN cannot reach', [stories, '-o', 'OUT', '--ratio', '0.9', '--vocab-share', '0'], /asks the FFN for 90\.0 %, but it can give at most 63\.1 %.*reachable with this split: ratio ≤ 0\.631/],
-  ['V′ below the always-kept set', [stories, '-o', 'OUT', '--vocab', '100'], /--vocab must be an integer in \[361, 512\] \(361 tokens are always kept\), got 100/],
+  [
+    'vocabulary share the vocabulary cannot give',
+    [stories, '-o', 'OUT', '--ratio', '0.3', '--vocab-share', '0.9'],
+    /can give at most 3\.7 % \(V′ ≥ 361\); lower --vocab-share to ≤ 0\.12/,
+  ],
+  [
+    'ratio the FFN cannot reach',
+    [stories, '-o', 'OUT', '--ratio', '0.9', '--vocab-share', '0'],
+    /asks the FFN for 90\.0 %, but it can give at most 63\.1 %.*reachable with this split: ratio ≤ 0\.631/,
+  ],
+  [
+    'V′ below the always-kept set',
+    [stories, '-o', 'OUT', '--vocab', '100'],
+    /--vocab must be an integer in \[361, 512\] \(361 tokens are always kept\), got 100/,
+  ],
   ['I′ out of range', [stories, '-o', 'OUT', '--ffn', '500'], /--ffn must be an integer in \[1, 172\], got 500/],
   ['no budget', [stories, '-o', 'OUT'], /give a budget: --ratio r, or --vocab V′ and\/or --ffn I′/],
-  ['calibration text too short', [stories, '-o', 'OUT', '--ffn', '100', '--calib', `${STORIES}README.md`], /calibration text has \d+ tokens in \d+ blocks, giving \d+ windows of 512; 16 samples × 512 tokens = 8192 are needed/],
+  [
+    'calibration text too short',
+    [stories, '-o', 'OUT', '--ffn', '100', '--calib', `${STORIES}README.md`],
+    /calibration text has \d+ tokens in \d+ blocks, giving \d+ windows of 512; 16 samples × 512 tokens = 8192 are needed/,
+  ],
   ['output inside the input', [stories, '-o', `${stories}/pruned`, '--ffn', '100'], /output .* is inside the input/],
-  ['keep-list naming unknown tokens', [stories, '-o', 'OUT', '--vocab', '400', '--keep', 'KEEP'], /keep-list entries not in the tokenizer: "zzzunknown"/],
+  [
+    'keep-list naming unknown tokens',
+    [stories, '-o', 'OUT', '--vocab', '400', '--keep', 'KEEP'],
+    /keep-list entries not in the tokenizer: "zzzunknown"/,
+  ],
 ];
 
 for (const [name, args, pattern] of cases) {
   test(`prune refuses: ${name}`, () => {
     writeFileSync(join(work, 'keep.txt'), 'zzzunknown\n▁Once\n');
-    expectRefusal(args.map((a) => (a === 'KEEP' ? join(work, 'keep.txt') : a)), pattern);
+    expectRefusal(
+      args.map((a) => (a === 'KEEP' ? join(work, 'keep.txt') : a)),
+      pattern,
+    );
   });
 }
 
@@ -58,13 +85,34 @@ test('prune refuses: an existing output directory without --force', () => {
 test('prune refuses: a scores file of another model', () => {
   const scores = join(work, 'qwen2-scores.json');
   const out = join(work, 'scored');
-  const ok = runCli(['prune', `${STORIES}hf-qwen2`, '-o', out, '--ffn', '100', '--calib', HELDOUT, '--samples', '2', '--seq-len', '64', '--scores-out', scores]);
+  const ok = runCli([
+    'prune',
+    `${STORIES}hf-qwen2`,
+    '-o',
+    out,
+    '--ffn',
+    '100',
+    '--calib',
+    HELDOUT,
+    '--samples',
+    '2',
+    '--seq-len',
+    '64',
+    '--scores-out',
+    scores,
+  ]);
   assert.equal(ok.code, 0, ok.stderr);
-  expectRefusal([stories, '-o', 'OUT', '--ffn', '90', '--scores-in', scores], /scores were computed on another checkpoint \(fingerprint mismatch\)/);
-  expectRefusal([`${ROOT}test/fixtures/families/llama3-untied`, '-o', 'OUT', '--ffn', '16', '--scores-in', scores], /scores are for 5 layers × 172 channels, the model has 2 × 48/);
+  expectRefusal(
+    [stories, '-o', 'OUT', '--ffn', '90', '--scores-in', scores],
+    /scores were computed on another checkpoint \(fingerprint mismatch\)/,
+  );
+  expectRefusal(
+    [`${ROOT}test/fixtures/families/llama3-untied`, '-o', 'OUT', '--ffn', '16', '--scores-in', scores],
+    /scores are for 5 layers × 172 channels, the model has 2 × 48/,
+  );
 });
 
-test('prune refuses, before calibrating: a tokenizer.model that is not SentencePiece, or not tokenizer.json\'s vocabulary', () => {
+test("prune refuses, before calibrating: a tokenizer.model that is not SentencePiece, or not tokenizer.json's vocabulary", () => {
   const model = join(work, 'spm-model');
   cpSync(stories, model, { recursive: true });
   // --calib names a missing file: the refusal must come before any calibration text is read.
@@ -79,7 +127,10 @@ test('prune refuses, before calibrating: a tokenizer.model that is not SentenceP
   assert.ok(at > 0 && spm.indexOf(Buffer.from([0x0a, 0x02, 0x68, 0x65]), at + 1) === -1);
   spm[at + 3] = 0x78;
   writeFileSync(join(model, 'tokenizer.model'), spm);
-  expectRefusal(args, /spm-model\/tokenizer\.model piece 260 is "hx" but tokenizer\.json id 260 is "he"; the two files describe different vocabularies, so \S+ cannot be rewritten for the pruned ids/);
+  expectRefusal(
+    args,
+    /spm-model\/tokenizer\.model piece 260 is "hx" but tokenizer\.json id 260 is "he"; the two files describe different vocabularies, so \S+ cannot be rewritten for the pruned ids/,
+  );
   rmSync(join(model, 'tokenizer.model'));
   writeFileSync(join(model, 'merges.txt'), '#version: 0.2\n▁ t\nh e\n');
   expectRefusal(args, /spm-model\/merges\.txt has 2 merges but tokenizer\.json 165/);
@@ -87,16 +138,29 @@ test('prune refuses, before calibrating: a tokenizer.model that is not SentenceP
 
 test('an interrupted prune leaves no output directory and the input untouched', async () => {
   const model = await randomCheckpoint(work, 'mid-size', 3, {
-    model_type: 'llama', architectures: ['LlamaForCausalLM'], vocab_size: 32000, hidden_size: 256, intermediate_size: 688,
-    num_hidden_layers: 4, num_attention_heads: 4, num_key_value_heads: 2, tie_word_embeddings: false,
+    model_type: 'llama',
+    architectures: ['LlamaForCausalLM'],
+    vocab_size: 32000,
+    hidden_size: 256,
+    intermediate_size: 688,
+    num_hidden_layers: 4,
+    num_attention_heads: 4,
+    num_key_value_heads: 2,
+    tie_word_embeddings: false,
   });
-  const hashBefore = createHash('sha256').update(readFileSync(join(model, 'model.safetensors'))).digest('hex');
+  const hashBefore = createHash('sha256')
+    .update(readFileSync(join(model, 'model.safetensors')))
+    .digest('hex');
   const out = join(work, 'interrupted');
   const temps = () => readdirSync(work).filter((f) => f.startsWith('.interrupted.compact-tmp'));
   // The signal is handled between tensors; on a loaded machine the writer may reach its end first.
   // That race is retried (its output must then be complete), up to 5 times.
   for (let attempt = 0; attempt < 5; attempt++) {
-    const child = spawn(process.execPath, ['--import', 'tsx', `${ROOT}test/helpers/cli-entry.ts`, 'prune', model, '-o', out, '--ffn', '512', '--criterion', 'magnitude'], { cwd: ROOT });
+    const child = spawn(
+      process.execPath,
+      ['--import', 'tsx', `${ROOT}test/helpers/cli-entry.ts`, 'prune', model, '-o', out, '--ffn', '512', '--criterion', 'magnitude'],
+      { cwd: ROOT },
+    );
     const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
     // Wait until the writer has started (its temp dir exists), then interrupt it.
     let sawTemp = false;
@@ -112,12 +176,25 @@ test('an interrupted prune leaves no output directory and the input untouched', 
     if (code === 143) {
       assert.ok(sawTemp);
       assert.ok(!existsSync(out), 'no output directory');
-      assert.deepEqual(readdirSync(work).filter((f) => f.includes('compact-tmp')), [], 'temp dir removed');
-      assert.equal(createHash('sha256').update(readFileSync(join(model, 'model.safetensors'))).digest('hex'), hashBefore, 'input untouched');
+      assert.deepEqual(
+        readdirSync(work).filter((f) => f.includes('compact-tmp')),
+        [],
+        'temp dir removed',
+      );
+      assert.equal(
+        createHash('sha256')
+          .update(readFileSync(join(model, 'model.safetensors')))
+          .digest('hex'),
+        hashBefore,
+        'input untouched',
+      );
       return;
     }
     // Lost the race: the prune finished (or was killed just after its rename); the output is whole.
-    assert.ok(existsSync(join(out, 'compact.json')), `exit ${code}: a prune that was not interrupted while writing leaves a complete output`);
+    assert.ok(
+      existsSync(join(out, 'compact.json')),
+      `exit ${code}: a prune that was not interrupted while writing leaves a complete output`,
+    );
     assert.deepEqual(temps(), []);
     rmSync(out, { recursive: true, force: true });
   }
@@ -143,16 +220,38 @@ test('prune refuses, before calibrating: tokenizer files that are null, merges t
   const args = (dir: string) => [dir, '-o', 'OUT', '--vocab', '400', '--ffn', '100', '--calib', join(work, 'missing.txt')];
   const cases: [string, (dir: string) => void, RegExp][] = [
     ['tc-null', (d) => writeFileSync(join(d, 'tokenizer_config.json'), 'null'), /tokenizer_config\.json: expected a JSON object, got null/],
-    ['merge-null', (d) => editJson(join(d, 'tokenizer.json'), (t) => (t.model.merges[3] = null)), /tokenizer\.json merge #3 is null, not two tokens separated by one space/],
+    [
+      'merge-null',
+      (d) => editJson(join(d, 'tokenizer.json'), (t) => (t.model.merges[3] = null)),
+      /tokenizer\.json merge #3 is null, not two tokens separated by one space/,
+    ],
     ['merge-number', (d) => editJson(join(d, 'tokenizer.json'), (t) => (t.model.merges[3] = 7)), /tokenizer\.json merge #3 is a number/],
-    ['wordpiece', (d) => editJson(join(d, 'tokenizer.json'), (t) => (t.model.type = 'WordPiece')), /tokenizer\.json model type WordPiece is not supported/],
-    ['empty-vocab', (d) => editJson(join(d, 'tokenizer.json'), (t) => ((t.model.vocab = {}), (t.model.merges = []))), /tokenizer\.json BPE model has an empty vocab/],
+    [
+      'wordpiece',
+      (d) => editJson(join(d, 'tokenizer.json'), (t) => (t.model.type = 'WordPiece')),
+      /tokenizer\.json model type WordPiece is not supported/,
+    ],
+    [
+      'empty-vocab',
+      (d) => editJson(join(d, 'tokenizer.json'), (t) => ((t.model.vocab = {}), (t.model.merges = []))),
+      /tokenizer\.json BPE model has an empty vocab/,
+    ],
   ];
   for (const [name, mutate, pattern] of cases) {
     const dir = modelCopy(name, mutate);
-    const before = createHash('sha256').update(readFileSync(join(dir, 'tokenizer.json'))).update(readFileSync(join(dir, 'tokenizer_config.json'))).digest('hex');
+    const before = createHash('sha256')
+      .update(readFileSync(join(dir, 'tokenizer.json')))
+      .update(readFileSync(join(dir, 'tokenizer_config.json')))
+      .digest('hex');
     expectRefusal(args(dir), pattern);
-    assert.equal(createHash('sha256').update(readFileSync(join(dir, 'tokenizer.json'))).update(readFileSync(join(dir, 'tokenizer_config.json'))).digest('hex'), before, 'input unchanged');
+    assert.equal(
+      createHash('sha256')
+        .update(readFileSync(join(dir, 'tokenizer.json')))
+        .update(readFileSync(join(dir, 'tokenizer_config.json')))
+        .digest('hex'),
+      before,
+      'input unchanged',
+    );
   }
 });
 
@@ -164,14 +263,20 @@ test('prune of a shard index naming "./model-….safetensors" writes the pruned 
     index.weight_map = Object.fromEntries(Object.entries(index.weight_map as Record<string, string>).map(([k, v]) => [k, `./${v}`]));
   });
   const outs = [join(work, 'dotted-out'), join(work, 'plain-out')];
-  for (const [input, out] of [[dotted, outs[0]], [source, outs[1]]]) {
+  for (const [input, out] of [
+    [dotted, outs[0]],
+    [source, outs[1]],
+  ]) {
     const r = runCli(['prune', input, '-o', out, '--ffn', '16', '--criterion', 'magnitude']);
     assert.equal(r.code, 0, r.stderr);
   }
   const shards = readdirSync(outs[1]).filter((f) => f.endsWith('.safetensors'));
   assert.equal(shards.length, 3);
   for (const shard of shards) assert.deepEqual(readFileSync(join(outs[0], shard)), readFileSync(join(outs[1], shard)), shard);
-  assert.deepEqual(readdirSync(outs[0]).filter((f) => f.endsWith('.safetensors')), shards);
+  assert.deepEqual(
+    readdirSync(outs[0]).filter((f) => f.endsWith('.safetensors')),
+    shards,
+  );
   assert.equal(runCli(['inspect', outs[0]]).code, 0);
 });
 
@@ -186,7 +291,10 @@ test('prune never copies a link leading out of the model directory, and reads no
     rmSync(join(d, 'tokenizer_config.json'));
     symlinkSync('/dev/urandom', join(d, 'tokenizer_config.json'));
   });
-  expectRefusal([linked, '-o', 'OUT', '--ffn', '100', '--criterion', 'magnitude'], /tokenizer_config\.json: is a symbolic link leading outside the model directory/);
+  expectRefusal(
+    [linked, '-o', 'OUT', '--ffn', '100', '--criterion', 'magnitude'],
+    /tokenizer_config\.json: is a symbolic link leading outside the model directory/,
+  );
 });
 
 test('what killed runs left beside the output is swept by the next run; an output a killed --force moved aside is put back', () => {
@@ -213,7 +321,26 @@ test('Ctrl-C during the --auto search leaves no candidate checkpoint and says so
   mkdirSync(parent);
   const out = join(parent, 'out');
   for (let attempt = 0; attempt < 5; attempt++) {
-    const child = spawn(process.execPath, ['--import', 'tsx', `${ROOT}test/helpers/cli-entry.ts`, 'prune', stories, '-o', out, '--ratio', '0.3', '--auto', '--samples', '4', '--seq-len', '128'], { cwd: ROOT });
+    const child = spawn(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        `${ROOT}test/helpers/cli-entry.ts`,
+        'prune',
+        stories,
+        '-o',
+        out,
+        '--ratio',
+        '0.3',
+        '--auto',
+        '--samples',
+        '4',
+        '--seq-len',
+        '128',
+      ],
+      { cwd: ROOT },
+    );
     let stderr = '';
     child.stderr.on('data', (d) => (stderr += d));
     const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
@@ -250,7 +377,10 @@ test('prune refuses a model whose calibration forward pass is NaN or infinite (i
   });
   const calib = join(work, 'nan-calib.txt');
   writeFileSync(calib, readFileSync(HELDOUT, 'utf8').slice(0, 6000));
-  expectRefusal([dir, '-o', 'OUT', '--ratio', '0.3', '--vocab-share', '0.1', '--samples', '2', '--seq-len', '64', '--calib', calib], /calibration: the model's forward pass produces NaN or infinity \(layer 1\)/);
+  expectRefusal(
+    [dir, '-o', 'OUT', '--ratio', '0.3', '--vocab-share', '0.1', '--samples', '2', '--seq-len', '64', '--calib', calib],
+    /calibration: the model's forward pass produces NaN or infinity \(layer 1\)/,
+  );
 });
 
 test('prune refuses a checkpoint holding an infinite weight where calibration never looks (an embedding row): it copied it into the output (found by the fuzzer)', () => {
@@ -265,5 +395,8 @@ test('prune refuses a checkpoint holding an infinite weight where calibration ne
   });
   const calib = join(work, 'inf-calib.txt');
   writeFileSync(calib, readFileSync(HELDOUT, 'utf8').slice(0, 6000));
-  expectRefusal([dir, '-o', 'OUT', '--ffn', '128', '--samples', '2', '--seq-len', '64', '--calib', calib, '--no-compensate'], /model\.safetensors: tensor model\.embed_tokens\.weight holds NaN or infinite values; the checkpoint is corrupt/);
+  expectRefusal(
+    [dir, '-o', 'OUT', '--ffn', '128', '--samples', '2', '--seq-len', '64', '--calib', calib, '--no-compensate'],
+    /model\.safetensors: tensor model\.embed_tokens\.weight holds NaN or infinite values; the checkpoint is corrupt/,
+  );
 });

@@ -27,7 +27,16 @@ const tokenizer = JSON.parse(readFileSync(join(input, 'tokenizer.json'), 'utf8')
 const byId = Object.entries(tokenizer.model.vocab).sort(([, a], [, b]) => a - b);
 writeFileSync(join(input, 'vocab.json'), `{${byId.map(([t, id]) => `${JSON.stringify(t)}:${id}`).join(',')}}`);
 writeFileSync(join(input, 'merges.txt'), `#version: 0.2\n${tokenizer.model.merges.map((m, r) => mergeParts(m, r).join(' ')).join('\n')}\n`);
-const STALE_WEIGHTS = ['consolidated.safetensors', 'flax_model.msgpack', 'model.gguf', 'model.onnx', 'params.json', 'pytorch_model.bin', 'pytorch_model.bin.index.json', 'tf_model.h5'];
+const STALE_WEIGHTS = [
+  'consolidated.safetensors',
+  'flax_model.msgpack',
+  'model.gguf',
+  'model.onnx',
+  'params.json',
+  'pytorch_model.bin',
+  'pytorch_model.bin.index.json',
+  'tf_model.h5',
+];
 for (const f of STALE_WEIGHTS) writeFileSync(join(input, f), 'stale');
 writeFileSync(join(input, 'qwen.tiktoken'), 'IQ== 0\n');
 for (const f of ['LICENSE', 'chat_template.jinja', '.gitattributes']) writeFileSync(join(input, f), `${f} of the source\n`);
@@ -38,7 +47,10 @@ symlinkSync(join(work, 'secret.txt'), join(input, 'notes.md'));
 symlinkSync('LICENSE', join(input, 'LICENSE.link'));
 
 const sha256 = (file: string) => createHash('sha256').update(readFileSync(file)).digest('hex');
-const listing = (dir: string) => readdirSync(dir).filter((f) => f !== TIMING_FILE).sort();
+const listing = (dir: string) =>
+  readdirSync(dir)
+    .filter((f) => f !== TIMING_FILE)
+    .sort();
 
 /** `compact prune … --json` in-process; returns the parsed report. */
 async function prune(args: string[], json = true): Promise<{ code: number; stdout: string }> {
@@ -65,8 +77,27 @@ test('vocabulary pruned: slow-tokenizer files rewritten for the kept ids, the re
   const r = await prune(['-o', out, '--vocab', '400']);
   assert.equal(r.code, 0);
   const report = JSON.parse(r.stdout) as { leftOut: unknown };
-  assert.deepEqual(report.leftOut, [...LEFT_OUT, { file: 'qwen.tiktoken', reason: 'old token ids' }].sort((a, b) => (a.file < b.file ? -1 : 1)));
-  assert.deepEqual(listing(out), ['.gitattributes', 'LICENSE', 'LICENSE.link', 'README.md', 'chat_template.jinja', 'compact.json', 'config.json', 'generation_config.json', 'merges.txt', 'model.safetensors', 'special_tokens_map.json', 'tokenizer.json', 'tokenizer.model', 'tokenizer_config.json', 'vocab.json']);
+  assert.deepEqual(
+    report.leftOut,
+    [...LEFT_OUT, { file: 'qwen.tiktoken', reason: 'old token ids' }].sort((a, b) => (a.file < b.file ? -1 : 1)),
+  );
+  assert.deepEqual(listing(out), [
+    '.gitattributes',
+    'LICENSE',
+    'LICENSE.link',
+    'README.md',
+    'chat_template.jinja',
+    'compact.json',
+    'config.json',
+    'generation_config.json',
+    'merges.txt',
+    'model.safetensors',
+    'special_tokens_map.json',
+    'tokenizer.json',
+    'tokenizer.model',
+    'tokenizer_config.json',
+    'vocab.json',
+  ]);
   for (const f of ['.gitattributes', 'LICENSE', 'chat_template.jinja']) assert.equal(sha256(join(out, f)), sha256(join(input, f)), f);
 
   // Every slow file describes the pruned tokenizer.json.
@@ -87,7 +118,10 @@ test('vocabulary pruned: slow-tokenizer files rewritten for the kept ids, the re
   // The same inputs give byte-identical files (the card and the manifest name the output directory).
   const again = join(work, 'vocab-again');
   assert.equal((await prune(['-o', again, '--vocab', '400'])).code, 0);
-  const hashes = (dir: string) => listing(dir).filter((f) => f !== 'README.md' && f !== 'compact.json').map((f) => sha256(join(dir, f)));
+  const hashes = (dir: string) =>
+    listing(dir)
+      .filter((f) => f !== 'README.md' && f !== 'compact.json')
+      .map((f) => sha256(join(dir, f)));
   assert.deepEqual(hashes(again), hashes(out));
 });
 
@@ -95,10 +129,14 @@ test('vocabulary kept: slow-tokenizer files copied unchanged; stale weights, lin
   const out = join(work, 'ffn');
   const r = await prune(['-o', out, '--ffn', '100', '--criterion', 'magnitude'], false);
   assert.equal(r.code, 0);
-  for (const f of ['tokenizer.model', 'vocab.json', 'merges.txt', 'qwen.tiktoken', 'tokenizer.json']) assert.equal(sha256(join(out, f)), sha256(join(input, f)), f);
+  for (const f of ['tokenizer.model', 'vocab.json', 'merges.txt', 'qwen.tiktoken', 'tokenizer.json'])
+    assert.equal(sha256(join(out, f)), sha256(join(input, f)), f);
   for (const { file } of LEFT_OUT) assert.ok(!listing(out).includes(file.replace(/\/$/, '')), file);
   assert.equal(readFileSync(join(out, 'LICENSE.link'), 'utf8'), 'LICENSE of the source\n'); // a link inside the model: its file is copied
-  assert.match(r.stdout, /^left out of the output: consolidated\.safetensors \(stale weights\), .*notes\.md \(symbolic link\), onnx\/ \(directory\), params\.json \(stale weights\), .*tf_model\.h5 \(stale weights\)$/m);
+  assert.match(
+    r.stdout,
+    /^left out of the output: consolidated\.safetensors \(stale weights\), .*notes\.md \(symbolic link\), onnx\/ \(directory\), params\.json \(stale weights\), .*tf_model\.h5 \(stale weights\)$/m,
+  );
   assert.doesNotMatch(r.stdout, /tiktoken/);
 });
 

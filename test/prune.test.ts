@@ -27,7 +27,17 @@ after(() => rmSync(work, { recursive: true, force: true }));
 const FIXTURES = `${ROOT}test/fixtures/pruned/`;
 const cases = JSON.parse(readFileSync(`${FIXTURES}cases.json`, 'utf8')) as { name: string; source: string; args: string[] }[];
 const oracle = JSON.parse(readFileSync(`${FIXTURES}oracle.json`, 'utf8')) as {
-  cases: Record<string, { weights_sha256: Record<string, string>; inputs: number[][]; prompts: string[] | null; vocab_size: number; intermediate_size: number; num_hidden_layers: number }>;
+  cases: Record<
+    string,
+    {
+      weights_sha256: Record<string, string>;
+      inputs: number[][];
+      prompts: string[] | null;
+      vocab_size: number;
+      intermediate_size: number;
+      num_hidden_layers: number;
+    }
+  >;
   act2: { source: string; windows_sha256: string; scores: number[][] };
 };
 
@@ -65,7 +75,11 @@ for (const c of cases) {
     assert.equal(ckpt.spec.numLayers, want.num_hidden_layers);
     if (want.prompts) {
       const tokenizer = loadTokenizer(out);
-      assert.deepEqual(want.prompts.map((p) => encode(tokenizer, p)), want.inputs, 'our tokenizer = HF tokenizers on the pruned tokenizer.json');
+      assert.deepEqual(
+        want.prompts.map((p) => encode(tokenizer, p)),
+        want.inputs,
+        'our tokenizer = HF tokenizers on the pruned tokenizer.json',
+      );
     }
     const expected = readF32(`${FIXTURES}${c.name}.logits.f32`);
     const { logits } = await new Engine(ckpt).forward(want.inputs, { logits: true });
@@ -83,7 +97,12 @@ test('common act² scores equal a brute-force float64 reference computed outside
   const act2Case = cases.find((c) => c.name === 'stories260K-compact')!;
   const arg = (flag: string) => act2Case.args[act2Case.args.indexOf(flag) + 1];
   const source = `${ROOT}${act2Case.source}`;
-  const calibration = buildCalibration(loadTokenizer(source), [`${ROOT}${arg('--calib')}`], { samples: Number(arg('--samples')), seqLen: Number(arg('--seq-len')), seed: 0, field: 'text' });
+  const calibration = buildCalibration(loadTokenizer(source), [`${ROOT}${arg('--calib')}`], {
+    samples: Number(arg('--samples')),
+    seqLen: Number(arg('--seq-len')),
+    seed: 0,
+    field: 'text',
+  });
   const pythonJson = JSON.stringify(calibration.windows).replaceAll(',', ', ');
   assert.equal(createHash('sha256').update(pythonJson).digest('hex'), oracle.act2.windows_sha256, 'same calibration windows as the oracle');
   const keep = new Set(selectKeepSet({ tokenizer: readUserJson(`${source}/tokenizer.json`) }, { size: Number(arg('--vocab')) }).keep);
@@ -91,18 +110,33 @@ test('common act² scores equal a brute-force float64 reference computed outside
   const { act2 } = await activationScores(new Engine(openCheckpoint(source)), calibration.windows, weights);
   for (const [l, want] of oracle.act2.scores.entries()) {
     const scale = Math.max(...want);
-    for (const [j, v] of want.entries()) assert.ok(Math.abs(act2[l][j] - v) <= 1e-5 * scale, `layer ${l} channel ${j}: ${act2[l][j]} vs ${v}`);
+    for (const [j, v] of want.entries())
+      assert.ok(Math.abs(act2[l][j] - v) <= 1e-5 * scale, `layer ${l} channel ${j}: ${act2[l][j]} vs ${v}`);
   }
 });
 
 test('nothing removed (--vocab V --ffn I): every tensor byte-identical, logits identical', async () => {
   const out = join(work, 'identity');
-  assert.equal(await pruneCli([`${STORIES}hf-untied`, '-o', out, '--vocab', '512', '--ffn', '172', '--calib', `${ROOT}data/tinystories/heldout_10pct.txt`]), 0);
+  assert.equal(
+    await pruneCli([
+      `${STORIES}hf-untied`,
+      '-o',
+      out,
+      '--vocab',
+      '512',
+      '--ffn',
+      '172',
+      '--calib',
+      `${ROOT}data/tinystories/heldout_10pct.txt`,
+    ]),
+    0,
+  );
   const a = openCheckpoint(`${STORIES}hf-untied`);
   const b = openCheckpoint(out);
   assert.deepEqual([...b.tensors.keys()].sort(), [...a.tensors.keys()].sort());
   for (const [name, info] of a.tensors) assert.deepEqual(readTensorBytes(b.tensors.get(name)!), readTensorBytes(info), name);
-  for (const f of ['tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'generation_config.json']) assert.equal(sha256(join(out, f)), sha256(`${STORIES}hf-untied/${f}`), f);
+  for (const f of ['tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'generation_config.json'])
+    assert.equal(sha256(join(out, f)), sha256(`${STORIES}hf-untied/${f}`), f);
   const ids = [[1, 403, 407, 261, 378, 432]];
   const [x, y] = await Promise.all([new Engine(a).forward(ids, { logits: true }), new Engine(b).forward(ids, { logits: true })]);
   assert.equal(maxAbsDiff(x.logits![0], y.logits![0]), 0);
@@ -125,7 +159,22 @@ test('channels whose score is exactly zero are the ones pruned, and logits do no
     },
   }));
   const out = join(work, 'zeroed-pruned');
-  assert.equal(await pruneCli([zeroed, '-o', out, '--ffn', String(172 - dead.length), '--calib', `${ROOT}data/tinystories/heldout_10pct.txt`, '--samples', '4', '--seq-len', '64']), 0);
+  assert.equal(
+    await pruneCli([
+      zeroed,
+      '-o',
+      out,
+      '--ffn',
+      String(172 - dead.length),
+      '--calib',
+      `${ROOT}data/tinystories/heldout_10pct.txt`,
+      '--samples',
+      '4',
+      '--seq-len',
+      '64',
+    ]),
+    0,
+  );
   const manifest = JSON.parse(readFileSync(join(out, 'compact.json'), 'utf8')) as { channels: number[][] };
   const alive = Array.from({ length: 172 }, (_, j) => j).filter((j) => !dead.includes(j));
   for (const kept of manifest.channels) assert.deepEqual(kept, alive);
@@ -136,7 +185,20 @@ test('channels whose score is exactly zero are the ones pruned, and logits do no
 });
 
 test('same inputs and seed give a byte-identical output directory; saved scores re-prune identically', async () => {
-  const args = ['--vocab', '430', '--ffn', '130', '--calib', `${ROOT}data/tinystories/heldout_10pct.txt`, '--samples', '6', '--seq-len', '96', '--seed', '7'];
+  const args = [
+    '--vocab',
+    '430',
+    '--ffn',
+    '130',
+    '--calib',
+    `${ROOT}data/tinystories/heldout_10pct.txt`,
+    '--samples',
+    '6',
+    '--seq-len',
+    '96',
+    '--seed',
+    '7',
+  ];
   const out = join(work, 'det');
   const first = join(work, 'det-first');
   const scores = join(work, 'scores.json');

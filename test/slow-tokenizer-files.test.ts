@@ -10,7 +10,14 @@ import { test } from 'node:test';
 import { isStaleWeightFile } from '../src/model/checkpoint-writer.js';
 import { CompactError } from '../src/util/errors.js';
 import { checkPiecesMatch, pruneSentencePieceModel, readSentencePieceModel } from '../src/vocab/sentencepiece-model.js';
-import { pruneFlatJsonObject, pruneMergesTxt, readFlatJsonObject, readMergesTxt, readSlowTokenizerFiles, staleTokenizerFile } from '../src/vocab/slow-tokenizer-files.js';
+import {
+  pruneFlatJsonObject,
+  pruneMergesTxt,
+  readFlatJsonObject,
+  readMergesTxt,
+  readSlowTokenizerFiles,
+  staleTokenizerFile,
+} from '../src/vocab/slow-tokenizer-files.js';
 import type { TokenizerJson } from '../src/vocab/tokenizer-json.js';
 import { indexVocabulary } from '../src/vocab/vocabulary.js';
 import { ROOT } from './helpers/fixtures.js';
@@ -37,7 +44,8 @@ const float = (field: number, v: number) => {
   new DataView(b.buffer).setFloat32(0, v, true);
   return [...tag(field, 5), ...b];
 };
-const piece = (s: string, score: number, type?: number, extra: number[] = []) => bytes(1, [...bytes(1, s), ...float(2, score), ...(type ? int(3, type) : []), ...extra]);
+const piece = (s: string, score: number, type?: number, extra: number[] = []) =>
+  bytes(1, [...bytes(1, s), ...float(2, score), ...(type ? int(3, type) : []), ...extra]);
 
 const STORIES_MODEL = readFileSync(`${ROOT}test/fixtures/vocab/stories260K/tokenizer.model`);
 
@@ -65,8 +73,17 @@ const NORMALIZER = bytes(3, bytes(1, 'identity'));
 const SELF_TEST = bytes(4, bytes(1, [...bytes(1, 'ab'), ...bytes(2, '▁a b')]));
 const EXTENSION = bytes(200, 'kept as is');
 // unk_id 1, bos_id 2, eos_id −1 (a 10-byte varint); pad_id absent (default −1)
-const MODEL = Uint8Array.from([...PIECES.flat(), ...trainer([...int(40, 1), ...int(41, 2), ...int(42, -1)]), ...NORMALIZER, ...SELF_TEST, ...EXTENSION]);
-const VOCAB = indexVocabulary({ model: { vocab: { a: 0, '<unk>': 1, '<s>': 2, b: 3 }, merges: [] }, added_tokens: [{ id: 4, content: '<extra>' }] });
+const MODEL = Uint8Array.from([
+  ...PIECES.flat(),
+  ...trainer([...int(40, 1), ...int(41, 2), ...int(42, -1)]),
+  ...NORMALIZER,
+  ...SELF_TEST,
+  ...EXTENSION,
+]);
+const VOCAB = indexVocabulary({
+  model: { vocab: { a: 0, '<unk>': 1, '<s>': 2, b: 3 }, merges: [] },
+  added_tokens: [{ id: 4, content: '<extra>' }],
+});
 
 test('SentencePiece: dropped pieces go, kept ones keep their bytes, trainer ids follow, self-test data goes, the rest stays', () => {
   const model = readSentencePieceModel(MODEL, 'm.model');
@@ -81,7 +98,10 @@ test('SentencePiece: dropped pieces go, kept ones keep their bytes, trainer ids 
   // unk_id 1 → 0 and bos_id 2 → 1 are rewritten (appended: field order is free in protobuf), eos −1 stays.
   const expected = [...PIECES.slice(1).flat(), ...trainer([...int(42, -1), ...int(40, 0), ...int(41, 1)]), ...NORMALIZER, ...EXTENSION];
   assert.deepEqual([...pruned], expected);
-  assert.deepEqual(readSentencePieceModel(pruned, 'out').pieces.map((p) => p.piece), ['<unk>', '<s>', 'b']);
+  assert.deepEqual(
+    readSentencePieceModel(pruned, 'out').pieces.map((p) => p.piece),
+    ['<unk>', '<s>', 'b'],
+  );
 });
 
 test('SentencePiece: trainer ids left at their defaults are written when they move; a dropped one is refused', () => {
@@ -91,14 +111,20 @@ test('SentencePiece: trainer ids left at their defaults are written when they mo
   const pruned = pruneSentencePieceModel(model, Int32Array.from([-1, 0, 1, 2]), 'm.model');
   assert.deepEqual([...pruned], [...pieces.slice(1).flat(), ...trainer([...int(40, 2), ...int(41, 0), ...int(42, 1)])]);
   // Dropping "<s>" would leave bos_id naming a piece that no longer exists.
-  assert.throws(() => pruneSentencePieceModel(model, Int32Array.from([0, -1, 1, 2]), 'm.model'), /m\.model trainer_spec bos_id is 1, a piece the pruned vocabulary drops/);
+  assert.throws(
+    () => pruneSentencePieceModel(model, Int32Array.from([0, -1, 1, 2]), 'm.model'),
+    /m\.model trainer_spec bos_id is 1, a piece the pruned vocabulary drops/,
+  );
   // Only an added token (id 4, not a piece) dropped: the model is unchanged, self-test data included.
   assert.deepEqual(pruneSentencePieceModel(readSentencePieceModel(MODEL, 'm.model'), Int32Array.from([0, 1, 2, 3, -1]), 'm.model'), MODEL);
 });
 
 test('SentencePiece: a piece may start with U+FEFF (a byte-order mark is part of the string, not stripped)', () => {
   const model = readSentencePieceModel(Uint8Array.from([...piece('<unk>', 0, 2), ...piece('\ufeffx', -1)]), 'm.model');
-  assert.deepEqual(model.pieces.map((p) => p.piece), ['<unk>', '\ufeffx']);
+  assert.deepEqual(
+    model.pieces.map((p) => p.piece),
+    ['<unk>', '\ufeffx'],
+  );
 });
 
 test('SentencePiece: anything else is refused with one line naming the file', () => {
@@ -115,7 +141,11 @@ test('SentencePiece: anything else is refused with one line naming the file', ()
   for (const [name, content, pattern] of bad) {
     assert.throws(
       () => readSentencePieceModel(Uint8Array.from(content), 'dir/tokenizer.model'),
-      (e: unknown) => e instanceof CompactError && e.message.startsWith('dir/tokenizer.model: not a SentencePiece model (') && pattern.test(e.message) && !e.message.includes('\n'),
+      (e: unknown) =>
+        e instanceof CompactError &&
+        e.message.startsWith('dir/tokenizer.model: not a SentencePiece model (') &&
+        pattern.test(e.message) &&
+        !e.message.includes('\n'),
       name,
     );
   }
@@ -124,7 +154,10 @@ test('SentencePiece: anything else is refused with one line naming the file', ()
 test('SentencePiece: pieces that are not tokenizer.json ids are refused', () => {
   const model = readSentencePieceModel(MODEL, 'm.model');
   const other = indexVocabulary({ model: { vocab: { a: 0, '<unk>': 1, c: 2, b: 3 }, merges: [] } });
-  assert.throws(() => checkPiecesMatch(model, other, 'm.model'), /m\.model piece 2 is "<s>" but tokenizer\.json id 2 is "c"; the two files describe different vocabularies/);
+  assert.throws(
+    () => checkPiecesMatch(model, other, 'm.model'),
+    /m\.model piece 2 is "<s>" but tokenizer\.json id 2 is "c"; the two files describe different vocabularies/,
+  );
   const smaller = indexVocabulary({ model: { vocab: { a: 0, '<unk>': 1 }, merges: [] } });
   assert.throws(() => checkPiecesMatch(model, smaller, 'm.model'), /m\.model has 4 pieces but tokenizer\.json only 2 ids/);
 });
@@ -140,13 +173,21 @@ test('flat JSON objects keep their order, key literals and layout; only kept ent
   ];
   for (const [name, input, output] of layouts) {
     const json = readFlatJsonObject(input, 'vocab.json');
-    assert.deepEqual(json.entries.map((e) => e.token), ['10', 'Ġa', '0', '!'], name);
+    assert.deepEqual(
+      json.entries.map((e) => e.token),
+      ['10', 'Ġa', '0', '!'],
+      name,
+    );
     assert.equal(pruneFlatJsonObject(json, Int32Array.from([0, 1, 2, 3])), input, `${name}: unchanged when all kept`);
     assert.equal(pruneFlatJsonObject(json, old2new), output, name);
   }
   assert.equal(pruneFlatJsonObject(readFlatJsonObject('{}\n', 'a.json'), old2new), '{}\n');
   for (const bad of ['[1]', '{"a": 1.5}', '{"a": -1}', '{"a": "1"}', '{"a": 1', '{"a": 1} x']) {
-    assert.throws(() => readFlatJsonObject(bad, 'dir/vocab.json'), /^CompactError: dir\/vocab\.json: not a \{"token": id\} JSON object \(/, bad);
+    assert.throws(
+      () => readFlatJsonObject(bad, 'dir/vocab.json'),
+      /^CompactError: dir\/vocab\.json: not a \{"token": id\} JSON object \(/,
+      bad,
+    );
   }
 });
 
@@ -159,35 +200,81 @@ test('merges.txt keeps its header, line endings and final newline, and exactly t
     ['#version: 0.2\r\na b\r\nab c\r\nx y\r\n', '#version: 0.2\r\na b\r\nx y\r\n'],
   ]) {
     const merges = readMergesTxt(input, 'merges.txt');
-    assert.deepEqual(merges.parts, [['a', 'b'], ['ab', 'c'], ['x', 'y']]);
+    assert.deepEqual(merges.parts, [
+      ['a', 'b'],
+      ['ab', 'c'],
+      ['x', 'y'],
+    ]);
     assert.equal(pruneMergesTxt(merges, [0, 1, 2]), input);
     assert.equal(pruneMergesTxt(merges, [0, 2]), output);
   }
-  assert.throws(() => readMergesTxt('#version: 0.2\na b c\n', 'dir/merges.txt'), /dir\/merges\.txt line 2 "a b c" is not two tokens separated by a space/);
+  assert.throws(
+    () => readMergesTxt('#version: 0.2\na b c\n', 'dir/merges.txt'),
+    /dir\/merges\.txt line 2 "a b c" is not two tokens separated by a space/,
+  );
 });
 
 test('vocab.json, merges.txt and added_tokens.json must describe tokenizer.json', () => {
-  const tokenizer = { model: { type: 'BPE', vocab: { a: 0, b: 1, ab: 2 }, merges: [['a', 'b']] }, added_tokens: [{ id: 3, content: '<|end|>' }] };
+  const tokenizer = {
+    model: { type: 'BPE', vocab: { a: 0, b: 1, ab: 2 }, merges: [['a', 'b']] },
+    added_tokens: [{ id: 3, content: '<|end|>' }],
+  };
   const enc = (s: string) => new TextEncoder().encode(s);
   const read = (raw: Record<string, string>) =>
     readSlowTokenizerFiles(Object.fromEntries(Object.entries(raw).map(([k, v]) => [k, enc(v)])), { tokenizer }, 'dir');
   read({ 'vocab.json': '{"a":0,"b":1,"ab":2}', 'merges.txt': '#version: 0.2\na b\n', 'added_tokens.json': '{"<|end|>": 3}' });
-  assert.throws(() => read({ 'vocab.json': '{"a":0,"b":2}' }), /dir\/vocab\.json gives "b" id 2 but tokenizer\.json gives it id 1; the two files describe different vocabularies/);
+  assert.throws(
+    () => read({ 'vocab.json': '{"a":0,"b":2}' }),
+    /dir\/vocab\.json gives "b" id 2 but tokenizer\.json gives it id 1; the two files describe different vocabularies/,
+  );
   assert.throws(() => read({ 'vocab.json': '{"z":0}' }), /dir\/vocab\.json gives "z" id 0 but tokenizer\.json does not have it/);
   assert.throws(() => read({ 'merges.txt': 'b a\n' }), /dir\/merges\.txt merge #0 is "b a" but tokenizer\.json's is "a b"/);
   assert.throws(() => read({ 'merges.txt': 'a b\nb a\n' }), /dir\/merges\.txt has 2 merges but tokenizer\.json 1/);
-  assert.throws(() => read({ 'added_tokens.json': '{"<|end|>": 4}' }), /dir\/added_tokens\.json gives "<\|end\|>" id 4 but tokenizer\.json gives it id 3/);
+  assert.throws(
+    () => read({ 'added_tokens.json': '{"<|end|>": 4}' }),
+    /dir\/added_tokens\.json gives "<\|end\|>" id 4 but tokenizer\.json gives it id 3/,
+  );
   assert.throws(() => read({ 'vocab.json': '\xff' }), /dir\/vocab\.json: not a \{"token": id\} JSON object/);
-  assert.throws(() => readSlowTokenizerFiles({ 'merges.txt': Uint8Array.from([0xff]) }, { tokenizer }, 'dir'), /dir\/merges\.txt: not UTF-8 text/);
+  assert.throws(
+    () => readSlowTokenizerFiles({ 'merges.txt': Uint8Array.from([0xff]) }, { tokenizer }, 'dir'),
+    /dir\/merges\.txt: not UTF-8 text/,
+  );
 });
 
 test('which files are stale after pruning', () => {
-  for (const name of ['pytorch_model.bin', 'pytorch_model-00001-of-00002.bin', 'pytorch_model.bin.index.json', 'model.gguf', 'model.onnx', 'model.onnx_data', 'flax_model.msgpack', 'tf_model.h5', 'consolidated.safetensors', 'consolidated.00.pth', 'params.json', 'adapter_model.safetensors', 'training_args.bin', 'model.ckpt', 'weights.pt']) {
+  for (const name of [
+    'pytorch_model.bin',
+    'pytorch_model-00001-of-00002.bin',
+    'pytorch_model.bin.index.json',
+    'model.gguf',
+    'model.onnx',
+    'model.onnx_data',
+    'flax_model.msgpack',
+    'tf_model.h5',
+    'consolidated.safetensors',
+    'consolidated.00.pth',
+    'params.json',
+    'adapter_model.safetensors',
+    'training_args.bin',
+    'model.ckpt',
+    'weights.pt',
+  ]) {
     assert.ok(isStaleWeightFile(name), name);
   }
-  for (const name of ['config.json', 'tokenizer.json', 'generation_config.json', 'LICENSE', 'README.md', '.gitattributes', 'chat_template.jinja', 'tokenizer.model', 'merges.txt']) {
+  for (const name of [
+    'config.json',
+    'tokenizer.json',
+    'generation_config.json',
+    'LICENSE',
+    'README.md',
+    '.gitattributes',
+    'chat_template.jinja',
+    'tokenizer.model',
+    'merges.txt',
+  ]) {
     assert.ok(!isStaleWeightFile(name), name);
   }
-  for (const name of ['qwen.tiktoken', 'tekken.json', 'tokenizer.model.v3', 'spiece.model', 'tok512.vocab', 'vocab.txt']) assert.ok(staleTokenizerFile(name), name);
+  for (const name of ['qwen.tiktoken', 'tekken.json', 'tokenizer.model.v3', 'spiece.model', 'tok512.vocab', 'vocab.txt'])
+    assert.ok(staleTokenizerFile(name), name);
   for (const name of ['tokenizer_config.json', 'chat_template.json', 'README.md', 'LICENSE']) assert.ok(!staleTokenizerFile(name), name);
 });

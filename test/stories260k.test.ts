@@ -28,7 +28,10 @@ for (const variant of ['hf', 'hf-untied', 'hf-mistral', 'hf-qwen2']) {
     const engine = new Engine(openCheckpoint(`${STORIES}${variant}`));
     const tokenizer = loadTokenizer(`${STORIES}${variant}`);
     // All prompts in one padded batch: padding must not leak into the shorter sequences.
-    const { logits } = await engine.forward(golden.cases.map((c) => c.input_ids), { logits: true });
+    const { logits } = await engine.forward(
+      golden.cases.map((c) => c.input_ids),
+      { logits: true },
+    );
     for (const [i, c] of golden.cases.entries()) {
       assert.deepEqual(encode(tokenizer, c.prompt), c.input_ids, 'tokenizer ids');
       assert.ok(maxAbsDiff(logits![i], expectedLogits[i]) <= 1e-4, `case ${i}: max |Δlogit| ${maxAbsDiff(logits![i], expectedLogits[i])}`);
@@ -49,7 +52,10 @@ test('stories260K hf-bf16: bf16-rounded weights stay close to fp32 and greedy te
   // The golden logits are from the fp32 weights, so bf16 rounding moves them (exact bf16 fidelity
   // is covered by the llama-bf16 family fixture); the model README reports the greedy text unchanged.
   const engine = new Engine(openCheckpoint(`${STORIES}hf-bf16`));
-  const { logits } = await engine.forward(golden.cases.map((c) => c.input_ids), { logits: true });
+  const { logits } = await engine.forward(
+    golden.cases.map((c) => c.input_ids),
+    { logits: true },
+  );
   for (const [i] of golden.cases.entries()) assert.ok(maxAbsDiff(logits![i], expectedLogits[i]) < 0.25);
   await engine.release();
   const decoder = await Decoder.open(openCheckpoint(`${STORIES}hf-bf16`));

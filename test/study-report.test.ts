@@ -15,7 +15,16 @@ const { rows, ...meta } = study;
 
 interface ChartConfig {
   type: string;
-  data: { labels?: string[]; datasets: { label: string; pointStyle?: string; pointRadius?: number; borderDash?: number[]; data: (number | { x: number; y: number })[] }[] };
+  data: {
+    labels?: string[];
+    datasets: {
+      label: string;
+      pointStyle?: string;
+      pointRadius?: number;
+      borderDash?: number[];
+      data: (number | { x: number; y: number })[];
+    }[];
+  };
   options: { animation: unknown; plugins: { title: { text: string }; legend?: { labels?: { usePointStyle?: boolean } } } };
 }
 
@@ -35,7 +44,10 @@ test('study report: no animation, distinct markers, legend with markers, notes, 
 
   const methods = [...new Set(rows.slice(1).map((r) => r.method))];
   for (const c of charts.filter((c) => c.type === 'line')) {
-    assert.deepEqual(c.data.datasets.map((d) => d.label), methods.map((m) => (m === 'vocab-only' ? 'vocab-only (no cell reachable)' : m)));
+    assert.deepEqual(
+      c.data.datasets.map((d) => d.label),
+      methods.map((m) => (m === 'vocab-only' ? 'vocab-only (no cell reachable)' : m)),
+    );
     const styles = c.data.datasets.map((d) => d.pointStyle);
     assert.equal(new Set(styles).size, methods.length, `a point style per method: ${styles.join(', ')}`);
     assert.equal(c.options.plugins.legend?.labels?.usePointStyle, true);
@@ -44,22 +56,38 @@ test('study report: no animation, distinct markers, legend with markers, notes, 
     assert.notEqual(auto.pointStyle, ffn.pointStyle);
     assert.ok(ffn.pointRadius! > auto.pointRadius! && ffn.borderDash!.length > 0, 'the lower line peeks out: bigger marker, dashed');
     assert.equal(c.data.datasets.find((d) => d.label.startsWith('vocab-only'))!.data.length, 0, 'no line for a method with no cell');
-    for (const d of c.data.datasets) for (const p of d.data) assert.ok(typeof p === 'object' && Number.isFinite(p.x) && Number.isFinite(p.y));
+    for (const d of c.data.datasets)
+      for (const p of d.data) assert.ok(typeof p === 'object' && Number.isFinite(p.x) && Number.isFinite(p.y));
   }
   // ShortGPT's points sit at the share it removed, not at its target.
   const shortgpt = charts[0].data.datasets.find((d) => d.label === 'shortgpt')!.data as { x: number }[];
-  assert.deepEqual(shortgpt.map((p) => p.x.toFixed(1)), ['0.0', '17.5', '17.5', '34.9', '34.9', '52.4']);
+  assert.deepEqual(
+    shortgpt.map((p) => p.x.toFixed(1)),
+    ['0.0', '17.5', '17.5', '34.9', '34.9', '52.4'],
+  );
 
   // Notes: vocab-only has no reachable cell; ShortGPT's real ratios.
-  assert.match(html, /<li data-method="vocab-only" data-kind="unreachable">vocab-only: no cell is reachable, so it has no line \(targets 10\.0 %, 20\.0 %, 30\.0 %, 40\.0 %, 50\.0 %\); at 10\.0 %: --vocab-share 1 asks/);
-  assert.match(html, /<li data-method="shortgpt" data-kind="granularity">shortgpt removes whole layers .*10\.0 % → 17\.5 % \(4 of 5 layers kept\), 20\.0 % → 17\.5 % \(4 of 5 layers kept\), 30\.0 % → 34\.9 % \(3 of 5 layers kept\), 40\.0 % → 34\.9 % \(3 of 5 layers kept\), 50\.0 % → 52\.4 % \(2 of 5 layers kept\)/);
+  assert.match(
+    html,
+    /<li data-method="vocab-only" data-kind="unreachable">vocab-only: no cell is reachable, so it has no line \(targets 10\.0 %, 20\.0 %, 30\.0 %, 40\.0 %, 50\.0 %\); at 10\.0 %: --vocab-share 1 asks/,
+  );
+  assert.match(
+    html,
+    /<li data-method="shortgpt" data-kind="granularity">shortgpt removes whole layers .*10\.0 % → 17\.5 % \(4 of 5 layers kept\), 20\.0 % → 17\.5 % \(4 of 5 layers kept\), 30\.0 % → 34\.9 % \(3 of 5 layers kept\), 40\.0 % → 34\.9 % \(3 of 5 layers kept\), 50\.0 % → 52\.4 % \(2 of 5 layers kept\)/,
+  );
 
   // A rounded table, one row per cell; no raw CSV.
   assert.doesNotMatch(html, /<pre>/);
   const table = /<table id="numbers">([\s\S]*?)<\/table>/.exec(html)![1];
   assert.equal(table.match(/<tr[ >]/g)!.length, 1 + rows.length);
-  assert.match(table, /<tr data-method="compact"><td>compact<\/td><td>10\.0 %<\/td><td>10\.1 %<\/td><td>445<\/td><td>149<\/td><td>5<\/td><td>233,664<\/td><td>2\.9396 \(\+1\.665\)<\/td>/);
-  assert.match(table, /<tr class="unreachable" data-method="vocab-only"><td>vocab-only<\/td><td>10\.0 %<\/td><td colspan="\d+">not reachable: --vocab-share 1 asks/);
+  assert.match(
+    table,
+    /<tr data-method="compact"><td>compact<\/td><td>10\.0 %<\/td><td>10\.1 %<\/td><td>445<\/td><td>149<\/td><td>5<\/td><td>233,664<\/td><td>2\.9396 \(\+1\.665\)<\/td>/,
+  );
+  assert.match(
+    table,
+    /<tr class="unreachable" data-method="vocab-only"><td>vocab-only<\/td><td>10\.0 %<\/td><td colspan="\d+">not reachable: --vocab-share 1 asks/,
+  );
   assert.doesNotMatch(table, /\d\.\d{5,}/, 'every number rounded');
   for (const word of ['NaN', 'undefined', 'Infinity']) assert.ok(!html.replace(/<script>[\s\S]*?<\/script>/g, '').includes(word), word);
 
@@ -76,8 +104,26 @@ test('study report: a non-finite value is left out of the plots, never drawn as 
   assert.ok(!/NaN|null/.test(JSON.stringify(chartsOf(html).map((c) => c.data))));
 
   // Only the first ratios reachable: the note says where the line stops.
-  const partial = rows.map((r) => (r.method === 'ffn-only' && r.ratio > 0.2 ? { ...r, removedRatio: null, vocab: null, ffn: null, layers: null, parameters: null, bitsPerByte: {}, agreement: null, pruneSeconds: null, error: 'unreachable here' } : r));
+  const partial = rows.map((r) =>
+    r.method === 'ffn-only' && r.ratio > 0.2
+      ? {
+          ...r,
+          removedRatio: null,
+          vocab: null,
+          ffn: null,
+          layers: null,
+          parameters: null,
+          bitsPerByte: {},
+          agreement: null,
+          pruneSeconds: null,
+          error: 'unreachable here',
+        }
+      : r,
+  );
   const note = studyNotes(partial).find((n) => n.method === 'ffn-only')!;
   assert.equal(note.kind, 'partial');
-  assert.equal(note.text, 'ffn-only: targets 30.0 %, 40.0 %, 50.0 % not reachable, so its line stops at 19.9 %; at 30.0 %: unreachable here');
+  assert.equal(
+    note.text,
+    'ffn-only: targets 30.0 %, 40.0 %, 50.0 % not reachable, so its line stops at 19.9 %; at 30.0 %: unreachable here',
+  );
 });

@@ -24,7 +24,10 @@ const first = (name: string) => resolveTask(name).load(DATA)[0];
 test('ARC: "Question: {question}\\nAnswer:" + " " + choice, gold = index of answerKey', () => {
   const doc = first('arc_easy');
   const q = 'Which statement best explains why photosynthesis is the foundation of most food webs?';
-  assert.deepEqual(doc.requests[0], { context: `Question: ${q}\nAnswer:`, continuation: ' Sunlight is the source of energy for nearly all ecosystems.' });
+  assert.deepEqual(doc.requests[0], {
+    context: `Question: ${q}\nAnswer:`,
+    continuation: ' Sunlight is the source of energy for nearly all ecosystems.',
+  });
   assert.equal(doc.requests.length, 4);
   assert.equal(doc.gold, 0); // answerKey "A"
   assert.equal(doc.choices[3], 'The producers in all ecosystems are plants.');
@@ -35,7 +38,9 @@ test('ARC: "Question: {question}\\nAnswer:" + " " + choice, gold = index of answ
 test('PIQA: "Question: {goal}\\nAnswer:" + " " + sol1/sol2, label from valid-labels.lst', () => {
   const doc = first('piqa');
   assert.equal(doc.requests[0].context, "Question: How do I ready a guinea pig cage for it's new occupants?\nAnswer:");
-  assert.ok(doc.requests[1].continuation.startsWith(' Provide the guinea pig with a cage full of a few inches of bedding made of ripped jeans'));
+  assert.ok(
+    doc.requests[1].continuation.startsWith(' Provide the guinea pig with a cage full of a few inches of bedding made of ripped jeans'),
+  );
   assert.equal(doc.gold, 0);
 });
 
@@ -43,15 +48,26 @@ test('BoolQ: "{passage}\\nQuestion: {question}?\\nAnswer:" + " no" / " yes"', ()
   const doc = first('boolq');
   assert.ok(doc.requests[0].context.startsWith('Ethanol fuel -- All biomass goes through'));
   assert.ok(doc.requests[0].context.endsWith('\nQuestion: does ethanol take more energy make that produces?\nAnswer:'));
-  assert.deepEqual(doc.requests.map((r) => r.continuation), [' no', ' yes']);
+  assert.deepEqual(
+    doc.requests.map((r) => r.continuation),
+    [' no', ' yes'],
+  );
   assert.deepEqual(doc.choices, ['no', 'yes']);
   assert.equal(doc.gold, 0);
 });
 
 test('OpenBookQA: question_stem + " " + choice, gold = answerKey', () => {
   const doc = first('openbookqa');
-  assert.equal(doc.requests[0].context, 'A person wants to start saving money so that they can afford a nice vacation at the end of the year. After looking over their budget and expenses, they decide the best way to save money is to');
-  assert.deepEqual(doc.choices, ['make more phone calls', 'quit eating lunch out', 'buy less with monopoly money', 'have lunch with friends']);
+  assert.equal(
+    doc.requests[0].context,
+    'A person wants to start saving money so that they can afford a nice vacation at the end of the year. After looking over their budget and expenses, they decide the best way to save money is to',
+  );
+  assert.deepEqual(doc.choices, [
+    'make more phone calls',
+    'quit eating lunch out',
+    'buy less with monopoly money',
+    'have lunch with friends',
+  ]);
   assert.equal(doc.requests[1].continuation, ' quit eating lunch out');
   assert.equal(doc.gold, 1);
 });
@@ -76,7 +92,10 @@ test('LAMBADA: the last space-separated word (with its space) given the rest', (
 
 test('HellaSwag: lm-eval preprocess and ctx_b.capitalize() (original JSONL layout), llama.cpp layout as given', () => {
   // Python's own output for these inputs (lm-eval strips before removing brackets, and collapses "  " once).
-  assert.equal(hellaswagPreprocess(' [header] How to fold a shirt [title] Lay it flat. [step]  Smooth it.  '), ' How to fold a shirt. Lay it flat.  Smooth it.');
+  assert.equal(
+    hellaswagPreprocess(' [header] How to fold a shirt [title] Lay it flat. [step]  Smooth it.  '),
+    ' How to fold a shirt. Lay it flat.  Smooth it.',
+  );
   assert.equal(hellaswagPreprocess('a [sic] b'), 'a b');
   assert.equal(pyCapitalize('the lady named ANN'), 'The lady named ann');
   assert.equal(pyCapitalize(''), '');
@@ -149,10 +168,13 @@ test('acc, acc_norm (÷ characters, as lm-eval), acc_bytes (÷ UTF-8 bytes), sam
 test('readers: CSV quoting, and errors that name file, line and field', () => {
   const csv = join(work, 'q.csv');
   writeFileSync(csv, 'a,b\n"x, ""y""","multi\nline"\nplain,2\n');
-  assert.deepEqual(readTable(csv, 't').map((r) => [r.line, r.value.a, r.value.b]), [
-    [2, 'x, "y"', 'multi\nline'],
-    [4, 'plain', '2'],
-  ]);
+  assert.deepEqual(
+    readTable(csv, 't').map((r) => [r.line, r.value.a, r.value.b]),
+    [
+      [2, 'x, "y"', 'multi\nline'],
+      [4, 'plain', '2'],
+    ],
+  );
   writeFileSync(csv, 'a,b\n1,2,3\n');
   assert.throws(() => readTable(csv, 't'), /q\.csv:2: 3 fields, the header has 2/);
   writeFileSync(csv, 'a,b\n"open,2\n');
@@ -172,5 +194,10 @@ test('readers: CSV quoting, and errors that name file, line and field', () => {
     assert.throws(() => resolveTask(`mc:${jsonl}`).load('.'), pattern);
   }
   assert.throws(() => resolveTask('arc_easy').load(work), /arc\/ARC-Easy-test\.jsonl: cannot read \(ENOENT\); task arc_easy needs it/);
-  assert.throws(() => resolveTask('squad'), new RegExp(`unknown task "squad"; known: ${TASK_NAMES.slice(0, 8).join(', ')}, gsm8k, mmlu \\(or mmlu_<subject>, mmlu_<category>\\), or mc:FILE\\.jsonl`));
+  assert.throws(
+    () => resolveTask('squad'),
+    new RegExp(
+      `unknown task "squad"; known: ${TASK_NAMES.slice(0, 8).join(', ')}, gsm8k, mmlu \\(or mmlu_<subject>, mmlu_<category>\\), or mc:FILE\\.jsonl`,
+    ),
+  );
 });

@@ -23,7 +23,10 @@ test('running the engine leaves no ONNX Runtime telemetry log', () => {
     delete env.ORT_DISABLE_TELEMETRY;
     const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: ROOT, encoding: 'utf8', env });
     assert.equal(r.status, 0, r.stderr);
-    assert.deepEqual(readdirSync(temp).filter((f) => f.startsWith('mat-debug-')), []);
+    assert.deepEqual(
+      readdirSync(temp).filter((f) => f.startsWith('mat-debug-')),
+      [],
+    );
   } finally {
     rmSync(temp, { recursive: true, force: true });
   }

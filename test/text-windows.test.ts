@@ -7,8 +7,22 @@ const ids = Array.from({ length: 11 }, (_, i) => 100 + i);
 
 test('non-overlapping windows: ids[s : s+w+1], step w', () => {
   const windows = makeWindows(ids, 4, 4);
-  assert.deepEqual(windows.map((w) => w.inputs), [[100, 101, 102, 103], [104, 105, 106, 107], [108, 109]]);
-  assert.deepEqual(windows.map((w) => [...w.targets]), [[101, 102, 103, 104], [105, 106, 107, 108], [109, 110]]);
+  assert.deepEqual(
+    windows.map((w) => w.inputs),
+    [
+      [100, 101, 102, 103],
+      [104, 105, 106, 107],
+      [108, 109],
+    ],
+  );
+  assert.deepEqual(
+    windows.map((w) => [...w.targets]),
+    [
+      [101, 102, 103, 104],
+      [105, 106, 107, 108],
+      [109, 110],
+    ],
+  );
 });
 
 test('strided windows score only positions not scored before', () => {

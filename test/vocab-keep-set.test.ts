@@ -92,11 +92,17 @@ test('added tokens at the top ids and tokens the configs name are kept whatever 
   assert.deepEqual(result.keep, [...ALWAYS, 5, 7, 8]);
   assert.equal(result.alwaysKept, 8);
   assert.equal(result.originalSize, 9);
-  assertCompactError(() => selectKeepSet({ tokenizer, config: { pad_token_id: 151935 } }, { size: 8 }), /config.json pad_token_id names token id 151935, which tokenizer.json does not have/);
+  assertCompactError(
+    () => selectKeepSet({ tokenizer, config: { pad_token_id: 151935 } }, { size: 8 }),
+    /config.json pad_token_id names token id 151935, which tokenizer.json does not have/,
+  );
 });
 
 test('V′ below the minimum names the minimum; V′ at or above the original keeps everything', () => {
-  assertCompactError(() => selectKeepSet(stories, { size: 360 }), /vocabulary size 360 is below the minimum 361 for this tokenizer \(3 special\/added, 256 byte pieces, 102 single characters/);
+  assertCompactError(
+    () => selectKeepSet(stories, { size: 360 }),
+    /vocabulary size 360 is below the minimum 361 for this tokenizer \(3 special\/added, 256 byte pieces, 102 single characters/,
+  );
   const everything = selectKeepSet(stories, { size: 100_000 });
   assert.equal(everything.size, 512);
   assert.equal(everything.requested, 100_000);
@@ -123,7 +129,10 @@ test('stories260K: specials, all 256 <0xNN> pieces and every character are kept;
   }
   // Rank mode: the merged tokens kept are the lowest-id ones, as no closure was needed here.
   const merged = result.keep.filter((id) => id > 258 && [...tokenOf.get(id)!].length > 1);
-  assert.deepEqual(merged, Array.from({ length: 19 }, (_, i) => 259 + i));
+  assert.deepEqual(
+    merged,
+    Array.from({ length: 19 }, (_, i) => 259 + i),
+  );
 });
 
 test('countTokens counts the ids the tokenizer produces, without the BOS it adds', () => {
@@ -132,7 +141,10 @@ test('countTokens counts the ids the tokenizer produces, without the BOS it adds
   const counts = countTokens(tokenizer, texts);
   assert.equal(counts.length, 512);
   const expected = texts.flatMap((text) => tokenizer.encode(text, { add_special_tokens: false }).ids);
-  assert.equal(counts.reduce((sum, n) => sum + n, 0), expected.length);
+  assert.equal(
+    counts.reduce((sum, n) => sum + n, 0),
+    expected.length,
+  );
   assert.equal(counts[1], 0);
   for (const id of expected) assert.ok(counts[id] >= 1);
   const result = selectKeepSet(stories, { size: 362, mode: 'frequency', counts });
@@ -142,7 +154,10 @@ test('countTokens counts the ids the tokenizer produces, without the BOS it adds
 
 test('non-BPE and missing tokenizers are refused with their type named', () => {
   const refusals: Array<[unknown, RegExp]> = [
-    [{ model: { type: 'Unigram', vocab: [['<unk>', 0]] } }, /model type Unigram is not supported: vocabulary pruning needs a BPE tokenizer/],
+    [
+      { model: { type: 'Unigram', vocab: [['<unk>', 0]] } },
+      /model type Unigram is not supported: vocabulary pruning needs a BPE tokenizer/,
+    ],
     [{ model: { type: 'WordPiece', vocab: { a: 0 } } }, /model type WordPiece is not supported/],
     [{ model: { type: 'WordLevel', vocab: { a: 0 } } }, /model type WordLevel is not supported/],
     [{ added_tokens: [] }, /has no "model"/],

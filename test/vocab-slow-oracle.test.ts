@@ -17,7 +17,12 @@ interface OracleCase extends SlowCase {
   pruned_sha256: Record<string, string>;
   fast_ids: Ids;
   fast_ids_without_specials?: Ids;
-  slow: Array<{ reader: string; versus: 'fast_ids' | 'fast_ids_without_specials'; differs_on_original: number[]; ids: Array<number[] | null> }>;
+  slow: Array<{
+    reader: string;
+    versus: 'fast_ids' | 'fast_ids_without_specials';
+    differs_on_original: number[];
+    ids: Array<number[] | null>;
+  }>;
 }
 
 const oracle = JSON.parse(readFileSync(`${ROOT}test/fixtures/vocab/oracle-slow.json`, 'utf8')) as {
@@ -31,7 +36,11 @@ for (const c of oracle.cases) {
   test(`${c.name}: the slow-tokenizer files the oracle validated, and their readers' ids (transformers ${oracle.versions.transformers}, sentencepiece ${oracle.versions.sentencepiece})`, () => {
     const { keep, files } = prunedFiles(ROOT, c, oracle.texts);
     assert.equal(keep.length, c.size);
-    assert.deepEqual(Object.fromEntries([...files].map(([name, bytes]) => [name, sha256(bytes)]).sort()), c.pruned_sha256, 'sha256 of the pruned files');
+    assert.deepEqual(
+      Object.fromEntries([...files].map(([name, bytes]) => [name, sha256(bytes)]).sort()),
+      c.pruned_sha256,
+      'sha256 of the pruned files',
+    );
 
     const decode = (name: string) => JSON.parse(new TextDecoder().decode(files.get(name))) as object;
     const fast = new Tokenizer(decode('tokenizer.json'), decode('tokenizer_config.json'));
@@ -49,7 +58,10 @@ for (const c of oracle.cases) {
         assert.deepEqual(ours[reader.versus][i], slowIds, `${reader.reader} on ${JSON.stringify(text)}`);
       });
       // Most texts must count: a fixture where slow and fast disagree everywhere would prove nothing.
-      assert.ok(reader.differs_on_original.length <= oracle.texts.length / 3, `${reader.reader}: ${reader.differs_on_original.length} texts excluded`);
+      assert.ok(
+        reader.differs_on_original.length <= oracle.texts.length / 3,
+        `${reader.reader}: ${reader.differs_on_original.length} texts excluded`,
+      );
     }
   });
 }

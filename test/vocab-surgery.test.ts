@@ -25,12 +25,23 @@ function files(merges: Array<string | [string, string]>, postProcessor: JsonObje
       pre_tokenizer: null,
       post_processor: postProcessor,
       decoder: null,
-      model: { type: 'BPE', dropout: null, unk_token: null, vocab: { '<s>': 0, '</s>': 1, a: 2, b: 3, c: 4, ab: 5, bc: 6, abc: 7 }, merges },
+      model: {
+        type: 'BPE',
+        dropout: null,
+        unk_token: null,
+        vocab: { '<s>': 0, '</s>': 1, a: 2, b: 3, c: 4, ab: 5, bc: 6, abc: 7 },
+        merges,
+      },
     },
     tokenizerConfig: {
       bos_token: '<s>',
       eos_token: { content: '<|im_end|>', special: true },
-      added_tokens_decoder: { '0': { content: '<s>' }, '1': { content: '</s>' }, '8': { content: '<pad>' }, '9': { content: '<|im_end|>' } },
+      added_tokens_decoder: {
+        '0': { content: '<s>' },
+        '1': { content: '</s>' },
+        '8': { content: '<pad>' },
+        '9': { content: '<|im_end|>' },
+      },
       chat_template: "{{ '<s>' + message + '<|im_end|>' }}",
     },
     config: {
@@ -65,9 +76,17 @@ function assertCompactError(fn: () => unknown, pattern: RegExp): void {
 test('surgery renumbers densely, filters merges by membership in either spelling, and remaps every id', () => {
   for (const merges of [
     ['a b', 'b c', 'ab c', 'a bc'],
-    [['a', 'b'], ['b', 'c'], ['ab', 'c'], ['a', 'bc']] as Array<[string, string]>,
+    [
+      ['a', 'b'],
+      ['b', 'c'],
+      ['ab', 'c'],
+      ['a', 'bc'],
+    ] as Array<[string, string]>,
   ]) {
-    const input = files(merges, { type: 'Sequence', processors: [{ type: 'ByteLevel', trim_offsets: false }, template('<s>', '<|im_end|>')] });
+    const input = files(merges, {
+      type: 'Sequence',
+      processors: [{ type: 'ByteLevel', trim_offsets: false }, template('<s>', '<|im_end|>')],
+    });
     const before = structuredClone(input);
     const { files: out, old2new, vocabSize } = pruneTokenizerFiles(input, KEEP);
     assert.deepEqual(input, before, 'inputs are not modified');
@@ -76,8 +95,24 @@ test('surgery renumbers densely, filters merges by membership in either spelling
     const tokenizer = out.tokenizer as JsonObject & { model: JsonObject; added_tokens: JsonObject[]; post_processor: JsonObject };
     assert.deepEqual(Object.keys(tokenizer), Object.keys(input.tokenizer as object), 'same fields, same order');
     assert.deepEqual(tokenizer.model.vocab, { '<s>': 0, '</s>': 1, a: 2, b: 3, c: 4, ab: 5, abc: 6 });
-    assert.deepEqual(tokenizer.model.merges, typeof merges[0] === 'string' ? ['a b', 'ab c'] : [['a', 'b'], ['ab', 'c']]);
-    assert.deepEqual(tokenizer.added_tokens.map((t) => [t.id, t.content]), [[0, '<s>'], [1, '</s>'], [7, '<pad>'], [8, '<|im_end|>']]);
+    assert.deepEqual(
+      tokenizer.model.merges,
+      typeof merges[0] === 'string'
+        ? ['a b', 'ab c']
+        : [
+            ['a', 'b'],
+            ['ab', 'c'],
+          ],
+    );
+    assert.deepEqual(
+      tokenizer.added_tokens.map((t) => [t.id, t.content]),
+      [
+        [0, '<s>'],
+        [1, '</s>'],
+        [7, '<pad>'],
+        [8, '<|im_end|>'],
+      ],
+    );
     assert.deepEqual(tokenizer.padding, { strategy: 'BatchLongest', pad_id: 7, pad_token: '<pad>', pad_type_id: 0, direction: 'Right' });
     assert.deepEqual(tokenizer.truncation, (input.tokenizer as JsonObject).truncation);
     const processors = tokenizer.post_processor.processors as JsonObject[];
@@ -110,18 +145,33 @@ test('surgery renumbers densely, filters merges by membership in either spelling
 test('RobertaProcessing / BertProcessing cls and sep ids are remapped', () => {
   for (const type of ['RobertaProcessing', 'BertProcessing']) {
     const { files: out } = pruneTokenizerFiles(files(['a b'], { type, sep: ['<|im_end|>', 9], cls: ['<s>', 0], trim_offsets: true }), KEEP);
-    assert.deepEqual((out.tokenizer as { post_processor: JsonObject }).post_processor, { type, sep: ['<|im_end|>', 8], cls: ['<s>', 0], trim_offsets: true });
+    assert.deepEqual((out.tokenizer as { post_processor: JsonObject }).post_processor, {
+      type,
+      sep: ['<|im_end|>', 8],
+      cls: ['<s>', 0],
+      trim_offsets: true,
+    });
   }
 });
 
 test('surgery refuses keep sets that drop a token the files still need, and unknown id-bearing fields', () => {
   const base = (): TokenizerFiles => files(['a b'], template('<s>', '<|im_end|>'));
-  assertCompactError(() => pruneTokenizerFiles(base(), [0, 1, 2, 3, 4, 8, 9].filter((id) => id !== 9)), /post_processor special token <\|im_end\|> names token id 9, which the pruned vocabulary drops/);
+  assertCompactError(
+    () =>
+      pruneTokenizerFiles(
+        base(),
+        [0, 1, 2, 3, 4, 8, 9].filter((id) => id !== 9),
+      ),
+    /post_processor special token <\|im_end\|> names token id 9, which the pruned vocabulary drops/,
+  );
   const noTemplate = (): TokenizerFiles => files(['a b'], { type: 'ByteLevel' });
   assertCompactError(() => pruneTokenizerFiles(noTemplate(), [0, 1, 2, 3, 4, 9]), /padding pad_id names token id 8/);
   const withoutPadding = noTemplate();
   delete (withoutPadding.tokenizer as JsonObject).padding;
-  assertCompactError(() => pruneTokenizerFiles(withoutPadding, [0, 1, 2, 3, 4, 9]), /config.json pad_token_id names token id 8, which the pruned vocabulary drops/);
+  assertCompactError(
+    () => pruneTokenizerFiles(withoutPadding, [0, 1, 2, 3, 4, 9]),
+    /config.json pad_token_id names token id 8, which the pruned vocabulary drops/,
+  );
   delete withoutPadding.config;
   delete withoutPadding.generationConfig;
   assertCompactError(() => pruneTokenizerFiles(withoutPadding, [0, 1, 2, 3, 4, 9]), /special_tokens_map.json names token "<pad>"/);
@@ -134,7 +184,10 @@ test('surgery refuses keep sets that drop a token the files still need, and unkn
   const whisperish = base();
   whisperish.generationConfig = { suppress_tokens: [1, 2] };
   assertCompactError(() => pruneTokenizerFiles(whisperish, KEEP), /generation_config.json suppress_tokens lists token ids/);
-  assertCompactError(() => pruneTokenizerFiles({ tokenizer: { model: { type: 'Unigram', vocab: [] } } }, []), /model type Unigram is not supported/);
+  assertCompactError(
+    () => pruneTokenizerFiles({ tokenizer: { model: { type: 'Unigram', vocab: [] } } }, []),
+    /model type Unigram is not supported/,
+  );
   assertCompactError(() => pruneTokenizerFiles({}, []), /no tokenizer.json/);
 });
 

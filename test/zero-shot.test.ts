@@ -101,10 +101,17 @@ test('every task format: the scorer sums exactly the continuation positions (han
           ll += logSoftmaxAt(logits![0], offset - 1 + j, token);
           if (argmaxOf(logits![0], offset - 1 + j) !== token) greedy = false;
         });
-        assert.ok(Math.abs(got.logprob - ll) < 1e-4, `${name} ${doc.where} ${JSON.stringify(r.continuation.slice(0, 30))}: ${got.logprob} vs ${ll}`);
+        assert.ok(
+          Math.abs(got.logprob - ll) < 1e-4,
+          `${name} ${doc.where} ${JSON.stringify(r.continuation.slice(0, 30))}: ${got.logprob} vs ${ll}`,
+        );
         assert.equal(got.isGreedy, greedy);
         assert.equal(got.tokens, pair.continuation.length);
-        assert.deepEqual(enc(r.context + r.continuation).slice(-pair.continuation.length), pair.continuation, 'the continuation ends the encoded whole');
+        assert.deepEqual(
+          enc(r.context + r.continuation).slice(-pair.continuation.length),
+          pair.continuation,
+          'the continuation ends the encoded whole',
+        );
         lls.push(ll);
       }
       if (task.outputType === 'multiple_choice') {
@@ -138,11 +145,17 @@ interface OracleTask {
   perplexity?: number;
   docs: { requests: OracleRequest[]; gold?: number; acc?: number; acc_norm?: number }[];
 }
-const oracle = JSON.parse(readFileSync(`${DATA}/oracle-stories260K.json`, 'utf8')) as { max_length: number; tasks: Record<string, OracleTask> };
+const oracle = JSON.parse(readFileSync(`${DATA}/oracle-stories260K.json`, 'utf8')) as {
+  max_length: number;
+  tasks: Record<string, OracleTask>;
+};
 
 test('a continuation longer than the maximum length: its last L tokens are scored (lm-eval cannot score it)', async () => {
   const L = 16;
-  const pair = { context: enc('Once upon a time'), continuation: enc(' there was a little girl named Lily who loved to play outside').slice(1) };
+  const pair = {
+    context: enc('Once upon a time'),
+    continuation: enc(' there was a little girl named Lily who loved to play outside').slice(1),
+  };
   assert.ok(pair.continuation.length > L + 2);
   const [got] = (await scorePairs(engine, [pair], { maxLength: L })).results;
   // By hand: the model reads the L tokens before the last, and predicts the last L.
@@ -155,7 +168,10 @@ test('a continuation longer than the maximum length: its last L tokens are score
 });
 
 test('50 documents of every task match the transformers oracle (task_oracle.py): tokens, log-likelihoods, accuracies', async () => {
-  assert.deepEqual(Object.keys(oracle.tasks).sort(), ['arc_challenge', 'arc_easy', 'boolq', 'hellaswag', 'lambada_openai', MC, 'openbookqa', 'piqa', 'winogrande'].sort());
+  assert.deepEqual(
+    Object.keys(oracle.tasks).sort(),
+    ['arc_challenge', 'arc_easy', 'boolq', 'hellaswag', 'lambada_openai', MC, 'openbookqa', 'piqa', 'winogrande'].sort(),
+  );
   let truncated = 0;
   for (const [name, want] of Object.entries(oracle.tasks)) {
     const task = resolveTask(name);

@@ -10,7 +10,18 @@
 import { parseArgs } from 'node:util';
 import { bytes, integer, percent, table } from '../src/cli/format.js';
 import { progressBar } from '../src/cli/progress.js';
-import { CompactError, evaluate, type EvaluateReport, exportGguf, generate, inspect, type InspectReport, prune, type PruneReport, type PruneSettings } from '../src/index.js';
+import {
+  CompactError,
+  evaluate,
+  type EvaluateReport,
+  exportGguf,
+  generate,
+  inspect,
+  type InspectReport,
+  prune,
+  type PruneReport,
+  type PruneSettings,
+} from '../src/index.js';
 
 export interface DemoSettings {
   model: string;
@@ -61,17 +72,26 @@ export async function runDemo(s: DemoSettings): Promise<DemoResult> {
   const started = performance.now();
   const cpuStart = process.cpuUsage();
   const clock = () => (performance.now() - started) / 1000;
-  const flags = Object.entries(s.prune).map(([k, v]) => ` --${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}${v === true ? '' : ` ${String(v)}`}`).join('');
+  const flags = Object.entries(s.prune)
+    .map(([k, v]) => ` --${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}${v === true ? '' : ` ${String(v)}`}`)
+    .join('');
   const commandLine = `compact prune ${s.model} -o ${s.out} --ratio ${s.ratio}${flags} --force`;
   s.onStep?.(`pruning ${s.model} by ${100 * s.ratio} %: ${commandLine}`);
   const report = await prune(s.model, s.out, { ...s.prune, ratio: s.ratio, force: true, commandLine, onProgress: s.onProgress });
   const pruneSeconds = clock();
   s.onStep?.(`bits per byte of both models on ${s.text}`);
-  const progress = (model: string) => (_stage: string, done: number, total: number) => s.onProgress?.(`bits per byte, ${model}`, done, total);
-  const [denseEval, prunedEval] = [await evaluate(s.model, { text: s.text, onProgress: progress('dense') }), await evaluate(s.out, { text: s.text, onProgress: progress('pruned') })];
+  const progress = (model: string) => (_stage: string, done: number, total: number) =>
+    s.onProgress?.(`bits per byte, ${model}`, done, total);
+  const [denseEval, prunedEval] = [
+    await evaluate(s.model, { text: s.text, onProgress: progress('dense') }),
+    await evaluate(s.out, { text: s.text, onProgress: progress('pruned') }),
+  ];
   const evalSeconds = clock() - pruneSeconds;
   s.onStep?.('greedy continuations of the same prompt');
-  const [dense, pruned] = [await generate(s.model, s.prompt, { maxNewTokens: s.newTokens }), await generate(s.out, s.prompt, { maxNewTokens: s.newTokens })];
+  const [dense, pruned] = [
+    await generate(s.model, s.prompt, { maxNewTokens: s.newTokens }),
+    await generate(s.out, s.prompt, { maxNewTokens: s.newTokens }),
+  ];
   const generateSeconds = clock() - pruneSeconds - evalSeconds;
   const ggufFile = `${s.out}.gguf`;
   const exported = await exportGguf(s.out, ggufFile, { force: true });
@@ -81,7 +101,13 @@ export async function runDemo(s: DemoSettings): Promise<DemoResult> {
     dense: { inspect: inspect(s.model), eval: denseEval, continuation: dense.text },
     pruned: { inspect: inspect(s.out), eval: prunedEval, continuation: pruned.text },
     gguf: { file: ggufFile, bytes: exported.bytes },
-    seconds: { prune: pruneSeconds, evaluate: evalSeconds, generate: generateSeconds, export: clock() - pruneSeconds - evalSeconds - generateSeconds, total: clock() },
+    seconds: {
+      prune: pruneSeconds,
+      evaluate: evalSeconds,
+      generate: generateSeconds,
+      export: clock() - pruneSeconds - evalSeconds - generateSeconds,
+      total: clock(),
+    },
     cpuSeconds: ((u) => (u.user + u.system) / 1e6)(process.cpuUsage(cpuStart)),
   };
 }
@@ -178,7 +204,10 @@ async function main(): Promise<number> {
     },
     onProgress: (stage, done, total) => bar.update(done, total, stage),
   };
-  for (const [flag, n] of [['--ratio', settings.ratio], ['--new-tokens', settings.newTokens]] as const) {
+  for (const [flag, n] of [
+    ['--ratio', settings.ratio],
+    ['--new-tokens', settings.newTokens],
+  ] as const) {
     if (!Number.isFinite(n) || n <= 0) throw new CompactError(`${flag} must be a positive number`);
   }
   const result = await runDemo(settings);

@@ -11,7 +11,11 @@ export interface AgreementFlags {
 export function addAgreementOptions(command: Command, text: string): Command {
   return command
     .option('--paragraphs <n>', `paragraphs of ${text} used for agreement with the dense model`, String(EVAL_DEFAULTS.paragraphs))
-    .option('--continuation <chars>', 'characters of each greedy continuation compared with the dense model', String(EVAL_DEFAULTS.continuationChars));
+    .option(
+      '--continuation <chars>',
+      'characters of each greedy continuation compared with the dense model',
+      String(EVAL_DEFAULTS.continuationChars),
+    );
 }
 
 export function agreementOptions(f: AgreementFlags): { paragraphs: number; continuationChars: number } {

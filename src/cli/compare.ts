@@ -28,7 +28,9 @@ interface CompareFlags extends CalibrationFlags, AgreementFlags {
 export function registerCompare(program: Command, version: string, argv: string[]): void {
   const command = program
     .command('compare')
-    .description('study: prune one model with several methods × ratios, measure bits per byte, write a report (Markdown, HTML with plots, JSON, CSV)')
+    .description(
+      'study: prune one model with several methods × ratios, measure bits per byte, write a report (Markdown, HTML with plots, JSON, CSV)',
+    )
     .argument('<dir>', 'Hugging Face checkpoint directory')
     .addOption(outputOption('dir', 'report directory'))
     .requiredOption('--eval-text <file...>', 'held-out text(s) measured in bits per byte (never the calibration text)')
@@ -68,7 +70,9 @@ export function registerCompare(program: Command, version: string, argv: string[
       const meta = {
         model: shown(dir),
         calibration: `${f.calib.map(shown).join(', ')} (${f.samples} × ${f.seqLen} tokens, seed ${f.seed})`,
-        agreement: agreement && `${evalTexts[0].name}, ${agreement.paragraphs} paragraphs, ${agreement.continuationChars} characters per continuation`,
+        agreement:
+          agreement &&
+          `${evalTexts[0].name}, ${agreement.paragraphs} paragraphs, ${agreement.continuationChars} characters per continuation`,
         command,
         version,
       };

@@ -4,7 +4,14 @@ import { DEFAULT_DATA_DIR, EVAL_DEFAULTS } from '../defaults.js';
 import { Engine } from '../engine/engine.js';
 import type { MeanWithStderr } from '../eval/multiple-choice.js';
 import { TASK_NAMES } from '../eval/tasks/definitions.js';
-import { checkSharedTokens, measureAgreement, openAgreementSide, prepareReference, type AgreementMetrics, type AgreementSide } from '../eval/agreement.js';
+import {
+  checkSharedTokens,
+  measureAgreement,
+  openAgreementSide,
+  prepareReference,
+  type AgreementMetrics,
+  type AgreementSide,
+} from '../eval/agreement.js';
 import { measureSpeed, peakRssBytes, staticEfficiency, type Efficiency } from '../eval/efficiency.js';
 import { evaluateText, type TextMetrics } from '../eval/text-metrics.js';
 import { readTokenTable } from '../eval/token-table.js';
@@ -49,18 +56,37 @@ export function registerEval(program: Command): void {
     )
     .argument('<dir>', 'Hugging Face checkpoint directory')
     .option('--text <file>', 'UTF-8 text file, encoded whole with the model tokenizer')
-    .option('--tasks <list>', `comma-separated tasks: ${TASK_NAMES.join(', ')}, or mc:FILE.jsonl (your own multiple choice: {"context", "choices", "gold"} per line)`)
-    .option('--num-fewshot <k>', "shots per context for every task, drawn as lm-eval draws them (default: each task's own, 5 for gsm8k, 0 otherwise)")
+    .option(
+      '--tasks <list>',
+      `comma-separated tasks: ${TASK_NAMES.join(', ')}, or mc:FILE.jsonl (your own multiple choice: {"context", "choices", "gold"} per line)`,
+    )
+    .option(
+      '--num-fewshot <k>',
+      "shots per context for every task, drawn as lm-eval draws them (default: each task's own, 5 for gsm8k, 0 otherwise)",
+    )
     .option('--log-samples', 'with --json: per-document records (prompt hash, target, prediction, generated text)')
-    .option('--batch-size <n>', 'generation tasks: sequences decoded together (key/value cache, one layer call per step for all)', String(EVAL_DEFAULTS.batchSize))
-    .option('--data-dir <dir>', `folder of the benchmark files (arc/, piqa/, … as in shared/data; default: ${DEFAULT_DATA_DIR} if it exists, else the bundled slices in test/fixtures/tasks)`)
+    .option(
+      '--batch-size <n>',
+      'generation tasks: sequences decoded together (key/value cache, one layer call per step for all)',
+      String(EVAL_DEFAULTS.batchSize),
+    )
+    .option(
+      '--data-dir <dir>',
+      `folder of the benchmark files (arc/, piqa/, … as in shared/data; default: ${DEFAULT_DATA_DIR} if it exists, else the bundled slices in test/fixtures/tasks)`,
+    )
     .option('--limit <n>', 'evaluate only the first n documents of each task')
     .option('--window <n>', 'inputs per window: window w scores ids[s+1 .. s+w] from ids[s .. s+w-1]', String(EVAL_DEFAULTS.window))
     .option('--stride <n>', 'tokens between window starts (default: the window, i.e. no overlap); predictions are never scored twice')
-    .option('--reference <dir>', 'the dense model this one was pruned from: greedy agreement, top-1 and KL on paragraphs of --text (docs/agreement.md)');
+    .option(
+      '--reference <dir>',
+      'the dense model this one was pruned from: greedy agreement, top-1 and KL on paragraphs of --text (docs/agreement.md)',
+    );
   addAgreementOptions(command, '--text')
     .option('--speed', 'measure prefill throughput and per-token decoding latency (resident weights, key/value cache, one sequence)')
-    .option('--prompt-tokens <n>', 'prefill length for --speed (default: 512, or less so that prompt + new tokens fit in max_position_embeddings)')
+    .option(
+      '--prompt-tokens <n>',
+      'prefill length for --speed (default: 512, or less so that prompt + new tokens fit in max_position_embeddings)',
+    )
     .option('--new-tokens <n>', 'tokens decoded for --speed', String(EVAL_DEFAULTS.newTokens))
     .option('--repeats <n>', 'repetitions for --speed (medians are reported)', String(EVAL_DEFAULTS.repeats))
     .addOption(threadsOption())
@@ -79,17 +105,25 @@ export function registerEval(program: Command): void {
       const newTokens = positiveInt(opts.newTokens, '--new-tokens');
       const promptTokens = opts.promptTokens == null ? undefined : positiveInt(opts.promptTokens, '--prompt-tokens');
       const repeats = positiveInt(opts.repeats, '--repeats');
-      if (opts.reference != null && opts.text == null) throw new CompactError('--reference needs --text: agreement is measured on paragraphs of that text');
-      if (opts.text == null && opts.tasks == null && !opts.speed) throw new CompactError('nothing to evaluate: give --text FILE, --tasks LIST and/or --speed');
+      if (opts.reference != null && opts.text == null)
+        throw new CompactError('--reference needs --text: agreement is measured on paragraphs of that text');
+      if (opts.text == null && opts.tasks == null && !opts.speed)
+        throw new CompactError('nothing to evaluate: give --text FILE, --tasks LIST and/or --speed');
       const text = opts.text == null ? undefined : readTextFile(opts.text);
-      const loaded = opts.tasks == null ? { tasks: [], groups: [], bundledData: false } : loadTasks(opts.tasks, opts.dataDir, limit, numFewshot);
+      const loaded =
+        opts.tasks == null ? { tasks: [], groups: [], bundledData: false } : loadTasks(opts.tasks, opts.dataDir, limit, numFewshot);
       const { tasks, groups } = loaded;
-      if (loaded.bundledData) process.stderr.write(`compact: note: ${resolve(DEFAULT_DATA_DIR)} does not exist; using the bundled slices in test/fixtures/tasks (the first documents of each benchmark; give --data-dir for the full ones)\n`);
+      if (loaded.bundledData)
+        process.stderr.write(
+          `compact: note: ${resolve(DEFAULT_DATA_DIR)} does not exist; using the bundled slices in test/fixtures/tasks (the first documents of each benchmark; give --data-dir for the full ones)\n`,
+        );
       const requested = new Set((opts.tasks ?? '').split(',').map((s) => s.trim())); // tasks named on the command line (shown even inside a group)
       const ckpt = openCheckpoint(dir);
       const context = ckpt.spec.raw.max_position_embeddings;
       if (command.getOptionValueSource('window') === 'cli' && typeof context === 'number' && window > context) {
-        throw new CompactError(`--window ${window} is longer than the model's context (max_position_embeddings ${context}): positions past it were never trained, so the result would mean nothing`);
+        throw new CompactError(
+          `--window ${window} is longer than the model's context (max_position_embeddings ${context}): positions past it were never trained, so the result would mean nothing`,
+        );
       }
       const efficiency = staticEfficiency(ckpt);
       const speedOptions = opts.speed ? { ...speedLengths(ckpt.spec.raw, promptTokens, newTokens), repeats, threads } : undefined;
@@ -103,14 +137,22 @@ export function registerEval(program: Command): void {
       if (text != null) {
         const ids = encode(tokenizer!, text);
         const bar = progressBar('eval', !opts.json);
-        textMetrics = await evaluateText(engine, ids, Buffer.byteLength(text, 'utf8'), { window, stride, onProgress: (d, t) => bar.update(d, t) });
+        textMetrics = await evaluateText(engine, ids, Buffer.byteLength(text, 'utf8'), {
+          window,
+          stride,
+          onProgress: (d, t) => bar.update(d, t),
+        });
         bar.stop();
       }
       const textSeconds = (performance.now() - started) / 1000;
 
       let agreement: AgreementMetrics | undefined;
       if (reference && model) {
-        const bars = { reference: progressBar('reference continuations', !opts.json), greedy: progressBar('continuations', !opts.json), kl: progressBar('KL', !opts.json) };
+        const bars = {
+          reference: progressBar('reference continuations', !opts.json),
+          greedy: progressBar('continuations', !opts.json),
+          kl: progressBar('KL', !opts.json),
+        };
         // One bar per phase, each closed when its phase completes (the phases run one after another).
         const onProgress = (phase: keyof typeof bars, done: number, total: number) => {
           bars[phase].update(done, total);
@@ -124,7 +166,13 @@ export function registerEval(program: Command): void {
       const tasksStarted = performance.now();
       const bar = progressBar('tasks', !opts.json && tasks.length > 0);
       const { tasks: reports, groups: groupReports } =
-        tasks.length > 0 ? await runTasks(ckpt, engine, tokenizer!, loaded, { batchSize: generationBatch, threads, onProgress: (task, d, t) => bar.update(d, t, task) }) : { tasks: [], groups: [] };
+        tasks.length > 0
+          ? await runTasks(ckpt, engine, tokenizer!, loaded, {
+              batchSize: generationBatch,
+              threads,
+              onProgress: (task, d, t) => bar.update(d, t, task),
+            })
+          : { tasks: [], groups: [] };
       bar.stop();
       const taskSeconds = (performance.now() - tasksStarted) / 1000;
       await engine.release();
@@ -138,7 +186,9 @@ export function registerEval(program: Command): void {
         if (textMetrics) Object.assign(out, { text: opts.text, ...textMetrics });
         if (agreement) out.agreement = { reference: opts.reference, ...agreement };
         if (reports.length > 0) {
-          out.tasks = reports.map(({ docs, ...summary }, i) => (opts.logSamples ? { ...summary, samples: docs.map((d, j) => sampleRecord(tasks[i].docs[j], d)) } : summary));
+          out.tasks = reports.map(({ docs, ...summary }, i) =>
+            opts.logSamples ? { ...summary, samples: docs.map((d, j) => sampleRecord(tasks[i].docs[j], d)) } : summary,
+          );
         }
         if (groupReports.length > 0) out.groups = groupReports;
         out.efficiency = { ...efficiency, peakRssBytes: peakRss };
@@ -175,7 +225,9 @@ export function registerEval(program: Command): void {
         const generationReports = reports.filter((r) => r.metrics.exact_match);
         if (generationReports.length > 0) lines.push(generationTable(generationReports));
         // Per task, or per outermost group for the tasks of a requested group (mmlu: one sum, not 57 entries).
-        const outer = groups.filter((g) => !groups.some((o) => o !== g && o.tasks.length > g.tasks.length && g.tasks.every((t) => o.tasks.includes(t))));
+        const outer = groups.filter(
+          (g) => !groups.some((o) => o !== g && o.tasks.length > g.tasks.length && g.tasks.every((t) => o.tasks.includes(t))),
+        );
         const truncatedIn = (names: string[]) => reports.filter((r) => names.includes(r.task)).reduce((a, r) => a + r.truncated, 0);
         const truncated = [
           ...reports.filter((r) => r.truncated > 0 && !grouped.has(r.task)).map((r) => `${r.task} ${r.truncated}`),
@@ -183,7 +235,12 @@ export function registerEval(program: Command): void {
         ];
         if (truncated.length > 0) lines.push(`inputs cut from the left to the model's maximum length: ${truncated.join(', ')}`);
         const shots = [...new Set(reports.map((r) => r.numFewshot))];
-        const shotText = shots.length === 1 ? (shots[0] === 0 ? 'zero-shot' : `${shots[0]}-shot`) : `shots: ${reports.map((r) => `${r.task} ${r.numFewshot}`).join(', ')}`;
+        const shotText =
+          shots.length === 1
+            ? shots[0] === 0
+              ? 'zero-shot'
+              : `${shots[0]}-shot`
+            : `shots: ${reports.map((r) => `${r.task} ${r.numFewshot}`).join(', ')}`;
         lines.push(`${shotText}, LM-Evaluation-Harness definitions; ± is the standard error; ${taskSeconds.toFixed(1)} s`);
         sections.push(lines.join('\n\n'));
       }
@@ -193,11 +250,17 @@ export function registerEval(program: Command): void {
 }
 
 /** Prompt and decoded lengths for --speed, within the model's positions (max_position_embeddings) when it states them. */
-function speedLengths(config: Record<string, unknown>, prompt: number | undefined, newTokens: number): { promptTokens: number; newTokens: number } {
+function speedLengths(
+  config: Record<string, unknown>,
+  prompt: number | undefined,
+  newTokens: number,
+): { promptTokens: number; newTokens: number } {
   const max = typeof config.max_position_embeddings === 'number' ? config.max_position_embeddings : Infinity;
   const promptTokens = prompt ?? Math.min(512, max - newTokens);
   if (promptTokens < 1 || promptTokens + newTokens > max) {
-    throw new CompactError(`--speed: ${prompt ?? 'a prompt'} + ${newTokens} new tokens do not fit in max_position_embeddings ${max}; lower --prompt-tokens or --new-tokens`);
+    throw new CompactError(
+      `--speed: ${prompt ?? 'a prompt'} + ${newTokens} new tokens do not fit in max_position_embeddings ${max}; lower --prompt-tokens or --new-tokens`,
+    );
   }
   return { promptTokens, newTokens };
 }
@@ -206,7 +269,9 @@ function speedLengths(config: Record<string, unknown>, prompt: number | undefine
 function openReference(dir: string, model: AgreementSide, threads: number | undefined): AgreementSide {
   const family = readConfig(dir).modelType;
   if (family !== model.ckpt.spec.modelType) {
-    throw new CompactError(`--reference ${dir} is a ${family} model but ${model.ckpt.dir} is ${model.ckpt.spec.modelType}: agreement needs the dense model this one was pruned from`);
+    throw new CompactError(
+      `--reference ${dir} is a ${family} model but ${model.ckpt.dir} is ${model.ckpt.spec.modelType}: agreement needs the dense model this one was pruned from`,
+    );
   }
   const side = openAgreementSide(dir, threads);
   checkSharedTokens(side, model);
@@ -219,9 +284,15 @@ function agreementTable(a: AgreementMetrics, reference: string): string {
     `agreement with ${reference} on ${a.paragraphs} paragraphs`,
     table(
       [
-        ['greedy agreement', `${g.meanAgreement.toFixed(4)} (mean common prefix / ${g.continuationChars} characters, ${g.prompts} prompts)`],
+        [
+          'greedy agreement',
+          `${g.meanAgreement.toFixed(4)} (mean common prefix / ${g.continuationChars} characters, ${g.prompts} prompts)`,
+        ],
         ['identical continuations', `${g.exact} of ${g.prompts}`],
-        ['mean KL(reference ‖ model)', `${a.kl.meanKl.toFixed(5)} nats over ${integer(a.kl.comparedPositions)} positions (${percent(a.kl.comparedPositions, a.kl.referencePositions)} of the reference's)`],
+        [
+          'mean KL(reference ‖ model)',
+          `${a.kl.meanKl.toFixed(5)} nats over ${integer(a.kl.comparedPositions)} positions (${percent(a.kl.comparedPositions, a.kl.referencePositions)} of the reference's)`,
+        ],
         ['same most likely token', `${percent(a.kl.top1Agreement, 1)} of those positions`],
         ['reference mass on removed tokens', a.kl.meanReferenceMassOutside.toExponential(3)],
       ],
@@ -237,27 +308,44 @@ function efficiencyTable(e: Efficiency, peakRss: number): string {
   ];
   if (e.speed) {
     const s = e.speed;
-    rows.push(['prefill', `${integer(Math.round(s.prefillTokensPerSecond))} tokens/s (${s.promptTokens} tokens in ${(s.prefillSeconds * 1000).toFixed(1)} ms, median of ${s.repeats})`]);
-    rows.push(['decoding', `${s.msPerToken.toFixed(2)} ms/token (${s.newTokens} tokens after the prompt, median of ${s.repeats}; one sequence, key/value cache)`]);
+    rows.push([
+      'prefill',
+      `${integer(Math.round(s.prefillTokensPerSecond))} tokens/s (${s.promptTokens} tokens in ${(s.prefillSeconds * 1000).toFixed(1)} ms, median of ${s.repeats})`,
+    ]);
+    rows.push([
+      'decoding',
+      `${s.msPerToken.toFixed(2)} ms/token (${s.newTokens} tokens after the prompt, median of ${s.repeats}; one sequence, key/value cache)`,
+    ]);
   }
   if (e.pruning) {
     const { total, ...phases } = e.pruning.seconds;
-    const breakdown = Object.entries(phases).map(([phase, s]) => `${phase} ${s.toFixed(1)}`).join(', ');
+    const breakdown = Object.entries(phases)
+      .map(([phase, s]) => `${phase} ${s.toFixed(1)}`)
+      .join(', ');
     rows.push(['pruning time', `${total.toFixed(1)} s (${breakdown}; ${e.pruning.threads} threads, ${e.pruning.cpu})`]);
   }
   return [parameterTable(e.parameters), table(rows, [false, false])].join('\n');
 }
 
-const fixed = (m: MeanWithStderr | undefined): [string, string] => (m ? [m.value.toFixed(4), m.stderr == null ? '—' : `± ${m.stderr.toFixed(4)}`] : ['—', '']);
+const fixed = (m: MeanWithStderr | undefined): [string, string] =>
+  m ? [m.value.toFixed(4), m.stderr == null ? '—' : `± ${m.stderr.toFixed(4)}`] : ['—', ''];
 
 export function taskTable(reports: TaskReport[], groups: GroupReport[] = []): string {
   const rows = [['task', 'split', 'n', 'acc', '', 'acc_norm', '', 'perplexity']];
   for (const r of reports) {
-    rows.push([r.task, r.split, integer(r.n), ...fixed(r.metrics.acc), ...fixed(r.metrics.acc_norm), r.metrics.perplexity == null ? '—' : r.metrics.perplexity.toFixed(2)]);
+    rows.push([
+      r.task,
+      r.split,
+      integer(r.n),
+      ...fixed(r.metrics.acc),
+      ...fixed(r.metrics.acc_norm),
+      r.metrics.perplexity == null ? '—' : r.metrics.perplexity.toFixed(2),
+    ]);
   }
   for (const g of groups) {
     // mmlu, then its categories indented (lm-eval's table shows them the same way).
-    const name = g.group === 'mmlu' || !g.group.startsWith('mmlu_') || !groups.some((o) => o.group === 'mmlu') ? g.group : ` - ${g.group.slice(5)}`;
+    const name =
+      g.group === 'mmlu' || !g.group.startsWith('mmlu_') || !groups.some((o) => o.group === 'mmlu') ? g.group : ` - ${g.group.slice(5)}`;
     rows.push([name, `${g.tasks} subjects, weighted by size`, integer(g.n), ...fixed(g.acc), '—', '', '—']);
   }
   return table(rows, [false, false, true, true, false, true, false, true]);
@@ -269,5 +357,3 @@ export function generationTable(reports: TaskReport[]): string {
   for (const r of reports) rows.push([r.task, r.split, integer(r.n), ...filters.flatMap((f) => fixed(r.metrics.exact_match![f]))]);
   return table(rows, [false, false, true, ...filters.flatMap(() => [true, false])]);
 }
-
-

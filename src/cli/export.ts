@@ -30,7 +30,13 @@ export function registerExport(program: Command): void {
     .addOption(jsonOption())
     .action(async (dir: string, f: ExportFlags) => {
       const bar = progressBar('export', !f.json);
-      const report = await exportGguf(dir, f.output, { type: f.type, vocabOnly: f.vocabOnly, name: f.name, force: f.force, onTensor: (d, t) => bar.update(d, t) });
+      const report = await exportGguf(dir, f.output, {
+        type: f.type,
+        vocabOnly: f.vocabOnly,
+        name: f.name,
+        force: f.force,
+        onTensor: (d, t) => bar.update(d, t),
+      });
       bar.stop();
       if (f.json) console.log(JSON.stringify(report, null, 2));
       else console.log(exportSummary(report));
@@ -38,7 +44,9 @@ export function registerExport(program: Command): void {
 }
 
 export function exportSummary(r: ExportReport): string {
-  const types = Object.entries(r.tensors.byType).map(([t, n]) => `${n} ${t}`).join(', ');
+  const types = Object.entries(r.tensors.byType)
+    .map(([t, n]) => `${n} ${t}`)
+    .join(', ');
   const lines = [
     `wrote ${r.output}: llama.cpp architecture ${r.architecture}, ${integer(r.tensors.total)} tensors (${types || 'none'}), ${bytes(r.bytes)} of tensor data`,
     `tokenizer: ${r.tokenizer.model} (pre ${r.tokenizer.pre}), ${integer(r.tokenizer.tokens)} tokens${r.tokenizer.padded ? ` + ${integer(r.tokenizer.padded)} unused padding rows` : ''}${

@@ -28,7 +28,9 @@ export function registerInspect(program: Command): void {
       const ckpt = openCheckpoint(dir);
       const count = countParams(ckpt);
       const { spec } = ckpt;
-      console.log(`${dir}: ${spec.modelType}, V=${spec.vocabSize} D=${spec.hiddenSize} I=${spec.intermediateSize} L=${spec.numLayers} heads=${spec.numHeads}/${spec.numKvHeads}×${spec.headDim}`);
+      console.log(
+        `${dir}: ${spec.modelType}, V=${spec.vocabSize} D=${spec.hiddenSize} I=${spec.intermediateSize} L=${spec.numLayers} heads=${spec.numHeads}/${spec.numKvHeads}×${spec.headDim}`,
+      );
       console.log(parameterTable(count));
       console.log(`weights on disk: ${bytes(count.storedBytes)}`);
     });
@@ -39,7 +41,8 @@ export function parameterTable(count: ParamCount): string {
   const rows = [['part', 'parameters', 'share']];
   for (const part of PARTS) {
     if (part === 'lmHead' && count.tied) rows.push([LABELS[part], 'tied', '—']);
-    else if (count.parts[part] > 0 || part !== 'other') rows.push([LABELS[part], integer(count.parts[part]), percent(count.parts[part], count.total)]);
+    else if (count.parts[part] > 0 || part !== 'other')
+      rows.push([LABELS[part], integer(count.parts[part]), percent(count.parts[part], count.total)]);
   }
   const vocab = count.parts.embedding + count.parts.lmHead;
   rows.push(['vocabulary (embedding + head)', integer(vocab), percent(vocab, count.total)]);

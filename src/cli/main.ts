@@ -23,7 +23,15 @@ export async function main(argv: string[]): Promise<number> {
     .version(VERSION)
     .exitOverride()
     // An option-parser mistake is one line like any other (it printed the whole help after it).
-    .configureOutput({ outputError: (message, write) => write(`compact: ${message.trim().replace(/\s*\n\s*/g, ' ').replace(/\.$/, '')}; see --help\n`) });
+    .configureOutput({
+      outputError: (message, write) =>
+        write(
+          `compact: ${message
+            .trim()
+            .replace(/\s*\n\s*/g, ' ')
+            .replace(/\.$/, '')}; see --help\n`,
+        ),
+    });
   registerInspect(program);
   registerEval(program);
   registerPrune(program, VERSION, argv);
@@ -56,9 +64,14 @@ export function errorLine(message: string): string {
   const escaped = message.replace(/[\u0000-\u001f\u007f]/g, (c) => JSON.stringify(c).slice(1, -1));
   // one linear pass (a regular expression backtracks quadratically on an unclosed megabyte-long quote)
   let shortened = '';
-  for (let i = 0; i < escaped.length; ) {
+  for (let i = 0; i < escaped.length;) {
     let end = -1;
-    if (escaped[i] === '"') for (let j = i + 1; j < escaped.length; j += escaped[j] === '\\' ? 2 : 1) if (escaped[j] === '"') { end = j; break; }
+    if (escaped[i] === '"')
+      for (let j = i + 1; j < escaped.length; j += escaped[j] === '\\' ? 2 : 1)
+        if (escaped[j] === '"') {
+          end = j;
+          break;
+        }
     if (end < 0) shortened += escaped[i++];
     else {
       const body = escaped.slice(i + 1, end);

@@ -4,13 +4,15 @@ import { readUserText } from '../util/files.js';
 
 export function positiveInt(value: string, flag: string): number {
   const n = Number(value);
-  if (!/^\s*\d+\s*$/.test(value) || !Number.isSafeInteger(n) || n <= 0) throw new CompactError(`${flag} must be a positive integer, got ${JSON.stringify(value)}`);
+  if (!/^\s*\d+\s*$/.test(value) || !Number.isSafeInteger(n) || n <= 0)
+    throw new CompactError(`${flag} must be a positive integer, got ${JSON.stringify(value)}`);
   return n;
 }
 
 export function nonNegativeInt(value: string, flag: string): number {
   const n = Number(value);
-  if (!/^\s*\d+\s*$/.test(value) || !Number.isSafeInteger(n)) throw new CompactError(`${flag} must be a non-negative integer, got ${JSON.stringify(value)}`);
+  if (!/^\s*\d+\s*$/.test(value) || !Number.isSafeInteger(n))
+    throw new CompactError(`${flag} must be a non-negative integer, got ${JSON.stringify(value)}`);
   return n;
 }
 
@@ -25,7 +27,8 @@ export function finiteNumber(value: string | undefined, flag: string): number | 
 /** A 32-bit seed (it feeds a 32-bit generator, so larger values would silently wrap). */
 export function seed(value: string, flag = '--seed'): number {
   const n = Number(value);
-  if (!/^\s*-?\d+\s*$/.test(value) || !Number.isSafeInteger(n) || n < -(2 ** 31) || n >= 2 ** 32) throw new CompactError(`${flag} must be an integer in [-2^31, 2^32), got ${JSON.stringify(value)}`);
+  if (!/^\s*-?\d+\s*$/.test(value) || !Number.isSafeInteger(n) || n < -(2 ** 31) || n >= 2 ** 32)
+    throw new CompactError(`${flag} must be an integer in [-2^31, 2^32), got ${JSON.stringify(value)}`);
   return n | 0;
 }
 

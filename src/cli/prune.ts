@@ -19,7 +19,6 @@ import { GGUF_TYPE_HELP } from './export.js';
 import { bytes, integer, percent, table } from './format.js';
 import { progressBar } from './progress.js';
 
-
 interface PruneFlags extends CalibrationFlags {
   output: string;
   method: Method;
@@ -51,28 +50,64 @@ export function registerPrune(program: Command, version: string, argv: string[])
     .description('prune rare vocabulary and FFN channels (COMPACT) or layers (ShortGPT) and write a standard checkpoint')
     .argument('<dir>', 'Hugging Face checkpoint directory')
     .addOption(outputOption('dir', 'output directory'))
-    .addOption(new Option('--method <m>', 'compact | vocab-only | ffn-only | shortgpt (depth pruning baseline)').choices(METHODS).default(PRUNE_DEFAULTS.method))
-    .option('--vocab <V′>', "vocabulary size to keep (special/added tokens, byte pieces and base symbols always count toward it)")
+    .addOption(
+      new Option('--method <m>', 'compact | vocab-only | ffn-only | shortgpt (depth pruning baseline)')
+        .choices(METHODS)
+        .default(PRUNE_DEFAULTS.method),
+    )
+    .option('--vocab <V′>', 'vocabulary size to keep (special/added tokens, byte pieces and base symbols always count toward it)')
     .option('--ffn <I′>', 'FFN width to keep in every layer')
     .option('--ratio <r>', 'fraction of all parameters to remove, in (0, 1); solved into V′ and I′ from exact parameter counts')
-    .option('--vocab-share <s>', 'with --ratio: share of the removal taken from the vocabulary (fixes the split; without it the split is searched, see --auto)')
-    .option('--auto', 'the default with --ratio and no --vocab-share: try vocabulary shares 0, 0.1, 0.25, 0.5, 0.75, 1 in both vocabulary modes (or the --vocab-mode given), then shares halfway to the best one\'s neighbours; keep the split with the lowest bits per byte on the held-out last 10 % of the calibration text')
-    .option('--no-auto', 'with --ratio: no search; the paper\'s fixed split (the vocabulary\'s share of the prunable parameters, capped at what it can give), --vocab-mode rank unless given')
-    .option('--compensate', 'refit each layer\'s down_proj by least squares on the kept channels (default wherever channels are pruned by calibrated act²; an error elsewhere)')
+    .option(
+      '--vocab-share <s>',
+      'with --ratio: share of the removal taken from the vocabulary (fixes the split; without it the split is searched, see --auto)',
+    )
+    .option(
+      '--auto',
+      "the default with --ratio and no --vocab-share: try vocabulary shares 0, 0.1, 0.25, 0.5, 0.75, 1 in both vocabulary modes (or the --vocab-mode given), then shares halfway to the best one's neighbours; keep the split with the lowest bits per byte on the held-out last 10 % of the calibration text",
+    )
+    .option(
+      '--no-auto',
+      "with --ratio: no search; the paper's fixed split (the vocabulary's share of the prunable parameters, capped at what it can give), --vocab-mode rank unless given",
+    )
+    .option(
+      '--compensate',
+      "refit each layer's down_proj by least squares on the kept channels (default wherever channels are pruned by calibrated act²; an error elsewhere)",
+    )
     .option('--no-compensate', 'slice down_proj without refitting (the paper)')
-    .option('--damp <x>', 'compensation damping: λ = x · mean diagonal of the kept channels\' Gram', String(DEFAULT_DAMP))
+    .option('--damp <x>', "compensation damping: λ = x · mean diagonal of the kept channels' Gram", String(DEFAULT_DAMP))
     .option('--round-to <k>', 'round I′ to a multiple of k (default: 256 if I ≥ 4096, 32 if I ≥ 512, else 1; llama.cpp k-quants want 256)')
-    .addOption(new Option('--vocab-mode <m>', 'rank: keep the lowest ids (BPE merge order, the paper); frequency: keep the most frequent on --vocab-corpus (default: rank; the --ratio search tries both unless this is given)').choices(['rank', 'frequency']))
+    .addOption(
+      new Option(
+        '--vocab-mode <m>',
+        'rank: keep the lowest ids (BPE merge order, the paper); frequency: keep the most frequent on --vocab-corpus (default: rank; the --ratio search tries both unless this is given)',
+      ).choices(['rank', 'frequency']),
+    )
     .option('--vocab-corpus <file...>', 'text whose token counts drive --vocab-mode frequency (default: the calibration text)')
     .option('--keep <file>', 'tokens to keep whatever the budget: one per line, a token string or a numeric id')
-    .addOption(new Option('--weighting <w>', 'act² weighting: binary (common act², only kept tokens count) | frequency | none (plain act²)').choices(WEIGHTINGS).default(PRUNE_DEFAULTS.weighting))
-    .addOption(new Option('--criterion <c>', 'channel criterion: act2 | magnitude | random (baselines)').choices(CRITERIA).default(PRUNE_DEFAULTS.criterion));
+    .addOption(
+      new Option('--weighting <w>', 'act² weighting: binary (common act², only kept tokens count) | frequency | none (plain act²)')
+        .choices(WEIGHTINGS)
+        .default(PRUNE_DEFAULTS.weighting),
+    )
+    .addOption(
+      new Option('--criterion <c>', 'channel criterion: act2 | magnitude | random (baselines)')
+        .choices(CRITERIA)
+        .default(PRUNE_DEFAULTS.criterion),
+    );
   addCalibrationOptions(command)
     .option('--scores-in <file...>', 'reuse channel scores (several files are summed) instead of calibrating')
     .option('--scores-out <file>', 'save the channel scores for re-pruning to another budget')
     .addOption(forceOption('output directory'))
     .addOption(threadsOption())
-    .addOption(new Option('--gguf [type]', `also write <output>/model.<type>.gguf for llama.cpp (as compact export; default type f16): ${GGUF_TYPE_HELP}`).choices(OUTPUT_TYPES).preset(EXPORT_DEFAULTS.type))
+    .addOption(
+      new Option(
+        '--gguf [type]',
+        `also write <output>/model.<type>.gguf for llama.cpp (as compact export; default type f16): ${GGUF_TYPE_HELP}`,
+      )
+        .choices(OUTPUT_TYPES)
+        .preset(EXPORT_DEFAULTS.type),
+    )
     .option('--eval-text <file>', 'also report bits per byte of the input and the output on this text (windows of 512)')
     .addOption(jsonOption())
     .action(async (dir: string, f: PruneFlags) => {
@@ -81,10 +116,21 @@ export function registerPrune(program: Command, version: string, argv: string[])
       const bar = progressBar('prune', !f.json);
       const damp = finiteNumber(f.damp, '--damp')!;
       if (!(damp > 0)) throw new CompactError(`--damp must be > 0, got ${f.damp}`);
-      const budget = { vocab: finiteNumber(f.vocab, '--vocab'), ffn: finiteNumber(f.ffn, '--ffn'), ratio: finiteNumber(f.ratio, '--ratio'), vocabShare: finiteNumber(f.vocabShare, '--vocab-share') };
+      const budget = {
+        vocab: finiteNumber(f.vocab, '--vocab'),
+        ffn: finiteNumber(f.ffn, '--ffn'),
+        ratio: finiteNumber(f.ratio, '--ratio'),
+        vocabShare: finiteNumber(f.vocabShare, '--vocab-share'),
+      };
       const threadCount = threads(f.threads);
       // --ratio without a fixed split searches it (the old --auto, now the default): the library's rule.
-      const defaults = withPruneDefaults({ method: f.method, ...budget, scoresIn: f.scoresIn, vocabMode: f.vocabMode, threads: threadCount });
+      const defaults = withPruneDefaults({
+        method: f.method,
+        ...budget,
+        scoresIn: f.scoresIn,
+        vocabMode: f.vocabMode,
+        threads: threadCount,
+      });
       const report = await prune(dir, f.output, {
         method: f.method,
         ...budget,
@@ -128,7 +174,12 @@ interface Quality {
   after: TextMetrics;
 }
 
-async function textMetrics(dir: string, file: string, threads: number | undefined, onProgress: (done: number, total: number) => void): Promise<TextMetrics> {
+async function textMetrics(
+  dir: string,
+  file: string,
+  threads: number | undefined,
+  onProgress: (done: number, total: number) => void,
+): Promise<TextMetrics> {
   const text = readTextFile(file);
   const engine = new Engine(openCheckpoint(dir), { threads });
   const metrics = await evaluateText(engine, encode(loadTokenizer(dir), text), Buffer.byteLength(text, 'utf8'), { onProgress });
@@ -140,37 +191,51 @@ async function textMetrics(dir: string, file: string, threads: number | undefine
 export function registerPruneVocab(program: Command, version: string, argv: string[]): void {
   program
     .command('prune-vocab')
-    .description('prune the vocabulary only: keep V′ tokens, rewrite the tokenizer so every text still encodes, slice embedding and LM head')
+    .description(
+      'prune the vocabulary only: keep V′ tokens, rewrite the tokenizer so every text still encodes, slice embedding and LM head',
+    )
     .argument('<dir>', 'Hugging Face checkpoint directory')
     .addOption(outputOption('dir', 'output directory'))
     .requiredOption('--vocab <V′>', 'vocabulary size to keep (special/added tokens, byte pieces and base symbols count toward it)')
-    .addOption(new Option('--mode <m>', 'rank: lowest ids (BPE merge order) | frequency: most frequent on --corpus').choices(['rank', 'frequency']).default('rank'))
+    .addOption(
+      new Option('--mode <m>', 'rank: lowest ids (BPE merge order) | frequency: most frequent on --corpus')
+        .choices(['rank', 'frequency'])
+        .default('rank'),
+    )
     .option('--corpus <file...>', 'text for --mode frequency (plain files or .jsonl with a "text" field)')
     .option('--keep <file>', 'tokens to keep whatever the budget: one per line, a token string or a numeric id')
     .addOption(forceOption('output directory'))
     .addOption(jsonOption())
-    .action(async (dir: string, f: { output: string; vocab: string; mode: 'rank' | 'frequency'; corpus?: string[]; keep?: string; force?: boolean; json?: boolean }) => {
-      if (f.mode === 'frequency' && !f.corpus?.length) throw new CompactError('--mode frequency needs --corpus FILE…');
-      const report = await prune(dir, f.output, {
-        ...VOCAB_ONLY_DEFAULTS,
-        vocab: positiveInt(f.vocab, '--vocab'),
-        vocabMode: f.mode,
-        vocabCorpus: f.corpus,
-        calib: f.corpus ?? [],
-        keepList: f.keep ? readKeepList(f.keep) : undefined,
-        force: f.force,
-        commandLine: ['compact', ...argv.slice(2)].join(' '),
-        version,
-      });
-      if (f.json) console.log(JSON.stringify(report, null, 2));
-      else printReport(report);
-    });
+    .action(
+      async (
+        dir: string,
+        f: { output: string; vocab: string; mode: 'rank' | 'frequency'; corpus?: string[]; keep?: string; force?: boolean; json?: boolean },
+      ) => {
+        if (f.mode === 'frequency' && !f.corpus?.length) throw new CompactError('--mode frequency needs --corpus FILE…');
+        const report = await prune(dir, f.output, {
+          ...VOCAB_ONLY_DEFAULTS,
+          vocab: positiveInt(f.vocab, '--vocab'),
+          vocabMode: f.mode,
+          vocabCorpus: f.corpus,
+          calib: f.corpus ?? [],
+          keepList: f.keep ? readKeepList(f.keep) : undefined,
+          force: f.force,
+          commandLine: ['compact', ...argv.slice(2)].join(' '),
+          version,
+        });
+        if (f.json) console.log(JSON.stringify(report, null, 2));
+        else printReport(report);
+      },
+    );
 }
 
 const VOCAB_ONLY_DEFAULTS = { ...PRUNE_DEFAULTS, method: 'vocab-only' } as const;
 
 function readKeepList(file: string): (string | number)[] {
-  return readUserText(file).split('\n').filter((l) => l.length > 0).map((l) => (/^\d+$/.test(l) ? Number(l) : l));
+  return readUserText(file)
+    .split('\n')
+    .filter((l) => l.length > 0)
+    .map((l) => (/^\d+$/.test(l) ? Number(l) : l));
 }
 
 export function printReport(r: PruneReport, quality?: Quality): void {
@@ -201,10 +266,23 @@ export function printReport(r: PruneReport, quality?: Quality): void {
   );
   if (quality) console.log(`eval text: ${quality.text}`);
   if (r.auto) {
-    console.log(`split search tried (bits per byte on ${integer(r.auto.heldOutChars)} held-out characters = ${integer(r.auto.heldOutTokens)} tokens of the calibration text; best first):`);
+    console.log(
+      `split search tried (bits per byte on ${integer(r.auto.heldOutChars)} held-out characters = ${integer(r.auto.heldOutTokens)} tokens of the calibration text; best first):`,
+    );
     console.log(
       table(
-        [['vocab share', 'mode', 'V′', 'I′', 'removed', 'held-out bpb', 'pass'], ...r.auto.candidates.map((c) => [c.vocabShare.toFixed(3), c.vocabMode, integer(c.vocab), integer(c.ffn), `${(100 * c.removedRatio).toFixed(1)} %`, c.heldOutBitsPerByte.toFixed(4), c.pass])],
+        [
+          ['vocab share', 'mode', 'V′', 'I′', 'removed', 'held-out bpb', 'pass'],
+          ...r.auto.candidates.map((c) => [
+            c.vocabShare.toFixed(3),
+            c.vocabMode,
+            integer(c.vocab),
+            integer(c.ffn),
+            `${(100 * c.removedRatio).toFixed(1)} %`,
+            c.heldOutBitsPerByte.toFixed(4),
+            c.pass,
+          ]),
+        ],
         [false, false, true, true, true, true, false],
       ),
     );
@@ -220,8 +298,13 @@ export function printReport(r: PruneReport, quality?: Quality): void {
         (empty ? `; ${empty} layers had no counted token and were sliced as is` : ''),
     );
   }
-  if (r.gguf) console.log(`GGUF for llama.cpp: ${join(r.output, r.gguf.file)} (${r.gguf.architecture}, ${r.gguf.type}, ${bytes(r.gguf.bytes)} of tensors)`);
+  if (r.gguf)
+    console.log(
+      `GGUF for llama.cpp: ${join(r.output, r.gguf.file)} (${r.gguf.architecture}, ${r.gguf.type}, ${bytes(r.gguf.bytes)} of tensors)`,
+    );
   if (r.leftOut.length) console.log(`left out of the output: ${r.leftOut.map((l) => `${l.file} (${l.reason})`).join(', ')}`);
   const s = r.seconds;
-  console.log(`time: ${s.total.toFixed(1)} s (read ${s.read.toFixed(1)}, calibrate ${s.calibrate.toFixed(1)}, score ${s.score.toFixed(1)}${r.auto ? `, search ${s.search.toFixed(1)}` : ''}, write ${s.write.toFixed(1)})`);
+  console.log(
+    `time: ${s.total.toFixed(1)} s (read ${s.read.toFixed(1)}, calibrate ${s.calibrate.toFixed(1)}, score ${s.score.toFixed(1)}${r.auto ? `, search ${s.search.toFixed(1)}` : ''}, write ${s.write.toFixed(1)})`,
+  );
 }

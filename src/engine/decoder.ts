@@ -99,8 +99,15 @@ export class Decoder {
    * is compacted to the rows still running. `stop(i, generated)` ends sequence i after a token;
    * `maxNew` bounds every sequence.
    */
-  async generateBatch(prompts: readonly (readonly number[])[], maxNew: number, stop: (index: number, generated: number[]) => boolean = () => false): Promise<number[][]> {
-    check(prompts.every((p) => p.length > 0), 'a prompt is empty');
+  async generateBatch(
+    prompts: readonly (readonly number[])[],
+    maxNew: number,
+    stop: (index: number, generated: number[]) => boolean = () => false,
+  ): Promise<number[][]> {
+    check(
+      prompts.every((p) => p.length > 0),
+      'a prompt is empty',
+    );
     const { numKvHeads: K, headDim: hd } = this.spec;
     const B = prompts.length;
     const lengths = prompts.map((p) => p.length);
@@ -123,7 +130,10 @@ export class Decoder {
       });
     }
     let rows = prompts.map((_, b) => b); // the sequence of each cache row
-    this.caches = this.layers.map((_, layer) => ({ key: new ort.Tensor('float32', keys[layer], [B, K, P, hd]), value: new ort.Tensor('float32', values[layer], [B, K, P, hd]) }));
+    this.caches = this.layers.map((_, layer) => ({
+      key: new ort.Tensor('float32', keys[layer], [B, K, P, hd]),
+      value: new ort.Tensor('float32', values[layer], [B, K, P, hd]),
+    }));
     const t1 = performance.now();
     this.timings.prefillMs += t1 - t0;
 
@@ -134,7 +144,12 @@ export class Decoder {
       if (running.length === 0) break;
       if (running.length < rows.length) this.keepRows(rows, running);
       rows = running;
-      const tokens = await this.batchStep(rows.map((b) => next[b]), rows.map((b) => lengths[b]), rows.map((b) => lengths[b] + generated[b].length - 1), P);
+      const tokens = await this.batchStep(
+        rows.map((b) => next[b]),
+        rows.map((b) => lengths[b]),
+        rows.map((b) => lengths[b] + generated[b].length - 1),
+        P,
+      );
       rows.forEach((b, r) => (next[b] = tokens[r]));
       this.timings.steps++;
     }
@@ -191,7 +206,11 @@ export class Decoder {
             if (visible) mask[r * S + c] = 0;
           }
         }
-        positions = { cos: new ort.Tensor('float32', cos, [R, 1, 1, hd]), sin: new ort.Tensor('float32', sin, [R, 1, 1, hd]), mask: new ort.Tensor('float32', mask, [R, 1, 1, 1, S]) };
+        positions = {
+          cos: new ort.Tensor('float32', cos, [R, 1, 1, hd]),
+          sin: new ort.Tensor('float32', sin, [R, 1, 1, hd]),
+          mask: new ort.Tensor('float32', mask, [R, 1, 1, 1, S]),
+        };
         positionFeeds.set(kind, positions);
       }
       const cache = this.caches[layer];
@@ -204,7 +223,12 @@ export class Decoder {
     }
     const tHead = performance.now();
     const out = await this.headSession.run(
-      { hidden: new ort.Tensor('float32', hidden.data as Float32Array, [R, D]), norm: this.head.norm, head: this.head.weight, targets: new ort.Tensor('int64', new BigInt64Array(R), [R, 1]) },
+      {
+        hidden: new ort.Tensor('float32', hidden.data as Float32Array, [R, D]),
+        norm: this.head.norm,
+        head: this.head.weight,
+        targets: new ort.Tensor('int64', new BigInt64Array(R), [R, 1]),
+      },
       ['argmax'],
     );
     this.timings.headMs += performance.now() - tHead;
@@ -240,7 +264,12 @@ export class Decoder {
     }
     const last = (hidden.data as Float32Array).subarray((T - 1) * D, T * D); // [1, D]
     const out = await this.headSession.run(
-      { hidden: new ort.Tensor('float32', last, [1, D]), norm: this.head.norm, head: this.head.weight, targets: new ort.Tensor('int64', new BigInt64Array(1), [1, 1]) },
+      {
+        hidden: new ort.Tensor('float32', last, [1, D]),
+        norm: this.head.norm,
+        head: this.head.weight,
+        targets: new ort.Tensor('int64', new BigInt64Array(1), [1, 1]),
+      },
       ['logits'],
     );
     return out.logits.data as Float32Array;

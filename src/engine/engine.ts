@@ -52,7 +52,11 @@ export interface ForwardRequest {
    * layer ℓ's Gram [C, I, I] (f32, summed over micro-batches) and act² (when statWeights are given)
    * as soon as the layer has run. The Gram is not kept: only one layer's is ever in memory.
    */
-  gram?: { weights: Float32Array[]; groups: number; onLayer: (layer: number, gram: Float32Array, act2: Float64Array | undefined) => void | Promise<void> };
+  gram?: {
+    weights: Float32Array[];
+    groups: number;
+    onLayer: (layer: number, gram: Float32Array, act2: Float64Array | undefined) => void | Promise<void>;
+  };
   /**
    * Sequential statistics: after layer ℓ's statistics (and gram.onLayer), weights to run layer ℓ
    * again with (same shapes; e.g. down_proj with removed columns zeroed and the rest refitted), so
@@ -109,7 +113,11 @@ export class Engine {
     const spec = this.spec;
     for (const [i, seq] of sequences.entries()) {
       check(seq.length > 0, `sequence ${i} is empty`);
-      for (const id of seq) check(Number.isInteger(id) && id >= 0 && id < spec.vocabSize, `sequence ${i}: token id ${id} is outside the vocabulary [0, ${spec.vocabSize})`);
+      for (const id of seq)
+        check(
+          Number.isInteger(id) && id >= 0 && id < spec.vocabSize,
+          `sequence ${i}: token id ${id} is outside the vocabulary [0, ${spec.vocabSize})`,
+        );
     }
     const stats = request.statWeights != null;
     const groups = request.statGroups ?? 1;
@@ -134,7 +142,11 @@ export class Engine {
       let gram: Float32Array | undefined; // [C, I, I]
       const inputs = request.rewriteLayer ? batches.map((b) => b.hidden) : null; // [B, T, D] each, for the rerun
       for (const batch of batches) {
-        const feeds: Record<string, ort.Tensor> = { ...weights, hidden: batch.hidden, ...(batch.tree ? this.treeFeeds(layer, batch.tree) : this.positionFeeds(layer, batch.length)) };
+        const feeds: Record<string, ort.Tensor> = {
+          ...weights,
+          hidden: batch.hidden,
+          ...(batch.tree ? this.treeFeeds(layer, batch.tree) : this.positionFeeds(layer, batch.length)),
+        };
         if (batch.statWeights) feeds.statWeights = batch.statWeights;
         if (batch.gram) Object.assign(feeds, batch.gram);
         const out = await session.run(feeds);
@@ -155,9 +167,16 @@ export class Engine {
       if (rewritten) {
         const plain = await this.layerSession(false);
         const shapes = layerTensorShapes(spec);
-        const replaced = Object.fromEntries(Object.entries(rewritten).map(([role, data]) => [role, new ort.Tensor('float32', data, shapes[role as LayerTensorRole]!)]));
+        const replaced = Object.fromEntries(
+          Object.entries(rewritten).map(([role, data]) => [role, new ort.Tensor('float32', data, shapes[role as LayerTensorRole]!)]),
+        );
         for (const [i, batch] of batches.entries()) {
-          const feeds: Record<string, ort.Tensor> = { ...weights, ...replaced, hidden: inputs![i], ...(batch.tree ? this.treeFeeds(layer, batch.tree) : this.positionFeeds(layer, batch.length)) };
+          const feeds: Record<string, ort.Tensor> = {
+            ...weights,
+            ...replaced,
+            hidden: inputs![i],
+            ...(batch.tree ? this.treeFeeds(layer, batch.tree) : this.positionFeeds(layer, batch.length)),
+          };
           batch.hidden = (await plain.run(feeds)).hidden_out;
         }
       }
@@ -179,14 +198,19 @@ export class Engine {
   }
 
   /** Groups sequences (longest first) into right-padded micro-batches of about tokensPerRun tokens; a sequence with a tree runs alone. */
-  private makeMicroBatches(sequences: number[][], statWeights: Float32Array[] | undefined, groups: number, parents: (Int32Array | undefined)[] | undefined): MicroBatch[] {
+  private makeMicroBatches(
+    sequences: number[][],
+    statWeights: Float32Array[] | undefined,
+    groups: number,
+    parents: (Int32Array | undefined)[] | undefined,
+  ): MicroBatch[] {
     const D = this.spec.hiddenSize;
     const budget = this.options.tokensPerRun ?? 2048;
     const order = sequences.map((_, i) => i).sort((a, b) => sequences[b].length - sequences[a].length || a - b);
     const embedding = this.embeddingMatrix();
     const scale = this.spec.embedScale;
     const batches: MicroBatch[] = [];
-    for (let start = 0; start < order.length; ) {
+    for (let start = 0; start < order.length;) {
       const length = sequences[order[start]].length;
       const parentsOfFirst = parents?.[order[start]];
       const tree = parentsOfFirst ? treeOf(parentsOfFirst, length, order[start]) : undefined;
@@ -201,7 +225,10 @@ export class Engine {
       members.forEach((s, b) => {
         embedInto(hidden, b * length, sequences[s], embedding, D, scale);
         if (weights) {
-          check(statWeights![s].length === sequences[s].length * groups, `statWeights of sequence ${s} has ${statWeights![s].length} entries for ${sequences[s].length} tokens × ${groups} groups`);
+          check(
+            statWeights![s].length === sequences[s].length * groups,
+            `statWeights of sequence ${s} has ${statWeights![s].length} entries for ${sequences[s].length} tokens × ${groups} groups`,
+          );
           weights.set(statWeights![s], b * length * groups);
         }
       });
@@ -304,7 +331,10 @@ function gramFeeds(batch: MicroBatch, sequences: number[][], weights: Float32Arr
   for (let c = 0; c < groups; c++) {
     const before = index.length;
     batch.members.forEach((s, b) => {
-      check(weights[s].length === sequences[s].length * groups, `gram weights of sequence ${s} has ${weights[s].length} entries for ${sequences[s].length} tokens × ${groups} groups`);
+      check(
+        weights[s].length === sequences[s].length * groups,
+        `gram weights of sequence ${s} has ${weights[s].length} entries for ${sequences[s].length} tokens × ${groups} groups`,
+      );
       for (let t = 0; t < sequences[s].length; t++) {
         const w = weights[s][t * groups + c];
         if (w !== 0) {
@@ -333,7 +363,10 @@ function treeOf(parents: Int32Array, length: number, sequence: number): NonNulla
   const depths = new Int32Array(length);
   for (let i = 0; i < length; i++) {
     const p = parents[i];
-    check(Number.isInteger(p) && p >= -1 && p < i, `parents of sequence ${sequence}: token ${i} has parent ${p}; a parent must precede its child (−1: none)`);
+    check(
+      Number.isInteger(p) && p >= -1 && p < i,
+      `parents of sequence ${sequence}: token ${i} has parent ${p}; a parent must precede its child (−1: none)`,
+    );
     depths[i] = p < 0 ? 0 : depths[p] + 1;
   }
   return { parents, depths, feeds: new Map() };

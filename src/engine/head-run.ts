@@ -43,7 +43,10 @@ export async function runHead(
     for (const [b, s] of batch.members.entries()) {
       const seqTargets = request.targets?.[s];
       if (!seqTargets) continue;
-      check(seqTargets.length === sequences[s].length * K, `targets of sequence ${s} has ${seqTargets.length} entries for ${sequences[s].length} tokens × ${K} groups`);
+      check(
+        seqTargets.length === sequences[s].length * K,
+        `targets of sequence ${s} has ${seqTargets.length} entries for ${sequences[s].length} tokens × ${K} groups`,
+      );
       targets.set(seqTargets, b * T * K);
     }
     // Rows the head runs on: all of them for logits, else those with at least one target.

@@ -129,7 +129,13 @@ function gramOutput(g: GraphBuilder, h: string, I: number, groups: number): void
   const scale = g.input('gramScale', ['N', 1]);
   const rows = g.op('Gather', [g.op('Reshape', [h, g.ints([-1, I])]), index], { axis: 0 }); // [N, I]
   const weighted = g.op('Mul', [rows, scale]); // [N, I]
-  const parts = groups === 1 ? [[rows, weighted]] : zip(g.multi('Split', [rows, g.input('gramSplit', [groups], 'int64')], groups, { axis: 0 }), g.multi('Split', [weighted, 'gramSplit'], groups, { axis: 0 }));
+  const parts =
+    groups === 1
+      ? [[rows, weighted]]
+      : zip(
+          g.multi('Split', [rows, g.input('gramSplit', [groups], 'int64')], groups, { axis: 0 }),
+          g.multi('Split', [weighted, 'gramSplit'], groups, { axis: 0 }),
+        );
   const grams = parts.map(([r, wr]) => g.op('Unsqueeze', [g.op('MatMul', [g.op('Transpose', [wr], { perm: [1, 0] }), r]), g.ints([0])])); // [1, I, I] each
   g.output(grams.length === 1 ? grams[0] : g.op('Concat', grams, { axis: 0 }), 'gram', [groups, I, I]);
 }
@@ -148,4 +154,3 @@ function activation(g: GraphBuilder, v: string, kind: ModelSpec['activation']): 
   const inner = g.op('Mul', [g.op('Add', [v, g.op('Mul', [cube, g.scalar(0.044715)])]), g.scalar(Math.sqrt(2 / Math.PI))]);
   return g.op('Mul', [g.op('Mul', [v, g.scalar(0.5)]), g.op('Add', [g.op('Tanh', [inner]), g.scalar(1)])]);
 }
-

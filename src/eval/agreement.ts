@@ -105,7 +105,11 @@ export async function prepareReference(side: AgreementSide, text: string, option
   return { side, paragraphs, prompts, continuations };
 }
 
-export async function measureAgreement(reference: AgreementReference, model: AgreementSide, options: AgreementOptions): Promise<AgreementMetrics> {
+export async function measureAgreement(
+  reference: AgreementReference,
+  model: AgreementSide,
+  options: AgreementOptions,
+): Promise<AgreementMetrics> {
   const C = options.continuationChars;
   const continuations = await greedyContinuations(model, reference.prompts, options, (d, t) => options.onProgress?.('greedy', d, t));
   const pairs = reference.prompts.map((prompt, i) => ({ prompt, reference: reference.continuations[i], model: continuations[i] }));
@@ -129,20 +133,30 @@ export async function measureAgreement(reference: AgreementReference, model: Agr
 /** A metric that is not a number (no prompt, no coinciding position, NaN logits) is an error, never printed. */
 export function checkFiniteAgreement(m: AgreementMetrics): void {
   const values: [string, number][] = [
-    ['greedy agreement', m.greedy.meanAgreement], ['mean KL', m.kl.meanKl], ['top-1 agreement', m.kl.top1Agreement], ['reference mass on removed tokens', m.kl.meanReferenceMassOutside],
+    ['greedy agreement', m.greedy.meanAgreement],
+    ['mean KL', m.kl.meanKl],
+    ['top-1 agreement', m.kl.top1Agreement],
+    ['reference mass on removed tokens', m.kl.meanReferenceMassOutside],
   ];
   for (const [name, value] of values) {
     if (Number.isFinite(value)) continue;
     const why =
-      name === 'greedy agreement' && m.greedy.prompts === 0 ? 'no paragraph of the text is long enough to cut a prompt from'
-      : m.kl.comparedPositions === 0 ? 'no position where both tokenizations coincide'
-      : "a model's logits are not finite (its weights or config.json make the forward pass produce NaN or infinity)";
+      name === 'greedy agreement' && m.greedy.prompts === 0
+        ? 'no paragraph of the text is long enough to cut a prompt from'
+        : m.kl.comparedPositions === 0
+          ? 'no position where both tokenizations coincide'
+          : "a model's logits are not finite (its weights or config.json make the forward pass produce NaN or infinity)";
     throw new CompactError(`agreement: ${name} is ${value} (not a number): ${why}`);
   }
 }
 
 /** Each prompt's greedy continuation as text, cut to C characters (it stops early at a special token). */
-async function greedyContinuations(side: AgreementSide, prompts: string[], options: AgreementOptions, onProgress: (done: number, total: number) => void): Promise<string[]> {
+async function greedyContinuations(
+  side: AgreementSide,
+  prompts: string[],
+  options: AgreementOptions,
+  onProgress: (done: number, total: number) => void,
+): Promise<string[]> {
   const C = options.continuationChars;
   const decoder = await Decoder.open(side.ckpt, { threads: options.threads });
   const decode = (ids: number[]) => side.tokenizer.decode(ids, { skip_special_tokens: true });
@@ -184,7 +198,7 @@ async function divergence(reference: AgreementReference, model: AgreementSide, o
   const window = Math.min(options.window, modelContext(ref.engine) ?? Infinity, modelContext(model.engine) ?? Infinity);
   const tokensPerGroup = Math.max(window, Math.floor((1 << 25) / Math.max(Vr, Vm)));
   const paragraphs = reference.paragraphs;
-  for (let start = 0; start < paragraphs.length; ) {
+  for (let start = 0; start < paragraphs.length;) {
     const refIds: number[][] = [];
     const modelIds: number[][] = [];
     let tokens = 0;
@@ -207,7 +221,13 @@ async function divergence(reference: AgreementReference, model: AgreementSide, o
     }
     options.onProgress?.('kl', start, paragraphs.length);
   }
-  return { referencePositions, comparedPositions: compared, meanKl: klSum / compared, top1Agreement: sameTop1 / compared, meanReferenceMassOutside: outsideSum / compared };
+  return {
+    referencePositions,
+    comparedPositions: compared,
+    meanKl: klSum / compared,
+    top1Agreement: sameTop1 / compared,
+    meanReferenceMassOutside: outsideSum / compared,
+  };
 }
 
 /**
@@ -220,7 +240,9 @@ export function checkSharedTokens(reference: AgreementSide, model: AgreementSide
   const shared = modelToRef.filter((r) => r >= 0).length;
   const modelTokens = model.table.strings.filter((s) => s !== undefined).length;
   if (shared < 0.5 * modelTokens) {
-    throw new CompactError(`${reference.ckpt.dir}: its tokenizer has only ${shared} of the ${modelTokens} tokens of ${model.ckpt.dir}; --reference must be the model this one was pruned from`);
+    throw new CompactError(
+      `${reference.ckpt.dir}: its tokenizer has only ${shared} of the ${modelTokens} tokens of ${model.ckpt.dir}; --reference must be the model this one was pruned from`,
+    );
   }
   return modelToRef;
 }
@@ -230,7 +252,12 @@ export function checkSharedTokens(reference: AgreementSide, model: AgreementSide
  * same token string, and both have a context (i, j ≥ 1). The prediction of token i comes from
  * logits row i − 1. Tokens of no text (BOS) are never predicted targets.
  */
-export function coincidingPositions(refTable: TokenTable, refIds: number[], modelTable: TokenTable, modelIds: number[]): [number, number][] {
+export function coincidingPositions(
+  refTable: TokenTable,
+  refIds: number[],
+  modelTable: TokenTable,
+  modelIds: number[],
+): [number, number][] {
   const cm = cumulativeBytes(modelTable, modelIds);
   const startsAt = new Map<number, number>(); // byte offset → last model token starting there
   for (let j = 0; j < modelIds.length; j++) startsAt.set(cm[j], j);
@@ -258,7 +285,10 @@ export interface PositionComparison {
  * reference also has (each side renormalised over them), the reference's mass outside them, and
  * whether the two argmaxes over those tokens are the same token (first model id on ties).
  */
-export function distributionComparer(modelToRef: Int32Array, Vr: number): (refRow: Float32Array, modelRow: Float32Array) => PositionComparison {
+export function distributionComparer(
+  modelToRef: Int32Array,
+  Vr: number,
+): (refRow: Float32Array, modelRow: Float32Array) => PositionComparison {
   const covered = new Uint8Array(Vr); // reference ids the model has
   for (const r of modelToRef) if (r >= 0) covered[r] = 1;
   return (refRow, modelRow) => compareAt(refRow, modelRow, modelToRef, covered);

@@ -58,7 +58,10 @@ function readPruneTiming(file: string, dir: string): PruneTiming {
     Object.values(seconds).every((s) => typeof s === 'number' && Number.isFinite(s) && s >= 0) &&
     Number.isSafeInteger(json.threads) &&
     typeof json.cpu === 'string';
-  check(valid, `${file}: not a compact timing file ({"seconds": {"total": s, <phase>: s, …}, "threads": n, "cpu": "…"}; numbers of seconds ≥ 0); delete it or restore it`);
+  check(
+    valid,
+    `${file}: not a compact timing file ({"seconds": {"total": s, <phase>: s, …}, "threads": n, "cpu": "…"}; numbers of seconds ≥ 0); delete it or restore it`,
+  );
   return json as unknown as PruneTiming;
 }
 
@@ -84,7 +87,13 @@ export async function measureSpeed(ckpt: Checkpoint, options: SpeedOptions): Pro
   }
   await decoder.release();
   const prefillSeconds = median(prefill);
-  return { ...options, loadSeconds, prefillSeconds, prefillTokensPerSecond: options.promptTokens / prefillSeconds, msPerToken: median(perToken) };
+  return {
+    ...options,
+    loadSeconds,
+    prefillSeconds,
+    prefillTokensPerSecond: options.promptTokens / prefillSeconds,
+    msPerToken: median(perToken),
+  };
 }
 
 function median(values: number[]): number {

@@ -67,7 +67,11 @@ export async function generateUntil(model: GenerationModel, context: string, con
  * call per step for all unfinished sequences, each seeing only its own keys), each as lm-eval
  * would generate it alone.
  */
-export async function generateUntilBatch(model: GenerationModel, contexts: string[], config: GenerationConfig): Promise<GenerationOutput[]> {
+export async function generateUntilBatch(
+  model: GenerationModel,
+  contexts: string[],
+  config: GenerationConfig,
+): Promise<GenerationOutput[]> {
   const maxContext = model.maxLength - config.maxGenToks;
   check(maxContext > 0, `max_gen_toks ${config.maxGenToks} must be less than the model's maximum length ${model.maxLength}`);
   const encoded = contexts.map((c) => model.encode(c));
@@ -118,12 +122,22 @@ export async function scoreGeneration(model: GenerationModel, doc: TaskDoc, conf
 }
 
 /** The documents' generations, `batchSize` sequences decoded together, then filtered and scored. */
-export async function scoreGenerations(model: GenerationModel, docs: TaskDoc[], config: GenerationConfig, batchSize = 8, onProgress?: (done: number, total: number) => void): Promise<GenerationScore[]> {
+export async function scoreGenerations(
+  model: GenerationModel,
+  docs: TaskDoc[],
+  config: GenerationConfig,
+  batchSize = 8,
+  onProgress?: (done: number, total: number) => void,
+): Promise<GenerationScore[]> {
   check(Number.isSafeInteger(batchSize) && batchSize > 0, `the generation batch size must be a positive integer, got ${batchSize}`);
   const scores: GenerationScore[] = [];
   for (let start = 0; start < docs.length; start += batchSize) {
     const batch = docs.slice(start, start + batchSize);
-    const outputs = await generateUntilBatch(model, batch.map((d) => d.context!), config);
+    const outputs = await generateUntilBatch(
+      model,
+      batch.map((d) => d.context!),
+      config,
+    );
     outputs.forEach((output, i) => scores.push(scoreOutput(output, batch[i], config)));
     onProgress?.(scores.length, docs.length);
   }

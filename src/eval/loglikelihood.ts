@@ -177,10 +177,11 @@ export async function scorePairs(engine: Engine, pairs: EncodedPair[], options: 
   const argmax: Int32Array[] = new Array(packs.length);
   const timings = { loadMs: 0, layersMs: 0, headMs: 0 };
   let done = 0;
-  for (let start = 0; start < order.length; ) {
+  for (let start = 0; start < order.length;) {
     let tokens = 0;
     let end = start;
-    while (end < order.length && (end === start || tokens + packs[order[end]].tokens.length <= perCall)) tokens += packs[order[end++]].tokens.length;
+    while (end < order.length && (end === start || tokens + packs[order[end]].tokens.length <= perCall))
+      tokens += packs[order[end++]].tokens.length;
     const members = order.slice(start, end);
     let K = 1; // the most distinct targets any position of this call asks for
     for (const s of members) for (const list of packs[s].targets.values()) K = Math.max(K, list.length);

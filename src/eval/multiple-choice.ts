@@ -36,7 +36,16 @@ export function scoreChoices(logprobs: number[], choices: string[], gold: number
   const pred = argmax(logprobs);
   const predNorm = argmax(logprobs.map((lp, i) => lp / pyLen(choices[i])));
   const predBytes = argmax(logprobs.map((lp, i) => lp / Buffer.byteLength(choices[i], 'utf8')));
-  return { logprobs, gold, pred, predNorm, predBytes, acc: +(pred === gold), accNorm: +(predNorm === gold), accBytes: +(predBytes === gold) };
+  return {
+    logprobs,
+    gold,
+    pred,
+    predNorm,
+    predBytes,
+    acc: +(pred === gold),
+    accNorm: +(predNorm === gold),
+    accBytes: +(predBytes === gold),
+  };
 }
 
 export interface MeanWithStderr {

@@ -24,8 +24,11 @@ export function readTokenTable(dir: string): TokenTable {
   const byteLevel = decoders.some((d) => d.type === 'ByteLevel');
   const byteFallback = decoders.some((d) => d.type === 'ByteFallback');
   // SentencePiece-style decoders replace the word marker (▁) with a space.
-  const replaces = decoders.filter((d) => d.type === 'Replace' && isObject(d.pattern) && typeof d.pattern.String === 'string' && typeof d.content === 'string');
-  const textOf = (token: string): string => replaces.reduce((s, d) => s.split((d.pattern as JsonObject).String as string).join(d.content as string), token);
+  const replaces = decoders.filter(
+    (d) => d.type === 'Replace' && isObject(d.pattern) && typeof d.pattern.String === 'string' && typeof d.content === 'string',
+  );
+  const textOf = (token: string): string =>
+    replaces.reduce((s, d) => s.split((d.pattern as JsonObject).String as string).join(d.content as string), token);
   const byteCount = (token: string): number => {
     if (byteLevel) return [...token].length; // one character per byte
     if (byteFallback && /^<0x[0-9A-Fa-f]{2}>$/.test(token)) return 1;

@@ -4,7 +4,14 @@
  */
 import type { Engine } from '../engine/engine.js';
 import { type LoglikelihoodResult, encodePair, type EncodedPair, scorePairs, type Timings } from './loglikelihood.js';
-import { aggregateChoices, aggregateLoglikelihood, type ChoiceScore, type MeanWithStderr, scoreChoices, type TaskMetrics } from './multiple-choice.js';
+import {
+  aggregateChoices,
+  aggregateLoglikelihood,
+  type ChoiceScore,
+  type MeanWithStderr,
+  scoreChoices,
+  type TaskMetrics,
+} from './multiple-choice.js';
 import { aggregateExactMatch, type GenerationModel, type GenerationScore, scoreGenerations } from './generation.js';
 import { check } from '../util/errors.js';
 import { sha256, type Task, type TaskDoc } from './tasks/task.js';
@@ -58,7 +65,13 @@ export interface TaskEvalOptions {
   onProgress?: (done: number, total: number) => void;
 }
 
-export async function evaluateTask(engine: Engine, encode: (text: string) => number[], task: Task, docs: TaskDoc[], options: TaskEvalOptions): Promise<TaskReport> {
+export async function evaluateTask(
+  engine: Engine,
+  encode: (text: string) => number[],
+  task: Task,
+  docs: TaskDoc[],
+  options: TaskEvalOptions,
+): Promise<TaskReport> {
   const started = performance.now();
   let clock = performance.now();
   const pairs: EncodedPair[] = [];
@@ -90,7 +103,11 @@ export async function evaluateTask(engine: Engine, encode: (text: string) => num
   });
   // A NaN or infinite log-likelihood is never a score: the weights or config.json broke the forward pass.
   const broken = results.findIndex((r) => !Number.isFinite(r.logprob));
-  check(broken < 0, () => `${task.name} ${where[broken]}: the model's log-likelihood is ${results[broken].logprob} (not finite): its weights or config.json make the forward pass produce NaN or infinity, so no accuracy can be reported`);
+  check(
+    broken < 0,
+    () =>
+      `${task.name} ${where[broken]}: the model's log-likelihood is ${results[broken].logprob} (not finite): its weights or config.json make the forward pass produce NaN or infinity, so no accuracy can be reported`,
+  );
   const docResults: DocResult[] = [];
   let next = 0;
   for (const doc of docs) {
@@ -100,11 +117,24 @@ export async function evaluateTask(engine: Engine, encode: (text: string) => num
       where: doc.where,
       index: doc.index,
       requests,
-      ...(task.outputType === 'multiple_choice' ? { score: scoreChoices(requests.map((r) => r.logprob), doc.choices, doc.gold) } : {}),
+      ...(task.outputType === 'multiple_choice'
+        ? {
+            score: scoreChoices(
+              requests.map((r) => r.logprob),
+              doc.choices,
+              doc.gold,
+            ),
+          }
+        : {}),
     });
   }
   const metrics =
-    task.outputType === 'multiple_choice' ? aggregateChoices(docResults.map((d) => d.score!), task.metrics) : aggregateLoglikelihood(docResults.map((d) => d.requests[0]));
+    task.outputType === 'multiple_choice'
+      ? aggregateChoices(
+          docResults.map((d) => d.score!),
+          task.metrics,
+        )
+      : aggregateLoglikelihood(docResults.map((d) => d.requests[0]));
   return {
     task: task.name,
     split: task.split,
@@ -135,7 +165,12 @@ function shareLongPrefixes(pairs: EncodedPair[], groups: number[], maxLength: nu
   const inputs = new Map<number, number[][]>();
   pairs.forEach((pair, i) => {
     const list = inputs.get(groups[i]) ?? [];
-    list.push(pair.context.concat(pair.continuation).slice(-(maxLength + 1)).slice(0, -1));
+    list.push(
+      pair.context
+        .concat(pair.continuation)
+        .slice(-(maxLength + 1))
+        .slice(0, -1),
+    );
     inputs.set(groups[i], list);
   });
   const common = (a: number[], b: number[]) => {
@@ -168,7 +203,12 @@ function shareLongPrefixes(pairs: EncodedPair[], groups: number[], maxLength: nu
 }
 
 /** A generate_until task, `generationBatch` documents decoded together with the cached Decoder (see generation.ts). */
-export async function evaluateGenerationTask(model: GenerationModel, task: Task, docs: TaskDoc[], options: TaskEvalOptions): Promise<TaskReport> {
+export async function evaluateGenerationTask(
+  model: GenerationModel,
+  task: Task,
+  docs: TaskDoc[],
+  options: TaskEvalOptions,
+): Promise<TaskReport> {
   const started = performance.now();
   const config = task.generation!;
   const scores = await scoreGenerations(model, docs, config, options.generationBatch, options.onProgress);
@@ -180,7 +220,12 @@ export async function evaluateGenerationTask(model: GenerationModel, task: Task,
     split: task.split,
     numFewshot: options.numFewshot ?? 0,
     n: docs.length,
-    metrics: { exact_match: aggregateExactMatch(docResults.map((d) => d.generation!), config) },
+    metrics: {
+      exact_match: aggregateExactMatch(
+        docResults.map((d) => d.generation!),
+        config,
+      ),
+    },
     requests: docs.length,
     sequences: docs.length,
     inputTokens: outputs.reduce((a, o) => a + o.promptTokens + o.generatedTokens, 0),
@@ -196,13 +241,35 @@ export async function evaluateGenerationTask(model: GenerationModel, task: Task,
 /** One --log-samples record (lm-eval's per-sample log: document, prompt hash, target, what the model gave). */
 export function sampleRecord(doc: TaskDoc, result: DocResult): Record<string, unknown> {
   const prompt = doc.context ?? doc.requests[0]?.context ?? '';
-  const record: Record<string, unknown> = { doc: doc.index, where: doc.where, promptHash: sha256(prompt), promptChars: prompt.length, target: doc.target };
+  const record: Record<string, unknown> = {
+    doc: doc.index,
+    where: doc.where,
+    promptHash: sha256(prompt),
+    promptChars: prompt.length,
+    target: doc.target,
+  };
   if (result.generation) {
     const g = result.generation;
-    Object.assign(record, { generated: g.output.text, filtered: g.filtered, exactMatch: g.exactMatch, promptTokens: g.output.promptTokens, generatedTokens: g.output.generatedTokens, truncated: g.output.truncated, stoppedBy: g.output.stoppedBy });
+    Object.assign(record, {
+      generated: g.output.text,
+      filtered: g.filtered,
+      exactMatch: g.exactMatch,
+      promptTokens: g.output.promptTokens,
+      generatedTokens: g.output.generatedTokens,
+      truncated: g.output.truncated,
+      stoppedBy: g.output.stoppedBy,
+    });
   } else if (result.score) {
     const s = result.score;
-    Object.assign(record, { choices: doc.choices, gold: s.gold, logprobs: s.logprobs, pred: s.pred, acc: s.acc, accNorm: s.accNorm, truncated: result.requests.some((r) => r.truncated) });
+    Object.assign(record, {
+      choices: doc.choices,
+      gold: s.gold,
+      logprobs: s.logprobs,
+      pred: s.pred,
+      acc: s.acc,
+      accNorm: s.accNorm,
+      truncated: result.requests.some((r) => r.truncated),
+    });
   } else {
     const r = result.requests[0];
     Object.assign(record, { logprob: r.logprob, isGreedy: r.isGreedy, truncated: r.truncated });

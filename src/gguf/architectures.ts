@@ -78,7 +78,10 @@ export const LLAMA_CPP_ARCHITECTURES: Record<string, LlamaCppArchitecture> = {
 
 export function architectureFor(spec: ModelSpec): LlamaCppArchitecture {
   const arch = Object.hasOwn(LLAMA_CPP_ARCHITECTURES, spec.modelType) ? LLAMA_CPP_ARCHITECTURES[spec.modelType] : undefined;
-  check(arch, `model_type ${spec.modelType} has no llama.cpp architecture; GGUF export supports ${Object.keys(LLAMA_CPP_ARCHITECTURES).join(', ')}`);
+  check(
+    arch,
+    `model_type ${spec.modelType} has no llama.cpp architecture; GGUF export supports ${Object.keys(LLAMA_CPP_ARCHITECTURES).join(', ')}`,
+  );
   return arch;
 }
 
@@ -94,8 +97,14 @@ export function llamaCppAttentionScale(arch: LlamaCppArchitecture, spec: ModelSp
  */
 export function checkRepresentable(arch: LlamaCppArchitecture, spec: ModelSpec): { contextLength: number; cappedAtWindow: boolean } {
   const where = `config.json (${spec.modelType} → llama.cpp ${arch.name})`;
-  check(spec.activation === arch.activation, `${where}: activation ${spec.activation}; llama.cpp's ${arch.name} computes ${arch.activation}`);
-  check(arch.untiedHead || spec.tiedEmbeddings, `${where}: untied lm_head; llama.cpp's ${arch.name} always uses the embedding as the output head`);
+  check(
+    spec.activation === arch.activation,
+    `${where}: activation ${spec.activation}; llama.cpp's ${arch.name} computes ${arch.activation}`,
+  );
+  check(
+    arch.untiedHead || spec.tiedEmbeddings,
+    `${where}: untied lm_head; llama.cpp's ${arch.name} always uses the embedding as the output head`,
+  );
   check(!spec.mlpBias, `${where}: mlp_bias is not supported by GGUF export`);
   check(spec.qkvBias === spec.family.qkvBias && !spec.oBias, `${where}: attention_bias is not supported by GGUF export`);
   check(
@@ -121,7 +130,10 @@ export function checkRepresentable(arch: LlamaCppArchitecture, spec: ModelSpec):
         );
       }
     });
-    check(spec.layers.every((l) => l.window === null || l.window === spec.layers.find((x) => x.window != null)?.window), `${where}: sliding windows differ between layers`);
+    check(
+      spec.layers.every((l) => l.window === null || l.window === spec.layers.find((x) => x.window != null)?.window),
+      `${where}: sliding windows differ between layers`,
+    );
     return { contextLength: maxPositions, cappedAtWindow: false };
   }
   const windows = spec.layers.map((l) => l.window).filter((w): w is number => w != null);
@@ -135,7 +147,10 @@ export function globalRope(arch: LlamaCppArchitecture, spec: ModelSpec): ModelSp
   const globals = spec.layers.filter((_, i) => !(sw.kind === 'pattern' && sw.localRopeTheta != null && i % sw.period < sw.period - 1));
   const rope = (globals[0] ?? spec.layers[0]).rope;
   for (const l of globals) {
-    check(JSON.stringify(l.rope) === JSON.stringify(rope), `config.json: layers use different RoPE settings, which llama.cpp's ${arch.name} cannot express`);
+    check(
+      JSON.stringify(l.rope) === JSON.stringify(rope),
+      `config.json: layers use different RoPE settings, which llama.cpp's ${arch.name} cannot express`,
+    );
   }
   check(arch.ropeTypes.includes(rope.type), `config.json: RoPE scaling ${rope.type} is not supported by llama.cpp's ${arch.name}`);
   return rope;

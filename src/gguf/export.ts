@@ -72,7 +72,14 @@ export function checkExportable(ckpt: Checkpoint) {
 }
 
 /** `general.*` and `{arch}.*` hyperparameters, as llama.cpp's loader reads them. */
-function modelMetadata(spec: ModelSpec, arch: LlamaCppArchitecture, rope: RopeSpec, contextLength: number, type: OutputType, name: string): Metadata {
+function modelMetadata(
+  spec: ModelSpec,
+  arch: LlamaCppArchitecture,
+  rope: RopeSpec,
+  contextLength: number,
+  type: OutputType,
+  name: string,
+): Metadata {
   const a = arch.name;
   const m: Metadata = new Map();
   const u32 = (key: string, value: number) => m.set(key, { type: 'u32', value });
@@ -108,7 +115,10 @@ function modelMetadata(spec: ModelSpec, arch: LlamaCppArchitecture, rope: RopeSp
 
 /** The tokenizer's metadata (llama.cpp needs one: its "no vocabulary" models cannot be run by its tools). */
 function tokenizerPart(ckpt: Checkpoint): ReturnType<typeof tokenizerMetadata> {
-  check(existsSync(join(ckpt.dir, 'tokenizer.json')), `${ckpt.dir}: no tokenizer.json; a GGUF for llama.cpp needs the tokenizer (convert a SentencePiece or tiktoken tokenizer to tokenizer.json first)`);
+  check(
+    existsSync(join(ckpt.dir, 'tokenizer.json')),
+    `${ckpt.dir}: no tokenizer.json; a GGUF for llama.cpp needs the tokenizer (convert a SentencePiece or tiktoken tokenizer to tokenizer.json first)`,
+  );
   const files = readTokenizerJson(ckpt.dir);
   return tokenizerMetadata({
     tokenizer: files.tokenizer,

@@ -37,7 +37,12 @@ export interface GgufTensor {
  * Writes `tensors` with `metadata` to the open file `fd` (a new, empty file). Yields to the event
  * loop between tensors so that an interrupt is handled (and the temp file removed) mid-write.
  */
-export async function writeGguf(fd: number, metadata: Metadata, tensors: readonly GgufTensor[], onTensor?: (done: number, total: number) => void): Promise<void> {
+export async function writeGguf(
+  fd: number,
+  metadata: Metadata,
+  tensors: readonly GgufTensor[],
+  onTensor?: (done: number, total: number) => void,
+): Promise<void> {
   const out = new BufferedWriter(fd);
   out.u32(0x46554747); // "GGUF"
   out.u32(3);
@@ -182,5 +187,5 @@ class BufferedWriter {
 
 function writeAll(fd: number, bytes: Uint8Array): void {
   // writeSync takes at most 2 GiB per call.
-  for (let done = 0; done < bytes.length; ) done += writeSync(fd, bytes, done, Math.min(bytes.length - done, 1 << 30));
+  for (let done = 0; done < bytes.length;) done += writeSync(fd, bytes, done, Math.min(bytes.length - done, 1 << 30));
 }

@@ -9,7 +9,14 @@
  */
 import type { Tokenizer } from '@huggingface/tokenizers';
 import { CompactError, check } from '../util/errors.js';
-import { type AddedTokenJson, isObject, type JsonObject, mergeParts, requireBpeTokenizer, type TokenizerJson } from '../vocab/tokenizer-json.js';
+import {
+  type AddedTokenJson,
+  isObject,
+  type JsonObject,
+  mergeParts,
+  requireBpeTokenizer,
+  type TokenizerJson,
+} from '../vocab/tokenizer-json.js';
 import { indexVocabulary, tokenIdOf, type Vocabulary } from '../vocab/vocabulary.js';
 import type { Metadata } from './gguf-file.js';
 
@@ -18,7 +25,8 @@ const TOKEN_TYPE = { normal: 1, unknown: 2, control: 3, userDefined: 4, unused: 
 
 /** Split regexes of byte-level pre-tokenizers, by llama.cpp's `tokenizer.ggml.pre` name. */
 export const BYTE_LEVEL_PRE_TOKENIZERS: Record<string, string> = {
-  'llama-bpe': "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+",
+  'llama-bpe':
+    "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+",
   qwen2: "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+",
 };
 
@@ -49,7 +57,10 @@ export function tokenizerMetadata(input: TokenizerInput): { metadata: Metadata; 
   const vocab = indexVocabulary(tokenizer);
   // Added tokens past the embedding (Gemma 3 1B's <image_soft_token>) cannot be run: left out, and said.
   const beyond = vocab.modelToken.findIndex((t, id) => id >= input.rows && t !== undefined);
-  check(beyond < 0, () => `tokenizer.json: token ${JSON.stringify(vocab.modelToken[beyond])} has id ${beyond}, past the embedding's ${input.rows} rows`);
+  check(
+    beyond < 0,
+    () => `tokenizer.json: token ${JSON.stringify(vocab.modelToken[beyond])} has id ${beyond}, past the embedding's ${input.rows} rows`,
+  );
   const leftOut = [...vocab.addedToken].filter(([id]) => id >= input.rows).map(([, content]) => content);
   const style = tokenizerStyle(tokenizer);
   const metadata: Metadata = new Map();
@@ -68,13 +79,19 @@ export function tokenizerMetadata(input: TokenizerInput): { metadata: Metadata; 
   metadata.set('tokenizer.ggml.tokens', { type: 'string[]', value: tokens });
   if (style.model === 'llama') {
     const missing = Array.from({ length: 256 }, (_, b) => byteToken(b)).filter((t) => !vocab.modelId.has(t));
-    check(missing.length === 0, `tokenizer.json: byte-fallback pieces ${missing.slice(0, 4).join(' ')}${missing.length > 4 ? ' …' : ''} are missing; llama.cpp needs all 256`);
+    check(
+      missing.length === 0,
+      `tokenizer.json: byte-fallback pieces ${missing.slice(0, 4).join(' ')}${missing.length > 4 ? ' …' : ''} are missing; llama.cpp needs all 256`,
+    );
     checkMergesArePairs(tokenizer, vocab);
     metadata.set('tokenizer.ggml.scores', { type: 'f32[]', value: mergeRankScores(vocab, input.rows) });
   }
   metadata.set('tokenizer.ggml.token_type', { type: 'i32[]', value: types });
   if (style.model === 'gpt2') {
-    metadata.set('tokenizer.ggml.merges', { type: 'string[]', value: tokenizer.model.merges.map((m, rank) => mergeParts(m, rank).join(' ')) });
+    metadata.set('tokenizer.ggml.merges', {
+      type: 'string[]',
+      value: tokenizer.model.merges.map((m, rank) => mergeParts(m, rank).join(' ')),
+    });
   }
   for (const [key, value] of specialTokenIds(vocab, input)) metadata.set(key, { type: 'u32', value });
   const adds = addedSpecials(input.hf);
@@ -91,28 +108,56 @@ type Style = { model: 'gpt2'; pre: string } | { model: 'llama'; pre: 'default'; 
 /** Which llama.cpp tokenizer reproduces this tokenizer.json, from its pre-tokenizer and normalizer. */
 function tokenizerStyle(t: TokenizerJson): Style {
   const pre = t.pre_tokenizer;
-  const parts: JsonObject[] = isObject(pre) ? (pre.type === 'Sequence' && Array.isArray(pre.pretokenizers) ? pre.pretokenizers.filter(isObject) : [pre]) : [];
+  const parts: JsonObject[] = isObject(pre)
+    ? pre.type === 'Sequence' && Array.isArray(pre.pretokenizers)
+      ? pre.pretokenizers.filter(isObject)
+      : [pre]
+    : [];
   const byteLevel = parts.find((p) => p.type === 'ByteLevel');
   if (byteLevel) {
-    check(byteLevel.add_prefix_space !== true, `tokenizer.json: ByteLevel add_prefix_space is not supported by llama.cpp's gpt2 tokenizer; supported: ${SUPPORTED}`);
+    check(
+      byteLevel.add_prefix_space !== true,
+      `tokenizer.json: ByteLevel add_prefix_space is not supported by llama.cpp's gpt2 tokenizer; supported: ${SUPPORTED}`,
+    );
     if (parts.length === 1 && byteLevel.use_regex !== false) return { model: 'gpt2', pre: 'gpt-2' };
     const split = parts.find((p) => p.type === 'Split');
     const regex = isObject(split?.pattern) ? split.pattern.Regex : undefined;
     const name = Object.entries(BYTE_LEVEL_PRE_TOKENIZERS).find(([, r]) => r === regex)?.[0];
-    if (parts.length === 2 && split?.behavior === 'Isolated' && split.invert !== true && byteLevel.use_regex === false && name) return { model: 'gpt2', pre: name };
-    throw new CompactError(`tokenizer.json: byte-level pre-tokenizer ${JSON.stringify(regex ?? pre).slice(0, 80)} has no llama.cpp name; supported: ${SUPPORTED}`);
+    if (parts.length === 2 && split?.behavior === 'Isolated' && split.invert !== true && byteLevel.use_regex === false && name)
+      return { model: 'gpt2', pre: name };
+    throw new CompactError(
+      `tokenizer.json: byte-level pre-tokenizer ${JSON.stringify(regex ?? pre).slice(0, 80)} has no llama.cpp name; supported: ${SUPPORTED}`,
+    );
   }
-  check(t.model.byte_fallback === true, `tokenizer.json: a BPE without byte-level pre-tokenization or byte fallback has no llama.cpp tokenizer; supported: ${SUPPORTED}`);
+  check(
+    t.model.byte_fallback === true,
+    `tokenizer.json: a BPE without byte-level pre-tokenization or byte fallback has no llama.cpp tokenizer; supported: ${SUPPORTED}`,
+  );
   const metaspace = parts.find((p) => p.type === 'Metaspace');
-  const unsupported = parts.filter((p) => p.type !== 'Metaspace' && !(p.type === 'Split' && isObject(p.pattern) && p.pattern.String === ' '));
-  check(unsupported.length === 0, `tokenizer.json: pre-tokenizer ${String(unsupported[0]?.type)} is not supported with byte fallback; supported: ${SUPPORTED}`);
-  const normalizers = isObject(t.normalizer) ? (Array.isArray(t.normalizer.normalizers) ? t.normalizer.normalizers.filter(isObject) : [t.normalizer]) : [];
+  const unsupported = parts.filter(
+    (p) => p.type !== 'Metaspace' && !(p.type === 'Split' && isObject(p.pattern) && p.pattern.String === ' '),
+  );
+  check(
+    unsupported.length === 0,
+    `tokenizer.json: pre-tokenizer ${String(unsupported[0]?.type)} is not supported with byte fallback; supported: ${SUPPORTED}`,
+  );
+  const normalizers = isObject(t.normalizer)
+    ? Array.isArray(t.normalizer.normalizers)
+      ? t.normalizer.normalizers.filter(isObject)
+      : [t.normalizer]
+    : [];
   const prepends = normalizers.some((n) => n.type === 'Prepend' && n.prepend === '▁');
   const metaspacePrepends = metaspace != null && metaspace.prepend_scheme !== 'never' && metaspace.add_prefix_space !== false;
   return { model: 'llama', pre: 'default', addSpacePrefix: prepends || metaspacePrepends };
 }
 
-function tokenType(id: number, text: string | undefined, vocab: Vocabulary, added: Map<number, AddedTokenJson>, model: Style['model']): number {
+function tokenType(
+  id: number,
+  text: string | undefined,
+  vocab: Vocabulary,
+  added: Map<number, AddedTokenJson>,
+  model: Style['model'],
+): number {
   if (text === undefined) return TOKEN_TYPE.unused;
   if (id === vocab.unkId) return TOKEN_TYPE.unknown;
   const a = added.get(id);

@@ -23,7 +23,12 @@ export interface WrittenWeights {
   bytes: number;
 }
 
-export async function writeWeights(src: Checkpoint, outDir: string, edit: TensorEdit, onTensor?: (done: number, total: number) => void): Promise<WrittenWeights> {
+export async function writeWeights(
+  src: Checkpoint,
+  outDir: string,
+  edit: TensorEdit,
+  onTensor?: (done: number, total: number) => void,
+): Promise<WrittenWeights> {
   const weightMap: Record<string, string> = {};
   let totalBytes = 0;
   let done = 0;
@@ -87,7 +92,12 @@ export function isStaleWeightFile(name: string): boolean {
  * cache snapshot (`<repo>/snapshots/<rev>/`, where every file is such a link) — is copied as the
  * regular file it points to.
  */
-export function copyOtherFiles(src: Checkpoint, outDir: string, skip: Set<string>, staleTokenizerFile: (name: string) => boolean = () => false): LeftOut[] {
+export function copyOtherFiles(
+  src: Checkpoint,
+  outDir: string,
+  skip: Set<string>,
+  staleTokenizerFile: (name: string) => boolean = () => false,
+): LeftOut[] {
   const weights = new Set([...src.shards.map((s) => s.file), INDEX_FILE]);
   const leftOut: LeftOut[] = [];
   for (const name of readdirSync(src.dir).sort()) {
@@ -96,7 +106,8 @@ export function copyOtherFiles(src: Checkpoint, outDir: string, skip: Set<string
     const stat = lstatSync(path);
     if (stat.isDirectory()) leftOut.push({ file: `${name}/`, reason: 'directory' });
     else if (stat.isSymbolicLink() && !insideRepository(src.dir, path)) leftOut.push({ file: name, reason: 'symbolic link' });
-    else if (!statSync(path).isFile()) continue; // sockets, FIFOs, devices: nothing a model holds
+    else if (!statSync(path).isFile())
+      continue; // sockets, FIFOs, devices: nothing a model holds
     else if (isStaleWeightFile(name)) leftOut.push({ file: name, reason: 'stale weights' });
     else if (staleTokenizerFile(name)) leftOut.push({ file: name, reason: 'old token ids' });
     else copyFileSync(path, join(outDir, name));

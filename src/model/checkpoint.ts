@@ -62,8 +62,14 @@ function listWeightFiles(dir: string): string[] {
     for (const file of Object.values(map as Record<string, unknown>)) {
       check(typeof file === 'string' && file.length > 0, `${indexPath}: weight_map has a non-string file name ${JSON.stringify(file)}`);
       const name = posix.normalize(file.replaceAll('\\', '/'));
-      check(!name.startsWith('../') && name !== '..' && !name.startsWith('/'), `${indexPath}: shard ${JSON.stringify(file)} points outside the checkpoint directory`);
-      check(!name.includes('/') && name !== '.', `${indexPath}: shard ${JSON.stringify(file)} is not a file of the checkpoint directory itself (compact reads shards from the top level)`);
+      check(
+        !name.startsWith('../') && name !== '..' && !name.startsWith('/'),
+        `${indexPath}: shard ${JSON.stringify(file)} points outside the checkpoint directory`,
+      );
+      check(
+        !name.includes('/') && name !== '.',
+        `${indexPath}: shard ${JSON.stringify(file)} is not a file of the checkpoint directory itself (compact reads shards from the top level)`,
+      );
       check(existsSync(join(dir, name)), `${indexPath}: shard ${file} does not exist`);
       files.add(name);
     }

@@ -21,7 +21,9 @@ const MAX_WRITE = 1 << 30;
 /** Yields to the event loop between chunks, so an interrupt (Ctrl-C) is handled promptly. */
 export async function writeSafetensors(file: string, tensors: TensorToWrite[], metadata?: Record<string, string>): Promise<void> {
   // The header is written from a flat map of strings (metadata comes from a checked header).
-  const header: Record<string, unknown> = metadata ? { __metadata__: Object.fromEntries(Object.entries(metadata).map(([k, v]) => [k, String(v)])) } : {};
+  const header: Record<string, unknown> = metadata
+    ? { __metadata__: Object.fromEntries(Object.entries(metadata).map(([k, v]) => [k, String(v)])) }
+    : {};
   const sizes: number[] = [];
   let offset = 0;
   for (const t of tensors) {
@@ -55,5 +57,5 @@ export async function writeSafetensors(file: string, tensors: TensorToWrite[], m
 }
 
 function writeAll(fd: number, bytes: Uint8Array): void {
-  for (let done = 0; done < bytes.byteLength; ) done += writeSync(fd, bytes, done, Math.min(MAX_WRITE, bytes.byteLength - done));
+  for (let done = 0; done < bytes.byteLength;) done += writeSync(fd, bytes, done, Math.min(MAX_WRITE, bytes.byteLength - done));
 }

@@ -81,7 +81,10 @@ export function readSafetensorsHeader(file: string): SafetensorsHeader {
 function parseEntry(where: string, file: string, name: string, entry: unknown, dataStart: number, dataSize: number): TensorInfo {
   const e = entry as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
   check(e && typeof e === 'object', `${where}: tensor ${name}: entry is not an object`);
-  check(typeof e.dtype === 'string' && Object.hasOwn(DTYPE_BYTES, e.dtype), `${where}: tensor ${name}: unknown dtype ${JSON.stringify(e.dtype)}`);
+  check(
+    typeof e.dtype === 'string' && Object.hasOwn(DTYPE_BYTES, e.dtype),
+    `${where}: tensor ${name}: unknown dtype ${JSON.stringify(e.dtype)}`,
+  );
   check(
     Array.isArray(e.shape) && e.shape.every((d) => Number.isSafeInteger(d) && d >= 0),
     `${where}: tensor ${name}: shape ${JSON.stringify(e.shape)} is not a list of non-negative integers`,
@@ -95,8 +98,14 @@ function parseEntry(where: string, file: string, name: string, entry: unknown, d
   const shape = e.shape as number[];
   const expected = shape.reduce((a, b) => a * b, 1) * DTYPE_BYTES[e.dtype];
   check(Number.isSafeInteger(expected), `${where}: tensor ${name}: shape ${JSON.stringify(shape)} is too large`);
-  check(end - begin === expected, `${where}: tensor ${name}: ${e.dtype}${JSON.stringify(shape)} needs ${expected} bytes but data_offsets span ${end - begin}`);
-  check(end <= dataSize, `${where}: tensor ${name}: data_offsets end ${end} is past the end of the data (${dataSize} bytes; file truncated?)`);
+  check(
+    end - begin === expected,
+    `${where}: tensor ${name}: ${e.dtype}${JSON.stringify(shape)} needs ${expected} bytes but data_offsets span ${end - begin}`,
+  );
+  check(
+    end <= dataSize,
+    `${where}: tensor ${name}: data_offsets end ${end} is past the end of the data (${dataSize} bytes; file truncated?)`,
+  );
   return { name, file, dtype: e.dtype, shape, begin: dataStart + begin, end: dataStart + end };
 }
 
@@ -106,7 +115,10 @@ function parseMetadata(where: string, entry: unknown): Record<string, string> {
   check(isJsonObject(entry), `${where}: __metadata__ must be an object of strings, got ${describeJson(entry)}`);
   const metadata: Record<string, string> = {};
   for (const [key, value] of Object.entries(entry)) {
-    check(typeof value === 'string', `${where}: __metadata__ ${oneLine(JSON.stringify(key), 60)} must be a string, got ${describeJson(value)}`);
+    check(
+      typeof value === 'string',
+      `${where}: __metadata__ ${oneLine(JSON.stringify(key), 60)} must be a string, got ${describeJson(value)}`,
+    );
     metadata[key] = value;
   }
   return metadata;
@@ -123,7 +135,10 @@ function checkTiling(where: string, tensors: TensorInfo[], dataStart: number, da
     end = t.end;
     previous = t;
   }
-  check(end === dataStart + dataSize, `${where}: the last ${dataStart + dataSize - end} bytes of the file belong to no tensor (data not fully covered: wrong header length or a stray tail)`);
+  check(
+    end === dataStart + dataSize,
+    `${where}: the last ${dataStart + dataSize - end} bytes of the file belong to no tensor (data not fully covered: wrong header length or a stray tail)`,
+  );
 }
 
 /** Reads the raw bytes of a tensor (or of rows [rowStart, rowEnd) of its first dimension). */
@@ -139,7 +154,10 @@ export function readTensorBytes(info: TensorInfo, rowStart = 0, rowEnd = info.sh
 
 /** Reads a float tensor (or a range of its rows) widened to f32. */
 export function readTensorF32(info: TensorInfo, rowStart?: number, rowEnd?: number): Float32Array {
-  check(isFloatDtype(info.dtype), `${basename(info.file)}: tensor ${info.name} has dtype ${info.dtype}; compact computes with F32, F16 or BF16`);
+  check(
+    isFloatDtype(info.dtype),
+    `${basename(info.file)}: tensor ${info.name} has dtype ${info.dtype}; compact computes with F32, F16 or BF16`,
+  );
   return toFloat32(readTensorBytes(info, rowStart, rowEnd), info.dtype as FloatDtype);
 }
 

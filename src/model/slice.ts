@@ -51,7 +51,7 @@ export function* tensorChunks(info: TensorInfo): Generator<Uint8Array> {
  */
 export function* keptRowChunks(info: TensorInfo, keep: ArrayLike<number>): Generator<Uint8Array> {
   const { rowBytes, perChunk } = rowLayout(info);
-  for (let i = 0; i < keep.length; ) {
+  for (let i = 0; i < keep.length;) {
     let lo = keep[i];
     let hi = keep[i];
     let j = i + 1;

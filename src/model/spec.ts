@@ -71,20 +71,29 @@ export function specFromConfig(raw: RawConfig, where = 'config.json'): ModelSpec
 
   const int = (field: string, fallback?: number): number => {
     const v = raw[field] ?? fallback;
-    check(Number.isSafeInteger(v) && (v as number) > 0, `${where}: field ${field} must be a positive integer, got ${JSON.stringify(raw[field])}`);
+    check(
+      Number.isSafeInteger(v) && (v as number) > 0,
+      `${where}: field ${field} must be a positive integer, got ${JSON.stringify(raw[field])}`,
+    );
     return v as number;
   };
   /** A finite number > `above` (a value where the math needs one, e.g. a divisor). */
   const num = (field: string, fallback: number | undefined, above = -Infinity): number => {
     const v = raw[field] ?? fallback;
-    check(typeof v === 'number' && Number.isFinite(v) && v > above, `${where}: field ${field} must be a number${above > -Infinity ? ` > ${above}` : ''}, got ${JSON.stringify(raw[field])}`);
+    check(
+      typeof v === 'number' && Number.isFinite(v) && v > above,
+      `${where}: field ${field} must be a number${above > -Infinity ? ` > ${above}` : ''}, got ${JSON.stringify(raw[field])}`,
+    );
     return v;
   };
   /** A soft-capping value: positive, and finite in f32 (the engine's compute type), or absent. */
   const softcap = (field: string): number | null => {
     if (raw[field] == null) return null;
     const v = num(field, undefined, 0);
-    check(Number.isFinite(Math.fround(v)), `${where}: field ${field} must be a number > 0 and below 3.4e38 (f32), got ${JSON.stringify(raw[field])}`);
+    check(
+      Number.isFinite(Math.fround(v)),
+      `${where}: field ${field} must be a number > 0 and below 3.4e38 (f32), got ${JSON.stringify(raw[field])}`,
+    );
     return v;
   };
   const bool = (field: string, fallback: boolean): boolean => {
@@ -94,20 +103,27 @@ export function specFromConfig(raw: RawConfig, where = 'config.json'): ModelSpec
   };
   // Fields read elsewhere (families' layer patterns, RoPE, evaluation lengths): right type or absent.
   for (const field of ['max_position_embeddings', 'sliding_window_pattern']) if (raw[field] != null) int(field);
-  if (raw.max_window_layers != null) check(Number.isSafeInteger(raw.max_window_layers) && (raw.max_window_layers as number) >= 0, `${where}: field max_window_layers must be a non-negative integer, got ${JSON.stringify(raw.max_window_layers)}`);
+  if (raw.max_window_layers != null)
+    check(
+      Number.isSafeInteger(raw.max_window_layers) && (raw.max_window_layers as number) >= 0,
+      `${where}: field max_window_layers must be a non-negative integer, got ${JSON.stringify(raw.max_window_layers)}`,
+    );
   bool('use_sliding_window', false);
 
   const hiddenSize = int('hidden_size');
   const numHeads = int('num_attention_heads');
   const numKvHeads = int('num_key_value_heads', numHeads);
   check(numHeads % numKvHeads === 0, `${where}: num_attention_heads ${numHeads} is not a multiple of num_key_value_heads ${numKvHeads}`);
-  const headDim = raw.head_dim == null ? family.defaultHeadDim ?? hiddenSize / numHeads : int('head_dim');
+  const headDim = raw.head_dim == null ? (family.defaultHeadDim ?? hiddenSize / numHeads) : int('head_dim');
   check(Number.isInteger(headDim) && headDim % 2 === 0, `${where}: head_dim ${headDim} must be an even integer`);
   const numLayers = int('num_hidden_layers');
   check(numLayers <= MAX_LAYERS, `${where}: field num_hidden_layers is ${numLayers}; compact reads at most ${MAX_LAYERS} layers`);
 
   const activationValue = raw[family.activationField] ?? family.defaultActivation;
-  check(typeof activationValue === 'string', `${where}: field ${family.activationField} must be a string, got ${JSON.stringify(activationValue)}`);
+  check(
+    typeof activationValue === 'string',
+    `${where}: field ${family.activationField} must be a string, got ${JSON.stringify(activationValue)}`,
+  );
   const activationName = activationValue;
   const activation = family.geluIsTanh && activationName === 'gelu' ? 'gelu_tanh' : parseActivation(activationName, where);
   const attnScale = family.queryPreAttnScalar ? num('query_pre_attn_scalar', headDim, 0) ** -0.5 : headDim ** -0.5;
@@ -118,7 +134,8 @@ export function specFromConfig(raw: RawConfig, where = 'config.json'): ModelSpec
     window: attention === 'sliding' ? slidingWindow : null,
     rope: ropeFor(raw, family, attention, where),
   }));
-  for (const [i, l] of layers.entries()) check(l.attention === 'full' || l.window != null, `${where}: layer ${i} is sliding_attention but sliding_window is not set`);
+  for (const [i, l] of layers.entries())
+    check(l.attention === 'full' || l.window != null, `${where}: layer ${i} is sliding_attention but sliding_window is not set`);
 
   return {
     modelType,
@@ -179,10 +196,13 @@ function ropeFor(raw: RawConfig, family: FamilyDescriptor, attention: AttentionK
   } else {
     const local = raw.model_type === 'gemma3_text' && attention === 'sliding';
     const scaling = local ? null : (raw.rope_scaling as RawConfig | null | undefined);
-    params = { ...(scaling ?? {}), rope_theta: local ? raw.rope_local_base_freq ?? 10000 : raw.rope_theta ?? family.defaultRopeTheta };
+    params = { ...(scaling ?? {}), rope_theta: local ? (raw.rope_local_base_freq ?? 10000) : (raw.rope_theta ?? family.defaultRopeTheta) };
   }
   const type = params.rope_type ?? params.type ?? 'default';
-  check(type === 'default' || type === 'linear' || type === 'llama3', `${where}: unsupported rope type ${JSON.stringify(type)}; supported: default, linear, llama3`);
+  check(
+    type === 'default' || type === 'linear' || type === 'llama3',
+    `${where}: unsupported rope type ${JSON.stringify(type)}; supported: default, linear, llama3`,
+  );
   // Each value must be a number where the math needs one: theta ≥ 1 (inverse frequencies
   // theta^(-2i/d) stay finite in f32), factors > 0, and for llama3 high_freq_factor > low_freq_factor.
   const number = (value: unknown, fallback: number, ok: (v: number) => boolean, name: string, what: string): number => {
@@ -194,7 +214,13 @@ function ropeFor(raw: RawConfig, family: FamilyDescriptor, attention: AttentionK
   const theta = number(params.rope_theta, family.defaultRopeTheta, (v) => v >= 1, 'rope_theta', 'a number ≥ 1');
   const factor = number(params.factor, 1, positive, 'rope factor', 'a number > 0');
   const lowFreqFactor = number(params.low_freq_factor, 1, positive, 'rope low_freq_factor', 'a number > 0');
-  const highFreqFactor = number(params.high_freq_factor, 4, (v) => v > 0 && (type !== 'llama3' || v > lowFreqFactor), 'rope high_freq_factor', 'a number > 0 (and > low_freq_factor for llama3)');
+  const highFreqFactor = number(
+    params.high_freq_factor,
+    4,
+    (v) => v > 0 && (type !== 'llama3' || v > lowFreqFactor),
+    'rope high_freq_factor',
+    'a number > 0 (and > low_freq_factor for llama3)',
+  );
   const originalMaxPositions = number(
     params.original_max_position_embeddings ?? raw.max_position_embeddings,
     8192,

@@ -43,6 +43,8 @@ export function encode(tokenizer: Tokenizer, text: string): number[] {
     // The library trusts tokenizer.json's structure: a malformed part (a post_processor template
     // item that is a number) throws a TypeError deep inside it. That is the file's fault, not ours.
     if (e instanceof CompactError || !(e instanceof TypeError)) throw e;
-    throw new CompactError(`tokenizer.json: the tokenizer failed on the text (${oneLine(e.message, 120)}): its normalizer, pre_tokenizer or post_processor is malformed`);
+    throw new CompactError(
+      `tokenizer.json: the tokenizer failed on the text (${oneLine(e.message, 120)}): its normalizer, pre_tokenizer or post_processor is malformed`,
+    );
   }
 }

@@ -50,7 +50,10 @@ export function readDocuments(file: string, field: string): string[] {
       throw new CompactError(`${file}:${i + 1}: not valid JSON (${oneLine((e as Error).message)})`);
     }
     const value = (row as Record<string, unknown> | null)?.[field];
-    check(typeof value === 'string', `${file}:${i + 1}: field ${JSON.stringify(field)} is missing or not a string (set it with --calib-field)`);
+    check(
+      typeof value === 'string',
+      `${file}:${i + 1}: field ${JSON.stringify(field)} is missing or not a string (set it with --calib-field)`,
+    );
     if (value.length > 0) docs.push(value);
   });
   return docs;
@@ -92,7 +95,7 @@ export function buildCalibration(tokenizer: Tokenizer, files: string[], options:
 /** Splits text at line starts into pieces of at least `size` characters (the last may be shorter). */
 function lineBlocks(text: string, size: number): string[] {
   const blocks: string[] = [];
-  for (let start = 0; start < text.length; ) {
+  for (let start = 0; start < text.length;) {
     const newline = text.indexOf('\n', start + size);
     const end = newline < 0 ? text.length : newline + 1;
     blocks.push(text.slice(start, end));

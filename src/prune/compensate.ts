@@ -59,7 +59,13 @@ function gemmGraph(): Uint8Array {
  * W′ for one layer. `down` is W [D, I] (f32, HF layout), `gram` G [I, I] (row-major), `keep` the
  * kept channels in ascending order.
  */
-export async function compensateLayer(gemm: Gemm64, down: Float32Array, gram: ArrayLike<number>, keep: readonly number[], damp: number): Promise<Compensated> {
+export async function compensateLayer(
+  gemm: Gemm64,
+  down: Float32Array,
+  gram: ArrayLike<number>,
+  keep: readonly number[],
+  damp: number,
+): Promise<Compensated> {
   const I = Math.round(Math.sqrt(gram.length));
   const D = down.length / I;
   const n = keep.length;
@@ -96,7 +102,10 @@ export async function compensateLayer(gemm: Gemm64, down: Float32Array, gram: Ar
   const weight = new Float32Array(D * n);
   for (let i = 0; i < weight.length; i++) {
     weight[i] = kept[i] + X[i];
-    if (!Number.isFinite(weight[i])) throw new CompactError(`compensation produced a non-finite weight (λ = ${lambda}); nothing was written — try --no-compensate or more calibration text`);
+    if (!Number.isFinite(weight[i]))
+      throw new CompactError(
+        `compensation produced a non-finite weight (λ = ${lambda}); nothing was written — try --no-compensate or more calibration text`,
+      );
   }
   return { weight, lambda, silentKept, noStatistics: false };
 }
@@ -148,7 +157,10 @@ function choleskySmall(L: Float64Array, m: number, offset: number): void {
     let d = L[j * m + j];
     for (let k = 0; k < j; k++) d -= L[j * m + k] ** 2;
     // G is PSD and λ > 0, so this only fails on non-finite statistics.
-    if (!(d > 0)) throw new CompactError(`compensation: the damped Gram matrix is not positive definite at kept channel ${offset + j} (pivot ${d}); nothing was written — try --no-compensate`);
+    if (!(d > 0))
+      throw new CompactError(
+        `compensation: the damped Gram matrix is not positive definite at kept channel ${offset + j} (pivot ${d}); nothing was written — try --no-compensate`,
+      );
     const s = Math.sqrt(d);
     L[j * m + j] = s;
     for (let i = j + 1; i < m; i++) {
@@ -173,7 +185,14 @@ function invertLower(L: Float64Array, m: number): Float64Array {
 }
 
 /** X = Z A⁻¹ for Z [D, n] with A = L Lᵀ: first Y Lᵀ = Z (blocks ascending), then X L = Y (descending). */
-async function solveRight(gemm: Gemm64, L: Float64Array, inverses: Float64Array[], Z: Float64Array, D: number, n: number): Promise<Float64Array> {
+async function solveRight(
+  gemm: Gemm64,
+  L: Float64Array,
+  inverses: Float64Array[],
+  Z: Float64Array,
+  D: number,
+  n: number,
+): Promise<Float64Array> {
   const cols = (M: Float64Array, from: number, to: number): Float64Array => {
     const w = to - from;
     const out = new Float64Array(D * w); // [D, w]

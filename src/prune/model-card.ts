@@ -46,7 +46,10 @@ export function modelCard(r: PruneReport, o: PruneOptions): string {
           '',
           '| vocab share | mode | V′ | I′ | removed | held-out bpb | pass |',
           '| ---: | --- | ---: | ---: | ---: | ---: | --- |',
-          ...r.auto.candidates.map((c) => `| ${c.vocabShare.toFixed(3)} | ${c.vocabMode} | ${n(c.vocab)} | ${n(c.ffn)} | ${(100 * c.removedRatio).toFixed(2)} % | ${c.heldOutBitsPerByte.toFixed(4)} | ${c.pass} |`),
+          ...r.auto.candidates.map(
+            (c) =>
+              `| ${c.vocabShare.toFixed(3)} | ${c.vocabMode} | ${n(c.vocab)} | ${n(c.ffn)} | ${(100 * c.removedRatio).toFixed(2)} % | ${c.heldOutBitsPerByte.toFixed(4)} | ${c.pass} |`,
+          ),
         ]
       : []),
     ...(r.gguf

@@ -29,7 +29,14 @@ import { checkReadable, MAX_JSON_BYTES, readUserBytes } from '../util/files.js';
 import { jsonText, readJsonDocument } from '../util/json-text.js';
 import { countTokens } from '../vocab/count-tokens.js';
 import { selectKeepSet, type KeepMode } from '../vocab/keep-set.js';
-import { pruneSlowTokenizerFiles, readSlowTokenizerFiles, SLOW_TOKENIZER_FILES, type SlowTokenizerFile, type SlowTokenizerFiles, staleTokenizerFile } from '../vocab/slow-tokenizer-files.js';
+import {
+  pruneSlowTokenizerFiles,
+  readSlowTokenizerFiles,
+  SLOW_TOKENIZER_FILES,
+  type SlowTokenizerFile,
+  type SlowTokenizerFiles,
+  staleTokenizerFile,
+} from '../vocab/slow-tokenizer-files.js';
 import { pruneTokenizerFiles, type SurgeryResult } from '../vocab/surgery.js';
 import type { JsonObject, TokenizerFiles } from '../vocab/tokenizer-json.js';
 import { type Budget, channelParams, defaultRoundTo, solveBudget, vocabRowParams } from './budget.js';
@@ -52,7 +59,6 @@ import {
   topChannels,
   type Weighting,
 } from './scores.js';
-
 
 /** Vocabulary shares tried by --auto (clipped to what the vocabulary can give). */
 export const AUTO_SHARES = [0, 0.1, 0.25, 0.5, 0.75, 1];
@@ -208,14 +214,26 @@ export async function prune(input: string, output: string, o: PruneOptions): Pro
   const ffnPruned = grid.some((c) => c.budget.ffn < spec.intermediateSize);
   const needsActivations = traits.dropsLayers || (ffnPruned && o.criterion === 'act2' && !o.scoresIn?.length);
   const weighting: Weighting = traits.dropsLayers ? 'none' : o.weighting; // Block Influence counts every token
-  const calibration: Calibration | null = o.calibWindows && needsActivations
-    ? windowsCalibration(o.calibWindows, o)
-    : needsActivations || o.auto
-    ? buildCalibration(loadTokenizer(input), o.calib, { samples: o.samples, seqLen: o.seqLen, seed: o.seed, field: o.calibField, holdOutChars: o.auto ? AUTO_HOLDOUT_CHARS : undefined })
-    : null;
+  const calibration: Calibration | null =
+    o.calibWindows && needsActivations
+      ? windowsCalibration(o.calibWindows, o)
+      : needsActivations || o.auto
+        ? buildCalibration(loadTokenizer(input), o.calib, {
+            samples: o.samples,
+            seqLen: o.seqLen,
+            seed: o.seed,
+            field: o.calibField,
+            holdOutChars: o.auto ? AUTO_HOLDOUT_CHARS : undefined,
+          })
+        : null;
   const wantsCounts = grid.some((c) => c.mode === 'frequency');
   // --auto measures on the held-out tail, so a frequency vocabulary must not have counted it.
-  const countText = (): string[] => (o.vocabCorpus ? o.vocabCorpus.flatMap((f) => readDocuments(f, o.calibField)) : o.auto ? calibration!.documents : o.calib.flatMap((f) => readDocuments(f, o.calibField)));
+  const countText = (): string[] =>
+    o.vocabCorpus
+      ? o.vocabCorpus.flatMap((f) => readDocuments(f, o.calibField))
+      : o.auto
+        ? calibration!.documents
+        : o.calib.flatMap((f) => readDocuments(f, o.calibField));
   const counts = wantsCounts ? countTokens(loadTokenizer(input), countText()) : undefined;
   const keepOf = (c: Candidate) => keepFor(src, c.budget.vocab, c.mode, o, counts);
 
@@ -240,11 +258,20 @@ export async function prune(input: string, output: string, o: PruneOptions): Pro
         checkScoresFit(summed, o.scoresIn[0], src.ckpt, traits.dropsLayers ? null : o.criterion, weighting, keepHash(batchKeeps[0]));
         batchScores = [summed];
       } else if (needsActivations) {
-        const pass = await activationScoresFor(src, calibration!, batch, batchKeeps, weighting, o, compensate ? { store: store!, gemm: gemm!, first } : null);
+        const pass = await activationScoresFor(
+          src,
+          calibration!,
+          batch,
+          batchKeeps,
+          weighting,
+          o,
+          compensate ? { store: store!, gemm: gemm!, first } : null,
+        );
         batchScores = pass.scores;
         compensation.push(...pass.compensation);
       } else if (ffnPruned) {
-        const layers = o.criterion === 'magnitude' ? magnitudeScores(src.ckpt) : randomScores(spec.numLayers, spec.intermediateSize, o.seed);
+        const layers =
+          o.criterion === 'magnitude' ? magnitudeScores(src.ckpt) : randomScores(spec.numLayers, spec.intermediateSize, o.seed);
         batchScores = [scoresRecord(src, o.criterion, null, null, null, { layers, influence: null, weightTotal: 0 })];
       } else batchScores = [];
       // One set per candidate, or one set shared by all.
@@ -282,7 +309,16 @@ export async function prune(input: string, output: string, o: PruneOptions): Pro
           const heldOutBitsPerByte = await measureText(dir, calibration!.heldOut);
           const removedRatio = 1 - countParams(candidate).total / src.before.total;
           const c = candidates[k];
-          measured.push({ index: k, vocabShare: c.share!, vocabMode: c.mode, pass: c.pass, vocab: c.budget.vocab, ffn: c.budget.ffn, removedRatio, heldOutBitsPerByte });
+          measured.push({
+            index: k,
+            vocabShare: c.share!,
+            vocabMode: c.mode,
+            pass: c.pass,
+            vocab: c.budget.vocab,
+            ffn: c.budget.ffn,
+            removedRatio,
+            heldOutBitsPerByte,
+          });
         } finally {
           rmSync(dir, { recursive: true, force: true });
           release();
@@ -307,7 +343,12 @@ export async function prune(input: string, output: string, o: PruneOptions): Pro
       measured.sort((a, b) => a.heldOutBitsPerByte - b.heldOutBitsPerByte || a.index - b.index);
       chosen = measured[0].index;
       const heldOutTokens = encode(loadTokenizer(input), calibration!.heldOut).length;
-      auto = { heldOutChars: calibration!.heldOut.length, heldOutTokens, candidates: measured.map(({ index: _index, ...c }) => c), warnings: autoWarnings(calibration!.heldOut.length, measured, candidates[chosen]) };
+      auto = {
+        heldOutChars: calibration!.heldOut.length,
+        heldOutTokens,
+        candidates: measured.map(({ index: _index, ...c }) => c),
+        warnings: autoWarnings(calibration!.heldOut.length, measured, candidates[chosen]),
+      };
     }
     const search = clock.lap();
     const plan = planFor(chosen);
@@ -347,9 +388,21 @@ export async function prune(input: string, output: string, o: PruneOptions): Pro
       // pruning time goes to its own file, the only one that differs between runs.
       const { seconds, ...reproducible } = report;
       writeFileSync(join(tmp, 'README.md'), modelCard(report, o));
-      const manifest = { tool: 'compact', version: o.version, command: o.commandLine, ...reproducible, old2new: plan.surgery ? Array.from(plan.surgery.old2new) : null, channels: plan.channels };
+      const manifest = {
+        tool: 'compact',
+        version: o.version,
+        command: o.commandLine,
+        ...reproducible,
+        old2new: plan.surgery ? Array.from(plan.surgery.old2new) : null,
+        channels: plan.channels,
+      };
       writeFileSync(join(tmp, MANIFEST_FILE), jsonText(manifest));
-      const timing: PruneTiming = { seconds, threads: o.threads ?? cpus().length, cpu: cpus()[0]?.model ?? 'unknown', node: process.version };
+      const timing: PruneTiming = {
+        seconds,
+        threads: o.threads ?? cpus().length,
+        cpu: cpus()[0]?.model ?? 'unknown',
+        node: process.version,
+      };
       writeFileSync(join(tmp, TIMING_FILE), JSON.stringify(timing, null, 2) + '\n');
       return report;
     });
@@ -379,7 +432,8 @@ function openSource(input: string, o: PruneOptions): Source {
   // Without tokenizer.json the vocabulary cannot be pruned (nor text calibrated), but FFN
   // pruning by magnitude or from a scores file still works.
   const { files, floatPaths } = readTokenizerFiles(input);
-  const alwaysKept = files.tokenizer != null ? selectKeepSet(files, { size: ckpt.spec.vocabSize, keepList: o.keepList }).alwaysKept : ckpt.spec.vocabSize;
+  const alwaysKept =
+    files.tokenizer != null ? selectKeepSet(files, { size: ckpt.spec.vocabSize, keepList: o.keepList }).alwaysKept : ckpt.spec.vocabSize;
   return { input, ckpt, before: countParams(ckpt), files, floatPaths, alwaysKept };
 }
 
@@ -395,11 +449,16 @@ function planCandidates(src: Source, o: PruneOptions): Candidate[] {
     candidates = one(full);
   } else if (o.auto) {
     check(o.ratio == null || (o.ratio > 0 && o.ratio < 1), `--ratio must be in (0, 1), got ${o.ratio}`);
-    check(traits.vocabShare === 'chosen' && o.ratio != null && o.vocabShare == null && o.vocab == null && o.ffn == null, '--auto searches the vocabulary share of --ratio r for --method compact; drop --vocab, --ffn and --vocab-share');
+    check(
+      traits.vocabShare === 'chosen' && o.ratio != null && o.vocabShare == null && o.vocab == null && o.ffn == null,
+      '--auto searches the vocabulary share of --ratio r for --method compact; drop --vocab, --ffn and --vocab-share',
+    );
     const { min, max } = shareRange(src, o);
     const shares = [...new Set(AUTO_SHARES.map((s) => Math.min(max, Math.max(min, s))))];
     const modes = autoModes(src, o);
-    candidates = modes.flatMap((mode) => shares.map((share) => ({ budget: solveShare(src, o, share), mode, share, pass: 'grid' as const })));
+    candidates = modes.flatMap((mode) =>
+      shares.map((share) => ({ budget: solveShare(src, o, share), mode, share, pass: 'grid' as const })),
+    );
   } else if (o.ratio != null) {
     check(o.vocab == null && o.ffn == null, 'give either --ratio or --vocab/--ffn, not both');
     candidates = one(solveShare(src, o, traits.vocabShare === 'chosen' ? o.vocabShare : traits.vocabShare));
@@ -410,8 +469,14 @@ function planCandidates(src: Source, o: PruneOptions): Candidate[] {
     check(traits.takesVocab || candidates[0].budget.vocab === spec.vocabSize, `--method ${o.method} does not take --vocab`);
   }
   for (const { budget: b } of candidates) {
-    check(Number.isSafeInteger(b.vocab) && b.vocab >= src.alwaysKept && b.vocab <= spec.vocabSize, `--vocab must be an integer in [${src.alwaysKept}, ${spec.vocabSize}] (${src.alwaysKept} tokens are always kept), got ${b.vocab}`);
-    check(Number.isSafeInteger(b.ffn) && b.ffn >= 1 && b.ffn <= spec.intermediateSize, `--ffn must be an integer in [1, ${spec.intermediateSize}], got ${b.ffn}`);
+    check(
+      Number.isSafeInteger(b.vocab) && b.vocab >= src.alwaysKept && b.vocab <= spec.vocabSize,
+      `--vocab must be an integer in [${src.alwaysKept}, ${spec.vocabSize}] (${src.alwaysKept} tokens are always kept), got ${b.vocab}`,
+    );
+    check(
+      Number.isSafeInteger(b.ffn) && b.ffn >= 1 && b.ffn <= spec.intermediateSize,
+      `--ffn must be an integer in [1, ${spec.intermediateSize}], got ${b.ffn}`,
+    );
   }
   return candidates;
 }
@@ -419,7 +484,13 @@ function planCandidates(src: Source, o: PruneOptions): Candidate[] {
 const roundToOf = (src: Source, o: PruneOptions): number => o.roundTo ?? defaultRoundTo(src.ckpt.spec.intermediateSize);
 
 function solveShare(src: Source, o: PruneOptions, vocabShare: number | undefined): Budget {
-  return solveBudget(src.ckpt.spec, { ratio: o.ratio!, vocabShare, total: src.before.total, minVocab: src.alwaysKept, roundTo: roundToOf(src, o) });
+  return solveBudget(src.ckpt.spec, {
+    ratio: o.ratio!,
+    vocabShare,
+    total: src.before.total,
+    minVocab: src.alwaysKept,
+    roundTo: roundToOf(src, o),
+  });
 }
 
 /** Vocabulary shares --ratio can take: the vocabulary (or the FFN) cannot give more than it has. */
@@ -429,7 +500,10 @@ function shareRange(src: Source, o: PruneOptions): { min: number; max: number } 
   const target = o.ratio! * src.before.total;
   const max = Math.min(1, ((spec.vocabSize - src.alwaysKept) * vocabRowParams(spec)) / target);
   const min = Math.max(0, 1 - ((spec.intermediateSize - roundTo) * channelParams(spec)) / target);
-  check(min <= max, `--ratio ${o.ratio} is unreachable: vocabulary and FFN together can give at most ${(((max * target) + (spec.intermediateSize - roundTo) * channelParams(spec)) / src.before.total).toFixed(3)} of the parameters`);
+  check(
+    min <= max,
+    `--ratio ${o.ratio} is unreachable: vocabulary and FFN together can give at most ${((max * target + (spec.intermediateSize - roundTo) * channelParams(spec)) / src.before.total).toFixed(3)} of the parameters`,
+  );
   return { min, max };
 }
 
@@ -464,9 +538,14 @@ function refineCandidates(src: Source, o: PruneOptions, tried: Candidate[], best
 /** What the report must say about how --auto's choice was made. */
 function autoWarnings(heldOutChars: number, measured: AutoCandidate[], chosen: Candidate): string[] {
   const warnings: string[] = [];
-  if (heldOutChars < AUTO_FEW_CHARS) warnings.push(`only ${heldOutChars} held-out characters decided the split (fewer than ${AUTO_FEW_CHARS}): the choice is noisy; give more calibration text`);
+  if (heldOutChars < AUTO_FEW_CHARS)
+    warnings.push(
+      `only ${heldOutChars} held-out characters decided the split (fewer than ${AUTO_FEW_CHARS}): the choice is noisy; give more calibration text`,
+    );
   if (chosen.mode === 'frequency' && chosen.budget.vocab < Math.max(...measured.map((m) => m.vocab))) {
-    warnings.push('the vocabulary was chosen by token frequency on the calibration text: it is tuned to that domain, and text of another domain may lose more (check with --eval-text on general text)');
+    warnings.push(
+      'the vocabulary was chosen by token frequency on the calibration text: it is tuned to that domain, and text of another domain may lose more (check with --eval-text on general text)',
+    );
   }
   return warnings;
 }
@@ -475,16 +554,15 @@ function autoWarnings(heldOutChars: number, measured: AutoCandidate[], chosen: C
 function compensationApplies(src: Source, o: PruneOptions, candidates: Candidate[]): boolean {
   if (!o.compensate) return false;
   const ffnPruned = candidates.some((c) => c.budget.ffn < src.ckpt.spec.intermediateSize);
-  const why =
-    !METHOD_TRAITS[o.method].takesFfn
-      ? `--method ${o.method} removes no FFN channel, so there is nothing to compensate`
-      : o.criterion !== 'act2'
-        ? `compensation needs calibration statistics, and --criterion ${o.criterion} uses none; use --criterion act2 or --no-compensate`
-        : o.scoresIn?.length
-          ? 'compensation needs a calibration pass, and --scores-in skips it; drop --scores-in or use --no-compensate'
-          : !ffnPruned
-            ? 'no FFN channel is removed (give --ffn or --ratio), so there is nothing to compensate'
-            : null;
+  const why = !METHOD_TRAITS[o.method].takesFfn
+    ? `--method ${o.method} removes no FFN channel, so there is nothing to compensate`
+    : o.criterion !== 'act2'
+      ? `compensation needs calibration statistics, and --criterion ${o.criterion} uses none; use --criterion act2 or --no-compensate`
+      : o.scoresIn?.length
+        ? 'compensation needs a calibration pass, and --scores-in skips it; drop --scores-in or use --no-compensate'
+        : !ffnPruned
+          ? 'no FFN channel is removed (give --ffn or --ratio), so there is nothing to compensate'
+          : null;
   if (why == null) return true;
   check(o.compensate === 'auto', `--compensate: ${why}`);
   return false;
@@ -494,10 +572,15 @@ function compensationApplies(src: Source, o: PruneOptions, candidates: Candidate
 function layersForRatio(src: Source, ratio: number | undefined): number {
   check(ratio != null, '--method shortgpt needs --ratio');
   const { ckpt, before } = src;
-  const perLayer = [...ckpt.tensors.values()].filter((t) => t.name.startsWith(layerPrefix(0))).reduce((n, t) => n + t.shape.reduce((a, b) => a * b, 1), 0);
+  const perLayer = [...ckpt.tensors.values()]
+    .filter((t) => t.name.startsWith(layerPrefix(0)))
+    .reduce((n, t) => n + t.shape.reduce((a, b) => a * b, 1), 0);
   const drop = Math.round((ratio * before.total) / perLayer);
   const L = ckpt.spec.numLayers;
-  check(drop >= 1 && drop < L, `--ratio ${ratio} means dropping ${drop} of ${L} layers (${perLayer} parameters each); reachable: ${(perLayer / 2 / before.total).toFixed(3)} ≤ ratio < ${(((L - 0.5) * perLayer) / before.total).toFixed(3)}`);
+  check(
+    drop >= 1 && drop < L,
+    `--ratio ${ratio} means dropping ${drop} of ${L} layers (${perLayer} parameters each); reachable: ${(perLayer / 2 / before.total).toFixed(3)} ≤ ratio < ${(((L - 0.5) * perLayer) / before.total).toFixed(3)}`,
+  );
   return drop;
 }
 
@@ -553,17 +636,20 @@ async function activationScoresFor(
   const gramGroupOf = masks.map(() => -1);
   let C = 0;
   if (comp) masks.forEach((_m, g) => candidates.some((_c, k) => pruned[k] && included(k)[g]) && (gramGroupOf[g] = C++));
-  const gramWeights = comp && C > 0
-    ? calibration.windows.map((w, s) =>
-        Float32Array.from({ length: w.length * C }, (_, i) => {
-          const t = Math.floor(i / C);
-          const c = i % C;
-          for (let g = 0; g < G; g++) if (gramGroupOf[g] === c) return statWeights[s][t * G + g];
-          return 0;
-        }),
-      )
-    : null;
-  const reports: (CompensationReport | null)[] = candidates.map((_c, k) => (comp && pruned[k] ? { damp: o.damp ?? DEFAULT_DAMP, layers: [] } : null));
+  const gramWeights =
+    comp && C > 0
+      ? calibration.windows.map((w, s) =>
+          Float32Array.from({ length: w.length * C }, (_, i) => {
+            const t = Math.floor(i / C);
+            const c = i % C;
+            for (let g = 0; g < G; g++) if (gramGroupOf[g] === c) return statWeights[s][t * G + g];
+            return 0;
+          }),
+        )
+      : null;
+  const reports: (CompensationReport | null)[] = candidates.map((_c, k) =>
+    comp && pruned[k] ? { damp: o.damp ?? DEFAULT_DAMP, layers: [] } : null,
+  );
   const keptOf: number[][] = []; // candidate 0's channels per layer (for sequential statistics)
   let summed: Float64Array | null = null; // candidate k's Gram [I, I] when it spans several groups, reused across layers
   const onGram = async (layer: number, gram: Float32Array, act2: Float64Array | undefined) => {
@@ -573,9 +659,13 @@ async function activationScoresFor(
       const channels = topChannels(layerScores(act2!, k), c.budget.ffn);
       if (k === 0) keptOf[layer] = channels;
       const inc = included(k);
-      const parts = masks.map((_m, g) => g).filter((g) => inc[g] && gramGroupOf[g] >= 0).map((g) => gram.subarray(gramGroupOf[g] * I * I, (gramGroupOf[g] + 1) * I * I));
+      const parts = masks
+        .map((_m, g) => g)
+        .filter((g) => inc[g] && gramGroupOf[g] >= 0)
+        .map((g) => gram.subarray(gramGroupOf[g] * I * I, (gramGroupOf[g] + 1) * I * I));
       let gramK: ArrayLike<number>;
-      if (parts.length === 1) gramK = parts[0]; // one group: its f32 Gram as is (no I² float64 copy)
+      if (parts.length === 1)
+        gramK = parts[0]; // one group: its f32 Gram as is (no I² float64 copy)
       else {
         summed ??= new Float64Array(I * I);
         summed.fill(0);
@@ -593,18 +683,32 @@ async function activationScoresFor(
     statGroups: G,
     gram: gramWeights ? { weights: gramWeights, groups: C, onLayer: onGram } : undefined,
     // Sequential: layer ℓ runs again as pruned (removed columns of down_proj zero, kept ones refitted).
-    rewriteLayer: o.sequential && comp && candidates.length === 1 && pruned[0] ? (layer) => ({ down: scatterColumns(comp.store.get(comp.first, layer)!, keptOf[layer], I) }) : undefined,
+    rewriteLayer:
+      o.sequential && comp && candidates.length === 1 && pruned[0]
+        ? (layer) => ({ down: scatterColumns(comp.store.get(comp.first, layer)!, keptOf[layer], I) })
+        : undefined,
     onLayer: (l, n) => o.onProgress?.('calibrate', l, n),
   });
   await engine.release();
   const weightTotal = statWeights.reduce((n, w) => n + w.reduce((a, b) => a + b, 0), 0);
   // NaN or infinite statistics would pick channels at random and write a checkpoint with exit 0.
   const broken = act2!.findIndex((layer) => layer.some((v) => !Number.isFinite(v)));
-  check(broken < 0, () => `calibration: the model's forward pass produces NaN or infinity (layer ${broken}): its weights or config.json are broken, so no channel can be scored`);
+  check(
+    broken < 0,
+    () =>
+      `calibration: the model's forward pass produces NaN or infinity (layer ${broken}): its weights or config.json are broken, so no channel can be scored`,
+  );
   const scores = keeps.map((keep, k) => {
     const layers = act2!.map((a) => layerScores(a, k));
-    check(layers.some((l) => l.some((v) => v > 0)), `no calibration token is kept in a vocabulary of ${keep.length}, so common act² has nothing to count; keep more vocabulary or use --weighting none`);
-    return scoresRecord(src, 'act2', weighting, weighting === 'none' ? null : keepHash(keep), calibration, { layers, influence: influence!, weightTotal });
+    check(
+      layers.some((l) => l.some((v) => v > 0)),
+      `no calibration token is kept in a vocabulary of ${keep.length}, so common act² has nothing to count; keep more vocabulary or use --weighting none`,
+    );
+    return scoresRecord(src, 'act2', weighting, weighting === 'none' ? null : keepHash(keep), calibration, {
+      layers,
+      influence: influence!,
+      weightTotal,
+    });
   });
   return { scores, compensation: reports };
 }
@@ -647,7 +751,16 @@ function scoresRecord(
     criterion,
     weighting,
     keptVocabSha256,
-    calibrations: calibration ? [{ sha256: calibration.sha256, samples: calibration.options.samples, seqLen: calibration.options.seqLen, seed: calibration.options.seed }] : [],
+    calibrations: calibration
+      ? [
+          {
+            sha256: calibration.sha256,
+            samples: calibration.options.samples,
+            seqLen: calibration.options.seqLen,
+            seed: calibration.options.seed,
+          },
+        ]
+      : [],
     ...values,
   };
 }
@@ -666,11 +779,20 @@ async function writeGgufInto(tmp: string, output: string, type: OutputType): Pro
  * what was left out. With a pruned vocabulary every tokenizer file is either rewritten for the
  * kept ids or left out: none is copied with the old ids.
  */
-async function writeCheckpointFiles(src: Source, dir: string, plan: Plan, onTensor?: (done: number, total: number) => void): Promise<LeftOut[]> {
+async function writeCheckpointFiles(
+  src: Source,
+  dir: string,
+  plan: Plan,
+  onTensor?: (done: number, total: number) => void,
+): Promise<LeftOut[]> {
   const spec = src.ckpt.spec;
   await writeWeights(src.ckpt, dir, tensorEdit(src.ckpt, plan), onTensor);
   // Surgery's config.json has the vocabulary fields (vocab_size, bos/eos/pad ids) remapped.
-  const config: JsonObject = { ...((plan.surgery?.files.config as JsonObject | undefined) ?? spec.raw), intermediate_size: plan.budget.ffn, ...layerDropFields(spec, plan.dropped) };
+  const config: JsonObject = {
+    ...((plan.surgery?.files.config as JsonObject | undefined) ?? spec.raw),
+    intermediate_size: plan.budget.ffn,
+    ...layerDropFields(spec, plan.dropped),
+  };
   writeFileSync(join(dir, 'config.json'), jsonText(config, src.floatPaths.config));
   const rewritten = new Set(['config.json', 'README.md', MANIFEST_FILE, TIMING_FILE]);
   for (const [key, file] of Object.entries(TOKENIZER_FILES) as [keyof TokenizerFiles, string][]) {
@@ -745,7 +867,8 @@ function tensorEdit(ckpt: Checkpoint, plan: Plan): TensorEdit {
         return { name, shape: [info.shape[0], keep.length], bytes: () => [storedBytes(compensated(Number(layer[1])), info.dtype, name)] };
       }
       if (suffix === LAYER_TENSORS.down) return { name, shape: [info.shape[0], keep.length], bytes: () => keptColumnChunks(info, keep) };
-      if (suffix !== LAYER_TENSORS.downBias) return { name, shape: [keep.length, ...info.shape.slice(1)], bytes: () => keptRowChunks(info, keep) };
+      if (suffix !== LAYER_TENSORS.downBias)
+        return { name, shape: [keep.length, ...info.shape.slice(1)], bytes: () => keptRowChunks(info, keep) };
     }
     return { name, shape: info.shape, bytes: () => tensorChunks(info) };
   };
@@ -759,19 +882,37 @@ function storedBytes(values: Float32Array, dtype: string, name: string): Uint8Ar
   check(dtype in FLOAT_MAX, `${name}: compensation writes F32, F16 or BF16 tensors, not ${dtype}; use --no-compensate`);
   const max = FLOAT_MAX[dtype];
   for (const v of values) {
-    if (!(Math.abs(v) <= max)) check(false, `${name}: a compensated weight (${v}) does not fit ${dtype}; nothing was written — use --no-compensate or more calibration text`);
+    if (!(Math.abs(v) <= max))
+      check(
+        false,
+        `${name}: a compensated weight (${v}) does not fit ${dtype}; nothing was written — use --no-compensate or more calibration text`,
+      );
   }
   return encodeAs(values, dtype as 'F32' | 'F16' | 'BF16');
 }
 
-function checkScoresFit(s: ChannelScores, file: string, ckpt: Checkpoint, criterion: Criterion | null, weighting: Weighting, keptVocabSha256: string): void {
+function checkScoresFit(
+  s: ChannelScores,
+  file: string,
+  ckpt: Checkpoint,
+  criterion: Criterion | null,
+  weighting: Weighting,
+  keptVocabSha256: string,
+): void {
   const spec = ckpt.spec;
   check(
-    s.model.numLayers === spec.numLayers && s.model.intermediateSize === spec.intermediateSize && s.layers.length === spec.numLayers && s.layers.every((l) => l.length === spec.intermediateSize),
+    s.model.numLayers === spec.numLayers &&
+      s.model.intermediateSize === spec.intermediateSize &&
+      s.layers.length === spec.numLayers &&
+      s.layers.every((l) => l.length === spec.intermediateSize),
     `${file}: scores are for ${s.model.numLayers} layers × ${s.model.intermediateSize} channels, the model has ${spec.numLayers} × ${spec.intermediateSize}`,
   );
   check(s.model.fingerprint === fingerprint(ckpt), `${file}: scores were computed on another checkpoint (fingerprint mismatch)`);
   if (criterion) check(s.criterion === criterion, `${file}: scores use criterion ${s.criterion}, but --criterion is ${criterion}`);
   if (s.weighting) check(s.weighting === weighting, `${file}: scores use weighting ${s.weighting}, but --weighting is ${weighting}`);
-  if (s.keptVocabSha256) check(s.keptVocabSha256 === keptVocabSha256, `${file}: scores were weighted with another kept vocabulary; use the same --vocab/--vocab-mode or recompute`);
+  if (s.keptVocabSha256)
+    check(
+      s.keptVocabSha256 === keptVocabSha256,
+      `${file}: scores were weighted with another kept vocabulary; use the same --vocab/--vocab-mode or recompute`,
+    );
 }

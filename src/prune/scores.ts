@@ -75,7 +75,10 @@ export function topChannels(scores: ArrayLike<number>, count: number): number[] 
 
 export function readScores(file: string): ChannelScores {
   const parsed = readUserJson(file) as ChannelScores;
-  check(parsed?.format === SCORES_FORMAT, `${file}: not a compact scores file (format ${JSON.stringify(parsed?.format)}, expected ${SCORES_FORMAT})`);
+  check(
+    parsed?.format === SCORES_FORMAT,
+    `${file}: not a compact scores file (format ${JSON.stringify(parsed?.format)}, expected ${SCORES_FORMAT})`,
+  );
   return parsed;
 }
 
@@ -85,7 +88,10 @@ export function sumScores(files: string[], all: ChannelScores[]): ChannelScores 
   rest.forEach((s, i) => {
     const where = files[i + 1];
     check(s.model.fingerprint === first.model.fingerprint, `${where}: scores of another model than ${files[0]}`);
-    check(s.criterion === first.criterion && s.weighting === first.weighting, `${where}: criterion/weighting ${s.criterion}/${s.weighting} differ from ${files[0]} (${first.criterion}/${first.weighting})`);
+    check(
+      s.criterion === first.criterion && s.weighting === first.weighting,
+      `${where}: criterion/weighting ${s.criterion}/${s.weighting} differ from ${files[0]} (${first.criterion}/${first.weighting})`,
+    );
     check(s.keptVocabSha256 === first.keptVocabSha256, `${where}: computed with another kept vocabulary than ${files[0]}`);
   });
   return {

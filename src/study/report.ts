@@ -27,9 +27,43 @@ const textNames = (rows: StudyRow[]) => Object.keys(rows[0].bitsPerByte);
 
 export function studyCsv(rows: StudyRow[]): string {
   const texts = textNames(rows);
-  const header = ['method', 'target_ratio', 'removed_ratio', 'vocab', 'ffn', 'layers', 'parameters', ...texts.map((t) => `bpb_${t}`), 'greedy_agreement', 'top1_agreement', 'kl', 'kl_compared_share', 'prune_seconds', 'error'];
+  const header = [
+    'method',
+    'target_ratio',
+    'removed_ratio',
+    'vocab',
+    'ffn',
+    'layers',
+    'parameters',
+    ...texts.map((t) => `bpb_${t}`),
+    'greedy_agreement',
+    'top1_agreement',
+    'kl',
+    'kl_compared_share',
+    'prune_seconds',
+    'error',
+  ];
   const cell = (v: unknown) => (v == null ? '' : /[",\n]/.test(String(v)) ? `"${String(v).replaceAll('"', '""')}"` : String(v));
-  const lines = rows.map((r) => [r.method, r.ratio, r.removedRatio, r.vocab, r.ffn, r.layers, r.parameters?.total, ...texts.map((t) => r.bitsPerByte[t]), r.agreement?.greedy, r.agreement?.top1, r.agreement?.kl, r.agreement?.comparedShare, r.pruneSeconds, r.error].map(cell).join(','));
+  const lines = rows.map((r) =>
+    [
+      r.method,
+      r.ratio,
+      r.removedRatio,
+      r.vocab,
+      r.ffn,
+      r.layers,
+      r.parameters?.total,
+      ...texts.map((t) => r.bitsPerByte[t]),
+      r.agreement?.greedy,
+      r.agreement?.top1,
+      r.agreement?.kl,
+      r.agreement?.comparedShare,
+      r.pruneSeconds,
+      r.error,
+    ]
+      .map(cell)
+      .join(','),
+  );
   return `${[header.join(','), ...lines].join('\n')}\n`;
 }
 
@@ -44,15 +78,45 @@ function studyTable(rows: StudyRow[], meta: StudyMeta): Table {
   const dense = rows[0];
   const agreement = meta.agreement != null;
   const agreementCells = (r: StudyRow) =>
-    agreement ? (r.agreement ? [r.agreement.greedy.toFixed(3), pct(r.agreement.top1), r.agreement.kl.toFixed(4), pct(r.agreement.comparedShare)] : ['', '', '', '']) : [];
+    agreement
+      ? r.agreement
+        ? [r.agreement.greedy.toFixed(3), pct(r.agreement.top1), r.agreement.kl.toFixed(4), pct(r.agreement.comparedShare)]
+        : ['', '', '', '']
+      : [];
   const seconds = (r: StudyRow) => (r.pruneSeconds == null ? '' : r.pruneSeconds.toFixed(1));
-  const bpb = (r: StudyRow, t: string) => (r === dense ? r.bitsPerByte[t].toFixed(4) : `${r.bitsPerByte[t].toFixed(4)} (${signed(r.bitsPerByte[t] - dense.bitsPerByte[t])})`);
+  const bpb = (r: StudyRow, t: string) =>
+    r === dense ? r.bitsPerByte[t].toFixed(4) : `${r.bitsPerByte[t].toFixed(4)} (${signed(r.bitsPerByte[t] - dense.bitsPerByte[t])})`;
   return {
-    header: ['method', 'target', 'removed', 'V′', 'I′', 'layers', 'parameters', ...texts.map((t) => `bpb ${t}`), ...(agreement ? ['greedy', 'top-1', 'KL', 'compared'] : []), 'prune s'],
+    header: [
+      'method',
+      'target',
+      'removed',
+      'V′',
+      'I′',
+      'layers',
+      'parameters',
+      ...texts.map((t) => `bpb ${t}`),
+      ...(agreement ? ['greedy', 'top-1', 'KL', 'compared'] : []),
+      'prune s',
+    ],
     rows: rows.map((r) =>
       r.error
         ? { row: r, error: r.error }
-        : { row: r, cells: [r.method, pct(r.ratio), pct(r.removedRatio), int(r.vocab), int(r.ffn), String(r.layers), int(r.parameters?.total), ...texts.map((t) => bpb(r, t)), ...agreementCells(r), seconds(r)] },
+        : {
+            row: r,
+            cells: [
+              r.method,
+              pct(r.ratio),
+              pct(r.removedRatio),
+              int(r.vocab),
+              int(r.ffn),
+              String(r.layers),
+              int(r.parameters?.total),
+              ...texts.map((t) => bpb(r, t)),
+              ...agreementCells(r),
+              seconds(r),
+            ],
+          },
     ),
   };
 }
@@ -79,16 +143,29 @@ export function studyNotes(rows: StudyRow[]): StudyNote[] {
       const targets = failed.map((r) => pct(r.ratio)).join(', ');
       notes.push(
         reached.length === 0
-          ? { method, kind: 'unreachable', text: `${method}: no cell is reachable, so it has no line (targets ${targets}); at ${pct(failed[0].ratio)}: ${failed[0].error}` }
-          : { method, kind: 'partial', text: `${method}: ${failed.length === 1 ? 'target' : 'targets'} ${targets} not reachable, so its line stops at ${pct(Math.max(...reached.map((r) => r.removedRatio!)))}; at ${pct(failed[0].ratio)}: ${failed[0].error}` },
+          ? {
+              method,
+              kind: 'unreachable',
+              text: `${method}: no cell is reachable, so it has no line (targets ${targets}); at ${pct(failed[0].ratio)}: ${failed[0].error}`,
+            }
+          : {
+              method,
+              kind: 'partial',
+              text: `${method}: ${failed.length === 1 ? 'target' : 'targets'} ${targets} not reachable, so its line stops at ${pct(Math.max(...reached.map((r) => r.removedRatio!)))}; at ${pct(failed[0].ratio)}: ${failed[0].error}`,
+            },
       );
     }
     const granularity = methodOf(method)?.granularity;
     const off = reached.filter((r) => Math.abs(r.removedRatio! - r.ratio) >= 0.0005);
     if (granularity && off.length) {
       const layers = rows[0].layers;
-      const cell = (r: StudyRow) => `${pct(r.ratio)} → ${pct(r.removedRatio)}${r.layers != null && layers != null && r.layers !== layers ? ` (${r.layers} of ${layers} layers kept)` : ''}`;
-      notes.push({ method, kind: 'granularity', text: `${method} ${granularity}: target → removed ${reached.map(cell).join(', ')}. Its points are plotted at the share removed.` });
+      const cell = (r: StudyRow) =>
+        `${pct(r.ratio)} → ${pct(r.removedRatio)}${r.layers != null && layers != null && r.layers !== layers ? ` (${r.layers} of ${layers} layers kept)` : ''}`;
+      notes.push({
+        method,
+        kind: 'granularity',
+        text: `${method} ${granularity}: target → removed ${reached.map(cell).join(', ')}. Its points are plotted at the share removed.`,
+      });
     }
   }
   return notes;
@@ -100,14 +177,19 @@ export function studyMarkdown(rows: StudyRow[], meta: StudyMeta): string {
   const right = table.header.slice(1).map(() => '---:');
   const lines = [
     `Model \`${meta.model}\`; calibration ${meta.calibration}. Bits per byte: lower is better (Δ vs dense in parentheses).` +
-      (agreement ? ` Agreement with the dense model on ${meta.agreement} (definitions: docs/agreement.md): greedy = mean common prefix of the greedy continuations (1 = identical); at the positions where the tokenizations coincide ("compared" = their share), top-1 = same most likely next token, KL(dense ‖ pruned) in nats.` : ''),
+      (agreement
+        ? ` Agreement with the dense model on ${meta.agreement} (definitions: docs/agreement.md): greedy = mean common prefix of the greedy continuations (1 = identical); at the positions where the tokenizations coincide ("compared" = their share), top-1 = same most likely next token, KL(dense ‖ pruned) in nats.`
+        : ''),
     '',
     `| ${table.header.join(' | ')} |`,
     `| --- | ${right.join(' | ')} |`,
-    ...table.rows.map((t) => ('error' in t ? `| ${t.row.method} | ${pct(t.row.ratio)} | — |${' |'.repeat(table.header.length - 3)}` : `| ${t.cells.join(' | ')} |`)),
+    ...table.rows.map((t) =>
+      'error' in t ? `| ${t.row.method} | ${pct(t.row.ratio)} | — |${' |'.repeat(table.header.length - 3)}` : `| ${t.cells.join(' | ')} |`,
+    ),
   ];
   const failed = rows.filter((r) => r.error);
-  if (failed.length) lines.push('', 'Cells that could not be produced:', '', ...failed.map((r) => `* ${r.method} @ ${pct(r.ratio)}: ${r.error}`));
+  if (failed.length)
+    lines.push('', 'Cells that could not be produced:', '', ...failed.map((r) => `* ${r.method} @ ${pct(r.ratio)}: ${r.error}`));
   const granularity = studyNotes(rows).filter((n) => n.kind === 'granularity');
   if (granularity.length) lines.push('', ...granularity.map((n) => `Note: ${n.text}`));
   lines.push('', `Command: \`${meta.command}\` (compact ${meta.version}).`);
@@ -148,7 +230,10 @@ export function studyHtml(rows: StudyRow[], meta: StudyMeta): string {
           pointBorderWidth: 1.5,
           // Dashed lines are drawn over solid ones (Chart.js draws lower `order` on top), so a dashed line on a solid one shows both colours.
           order: style.dash.length ? 0 : 1,
-          data: cells.length === 0 ? [] : [dense, ...cells].filter((r) => finite(value(r))).map((r) => ({ x: 100 * r.removedRatio!, y: value(r)! })),
+          data:
+            cells.length === 0
+              ? []
+              : [dense, ...cells].filter((r) => finite(value(r))).map((r) => ({ x: 100 * r.removedRatio!, y: value(r)! })),
         };
       }),
     },
@@ -156,13 +241,30 @@ export function studyHtml(rows: StudyRow[], meta: StudyMeta): string {
       animation: false,
       aspectRatio: 1.6,
       plugins: { title: { display: true, text: title }, legend: { labels: { usePointStyle: true } } },
-      scales: { x: { type: 'linear', min: 0, title: { display: true, text: 'parameters removed (%)' } }, y: { title: { display: true, text: yLabel } } },
+      scales: {
+        x: { type: 'linear', min: 0, title: { display: true, text: 'parameters removed (%)' } },
+        y: { title: { display: true, text: yLabel } },
+      },
     },
   });
-  const qualityCharts = texts.map((text) => lineChart(`bits per byte on ${text} (lower is better)`, 'bits per byte', (r) => r.bitsPerByte[text]));
+  const qualityCharts = texts.map((text) =>
+    lineChart(`bits per byte on ${text} (lower is better)`, 'bits per byte', (r) => r.bitsPerByte[text]),
+  );
   if (meta.agreement) {
-    qualityCharts.push(lineChart(`greedy agreement with the dense model on ${meta.agreement} (higher is better)`, 'mean common prefix / C', (r) => r.agreement?.greedy));
-    qualityCharts.push(lineChart(`same most likely next token as the dense model on ${meta.agreement} (higher is better)`, 'share of positions', (r) => r.agreement?.top1));
+    qualityCharts.push(
+      lineChart(
+        `greedy agreement with the dense model on ${meta.agreement} (higher is better)`,
+        'mean common prefix / C',
+        (r) => r.agreement?.greedy,
+      ),
+    );
+    qualityCharts.push(
+      lineChart(
+        `same most likely next token as the dense model on ${meta.agreement} (higher is better)`,
+        'share of positions',
+        (r) => r.agreement?.top1,
+      ),
+    );
     qualityCharts.push(lineChart(`KL(dense ‖ pruned) on ${meta.agreement} (lower is better)`, 'nats per position', (r) => r.agreement?.kl));
   }
   const maxRatio = Math.max(...rows.map((r) => r.ratio));
@@ -183,7 +285,12 @@ export function studyHtml(rows: StudyRow[], meta: StudyMeta): string {
     options: {
       animation: false,
       aspectRatio: 1.6,
-      plugins: { title: { display: true, text: `parameters by part: dense and each method's ${pct(maxRatio)} cell (share actually removed in brackets)` } },
+      plugins: {
+        title: {
+          display: true,
+          text: `parameters by part: dense and each method's ${pct(maxRatio)} cell (share actually removed in brackets)`,
+        },
+      },
       scales: { x: { stacked: true }, y: { stacked: true, title: { display: true, text: 'parameters' } } },
     },
   };

@@ -63,18 +63,32 @@ export async function runStudy(dir: string, o: StudyOptions): Promise<StudyRow[]
   if (reference) o.onProgress?.('dense model', 1, denseSteps);
   const measure = async (model: AgreementSide): Promise<Pick<StudyRow, 'bitsPerByte' | 'agreement'>> => {
     const bitsPerByte: Record<string, number> = {};
-    for (const { name, text } of o.evalTexts) bitsPerByte[name] = (await evaluateText(model.engine, encode(model.tokenizer, text), Buffer.byteLength(text, 'utf8'))).bitsPerByte;
+    for (const { name, text } of o.evalTexts)
+      bitsPerByte[name] = (await evaluateText(model.engine, encode(model.tokenizer, text), Buffer.byteLength(text, 'utf8'))).bitsPerByte;
     let agreement: StudyRow['agreement'] = null;
     if (reference && agreementOptions) {
       const a = await measureAgreement(reference, model, agreementOptions);
-      agreement = { greedy: a.greedy.meanAgreement, top1: a.kl.top1Agreement, kl: a.kl.meanKl, comparedShare: a.kl.comparedPositions / a.kl.referencePositions };
+      agreement = {
+        greedy: a.greedy.meanAgreement,
+        top1: a.kl.top1Agreement,
+        kl: a.kl.meanKl,
+        comparedShare: a.kl.comparedPositions / a.kl.referencePositions,
+      };
     }
     return { bitsPerByte, agreement };
   };
   const ckpt = denseSide.ckpt;
   const dense: StudyRow = {
-    method: 'dense', ratio: 0, removedRatio: 0, vocab: ckpt.spec.vocabSize, ffn: ckpt.spec.intermediateSize, layers: ckpt.spec.numLayers,
-    parameters: countParams(ckpt), ...(await measure(denseSide)), pruneSeconds: null, error: null,
+    method: 'dense',
+    ratio: 0,
+    removedRatio: 0,
+    vocab: ckpt.spec.vocabSize,
+    ffn: ckpt.spec.intermediateSize,
+    layers: ckpt.spec.numLayers,
+    parameters: countParams(ckpt),
+    ...(await measure(denseSide)),
+    pruneSeconds: null,
+    error: null,
   };
   o.onProgress?.('dense model', denseSteps, denseSteps);
   const rows: StudyRow[] = [dense];
@@ -92,13 +106,33 @@ export async function runStudy(dir: string, o: StudyOptions): Promise<StudyRow[]
         const report = await prune(dir, out, { ...options, commandLine: `compact compare (${name}, ratio ${ratio})`, version: o.version });
         const model = side(out);
         rows.push({
-          method: name, ratio, removedRatio: report.parameters.removedRatio, vocab: report.vocab.after, ffn: report.ffn.after, layers: report.layers.after,
-          parameters: report.parameters.after, ...(await measure(model)), pruneSeconds: report.seconds.total, error: null,
+          method: name,
+          ratio,
+          removedRatio: report.parameters.removedRatio,
+          vocab: report.vocab.after,
+          ffn: report.ffn.after,
+          layers: report.layers.after,
+          parameters: report.parameters.after,
+          ...(await measure(model)),
+          pruneSeconds: report.seconds.total,
+          error: null,
         });
         await model.engine.release();
       } catch (e) {
         if (!(e instanceof CompactError)) throw e;
-        rows.push({ method: name, ratio, removedRatio: null, vocab: null, ffn: null, layers: null, parameters: null, bitsPerByte: {}, agreement: null, pruneSeconds: null, error: e.message });
+        rows.push({
+          method: name,
+          ratio,
+          removedRatio: null,
+          vocab: null,
+          ffn: null,
+          layers: null,
+          parameters: null,
+          bitsPerByte: {},
+          agreement: null,
+          pruneSeconds: null,
+          error: e.message,
+        });
       } finally {
         rmSync(out, { recursive: true, force: true });
       }

@@ -80,7 +80,10 @@ export async function writeDirAtomic<T>(outDir: string, options: AtomicDirOption
   for (const input of options.inputs ?? []) {
     const inp = existsSync(input) ? realpathSync(input) : resolve(input);
     const outReal = join(existsSync(dirname(out)) ? realpathSync(dirname(out)) : dirname(out), basename(out));
-    check(outReal !== inp && !outReal.startsWith(inp + sep), `output ${outDir} is inside the input ${input}; choose a directory outside it`);
+    check(
+      outReal !== inp && !outReal.startsWith(inp + sep),
+      `output ${outDir} is inside the input ${input}; choose a directory outside it`,
+    );
     check(!inp.startsWith(outReal + sep), `output ${outDir} contains the input ${input}; choose another directory`);
   }
   sweepStale(out);

@@ -43,7 +43,15 @@ export function insideRepository(dir: string, path: string): boolean {
 }
 
 const KIND = (s: ReturnType<typeof fstatSync>): string =>
-  s.isDirectory() ? 'a directory' : s.isFIFO() ? 'a FIFO' : s.isCharacterDevice() || s.isBlockDevice() ? 'a device' : s.isSocket() ? 'a socket' : 'not a regular file';
+  s.isDirectory()
+    ? 'a directory'
+    : s.isFIFO()
+      ? 'a FIFO'
+      : s.isCharacterDevice() || s.isBlockDevice()
+        ? 'a device'
+        : s.isSocket()
+          ? 'a socket'
+          : 'not a regular file';
 
 /**
  * Opens a regular file for reading (never blocking on a FIFO) and returns its descriptor and size.
@@ -51,7 +59,10 @@ const KIND = (s: ReturnType<typeof fstatSync>): string =>
  */
 export function openUserFile(file: string, options: ReadOptions = {}): { fd: number; size: number } {
   if (options.within != null) {
-    check(insideRepository(options.within, file) || !exists(file), `${file}: is a symbolic link leading outside the model directory ${options.within}; compact reads only the model's own files`);
+    check(
+      insideRepository(options.within, file) || !exists(file),
+      `${file}: is a symbolic link leading outside the model directory ${options.within}; compact reads only the model's own files`,
+    );
   }
   let fd: number;
   try {
@@ -63,7 +74,10 @@ export function openUserFile(file: string, options: ReadOptions = {}): { fd: num
     const stat = fstatSync(fd);
     check(stat.isFile(), `${file}: is ${KIND(stat)}, not a regular file`);
     if (options.maxBytes != null) {
-      check(stat.size <= options.maxBytes, `${file}: is ${stat.size} bytes; compact reads at most ${options.maxBytes} bytes (${options.maxBytes / MiB} MiB) for this file`);
+      check(
+        stat.size <= options.maxBytes,
+        `${file}: is ${stat.size} bytes; compact reads at most ${options.maxBytes} bytes (${options.maxBytes / MiB} MiB) for this file`,
+      );
     }
     return { fd, size: stat.size };
   } catch (e) {

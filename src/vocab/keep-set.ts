@@ -73,7 +73,12 @@ export function selectKeepSet(files: TokenizerFiles, options: KeepSetOptions): K
 
   const selection = new Selection(vocab);
   // An id past the embedding (Gemma 3 1B: 262,144 rows, <image_soft_token> is id 262,144) has no row to keep.
-  const rows = Math.min(vocab.size, ...[files.config, files.config?.text_config].map((c) => (isObject(c) && Number.isInteger(c.vocab_size) ? (c.vocab_size as number) : Infinity)));
+  const rows = Math.min(
+    vocab.size,
+    ...[files.config, files.config?.text_config].map((c) =>
+      isObject(c) && Number.isInteger(c.vocab_size) ? (c.vocab_size as number) : Infinity,
+    ),
+  );
   const withRow = function* (ids: Iterable<number>) {
     for (const id of ids) if (id < rows) yield id;
   };

@@ -70,8 +70,14 @@ export function readSentencePieceModel(bytes: Uint8Array, file: string): Sentenc
   const pieces: SentencePiece[] = [];
   const pieceRecord: number[] = [];
   records.forEach((r, index) => {
-    if (r.field >= MODEL.pieces && r.field <= MODEL.denormalizerSpec && r.wire !== WIRE.bytes) fail(`field ${r.field} has wire type ${r.wire}`);
-    if (r.field === MODEL.trainerSpec || r.field === MODEL.normalizerSpec || r.field === MODEL.selfTestData || r.field === MODEL.denormalizerSpec) {
+    if (r.field >= MODEL.pieces && r.field <= MODEL.denormalizerSpec && r.wire !== WIRE.bytes)
+      fail(`field ${r.field} has wire type ${r.wire}`);
+    if (
+      r.field === MODEL.trainerSpec ||
+      r.field === MODEL.normalizerSpec ||
+      r.field === MODEL.selfTestData ||
+      r.field === MODEL.denormalizerSpec
+    ) {
       parseMessage(bytes, r.payloadStart, r.end, (why) => fail(`field ${r.field}: ${why}`));
     }
     if (r.field !== MODEL.pieces) return;
@@ -111,12 +117,17 @@ export function readSentencePieceModel(bytes: Uint8Array, file: string): Sentenc
  */
 export function checkPiecesMatch(model: SentencePieceModel, vocab: Vocabulary, file: string): void {
   const n = model.pieces.length;
-  check(n <= vocab.size, () => `${file} has ${n} pieces but tokenizer.json only ${vocab.size} ids; the two files describe different vocabularies, so ${file} cannot be rewritten for the pruned ids`);
+  check(
+    n <= vocab.size,
+    () =>
+      `${file} has ${n} pieces but tokenizer.json only ${vocab.size} ids; the two files describe different vocabularies, so ${file} cannot be rewritten for the pruned ids`,
+  );
   model.pieces.forEach(({ piece }, id) => {
     const token = vocab.modelToken[id] ?? vocab.addedToken.get(id);
     check(
       token === piece,
-      () => `${file} piece ${id} is ${JSON.stringify(piece)} but tokenizer.json id ${id} is ${token === undefined ? 'unused' : JSON.stringify(token)}; the two files describe different vocabularies, so ${file} cannot be rewritten for the pruned ids`,
+      () =>
+        `${file} piece ${id} is ${JSON.stringify(piece)} but tokenizer.json id ${id} is ${token === undefined ? 'unused' : JSON.stringify(token)}; the two files describe different vocabularies, so ${file} cannot be rewritten for the pruned ids`,
     );
   });
 }

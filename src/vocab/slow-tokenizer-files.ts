@@ -28,7 +28,11 @@ export interface SlowTokenizerFiles {
  * Parses and checks the given files (`raw`: file contents by name; `dir` only names them in errors).
  * A file that is malformed, or that disagrees with tokenizer.json, is a CompactError.
  */
-export function readSlowTokenizerFiles(raw: Partial<Record<SlowTokenizerFile, Uint8Array>>, files: TokenizerFiles, dir: string): SlowTokenizerFiles {
+export function readSlowTokenizerFiles(
+  raw: Partial<Record<SlowTokenizerFile, Uint8Array>>,
+  files: TokenizerFiles,
+  dir: string,
+): SlowTokenizerFiles {
   const tokenizer = requireBpeTokenizer(files);
   const vocab = indexVocabulary(tokenizer);
   const path = (file: string) => `${dir.replace(/\/+$/, '')}/${file}`;
@@ -60,7 +64,8 @@ export function readSlowTokenizerFiles(raw: Partial<Record<SlowTokenizerFile, Ui
       const actual = tokenIdOf(vocab, token);
       check(
         actual === id,
-        () => `${name} gives ${JSON.stringify(token)} id ${id} but tokenizer.json ${actual === undefined ? 'does not have it' : `gives it id ${actual}`}; the two files describe different vocabularies, so ${file} cannot be rewritten for the pruned ids`,
+        () =>
+          `${name} gives ${JSON.stringify(token)} id ${id} but tokenizer.json ${actual === undefined ? 'does not have it' : `gives it id ${actual}`}; the two files describe different vocabularies, so ${file} cannot be rewritten for the pruned ids`,
       );
     }
     slow[key] = { name, json };
@@ -72,13 +77,15 @@ export function readSlowTokenizerFiles(raw: Partial<Record<SlowTokenizerFile, Ui
     const expected = tokenizer.model.merges;
     check(
       merges.lines.length === expected.length,
-      () => `${name} has ${merges.lines.length} merges but tokenizer.json ${expected.length}; the two files describe different vocabularies, so merges.txt cannot be rewritten for the pruned ids`,
+      () =>
+        `${name} has ${merges.lines.length} merges but tokenizer.json ${expected.length}; the two files describe different vocabularies, so merges.txt cannot be rewritten for the pruned ids`,
     );
     merges.parts.forEach(([a, b], rank) => {
       const [x, y] = mergeParts(expected[rank], rank);
       check(
         a === x && b === y,
-        () => `${name} merge #${rank} is ${JSON.stringify(`${a} ${b}`)} but tokenizer.json's is ${JSON.stringify(`${x} ${y}`)}; the two files describe different vocabularies, so merges.txt cannot be rewritten for the pruned ids`,
+        () =>
+          `${name} merge #${rank} is ${JSON.stringify(`${a} ${b}`)} but tokenizer.json's is ${JSON.stringify(`${x} ${y}`)}; the two files describe different vocabularies, so merges.txt cannot be rewritten for the pruned ids`,
       );
     });
     slow.merges = { name, merges };
@@ -90,7 +97,8 @@ export function readSlowTokenizerFiles(raw: Partial<Record<SlowTokenizerFile, Ui
 export function pruneSlowTokenizerFiles(slow: SlowTokenizerFiles, surgery: SurgeryResult): Map<SlowTokenizerFile, Uint8Array> {
   const out = new Map<SlowTokenizerFile, Uint8Array>();
   const utf8 = (s: string) => new TextEncoder().encode(s);
-  if (slow.sentencePiece) out.set('tokenizer.model', pruneSentencePieceModel(slow.sentencePiece.model, surgery.old2new, slow.sentencePiece.name));
+  if (slow.sentencePiece)
+    out.set('tokenizer.model', pruneSentencePieceModel(slow.sentencePiece.model, surgery.old2new, slow.sentencePiece.name));
   if (slow.vocabJson) out.set('vocab.json', utf8(pruneFlatJsonObject(slow.vocabJson.json, surgery.old2new)));
   if (slow.merges) out.set('merges.txt', utf8(pruneMergesTxt(slow.merges.merges, surgery.keptMerges)));
   if (slow.addedTokens) out.set('added_tokens.json', utf8(pruneFlatJsonObject(slow.addedTokens.json, surgery.old2new)));
@@ -208,7 +216,10 @@ export function readMergesTxt(text: string, file: string): MergesTxt {
     const trimmed = line.trim();
     if (trimmed === '') return; // slow tokenizers skip blank lines; so do we
     const pair = trimmed.split(/\s+/);
-    check(pair.length === 2, () => `${file} line ${k + (header === null ? 1 : 2)} ${JSON.stringify(line.slice(0, 60))} is not two tokens separated by a space`);
+    check(
+      pair.length === 2,
+      () => `${file} line ${k + (header === null ? 1 : 2)} ${JSON.stringify(line.slice(0, 60))} is not two tokens separated by a space`,
+    );
     lines.push(line);
     parts.push([pair[0], pair[1]]);
   });

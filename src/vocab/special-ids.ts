@@ -50,7 +50,11 @@ function visitTokenIdFields(
 ): void {
   for (const key of UNSUPPORTED_ID_KEYS) {
     const value = config[key];
-    const empty = value === undefined || value === null || (Array.isArray(value) && value.length === 0) || (isObject(value) && Object.keys(value).length === 0);
+    const empty =
+      value === undefined ||
+      value === null ||
+      (Array.isArray(value) && value.length === 0) ||
+      (isObject(value) && Object.keys(value).length === 0);
     if (!empty) throw new CompactError(`${file} ${prefix}${key} lists token ids, which vocabulary pruning cannot remap; remove it first`);
   }
   for (const [key, value] of Object.entries(config)) {

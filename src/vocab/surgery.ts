@@ -6,7 +6,14 @@
  */
 import { CompactError, check } from '../util/errors.js';
 import { remapTokenIdFields, specialTokenNames } from './special-ids.js';
-import { isObject, requireBpeTokenizer, type AddedTokenJson, type JsonObject, type TokenizerFiles, type TokenizerJson } from './tokenizer-json.js';
+import {
+  isObject,
+  requireBpeTokenizer,
+  type AddedTokenJson,
+  type JsonObject,
+  type TokenizerFiles,
+  type TokenizerJson,
+} from './tokenizer-json.js';
 import { indexVocabulary, tokenExists, tokenIdOf, type Vocabulary } from './vocabulary.js';
 
 export interface SurgeryResult {
@@ -59,7 +66,10 @@ function renumbering(vocab: Vocabulary, keep: readonly number[], config: JsonObj
   const old2new = new Int32Array(Math.max(vocab.size, ...rows)).fill(-1);
   keep.forEach((id, newId) => {
     check(tokenExists(vocab, id), () => `keep set names id ${id}, which tokenizer.json does not have`);
-    check(rows.every((n) => id < n), () => `token id ${id} has no embedding row: config.json vocab_size is ${Math.min(...rows)}`);
+    check(
+      rows.every((n) => id < n),
+      () => `token id ${id} has no embedding row: config.json vocab_size is ${Math.min(...rows)}`,
+    );
     check(newId === 0 || id > keep[newId - 1], 'keep set must list old ids in ascending order, each once');
     old2new[id] = newId;
   });
@@ -90,10 +100,16 @@ function pruneTokenizerJson(
   for (const [key, value] of Object.entries(tokenizer)) {
     switch (key) {
       case 'model':
-        pruned.model = { ...structuredClone({ ...model, vocab: undefined, merges: undefined }), vocab: newVocab, merges: merges.map(copyMerge) };
+        pruned.model = {
+          ...structuredClone({ ...model, vocab: undefined, merges: undefined }),
+          vocab: newVocab,
+          merges: merges.map(copyMerge),
+        };
         break;
       case 'added_tokens':
-        pruned.added_tokens = (value as AddedTokenJson[]).filter((t) => old2new[t.id] >= 0).map((t) => ({ ...structuredClone(t), id: old2new[t.id] }));
+        pruned.added_tokens = (value as AddedTokenJson[])
+          .filter((t) => old2new[t.id] >= 0)
+          .map((t) => ({ ...structuredClone(t), id: old2new[t.id] }));
         break;
       case 'post_processor':
         pruned.post_processor = isObject(value) ? remapPostProcessor(structuredClone(value), remapId) : value;
@@ -170,7 +186,10 @@ function checkNamedTokensSurvive(files: TokenizerFiles, vocab: Vocabulary, old2n
   ] as const) {
     for (const name of json ? specialTokenNames(json) : []) {
       const id = tokenIdOf(vocab, name);
-      check(id === undefined || id >= rows || old2new[id] >= 0, () => `${file} names token ${JSON.stringify(name)}, which the pruned vocabulary drops`);
+      check(
+        id === undefined || id >= rows || old2new[id] >= 0,
+        () => `${file} names token ${JSON.stringify(name)}, which the pruned vocabulary drops`,
+      );
     }
   }
 }

@@ -106,8 +106,15 @@ function checkTokens(vocab: JsonObject, merges: unknown[], added: unknown): void
   const entries = Object.entries(vocab);
   check(entries.length > 0, 'tokenizer.json BPE model has an empty vocab');
   for (const [token, id] of entries) {
-    check(Number.isInteger(id) && (id as number) >= 0 && (id as number) < MAX_TOKEN_ID, () => `tokenizer.json vocab entry ${oneLine(JSON.stringify(token), 80)} has id ${oneLine(JSON.stringify(id) ?? String(id), 40)}; ids must be integers in [0, ${MAX_TOKEN_ID})`);
-    check(token.length <= MAX_TOKEN_CHARS, () => `tokenizer.json vocab entry ${id} is ${token.length} characters long; at most ${MAX_TOKEN_CHARS} are read`);
+    check(
+      Number.isInteger(id) && (id as number) >= 0 && (id as number) < MAX_TOKEN_ID,
+      () =>
+        `tokenizer.json vocab entry ${oneLine(JSON.stringify(token), 80)} has id ${oneLine(JSON.stringify(id) ?? String(id), 40)}; ids must be integers in [0, ${MAX_TOKEN_ID})`,
+    );
+    check(
+      token.length <= MAX_TOKEN_CHARS,
+      () => `tokenizer.json vocab entry ${id} is ${token.length} characters long; at most ${MAX_TOKEN_CHARS} are read`,
+    );
   }
   merges.forEach((merge, rank) => mergeParts(merge, rank));
   if (!Array.isArray(added)) return;
@@ -117,17 +124,26 @@ function checkTokens(vocab: JsonObject, merges: unknown[], added: unknown): void
       isObject(t) && Number.isInteger(t.id) && t.id >= 0 && t.id < MAX_TOKEN_ID && typeof t.content === 'string',
       () => `tokenizer.json added_tokens[${i}] has no valid id (an integer in [0, ${MAX_TOKEN_ID})) and string content`,
     );
-    check(t.content.length <= MAX_TOKEN_CHARS, () => `tokenizer.json added_tokens[${i}] (id ${t.id}) is ${t.content.length} characters long; at most ${MAX_TOKEN_CHARS} are read`);
+    check(
+      t.content.length <= MAX_TOKEN_CHARS,
+      () => `tokenizer.json added_tokens[${i}] (id ${t.id}) is ${t.content.length} characters long; at most ${MAX_TOKEN_CHARS} are read`,
+    );
   });
 }
 
 /** The two parts of one merge, in either spelling. A string merge holds exactly one space. */
 export function mergeParts(merge: unknown, rank: number): [string, string] {
   if (Array.isArray(merge)) {
-    check(merge.length === 2 && merge.every((p) => typeof p === 'string' && p.length > 0), () => `tokenizer.json merge #${rank} ${oneLine(JSON.stringify(merge), 80)} is not a pair of tokens`);
+    check(
+      merge.length === 2 && merge.every((p) => typeof p === 'string' && p.length > 0),
+      () => `tokenizer.json merge #${rank} ${oneLine(JSON.stringify(merge), 80)} is not a pair of tokens`,
+    );
     return merge as [string, string];
   }
-  check(typeof merge === 'string', () => `tokenizer.json merge #${rank} is ${merge === null ? 'null' : `a ${typeof merge}`}, not two tokens separated by one space`);
+  check(
+    typeof merge === 'string',
+    () => `tokenizer.json merge #${rank} is ${merge === null ? 'null' : `a ${typeof merge}`}, not two tokens separated by one space`,
+  );
   const space = merge.indexOf(' ');
   check(
     space > 0 && space === merge.lastIndexOf(' ') && space < merge.length - 1,

@@ -28,7 +28,10 @@ export function indexVocabulary(tokenizer: TokenizerJson): Vocabulary {
   const modelToken: Array<string | undefined> = [];
   for (const [token, id] of Object.entries(model.vocab)) {
     check(Number.isInteger(id) && id >= 0, () => `tokenizer.json vocab entry ${JSON.stringify(token)} has id ${String(id)}`);
-    check(modelToken[id] === undefined, () => `tokenizer.json vocab gives id ${id} to both ${JSON.stringify(modelToken[id])} and ${JSON.stringify(token)}`);
+    check(
+      modelToken[id] === undefined,
+      () => `tokenizer.json vocab gives id ${id} to both ${JSON.stringify(modelToken[id])} and ${JSON.stringify(token)}`,
+    );
     modelToken[id] = token;
     modelId.set(token, id);
   }

@@ -28,19 +28,41 @@ const sourceOf = (c: CompensationCase): string => (isAbsolute(c.source) ? c.sour
 export function caseWindows(c: CompensationCase): number[][] {
   const source = sourceOf(c);
   if (existsSync(join(source, 'tokenizer.json'))) {
-    return buildCalibration(loadTokenizer(source), [HELDOUT_TEXT], { samples: c.samples, seqLen: c.seqLen, seed: 0, field: 'text' }).windows;
+    return buildCalibration(loadTokenizer(source), [HELDOUT_TEXT], { samples: c.samples, seqLen: c.seqLen, seed: 0, field: 'text' })
+      .windows;
   }
   const V = openCheckpoint(source).spec.vocabSize;
   const random = seededRandom(7);
   return Array.from({ length: c.samples }, () => Array.from({ length: c.seqLen }, () => Math.floor(random() * V)));
 }
 
-export async function pruneCompensationCase(c: CompensationCase, out: string, compensate = true, extra: Partial<PruneOptions> = {}): Promise<{ report: PruneReport; windows: number[][] }> {
+export async function pruneCompensationCase(
+  c: CompensationCase,
+  out: string,
+  compensate = true,
+  extra: Partial<PruneOptions> = {},
+): Promise<{ report: PruneReport; windows: number[][] }> {
   const windows = caseWindows(c);
   const report = await prune(sourceOf(c), out, {
-    method: 'compact', vocab: c.vocab, ffn: c.ffn, vocabMode: 'rank', weighting: 'binary', criterion: 'act2',
-    calib: [], calibWindows: windows, calibField: 'text', samples: c.samples, seqLen: c.seqLen, seed: 0,
-    compensate, damp: c.damp, force: true, threads: 2, commandLine: `compensation case ${c.name}`, version: 'test', ...extra,
+    method: 'compact',
+    vocab: c.vocab,
+    ffn: c.ffn,
+    vocabMode: 'rank',
+    weighting: 'binary',
+    criterion: 'act2',
+    calib: [],
+    calibWindows: windows,
+    calibField: 'text',
+    samples: c.samples,
+    seqLen: c.seqLen,
+    seed: 0,
+    compensate,
+    damp: c.damp,
+    force: true,
+    threads: 2,
+    commandLine: `compensation case ${c.name}`,
+    version: 'test',
+    ...extra,
   });
   return { report, windows };
 }

@@ -34,7 +34,9 @@ export async function llamaLogProbs(model: LlamaModel, ids: number[], vocabSize:
     experimentalKvCacheValueType: 'F32',
   });
   try {
-    const results = await context.getSequence().controlledEvaluate(ids.map((id) => [id as Token, { generateNext: { probabilities: true } }]));
+    const results = await context
+      .getSequence()
+      .controlledEvaluate(ids.map((id) => [id as Token, { generateNext: { probabilities: true } }]));
     return results.map((r, t) => {
       const probabilities = r?.next?.probabilities;
       if (!probabilities) throw new Error(`llama.cpp returned no probabilities at position ${t}`);

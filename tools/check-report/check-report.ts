@@ -92,7 +92,10 @@ function problems(drawn: Drawn, later: string[], study: { rows: StudyRow[]; agre
   const methods = [...new Set(rows.slice(1).map((r) => r.method))];
   const texts = Object.keys(rows[0].bitsPerByte);
   const expectedCharts = texts.length + (study.agreement ? 3 : 0) + 1;
-  fail(drawn.charts.length === expectedCharts, `${drawn.charts.length} charts, expected ${expectedCharts} (${texts.length} texts${study.agreement ? ' + 3 agreement' : ''} + breakdown)`);
+  fail(
+    drawn.charts.length === expectedCharts,
+    `${drawn.charts.length} charts, expected ${expectedCharts} (${texts.length} texts${study.agreement ? ' + 3 agreement' : ''} + breakdown)`,
+  );
   const none = methods.filter((m) => rows.filter((r) => r.method === m).every((r) => r.error));
   for (const chart of drawn.charts) {
     fail(chart.animation === false, `"${chart.title}": animation is ${JSON.stringify(chart.animation)}, not false`);
@@ -106,33 +109,58 @@ function problems(drawn: Drawn, later: string[], study: { rows: StudyRow[]; agre
     }
     if (chart.type !== 'line') continue;
     const legend = chart.legend.map((l) => l.text);
-    fail(JSON.stringify(legend) === JSON.stringify(methods.map((m) => (none.includes(m) ? `${m} (no cell reachable)` : m))), `"${chart.title}": legend ${JSON.stringify(legend)}, methods ${JSON.stringify(methods)}`);
+    fail(
+      JSON.stringify(legend) === JSON.stringify(methods.map((m) => (none.includes(m) ? `${m} (no cell reachable)` : m))),
+      `"${chart.title}": legend ${JSON.stringify(legend)}, methods ${JSON.stringify(methods)}`,
+    );
     const styles = chart.datasets.map((d) => `${d.pointStyle}`);
-    fail(new Set(styles).size === styles.length && !styles.includes('null'), `"${chart.title}": point styles not distinct per method: ${styles.join(', ')}`);
-    fail(chart.legend.every((l, i) => l.pointStyle === chart.datasets[i].pointStyle), `"${chart.title}": the legend does not show the point styles`);
-    for (const d of chart.datasets) fail(d.offBy < 0.5, `"${chart.title}" / ${d.label}: points drawn ${d.offBy.toFixed(1)} px from their values (mid-animation?)`);
+    fail(
+      new Set(styles).size === styles.length && !styles.includes('null'),
+      `"${chart.title}": point styles not distinct per method: ${styles.join(', ')}`,
+    );
+    fail(
+      chart.legend.every((l, i) => l.pointStyle === chart.datasets[i].pointStyle),
+      `"${chart.title}": the legend does not show the point styles`,
+    );
+    for (const d of chart.datasets)
+      fail(d.offBy < 0.5, `"${chart.title}" / ${d.label}: points drawn ${d.offBy.toFixed(1)} px from their values (mid-animation?)`);
   }
   fail(JSON.stringify(drawn.pixels) === JSON.stringify(later), 'the canvases changed after the load event (animation?)');
   for (const word of ['NaN', 'undefined', 'Infinity', '[object Object]']) fail(!drawn.text.includes(word), `the page shows "${word}"`);
-  fail(drawn.table.header[0] === 'method' && drawn.table.rows.length === rows.length, `numbers table: ${drawn.table.rows.length} rows, expected ${rows.length}`);
+  fail(
+    drawn.table.header[0] === 'method' && drawn.table.rows.length === rows.length,
+    `numbers table: ${drawn.table.rows.length} rows, expected ${rows.length}`,
+  );
   const longNumber = drawn.table.rows.flat().find((c) => /\d\.\d{5,}/.test(c));
   fail(longNumber == null, `numbers table is not rounded: "${longNumber}"`);
-  for (const m of none) fail(drawn.notes.some((n) => n.method === m && n.kind === 'unreachable'), `no note says ${m} has no reachable cell`);
+  for (const m of none)
+    fail(
+      drawn.notes.some((n) => n.method === m && n.kind === 'unreachable'),
+      `no note says ${m} has no reachable cell`,
+    );
   const shortgpt = rows.filter((r) => r.method === 'shortgpt' && !r.error && Math.abs(r.removedRatio! - r.ratio) >= 0.0005);
   if (shortgpt.length) {
     const note = drawn.notes.find((n) => n.method === 'shortgpt' && n.kind === 'granularity');
-    fail(note != null, 'no note states ShortGPT\'s real ratios');
-    for (const r of shortgpt) fail(note?.text.includes(`${(100 * r.removedRatio!).toFixed(1)} %`) === true, `the ShortGPT note lacks ${(100 * r.removedRatio!).toFixed(1)} %`);
+    fail(note != null, "no note states ShortGPT's real ratios");
+    for (const r of shortgpt)
+      fail(
+        note?.text.includes(`${(100 * r.removedRatio!).toFixed(1)} %`) === true,
+        `the ShortGPT note lacks ${(100 * r.removedRatio!).toFixed(1)} %`,
+      );
   }
   return out;
 }
 
 const reports = positionals.length
   ? positionals
-  : readdirSync('docs/study', { withFileTypes: true }).filter((d) => d.isDirectory() && existsSync(join('docs/study', d.name, 'study.html'))).map((d) => join('docs/study', d.name, 'study.html'));
+  : readdirSync('docs/study', { withFileTypes: true })
+      .filter((d) => d.isDirectory() && existsSync(join('docs/study', d.name, 'study.html')))
+      .map((d) => join('docs/study', d.name, 'study.html'));
 const chromium = findChromium();
 if (!chromium) {
-  console.log(`check:report: ${args.require ? 'FAILED (--require)' : 'SKIPPED'}: no Chromium found (install Debian's: apt-get install chromium, or set CHROMIUM=/path/to/chrome); ${reports.length} report(s) not checked in a browser`);
+  console.log(
+    `check:report: ${args.require ? 'FAILED (--require)' : 'SKIPPED'}: no Chromium found (install Debian's: apt-get install chromium, or set CHROMIUM=/path/to/chrome); ${reports.length} report(s) not checked in a browser`,
+  );
   process.exit(args.require ? 1 : 0);
 }
 
@@ -145,7 +173,9 @@ for (const report of reports) {
     await page.goto(pathToFileURL(resolve(report)).href);
     const drawn = await page.evaluate<Drawn>(INSPECT);
     await new Promise((r) => setTimeout(r, 700)); // longer than Chart.js's default animation (400 ms)
-    const later = await page.evaluate<string[]>(`Object.values(Chart.instances).sort((a, b) => a.canvas.id.localeCompare(b.canvas.id, 'en', { numeric: true })).map((c) => c.canvas.toDataURL())`);
+    const later = await page.evaluate<string[]>(
+      `Object.values(Chart.instances).sort((a, b) => a.canvas.id.localeCompare(b.canvas.id, 'en', { numeric: true })).map((c) => c.canvas.toDataURL())`,
+    );
     const found = [...problems(drawn, later, study), ...page.errors.map((e) => `page error: ${e}`)];
     const png = join(args.out!, `${basename(dirname(report))}.png`);
     writeFileSync(png, await page.screenshot(WIDTH, Number(args.scale)));

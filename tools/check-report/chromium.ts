@@ -54,23 +54,41 @@ export class Page {
     const profile = mkdtempSync(join(tmpdir(), 'compact-chromium-'));
     // The flags of a quiet headless run on a machine without network (no background requests).
     const args = [
-      '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--no-default-browser-check',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync', '--disable-extensions',
-      '--hide-scrollbars', '--mute-audio', `--user-data-dir=${profile}`, '--remote-debugging-pipe', 'about:blank',
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--no-default-browser-check',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+      '--disable-extensions',
+      '--hide-scrollbars',
+      '--mute-audio',
+      `--user-data-dir=${profile}`,
+      '--remote-debugging-pipe',
+      'about:blank',
     ];
     const child = spawn(binary, args, { stdio: ['ignore', 'ignore', 'pipe', 'pipe', 'pipe'] });
     let stderr = '';
     child.stderr!.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
     const page = new Page(child, profile);
     page.listen(child.stdio[4] as Readable);
-    const exited = new Promise<never>((_, reject) => child.once('exit', (code) => reject(new Error(`chromium exited (${code}): ${stderr.trim().split('\n').slice(-3).join(' / ')}`))));
+    const exited = new Promise<never>((_, reject) =>
+      child.once('exit', (code) => reject(new Error(`chromium exited (${code}): ${stderr.trim().split('\n').slice(-3).join(' / ')}`))),
+    );
     exited.catch(() => {}); // observed through the race below
-    const { targetId } = (await Promise.race([page.send('Target.createTarget', { url: 'about:blank' }, false), exited])) as { targetId: string };
+    const { targetId } = (await Promise.race([page.send('Target.createTarget', { url: 'about:blank' }, false), exited])) as {
+      targetId: string;
+    };
     page.sessionId = ((await page.send('Target.attachToTarget', { targetId, flatten: true }, false)) as { sessionId: string }).sessionId;
     page.on((m) => {
       if (m.sessionId !== page.sessionId) return;
-      if (m.method === 'Runtime.exceptionThrown') page.errors.push(JSON.stringify((m.params as { exceptionDetails: unknown }).exceptionDetails));
-      if (m.method === 'Runtime.consoleAPICalled' && (m.params as { type: string }).type === 'error') page.errors.push(JSON.stringify(m.params));
+      if (m.method === 'Runtime.exceptionThrown')
+        page.errors.push(JSON.stringify((m.params as { exceptionDetails: unknown }).exceptionDetails));
+      if (m.method === 'Runtime.consoleAPICalled' && (m.params as { type: string }).type === 'error')
+        page.errors.push(JSON.stringify(m.params));
     });
     await page.send('Runtime.enable');
     await page.send('Page.enable');
@@ -112,14 +130,19 @@ export class Page {
 
   /** Navigate and wait for the load event (scripts have run). */
   async goto(url: string): Promise<void> {
-    const loaded = new Promise<void>((resolve) => this.on((m) => m.sessionId === this.sessionId && m.method === 'Page.loadEventFired' && resolve()));
+    const loaded = new Promise<void>((resolve) =>
+      this.on((m) => m.sessionId === this.sessionId && m.method === 'Page.loadEventFired' && resolve()),
+    );
     await this.send('Page.navigate', { url });
     await loaded;
   }
 
   /** The value of a JavaScript expression in the page (JSON-serialisable results only). */
   async evaluate<T>(expression: string): Promise<T> {
-    const r = (await this.send('Runtime.evaluate', { expression, returnByValue: true, awaitPromise: true })) as { result: { value: T }; exceptionDetails?: { text: string; exception?: { description?: string } } };
+    const r = (await this.send('Runtime.evaluate', { expression, returnByValue: true, awaitPromise: true })) as {
+      result: { value: T };
+      exceptionDetails?: { text: string; exception?: { description?: string } };
+    };
     if (r.exceptionDetails) throw new Error(`in the page: ${r.exceptionDetails.exception?.description ?? r.exceptionDetails.text}`);
     return r.result.value;
   }
@@ -128,7 +151,9 @@ export class Page {
   async screenshot(width: number, scale: number): Promise<Buffer> {
     const height = await this.evaluate<number>('document.documentElement.scrollHeight');
     await this.send('Emulation.setDeviceMetricsOverride', { width, height, deviceScaleFactor: 1, mobile: false });
-    const { data } = (await this.send('Page.captureScreenshot', { format: 'png', clip: { x: 0, y: 0, width, height, scale } })) as { data: string };
+    const { data } = (await this.send('Page.captureScreenshot', { format: 'png', clip: { x: 0, y: 0, width, height, scale } })) as {
+      data: string;
+    };
     return Buffer.from(data, 'base64');
   }
 

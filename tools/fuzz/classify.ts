@@ -6,7 +6,20 @@
 import type { RunResult } from './run-cli.js';
 
 export const CLASSES = [
-  'hang', 'memory', 'abort', 'stack-trace', 'input-modified', 'partial-output', 'bad-output', 'stray-temp', 'nonfinite-exit0', 'multi-line-error', 'long-error', 'bad-exit', 'clean-error', 'correct',
+  'hang',
+  'memory',
+  'abort',
+  'stack-trace',
+  'input-modified',
+  'partial-output',
+  'bad-output',
+  'stray-temp',
+  'nonfinite-exit0',
+  'multi-line-error',
+  'long-error',
+  'bad-exit',
+  'clean-error',
+  'correct',
 ] as const;
 export type RunClass = (typeof CLASSES)[number];
 export const GOOD: readonly RunClass[] = ['clean-error', 'correct'];
@@ -31,7 +44,12 @@ export function classify(o: Observation): RunClass {
   const { run } = o;
   if (run.timedOut) return 'hang';
   if (run.overMemory) return 'memory';
-  if (run.signal != null || (run.code != null && run.code >= 128) || /FATAL ERROR|terminate called|Aborted|Segmentation fault|bad_alloc/.test(run.stderr)) return 'abort';
+  if (
+    run.signal != null ||
+    (run.code != null && run.code >= 128) ||
+    /FATAL ERROR|terminate called|Aborted|Segmentation fault|bad_alloc/.test(run.stderr)
+  )
+    return 'abort';
   if (/^\s+at .+[(:]/m.test(run.stderr) || /^(\w*Error|TypeError|RangeError)\b.*:/m.test(run.stderr)) return 'stack-trace';
   if (o.inputChanged) return 'input-modified';
   if (run.code !== 0 && o.outputExists) return 'partial-output';
@@ -41,6 +59,7 @@ export function classify(o: Observation): RunClass {
   const lines = run.stderr.split('\n').filter((l) => l.length > 0);
   if (run.code === 2 && lines.length > 1 && lines[lines.length - 1].startsWith('compact: error: ')) return 'multi-line-error';
   // one line, and a short one: an excerpt of what was wrong, not the megabyte it was
-  if (run.code === 2 && lines.length === 1 && lines[0].startsWith('compact: error: ')) return lines[0].length > MAX_LINE ? 'long-error' : 'clean-error';
+  if (run.code === 2 && lines.length === 1 && lines[0].startsWith('compact: error: '))
+    return lines[0].length > MAX_LINE ? 'long-error' : 'clean-error';
   return lines.length > 1 ? 'multi-line-error' : 'bad-exit';
 }

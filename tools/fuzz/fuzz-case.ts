@@ -73,7 +73,11 @@ export interface CaseOptions {
 }
 
 /** The case's kind, command and mutated directory, from its seed alone. */
-export function prepareCase(seed: number, caseRoot: string, commands?: string[]): { kind: string; command: string; args: string[]; description: string } {
+export function prepareCase(
+  seed: number,
+  caseRoot: string,
+  commands?: string[],
+): { kind: string; command: string; args: string[]; description: string } {
   const rng = new Rng(seed);
   const mutation = rng.weighted(MUTATIONS.map((m) => [m, m.weight] as const));
   const [command, args] = rng.weighted(commandTable(commands).map(([name, a, w]) => [[name, a] as const, w] as const));
@@ -103,7 +107,8 @@ export async function runCase(id: string, seed: number, o: CaseOptions): Promise
     const lap = () => Math.round(-clock + (clock = performance.now()));
     const c = prepareCase(seed, caseRoot, o.commands);
     const out = join(caseRoot, 'out');
-    const fill = (a: string) => a.replace('{dir}', join(caseRoot, 'model')).replace('{out}', out).replace('{text}', o.texts.text).replace('{calib}', o.texts.calib);
+    const fill = (a: string) =>
+      a.replace('{dir}', join(caseRoot, 'model')).replace('{out}', out).replace('{text}', o.texts.text).replace('{calib}', o.texts.calib);
     const args = c.args.map(fill);
     const before = inputState(caseRoot);
     // The child's temp folder is the case's own: anything it leaves there is seen.
@@ -119,17 +124,29 @@ export async function runCase(id: string, seed: number, o: CaseOptions): Promise
       const check = await o.run(['eval', out, '--text', o.texts.text, '--threads', '1'], env);
       outputLoads = outputExists && check.code === 0 && !/NaN|Infinity/.test(check.stdout);
     }
-    if (run.code === 0 && c.command === 'export') outputLoads = outputExists && readFileSync(out).subarray(0, 4).toString('latin1') === 'GGUF';
+    if (run.code === 0 && c.command === 'export')
+      outputLoads = outputExists && readFileSync(out).subarray(0, 4).toString('latin1') === 'GGUF';
     const strays = [
       ...readdirSync(caseRoot).filter((e) => !EXPECTED.has(e)),
       // tsx's compile cache (a fresh process from the sources) is not compact's
-      ...readdirSync(join(caseRoot, 'tmp')).filter((e) => !/^tsx-\d+$/.test(e)).map((e) => `tmp/${e}`),
+      ...readdirSync(join(caseRoot, 'tmp'))
+        .filter((e) => !/^tsx-\d+$/.test(e))
+        .map((e) => `tmp/${e}`),
     ];
     const timing = { prepare, run: ran, check: lap() };
     const cls = classify({ run, inputChanged, outputExists, outputLoads, strays });
     if (o.verbose) printRun(c.description, args, run, cls, strays);
     return {
-      id, kind: c.kind, command: c.command, description: c.description, cls, code: run.code, signal: run.signal, ms: run.ms, peakRssMiB: run.peakRssMiB, timing,
+      id,
+      kind: c.kind,
+      command: c.command,
+      description: c.description,
+      cls,
+      code: run.code,
+      signal: run.signal,
+      ms: run.ms,
+      peakRssMiB: run.peakRssMiB,
+      timing,
       excerpt: excerpt(run, strays),
     };
   } finally {
@@ -147,7 +164,9 @@ function excerpt(run: RunResult, strays: string[]): string {
 function printRun(description: string, args: string[], run: RunResult, cls: RunClass, strays: string[]): void {
   console.log(`mutation: ${description}`);
   console.log(`command:  compact ${args.join(' ')}`);
-  console.log(`exit ${run.code}${run.signal ? ` (signal ${run.signal})` : ''}, ${run.ms} ms, peak RSS ${run.peakRssMiB} MiB${run.timedOut ? ', timed out' : ''}${run.overMemory ? ', over the memory limit' : ''}`);
+  console.log(
+    `exit ${run.code}${run.signal ? ` (signal ${run.signal})` : ''}, ${run.ms} ms, peak RSS ${run.peakRssMiB} MiB${run.timedOut ? ', timed out' : ''}${run.overMemory ? ', over the memory limit' : ''}`,
+  );
   console.log(`--- stdout ---\n${run.stdout.slice(0, 4000)}\n--- stderr ---\n${run.stderr.slice(0, 8000)}`);
   if (strays.length) console.log(`strays: ${strays.join(' ')}`);
   console.log(`class: ${cls}`);

@@ -154,7 +154,11 @@ async function cli(): Promise<number> {
   });
   if (values.summarize) {
     // the counts of a run from its results-SEED.jsonl (e.g. one stopped before its end)
-    const results = readFileSync(values.summarize, 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as CaseResult);
+    const results = readFileSync(values.summarize, 'utf8')
+      .trim()
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as CaseResult);
     console.log(summary(results));
     return 0;
   }
@@ -170,7 +174,12 @@ async function cli(): Promise<number> {
     const [seed, index] = values.replay.split(':').map(Number);
     const root = mkdtempSync(join(tmpdir(), 'compact-fuzz-replay-'));
     const r = await runCase(values.replay, caseSeed(seed, index), {
-      root, texts: writeTexts(root), run: spawnRunner(flavour, { ...DEFAULT_LIMITS, ...(timeoutMs ? { timeoutMs } : {}) }), commands, keep: values.keep, verbose: true,
+      root,
+      texts: writeTexts(root),
+      run: spawnRunner(flavour, { ...DEFAULT_LIMITS, ...(timeoutMs ? { timeoutMs } : {}) }),
+      commands,
+      keep: values.keep,
+      verbose: true,
     });
     if (values.keep) console.log(`case directory kept: ${root}`);
     else rmSync(root, { recursive: true, force: true });
@@ -179,23 +188,37 @@ async function cli(): Promise<number> {
   const seed = Number(values.seed);
   const cases = Number(values.cases);
   const started = Date.now();
-  console.log(`fuzz: up to ${cases} cases, seed ${seed}, ${values.parallel} in parallel, CLI from ${flavour === 'dist' ? getBuildRoot() : 'src'}, ${mode} processes${values['time-limit'] ? `, time limit ${values['time-limit']}` : ''} (${new Date().toISOString()})`);
+  console.log(
+    `fuzz: up to ${cases} cases, seed ${seed}, ${values.parallel} in parallel, CLI from ${flavour === 'dist' ? getBuildRoot() : 'src'}, ${mode} processes${values['time-limit'] ? `, time limit ${values['time-limit']}` : ''} (${new Date().toISOString()})`,
+  );
   mkdirSync(values.out, { recursive: true });
   const progress = join(values.out, `results-${seed}.jsonl`);
   writeFileSync(progress, '');
   const results = await fuzz({
-    cases, seed, parallel: Number(values.parallel), flavour, mode, commands, timeoutMs,
+    cases,
+    seed,
+    parallel: Number(values.parallel),
+    flavour,
+    mode,
+    commands,
+    timeoutMs,
     timeLimit: values['time-limit'] ? seconds(values['time-limit']) : undefined,
     onCase: (r, done) => {
       appendFileSync(progress, `${JSON.stringify(r)}\n`); // readable while the run goes on
-      if (!GOOD.includes(r.cls) || r.warmClass) console.log(`  ${r.id} ${r.cls}${r.warmClass ? ` (warm: ${r.warmClass})` : ''} [${r.kind}/${r.command}] ${r.description} | ${r.excerpt}`);
+      if (!GOOD.includes(r.cls) || r.warmClass)
+        console.log(
+          `  ${r.id} ${r.cls}${r.warmClass ? ` (warm: ${r.warmClass})` : ''} [${r.kind}/${r.command}] ${r.description} | ${r.excerpt}`,
+        );
       if (done % 100 === 0) console.log(`  … ${done} cases, ${Math.round((Date.now() - started) / 1000)} s`);
     },
   });
   console.log(`\n${summary(results)}\n\n${Math.round((Date.now() - started) / 1000)} s (finished ${new Date().toISOString()})`);
   mkdirSync(values.out, { recursive: true });
   const failures = results.filter((r) => !GOOD.includes(r.cls));
-  writeFileSync(join(values.out, `failures-${seed}.txt`), failures.map((r) => `${r.id}\t${r.cls}\t${r.kind}/${r.command}\t${r.description}\t${r.excerpt}\n`).join(''));
+  writeFileSync(
+    join(values.out, `failures-${seed}.txt`),
+    failures.map((r) => `${r.id}\t${r.cls}\t${r.kind}/${r.command}\t${r.description}\t${r.excerpt}\n`).join(''),
+  );
   writeFileSync(join(values.out, `results-${seed}.json`), JSON.stringify(results, null, 1));
   console.log(`failing cases: ${join(values.out, `failures-${seed}.txt`)} (replay one: npm run fuzz -- --replay ID)`);
   return failures.length ? 1 : 0;

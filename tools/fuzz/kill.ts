@@ -38,22 +38,59 @@ interface Scenario {
 
 /** Runs that are not killed get a generous limit: a loaded machine is slow, not hung. */
 const LIMITS = { ...DEFAULT_LIMITS, timeoutMs: 300_000 };
-const failed = (what: string, r: RunResult) => new Error(`${what} failed (exit ${r.code}${r.signal ? `, ${r.signal}` : ''}${r.timedOut ? ', timed out' : ''}): ${r.stderr}`);
+const failed = (what: string, r: RunResult) =>
+  new Error(`${what} failed (exit ${r.code}${r.signal ? `, ${r.signal}` : ''}${r.timedOut ? ', timed out' : ''}): ${r.stderr}`);
 
 const SMALL = (p: Paths) => ['--samples', '2', '--seq-len', '64', '--calib', p.calib, '--threads', '1'];
 export const SCENARIOS: Scenario[] = [
-  { name: 'prune', output: 'checkpoint', args: (p) => ['prune', p.model, '-o', p.out, '--ratio', '0.3', '--vocab-share', '0.1', ...SMALL(p)] },
-  { name: 'prune-auto', output: 'checkpoint', args: (p) => ['prune', p.model, '-o', p.out, '--ratio', '0.3', '--auto', ...SMALL(p)] },
-  { name: 'prune-force', output: 'checkpoint', replaces: true, args: (p) => ['prune', p.model, '-o', p.out, '--ratio', '0.3', '--vocab-share', '0.1', '--force', ...SMALL(p)] },
   {
-    name: 'compare', output: 'report',
-    args: (p) => ['compare', p.model, '-o', p.out, '--eval-text', p.text, '--ratios', '0.3', '--methods', 'compact,compact-auto', '--no-agreement', ...SMALL(p)],
+    name: 'prune',
+    output: 'checkpoint',
+    args: (p) => ['prune', p.model, '-o', p.out, '--ratio', '0.3', '--vocab-share', '0.1', ...SMALL(p)],
+  },
+  { name: 'prune-auto', output: 'checkpoint', args: (p) => ['prune', p.model, '-o', p.out, '--ratio', '0.3', '--auto', ...SMALL(p)] },
+  {
+    name: 'prune-force',
+    output: 'checkpoint',
+    replaces: true,
+    args: (p) => ['prune', p.model, '-o', p.out, '--ratio', '0.3', '--vocab-share', '0.1', '--force', ...SMALL(p)],
+  },
+  {
+    name: 'compare',
+    output: 'report',
+    args: (p) => [
+      'compare',
+      p.model,
+      '-o',
+      p.out,
+      '--eval-text',
+      p.text,
+      '--ratios',
+      '0.3',
+      '--methods',
+      'compact,compact-auto',
+      '--no-agreement',
+      ...SMALL(p),
+    ],
   },
   { name: 'export', output: 'gguf', args: (p) => ['export', p.model, '-o', p.out, '--type', 'f16'] },
 ];
-const SIGNALS: [NodeJS.Signals, number][] = [['SIGKILL', 5], ['SIGINT', 3], ['SIGTERM', 2]];
+const SIGNALS: [NodeJS.Signals, number][] = [
+  ['SIGKILL', 5],
+  ['SIGINT', 3],
+  ['SIGTERM', 2],
+];
 
-export const KILL_CLASSES = ['ok', 'partial-output', 'lost-output', 'input-modified', 'stray-after-interrupt', 'stray-after-next-run', 'next-run-failed', 'hang'] as const;
+export const KILL_CLASSES = [
+  'ok',
+  'partial-output',
+  'lost-output',
+  'input-modified',
+  'stray-after-interrupt',
+  'stray-after-next-run',
+  'next-run-failed',
+  'hang',
+] as const;
 export type KillClass = (typeof KILL_CLASSES)[number];
 
 export interface TrialResult {
@@ -75,10 +112,7 @@ function fileHash(file: string): string {
 
 /** Entries of `dir` (the trial's folder) a run may leave: its output and the temp folder; plus what is in the temp folder. */
 function strays(dir: string, out: string): string[] {
-  return [
-    ...readdirSync(dir).filter((e) => e !== 'tmp' && join(dir, e) !== out),
-    ...readdirSync(join(dir, 'tmp')).map((e) => `tmp/${e}`),
-  ];
+  return [...readdirSync(dir).filter((e) => e !== 'tmp' && join(dir, e) !== out), ...readdirSync(join(dir, 'tmp')).map((e) => `tmp/${e}`)];
 }
 
 interface Reference {
@@ -90,7 +124,8 @@ interface Reference {
 /** What the output at `out` is, against the reference of a complete run and (for --force) the old one. */
 async function outputState(s: Scenario, out: string, ref: Reference, old: string | null, run: Runner): Promise<TrialResult['output']> {
   if (!existsSync(out)) return 'absent';
-  if (s.output === 'gguf') return statSync(out).isFile() && fileHash(out) === ref.signature ? 'new' : old != null && fileHash(out) === old ? 'old' : 'broken';
+  if (s.output === 'gguf')
+    return statSync(out).isFile() && fileHash(out) === ref.signature ? 'new' : old != null && fileHash(out) === old ? 'old' : 'broken';
   if (old != null && snapshot(out) === old) return 'old';
   if (signature(s, out) !== ref.signature) return 'broken';
   if (s.output === 'checkpoint') {
@@ -111,9 +146,19 @@ function signature(s: Scenario, out: string): string {
 }
 
 /** Runs `compact <args>` and sends `signal` after `delayMs`; resolves when it has ended. */
-function runAndKill(args: string[], flavour: CliFlavour, env: Record<string, string>, signal: NodeJS.Signals, delayMs: number): Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string; hung: boolean }> {
+function runAndKill(
+  args: string[],
+  flavour: CliFlavour,
+  env: Record<string, string>,
+  signal: NodeJS.Signals,
+  delayMs: number,
+): Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string; hung: boolean }> {
   return new Promise((done) => {
-    const child = spawn(process.execPath, [...cliArgv(flavour, DEFAULT_LIMITS.heapMiB), ...args], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn(process.execPath, [...cliArgv(flavour, DEFAULT_LIMITS.heapMiB), ...args], {
+      cwd: ROOT,
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
     let stderr = '';
     let hung = false;
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString('utf8')));
@@ -152,7 +197,10 @@ export async function killCampaign(o: KillOptions): Promise<TrialResult[]> {
   const run: Runner = o.run ?? ((args, env) => runCompact(args, { flavour: o.flavour, limits: LIMITS, env }));
   try {
     const paths = (dir: string, s: Scenario): Paths => ({
-      model: join(root, 'model'), calib: join(root, 'calib.txt'), text: join(root, 'text.txt'), out: join(dir, s.output === 'gguf' ? 'out.gguf' : 'out'),
+      model: join(root, 'model'),
+      calib: join(root, 'calib.txt'),
+      text: join(root, 'text.txt'),
+      out: join(dir, s.output === 'gguf' ? 'out.gguf' : 'out'),
     });
     cpSync(MODEL, join(root, 'model'), { recursive: true });
     writeFileSync(join(root, 'calib.txt'), readFileSync(`${ROOT}data/tinystories/calibration_90pct.txt`, 'utf8').slice(0, 6000));
@@ -208,14 +256,14 @@ export async function killCampaign(o: KillOptions): Promise<TrialResult[]> {
       else if (snapshot(join(root, 'model')) !== inputBefore) cls = 'input-modified';
       else if (output === 'broken') cls = 'partial-output';
       else if (output === 'absent' && oldDir) cls = 'lost-output';
-      else if (handled && left.length) (cls = 'stray-after-interrupt'), (detail = left.join(' '));
+      else if (handled && left.length) ((cls = 'stray-after-interrupt'), (detail = left.join(' ')));
       else {
         // the next run writing the same output must finish and sweep what the killed one left
         const next = await run([...s.args(p), ...(s.replaces ? [] : ['--force'])], env);
         const after = strays(dir, p.out);
-        if (next.code !== 0) (cls = 'next-run-failed'), (detail = next.stderr.trim().split('\n')[0] ?? '');
-        else if (after.length) (cls = 'stray-after-next-run'), (detail = after.join(' '));
-        else if ((await outputState(s, p.out, ref, null, run)) !== 'new') (cls = 'partial-output'), (detail = 'after the next run');
+        if (next.code !== 0) ((cls = 'next-run-failed'), (detail = next.stderr.trim().split('\n')[0] ?? ''));
+        else if (after.length) ((cls = 'stray-after-next-run'), (detail = after.join(' ')));
+        else if ((await outputState(s, p.out, ref, null, run)) !== 'new') ((cls = 'partial-output'), (detail = 'after the next run'));
         else if (snapshot(join(root, 'model')) !== inputBefore) cls = 'input-modified';
       }
       const r: TrialResult = { id: `${o.seed}:${i}`, scenario: s.name, signal, delayMs, ended, output, cls, detail };
@@ -235,14 +283,19 @@ export function killSummary(results: TrialResult[]): string {
   const lines: string[] = [];
   const classes = KILL_CLASSES.filter((k) => results.some((r) => r.cls === k));
   lines.push(`${results.length} trials: ${classes.map((k) => `${k} ${results.filter((r) => r.cls === k).length}`).join(', ')}`);
-  lines.push('', `${'scenario'.padEnd(12)} ${'signal'.padEnd(8)} ${'trials'.padStart(6)}  output after the kill (absent / new / old / broken)  ended by the handler  not ok`);
+  lines.push(
+    '',
+    `${'scenario'.padEnd(12)} ${'signal'.padEnd(8)} ${'trials'.padStart(6)}  output after the kill (absent / new / old / broken)  ended by the handler  not ok`,
+  );
   for (const s of SCENARIOS) {
     for (const [signal] of SIGNALS) {
       const rs = results.filter((r) => r.scenario === s.name && r.signal === signal);
       if (!rs.length) continue;
       const n = (out: string) => rs.filter((r) => r.output === out).length;
       const handled = rs.filter((r) => r.ended === 'exit 130' || r.ended === 'exit 143').length;
-      lines.push(`${s.name.padEnd(12)} ${signal.padEnd(8)} ${String(rs.length).padStart(6)}  ${`${n('absent')} / ${n('new')} / ${n('old')} / ${n('broken')}`.padEnd(51)}  ${String(handled).padStart(20)}  ${String(rs.filter((r) => r.cls !== 'ok').length).padStart(6)}`);
+      lines.push(
+        `${s.name.padEnd(12)} ${signal.padEnd(8)} ${String(rs.length).padStart(6)}  ${`${n('absent')} / ${n('new')} / ${n('old')} / ${n('broken')}`.padEnd(51)}  ${String(handled).padStart(20)}  ${String(rs.filter((r) => r.cls !== 'ok').length).padStart(6)}`,
+      );
     }
   }
   return lines.join('\n');
@@ -264,11 +317,17 @@ async function cli(): Promise<number> {
   if (values.build) setBuildRoot(resolve(values.build));
   if (values.commit) setBuildRoot(buildCommit(values.commit));
   const started = Date.now();
-  console.log(`killtest: ${values.trials} trials, seed ${values.seed}, CLI from ${flavour === 'dist' ? getBuildRoot() : 'src'} (${new Date().toISOString()})`);
+  console.log(
+    `killtest: ${values.trials} trials, seed ${values.seed}, CLI from ${flavour === 'dist' ? getBuildRoot() : 'src'} (${new Date().toISOString()})`,
+  );
   const results = await killCampaign({
-    trials: Number(values.trials), seed: Number(values.seed), flavour, scenarios: values.scenarios?.split(','),
+    trials: Number(values.trials),
+    seed: Number(values.seed),
+    flavour,
+    scenarios: values.scenarios?.split(','),
     onTrial: (r, done) => {
-      if (r.cls !== 'ok') console.log(`  ${r.id} ${r.cls}: ${r.scenario} ${r.signal} at ${r.delayMs} ms (${r.ended}, output ${r.output}) ${r.detail}`);
+      if (r.cls !== 'ok')
+        console.log(`  ${r.id} ${r.cls}: ${r.scenario} ${r.signal} at ${r.delayMs} ms (${r.ended}, output ${r.output}) ${r.detail}`);
       if (done % 10 === 0) console.log(`  … ${done} trials, ${Math.round((Date.now() - started) / 1000)} s`);
     },
   });

@@ -23,14 +23,36 @@ export interface Mutation {
   apply: (c: MutationContext) => string;
 }
 
-const FILES = ['config.json', 'generation_config.json', 'model.safetensors', 'special_tokens_map.json', 'tokenizer.json', 'tokenizer_config.json'];
+const FILES = [
+  'config.json',
+  'generation_config.json',
+  'model.safetensors',
+  'special_tokens_map.json',
+  'tokenizer.json',
+  'tokenizer_config.json',
+];
 const WEIGHTS = 'model.safetensors';
 /** Extra names a loader or `prune` might pick up (slow tokenizer files, weights, notes copied to the output). */
-const EXTRA_NAMES = ['notes.txt', 'README.md', 'tokenizer.model', 'vocab.json', 'merges.txt', 'added_tokens.json', 'model-extra.safetensors', 'pytorch_model.bin', 'chat_template.jinja', 'model.safetensors.index.json'];
+const EXTRA_NAMES = [
+  'notes.txt',
+  'README.md',
+  'tokenizer.model',
+  'vocab.json',
+  'merges.txt',
+  'added_tokens.json',
+  'model-extra.safetensors',
+  'pytorch_model.bin',
+  'chat_template.jinja',
+  'model.safetensors.index.json',
+];
 
 // ── JSON values as raw text, including what JSON.parse cannot hold exactly or refuses ──
 function hugeString(rng: Rng): string {
-  const n = rng.weighted([[10_000, 6], [1_000_000, 3], [20_000_000, 1]] as const);
+  const n = rng.weighted([
+    [10_000, 6],
+    [1_000_000, 3],
+    [20_000_000, 1],
+  ] as const);
   return `"${'A'.repeat(n)}"`;
 }
 function deep(rng: Rng): string {
@@ -38,9 +60,43 @@ function deep(rng: Rng): string {
   return rng.next() < 0.5 ? `${'['.repeat(d)}${']'.repeat(d)}` : `${'{"a":'.repeat(d)}1${'}'.repeat(d)}`;
 }
 const SCALARS = [
-  'null', 'true', 'false', '0', '-0', '-1', '1', '2', '3', '0.5', '-0.5', '1.5', '1e-300', '5e-324', '1e308', '-1e308', '1e400', '1e12', '2147483648', '4294967297',
-  '9007199254740993', '10000000', '2000000', '"x"', '""', '"1"', '"NaN"', '"__proto__"', '"constructor"', '"toString"', '[]', '{}', '[1,2]', '[null]', '{"a":1}',
-  '{"__proto__":{"polluted":1}}', '{"constructor":{"prototype":{"x":1}}}',
+  'null',
+  'true',
+  'false',
+  '0',
+  '-0',
+  '-1',
+  '1',
+  '2',
+  '3',
+  '0.5',
+  '-0.5',
+  '1.5',
+  '1e-300',
+  '5e-324',
+  '1e308',
+  '-1e308',
+  '1e400',
+  '1e12',
+  '2147483648',
+  '4294967297',
+  '9007199254740993',
+  '10000000',
+  '2000000',
+  '"x"',
+  '""',
+  '"1"',
+  '"NaN"',
+  '"__proto__"',
+  '"constructor"',
+  '"toString"',
+  '[]',
+  '{}',
+  '[1,2]',
+  '[null]',
+  '{"a":1}',
+  '{"__proto__":{"polluted":1}}',
+  '{"constructor":{"prototype":{"x":1}}}',
 ];
 /** Raw JSON text of a value (sometimes not JSON at all: NaN, a huge string, deep nesting). */
 export function rawValue(rng: Rng): string {
@@ -79,7 +135,13 @@ function parentOf(root: any, path: (string | number)[]): any {
 function editJsonFile(file: string, rng: Rng, fields: string[] = []): string {
   const json = JSON.parse(readFileSync(file, 'utf8'));
   const all = paths(json);
-  const op = rng.weighted([['set', 6], ['delete', 2], ['add', 2], ['field', fields.length ? 4 : 0], ['proto-key', 1]] as const);
+  const op = rng.weighted([
+    ['set', 6],
+    ['delete', 2],
+    ['add', 2],
+    ['field', fields.length ? 4 : 0],
+    ['proto-key', 1],
+  ] as const);
   const raw = rawValue(rng);
   let what: string;
   if (op === 'set' || op === 'delete') {
@@ -100,7 +162,12 @@ function editJsonFile(file: string, rng: Rng, fields: string[] = []): string {
       return v && typeof v === 'object' && !Array.isArray(v);
     });
     const path = op === 'add' ? rng.pick(objects) : [];
-    const key = op === 'field' ? rng.pick(fields) : op === 'proto-key' ? rng.pick(['__proto__', 'constructor', 'toString', 'hasOwnProperty', 'valueOf']) : `fuzz_${rng.int(0, 99)}`;
+    const key =
+      op === 'field'
+        ? rng.pick(fields)
+        : op === 'proto-key'
+          ? rng.pick(['__proto__', 'constructor', 'toString', 'hasOwnProperty', 'valueOf'])
+          : `fuzz_${rng.int(0, 99)}`;
     const node = path.length ? path.reduce((n: any, k) => n[k], json) : json;
     if (key === '__proto__') {
       // JSON.stringify cannot write an own "__proto__" key: splice it into the text.
@@ -138,32 +205,129 @@ function replaceJsonText(file: string, rng: Rng): string {
 
 // ── config.json ──
 const CONFIG_FIELDS = [
-  'model_type', 'architectures', 'hidden_size', 'intermediate_size', 'num_hidden_layers', 'num_attention_heads', 'num_key_value_heads', 'head_dim', 'vocab_size',
-  'max_position_embeddings', 'rms_norm_eps', 'rope_theta', 'rope_scaling', 'tie_word_embeddings', 'attention_bias', 'mlp_bias', 'hidden_act', 'hidden_activation',
-  'torch_dtype', 'dtype', 'bos_token_id', 'eos_token_id', 'pad_token_id', 'sliding_window', 'use_sliding_window', 'max_window_layers', 'sliding_window_pattern',
-  'layer_types', 'final_logit_softcapping', 'attn_logit_softcapping', 'query_pre_attn_scalar', 'rope_local_base_freq', 'text_config', 'rope_parameters',
-  'partial_rotary_factor', 'transformers_version',
+  'model_type',
+  'architectures',
+  'hidden_size',
+  'intermediate_size',
+  'num_hidden_layers',
+  'num_attention_heads',
+  'num_key_value_heads',
+  'head_dim',
+  'vocab_size',
+  'max_position_embeddings',
+  'rms_norm_eps',
+  'rope_theta',
+  'rope_scaling',
+  'tie_word_embeddings',
+  'attention_bias',
+  'mlp_bias',
+  'hidden_act',
+  'hidden_activation',
+  'torch_dtype',
+  'dtype',
+  'bos_token_id',
+  'eos_token_id',
+  'pad_token_id',
+  'sliding_window',
+  'use_sliding_window',
+  'max_window_layers',
+  'sliding_window_pattern',
+  'layer_types',
+  'final_logit_softcapping',
+  'attn_logit_softcapping',
+  'query_pre_attn_scalar',
+  'rope_local_base_freq',
+  'text_config',
+  'rope_parameters',
+  'partial_rotary_factor',
+  'transformers_version',
 ];
-const MODEL_TYPES = ['"constructor"', '"toString"', '"__proto__"', '"hasOwnProperty"', '"valueOf"', '"llama"', '"mistral"', '"qwen2"', '"qwen3"', '"gemma"', '"gemma2"', '"gemma3_text"', '"gemma3"', '"phi3"', '"LLAMA"', '""'];
+const MODEL_TYPES = [
+  '"constructor"',
+  '"toString"',
+  '"__proto__"',
+  '"hasOwnProperty"',
+  '"valueOf"',
+  '"llama"',
+  '"mistral"',
+  '"qwen2"',
+  '"qwen3"',
+  '"gemma"',
+  '"gemma2"',
+  '"gemma3_text"',
+  '"gemma3"',
+  '"phi3"',
+  '"LLAMA"',
+  '""',
+];
 const ROPE_SCALINGS = [
   '{"rope_type":"llama3","factor":8,"low_freq_factor":1,"high_freq_factor":4,"original_max_position_embeddings":256}',
   '{"rope_type":"llama3","factor":0,"low_freq_factor":1,"high_freq_factor":4,"original_max_position_embeddings":256}',
   '{"rope_type":"llama3","factor":"x","low_freq_factor":1,"high_freq_factor":1,"original_max_position_embeddings":256}',
   '{"rope_type":"llama3","factor":8,"low_freq_factor":4,"high_freq_factor":4,"original_max_position_embeddings":0}',
-  '{"type":"linear","factor":2}', '{"type":"linear","factor":-1}', '{"rope_type":"linear","factor":1e-300}', '{"rope_type":"yarn","factor":4}',
-  '{"rope_type":"dynamic","factor":2}', '{"rope_type":"default"}', '{"rope_type":"__proto__"}', '{"rope_type":"constructor","factor":2}', '{}', '[]', '"llama3"',
+  '{"type":"linear","factor":2}',
+  '{"type":"linear","factor":-1}',
+  '{"rope_type":"linear","factor":1e-300}',
+  '{"rope_type":"yarn","factor":4}',
+  '{"rope_type":"dynamic","factor":2}',
+  '{"rope_type":"default"}',
+  '{"rope_type":"__proto__"}',
+  '{"rope_type":"constructor","factor":2}',
+  '{}',
+  '[]',
+  '"llama3"',
 ];
 function mutateConfig(c: MutationContext): string {
   const file = join(c.dir, 'config.json');
-  const op = c.rng.weighted([['edit', 10], ['model_type', 2], ['rope_scaling', 2], ['sizes', 3], ['replace', 2]] as const);
+  const op = c.rng.weighted([
+    ['edit', 10],
+    ['model_type', 2],
+    ['rope_scaling', 2],
+    ['sizes', 3],
+    ['replace', 2],
+  ] as const);
   if (op === 'edit') return `config.json: ${editJsonFile(file, c.rng, CONFIG_FIELDS)}`;
   if (op === 'replace') return replaceJsonText(file, c.rng);
   const json = JSON.parse(readFileSync(file, 'utf8'));
   const [field, raw] =
-    op === 'model_type' ? ['model_type', c.rng.pick(MODEL_TYPES)]
-    : op === 'rope_scaling' ? ['rope_scaling', c.rng.pick(ROPE_SCALINGS)]
-    : [c.rng.pick(['num_hidden_layers', 'hidden_size', 'intermediate_size', 'vocab_size', 'num_attention_heads', 'num_key_value_heads', 'head_dim', 'max_position_embeddings']),
-       c.rng.pick(['0', '1', '4', '6', '7', '16', '63', '65', '128', '171', '173', '511', '513', '1024', '2000000', '1e9', '1e12', '1e18', '-5', '8.5'])];
+    op === 'model_type'
+      ? ['model_type', c.rng.pick(MODEL_TYPES)]
+      : op === 'rope_scaling'
+        ? ['rope_scaling', c.rng.pick(ROPE_SCALINGS)]
+        : [
+            c.rng.pick([
+              'num_hidden_layers',
+              'hidden_size',
+              'intermediate_size',
+              'vocab_size',
+              'num_attention_heads',
+              'num_key_value_heads',
+              'head_dim',
+              'max_position_embeddings',
+            ]),
+            c.rng.pick([
+              '0',
+              '1',
+              '4',
+              '6',
+              '7',
+              '16',
+              '63',
+              '65',
+              '128',
+              '171',
+              '173',
+              '511',
+              '513',
+              '1024',
+              '2000000',
+              '1e9',
+              '1e12',
+              '1e18',
+              '-5',
+              '8.5',
+            ]),
+          ];
   json[field] = HOLE;
   writeFileSync(file, withRaw(json, raw));
   return `config.json: ${field} = ${raw}`;
@@ -174,7 +338,15 @@ const TOKENIZER_MODEL_TYPES = ['"WordPiece"', '"Unigram"', '"WordLevel"', '"bpe"
 function mutateTokenizer(c: MutationContext): string {
   const file = join(c.dir, 'tokenizer.json');
   const json = JSON.parse(readFileSync(file, 'utf8'));
-  const op = c.rng.weighted([['edit', 8], ['model-type', 2], ['vocab', 3], ['merges', 3], ['added', 3], ['component', 2], ['replace', 1]] as const);
+  const op = c.rng.weighted([
+    ['edit', 8],
+    ['model-type', 2],
+    ['vocab', 3],
+    ['merges', 3],
+    ['added', 3],
+    ['component', 2],
+    ['replace', 1],
+  ] as const);
   if (op === 'edit') return `tokenizer.json: ${editJsonFile(file, c.rng)}`;
   if (op === 'replace') return replaceJsonText(file, c.rng);
   let what: string;
@@ -188,34 +360,58 @@ function mutateTokenizer(c: MutationContext): string {
   } else if (op === 'vocab') {
     const v = c.rng.int(0, 6);
     const token = c.rng.pick(tokens);
-    if (v === 0) json.model.vocab = {}, (what = 'model.vocab = {}');
-    else if (v === 1) (vocab[token] = vocab[c.rng.pick(tokens)]), (what = `vocab[${JSON.stringify(token)}] duplicates another id`);
-    else if (v === 2) (vocab[token] = c.rng.pick([-1, 512, 100000, 2 ** 40, 1.5])), (what = `vocab[${JSON.stringify(token)}] = ${vocab[token]}`);
-    else if (v === 3) delete vocab[token], (what = `vocab[${JSON.stringify(token)}] removed`);
-    else if (v === 4) (raw = rawValue(c.rng)), ((vocab as any)[token] = HOLE), (what = `vocab[${JSON.stringify(token)}] = ${short(raw)}`);
-    else if (v === 5) (raw = c.rng.pick(['[]', '"x"', 'null', '[["a",1]]'])), (json.model.vocab = HOLE), (what = `model.vocab = ${raw}`);
-    else (json.model.vocab[`fuzz${c.rng.int(0, 9)}`] = 511 + c.rng.int(1, 3)), (what = 'vocab: an extra token beyond vocab_size');
+    if (v === 0) ((json.model.vocab = {}), (what = 'model.vocab = {}'));
+    else if (v === 1) ((vocab[token] = vocab[c.rng.pick(tokens)]), (what = `vocab[${JSON.stringify(token)}] duplicates another id`));
+    else if (v === 2)
+      ((vocab[token] = c.rng.pick([-1, 512, 100000, 2 ** 40, 1.5])), (what = `vocab[${JSON.stringify(token)}] = ${vocab[token]}`));
+    else if (v === 3) (delete vocab[token], (what = `vocab[${JSON.stringify(token)}] removed`));
+    else if (v === 4) ((raw = rawValue(c.rng)), ((vocab as any)[token] = HOLE), (what = `vocab[${JSON.stringify(token)}] = ${short(raw)}`));
+    else if (v === 5) ((raw = c.rng.pick(['[]', '"x"', 'null', '[["a",1]]'])), (json.model.vocab = HOLE), (what = `model.vocab = ${raw}`));
+    else ((json.model.vocab[`fuzz${c.rng.int(0, 9)}`] = 511 + c.rng.int(1, 3)), (what = 'vocab: an extra token beyond vocab_size'));
   } else if (op === 'merges') {
     const merges = json.model.merges as unknown[];
     const i = c.rng.int(0, merges.length - 1);
     const v = c.rng.int(0, 5);
-    if (v === 0) (raw = c.rng.pick(['null', '7', '""', '"a"', '"a b c"', '["a"]', '["a","b","c"]', '[1,2]', '{}', '"zz qq"'])), (merges[i] = HOLE), (what = `merges[${i}] = ${raw}`);
-    else if (v === 1) (raw = c.rng.pick(['null', '{}', '"x"', '[[]]'])), (json.model.merges = HOLE), (what = `model.merges = ${raw}`);
-    else if (v === 2) json.model.merges = merges.map((m) => (Array.isArray(m) ? m.join(' ') : m)), (what = 'merges in "a b" string form');
-    else if (v === 3) json.model.merges = [], (what = 'model.merges = []');
-    else if (v === 4) merges.push(merges[i]), (what = `merges[${i}] duplicated at the end`);
-    else merges.reverse(), (what = 'merges reversed');
+    if (v === 0)
+      ((raw = c.rng.pick(['null', '7', '""', '"a"', '"a b c"', '["a"]', '["a","b","c"]', '[1,2]', '{}', '"zz qq"'])),
+        (merges[i] = HOLE),
+        (what = `merges[${i}] = ${raw}`));
+    else if (v === 1) ((raw = c.rng.pick(['null', '{}', '"x"', '[[]]'])), (json.model.merges = HOLE), (what = `model.merges = ${raw}`));
+    else if (v === 2)
+      ((json.model.merges = merges.map((m) => (Array.isArray(m) ? m.join(' ') : m))), (what = 'merges in "a b" string form'));
+    else if (v === 3) ((json.model.merges = []), (what = 'model.merges = []'));
+    else if (v === 4) (merges.push(merges[i]), (what = `merges[${i}] duplicated at the end`));
+    else (merges.reverse(), (what = 'merges reversed'));
   } else if (op === 'added') {
     const added = json.added_tokens as Record<string, unknown>[];
     const v = c.rng.int(0, 4);
-    if (v === 0) (raw = hugeString(c.rng)), (added.push({ id: 512, content: HOLE, special: true }), (what = `added_tokens += huge content ${short(raw)}`));
-    else if (v === 1) (raw = c.rng.pick(['null', '{}', '"x"', '[null]', '[1]'])), (json.added_tokens = HOLE), (what = `added_tokens = ${raw}`);
-    else if (v === 2) (added[c.rng.int(0, added.length - 1)].id = c.rng.pick([-1, 512, 600, 1e9, 'x', null])), (what = 'added_tokens: an id out of range or of the wrong type');
-    else if (v === 3) added.push({ id: c.rng.int(3, 600), content: c.rng.pick(['<new>', '', 'the', '<s>', '▁']), special: c.rng.next() < 0.5 }), (what = 'added_tokens += one');
-    else (raw = rawValue(c.rng)), (added[c.rng.int(0, added.length - 1)].content = HOLE), (what = `added_tokens[].content = ${short(raw)}`);
+    if (v === 0)
+      ((raw = hugeString(c.rng)),
+        (added.push({ id: 512, content: HOLE, special: true }), (what = `added_tokens += huge content ${short(raw)}`)));
+    else if (v === 1)
+      ((raw = c.rng.pick(['null', '{}', '"x"', '[null]', '[1]'])), (json.added_tokens = HOLE), (what = `added_tokens = ${raw}`));
+    else if (v === 2)
+      ((added[c.rng.int(0, added.length - 1)].id = c.rng.pick([-1, 512, 600, 1e9, 'x', null])),
+        (what = 'added_tokens: an id out of range or of the wrong type'));
+    else if (v === 3)
+      (added.push({ id: c.rng.int(3, 600), content: c.rng.pick(['<new>', '', 'the', '<s>', '▁']), special: c.rng.next() < 0.5 }),
+        (what = 'added_tokens += one'));
+    else
+      ((raw = rawValue(c.rng)), (added[c.rng.int(0, added.length - 1)].content = HOLE), (what = `added_tokens[].content = ${short(raw)}`));
   } else {
     const key = c.rng.pick(['normalizer', 'pre_tokenizer', 'post_processor', 'decoder', 'truncation', 'padding']);
-    raw = c.rng.pick(['null', '{}', '{"type":"Unknown"}', '{"type":"ByteLevel","add_prefix_space":true}', '{"type":"Sequence"}', '{"type":"Sequence","normalizers":null}', '"x"', '[]', '{"type":"Metaspace","replacement":"▁"}', '{"type":"TemplateProcessing","single":[{"SpecialToken":{"id":"<nope>","type_id":0}}]}']);
+    raw = c.rng.pick([
+      'null',
+      '{}',
+      '{"type":"Unknown"}',
+      '{"type":"ByteLevel","add_prefix_space":true}',
+      '{"type":"Sequence"}',
+      '{"type":"Sequence","normalizers":null}',
+      '"x"',
+      '[]',
+      '{"type":"Metaspace","replacement":"▁"}',
+      '{"type":"TemplateProcessing","single":[{"SpecialToken":{"id":"<nope>","type_id":0}}]}',
+    ]);
     json[key] = HOLE;
     what = `${key} = ${raw}`;
   }
@@ -224,14 +420,37 @@ function mutateTokenizer(c: MutationContext): string {
 }
 
 function mutateTokenizerConfig(c: MutationContext): string {
-  const file = join(c.dir, c.rng.weighted([['tokenizer_config.json', 4], ['special_tokens_map.json', 1], ['generation_config.json', 1]] as const));
+  const file = join(
+    c.dir,
+    c.rng.weighted([
+      ['tokenizer_config.json', 4],
+      ['special_tokens_map.json', 1],
+      ['generation_config.json', 1],
+    ] as const),
+  );
   const name = file.split('/').pop();
   if (c.rng.next() < 0.3) return replaceJsonText(file, c.rng);
   return `${name}: ${editJsonFile(file, c.rng, ['bos_token', 'eos_token', 'unk_token', 'pad_token', 'add_bos_token', 'add_eos_token', 'model_max_length', 'chat_template', 'added_tokens_decoder', 'tokenizer_class', 'legacy', 'max_length', 'bos_token_id', 'eos_token_id'])}`;
 }
 
 // ── safetensors ──
-const DTYPES = ['"F16"', '"BF16"', '"F64"', '"I8"', '"U8"', '"I32"', '"I64"', '"BOOL"', '"F8_E4M3"', '"f32"', '"X"', '""', 'null', '1', '"__proto__"'];
+const DTYPES = [
+  '"F16"',
+  '"BF16"',
+  '"F64"',
+  '"I8"',
+  '"U8"',
+  '"I32"',
+  '"I64"',
+  '"BOOL"',
+  '"F8_E4M3"',
+  '"f32"',
+  '"X"',
+  '""',
+  'null',
+  '1',
+  '"__proto__"',
+];
 function mutateHeader(c: MutationContext): string {
   const file = join(c.dir, WEIGHTS);
   const { header, data } = readRaw(file);
@@ -239,43 +458,96 @@ function mutateHeader(c: MutationContext): string {
   const name = c.rng.pick(names);
   const t = header[name];
   const [a, b] = t.data_offsets as [number, number];
-  const op = c.rng.weighted([['dtype', 3], ['shape', 4], ['offsets', 4], ['remove', 2], ['add', 2], ['rename', 1], ['metadata', 3], ['edit', 3], ['whole', 2], ['length', 3], ['proto', 1]] as const);
+  const op = c.rng.weighted([
+    ['dtype', 3],
+    ['shape', 4],
+    ['offsets', 4],
+    ['remove', 2],
+    ['add', 2],
+    ['rename', 1],
+    ['metadata', 3],
+    ['edit', 3],
+    ['whole', 2],
+    ['length', 3],
+    ['proto', 1],
+  ] as const);
   let raw = 'null';
   let what: string;
-  if (op === 'dtype') (raw = c.rng.pick(DTYPES)), (t.dtype = HOLE), (what = `${name}.dtype = ${raw}`);
+  if (op === 'dtype') ((raw = c.rng.pick(DTYPES)), (t.dtype = HOLE), (what = `${name}.dtype = ${raw}`));
   else if (op === 'shape') {
     const s = t.shape as number[];
     const v = c.rng.int(0, 9);
-    const shapes: unknown[] = [[], s.slice(0, -1), [...s, 1], [...s, 2], s.map((d, i) => (i === 0 ? d * 2 : d)), s.map((d, i) => (i === 0 ? 0 : d)), s.map(() => -1), [...s].reverse(), [2 ** 53, 1], [s.reduce((x, y) => x * y, 1)]];
+    const shapes: unknown[] = [
+      [],
+      s.slice(0, -1),
+      [...s, 1],
+      [...s, 2],
+      s.map((d, i) => (i === 0 ? d * 2 : d)),
+      s.map((d, i) => (i === 0 ? 0 : d)),
+      s.map(() => -1),
+      [...s].reverse(),
+      [2 ** 53, 1],
+      [s.reduce((x, y) => x * y, 1)],
+    ];
     raw = JSON.stringify(shapes[v]);
     if (v === 6 && c.rng.next() < 0.5) raw = c.rng.pick(['[1.5]', '["8"]', 'null', '"x"', '[1e20]', '[[1]]']);
     t.shape = HOLE;
     what = `${name}.shape = ${raw}`;
   } else if (op === 'offsets') {
     const k = c.rng.pick([1, 2, 4, 8, 256]);
-    const options = [[a, b + k], [a + k, b], [b, a], [a - k, b - k], [a, a], [a + k, b + k], [0, data.length], [a, data.length + k], [-k, b], [a, b, b]];
-    raw = c.rng.next() < 0.85 ? JSON.stringify(c.rng.pick(options)) : c.rng.pick(['null', '[]', '"0-1"', '[0.5, 1]', `["${a}", ${b}]`, '{}', '[1e400, 1]']);
+    const options = [
+      [a, b + k],
+      [a + k, b],
+      [b, a],
+      [a - k, b - k],
+      [a, a],
+      [a + k, b + k],
+      [0, data.length],
+      [a, data.length + k],
+      [-k, b],
+      [a, b, b],
+    ];
+    raw =
+      c.rng.next() < 0.85
+        ? JSON.stringify(c.rng.pick(options))
+        : c.rng.pick(['null', '[]', '"0-1"', '[0.5, 1]', `["${a}", ${b}]`, '{}', '[1e400, 1]']);
     t.data_offsets = HOLE;
     what = `${name}.data_offsets = ${raw}`;
   } else if (op === 'remove') {
     delete header[name];
     if (c.rng.next() < 0.5) {
       // and its bytes, with every later tensor moved down: a valid file missing one tensor
-      for (const n of names) if (header[n] && header[n].data_offsets[0] >= b) header[n].data_offsets = header[n].data_offsets.map((o: number) => o - (b - a));
+      for (const n of names)
+        if (header[n] && header[n].data_offsets[0] >= b) header[n].data_offsets = header[n].data_offsets.map((o: number) => o - (b - a));
       writeRaw(file, header, Buffer.concat([data.subarray(0, a), data.subarray(b)]));
       return `${WEIGHTS}: tensor ${name} removed with its data`;
     }
     what = `tensor ${name} removed (its bytes left as a hole)`;
   } else if (op === 'add') {
-    const newName = c.rng.pick(['lm_head.weight', 'model.layers.5.mlp.up_proj.weight', 'model.layers.0.mlp.up_proj.bias', 'model.norm.bias', 'fuzz.tensor', 'model.layers.-1.mlp.up_proj.weight', 'model.layers.1e3.self_attn.q_proj.weight']);
-    header[newName] = c.rng.next() < 0.5 ? { ...t } : { dtype: t.dtype, shape: t.shape, data_offsets: [data.length, data.length + (b - a)] };
+    const newName = c.rng.pick([
+      'lm_head.weight',
+      'model.layers.5.mlp.up_proj.weight',
+      'model.layers.0.mlp.up_proj.bias',
+      'model.norm.bias',
+      'fuzz.tensor',
+      'model.layers.-1.mlp.up_proj.weight',
+      'model.layers.1e3.self_attn.q_proj.weight',
+    ]);
+    header[newName] =
+      c.rng.next() < 0.5 ? { ...t } : { dtype: t.dtype, shape: t.shape, data_offsets: [data.length, data.length + (b - a)] };
     if (header[newName].data_offsets[0] === data.length) {
       writeRaw(file, header, Buffer.concat([data, data.subarray(a, b)]));
       return `${WEIGHTS}: extra tensor ${newName} (copy of ${name}, own bytes)`;
     }
     what = `extra tensor ${newName} sharing ${name}'s bytes`;
   } else if (op === 'rename') {
-    const newName = c.rng.pick([name.toUpperCase(), `${name}.x`, name.replace('weight', 'bias'), 'model.layers.0.mlp.gate_proj.weight', '']);
+    const newName = c.rng.pick([
+      name.toUpperCase(),
+      `${name}.x`,
+      name.replace('weight', 'bias'),
+      'model.layers.0.mlp.gate_proj.weight',
+      '',
+    ]);
     header[newName] = t;
     if (newName !== name) delete header[name];
     what = `tensor ${name} renamed ${JSON.stringify(newName)}`;
@@ -293,14 +565,35 @@ function mutateHeader(c: MutationContext): string {
   } else if (op === 'whole') {
     const text = JSON.stringify(header);
     const v = c.rng.int(0, 6);
-    const texts = ['[]', 'null', '7', '"x"', '{}', text.slice(0, c.rng.int(1, text.length - 1)), `${text}${' '.repeat(c.rng.pick([1, 7, 100]))}`];
+    const texts = [
+      '[]',
+      'null',
+      '7',
+      '"x"',
+      '{}',
+      text.slice(0, c.rng.int(1, text.length - 1)),
+      `${text}${' '.repeat(c.rng.pick([1, 7, 100]))}`,
+    ];
     const chosen = texts[v];
     writeRaw(file, chosen, data);
     return `${WEIGHTS}: header text ${v === 5 ? 'truncated' : v === 6 ? 'padded with spaces' : `= ${chosen}`}`;
   } else if (op === 'length') {
     const text = Buffer.from(JSON.stringify(header));
     const n = BigInt(text.length);
-    const declared = c.rng.pick([n + 1n, n - 1n, n + 8n, n - 8n, 0n, 1n, 7n, 2n ** 63n, 2n ** 64n - 1n, BigInt(text.length + data.length), BigInt(text.length + data.length + 1), 100_000_000n]);
+    const declared = c.rng.pick([
+      n + 1n,
+      n - 1n,
+      n + 8n,
+      n - 8n,
+      0n,
+      1n,
+      7n,
+      2n ** 63n,
+      2n ** 64n - 1n,
+      BigInt(text.length + data.length),
+      BigInt(text.length + data.length + 1),
+      100_000_000n,
+    ]);
     writeRaw(file, header, data, declared);
     return `${WEIGHTS}: header length field ${declared} (true ${n})`;
   } else {
@@ -326,7 +619,15 @@ function mutateData(c: MutationContext): string {
   const bytes = readFileSync(file);
   const { header, data } = readRaw(file);
   const headerEnd = bytes.length - data.length;
-  const op = c.rng.weighted([['flip', 4], ['truncate', 3], ['append', 1], ['hole', 2], ['values', 3], ['bf16', 2], ['reinterpret', 1]] as const);
+  const op = c.rng.weighted([
+    ['flip', 4],
+    ['truncate', 3],
+    ['append', 1],
+    ['hole', 2],
+    ['values', 3],
+    ['bf16', 2],
+    ['reinterpret', 1],
+  ] as const);
   if (op === 'flip') {
     const n = c.rng.pick([1, 2, 8, 64]);
     const inHeader = c.rng.next() < 0.5;
@@ -405,14 +706,32 @@ function mutateShards(c: MutationContext): string {
   const indexFile = join(c.dir, 'model.safetensors.index.json');
   const names = Object.keys(weightMap);
   const name = c.rng.pick(names);
-  const op = c.rng.weighted([['valid', 2], ['entry', 6], ['whole', 2], ['edit', 3], ['shard-file', 3]] as const);
+  const op = c.rng.weighted([
+    ['valid', 2],
+    ['entry', 6],
+    ['whole', 2],
+    ['edit', 3],
+    ['shard-file', 3],
+  ] as const);
   let what: string;
   let rawText = 'null';
   if (op === 'valid') what = 'valid';
   else if (op === 'entry') {
     rawText = c.rng.pick([
-      `"./${weightMap[name]}"`, '"../model.safetensors"', '"/etc/passwd"', '"missing.safetensors"', '""', '"."', '"config.json"', `"${shardName(count - 1 - Number(weightMap[name][9]) + 1)}"`,
-      'null', '7', '[]', '"model.safetensors"', `"${c.dir}/${weightMap[name]}"`, `"sub/../${weightMap[name]}"`,
+      `"./${weightMap[name]}"`,
+      '"../model.safetensors"',
+      '"/etc/passwd"',
+      '"missing.safetensors"',
+      '""',
+      '"."',
+      '"config.json"',
+      `"${shardName(count - 1 - Number(weightMap[name][9]) + 1)}"`,
+      'null',
+      '7',
+      '[]',
+      '"model.safetensors"',
+      `"${c.dir}/${weightMap[name]}"`,
+      `"sub/../${weightMap[name]}"`,
     ]);
     if (c.rng.next() < 0.2) {
       delete weightMap[name];
@@ -431,11 +750,13 @@ function mutateShards(c: MutationContext): string {
   } else {
     const shard = join(c.dir, shardName(c.rng.int(0, count - 1)));
     const v = c.rng.int(0, 4);
-    if (v === 0) rmSync(shard), (what = `${shard.split('/').pop()} missing`);
-    else if (v === 1) rmSync(shard), mkdirSync(shard), (what = `${shard.split('/').pop()} is a directory`);
-    else if (v === 2) rmSync(shard), execFileSync('mkfifo', [shard]), (what = `${shard.split('/').pop()} is a FIFO`);
-    else if (v === 3) copyFileSync(join(c.dir, shardName(0)), join(c.dir, shardName(1))), (what = 'shard 2 is a copy of shard 1 (duplicate tensors, missing ones)');
-    else truncateSync(shard, c.rng.int(0, 2000)), (what = `${shard.split('/').pop()} truncated`);
+    if (v === 0) (rmSync(shard), (what = `${shard.split('/').pop()} missing`));
+    else if (v === 1) (rmSync(shard), mkdirSync(shard), (what = `${shard.split('/').pop()} is a directory`));
+    else if (v === 2) (rmSync(shard), execFileSync('mkfifo', [shard]), (what = `${shard.split('/').pop()} is a FIFO`));
+    else if (v === 3)
+      (copyFileSync(join(c.dir, shardName(0)), join(c.dir, shardName(1))),
+        (what = 'shard 2 is a copy of shard 1 (duplicate tensors, missing ones)'));
+    else (truncateSync(shard, c.rng.int(0, 2000)), (what = `${shard.split('/').pop()} truncated`));
   }
   writeFileSync(indexFile, withRaw(index, rawText));
   return `sharded ×${count}${existsSync(file) ? ' (model.safetensors kept too)' : ''}: ${what}`;
@@ -451,7 +772,14 @@ function mutateLinkInside(c: MutationContext): string {
   const { name, path } = target(c);
   rmSync(path, { force: true });
   const v = c.rng.int(0, 5);
-  const dest = [c.rng.pick(FILES.filter((f) => f !== name)), name, 'missing-file', '.', '..' + '/' + c.dir.split('/').pop() + '/' + c.rng.pick(FILES), 'sub'][v];
+  const dest = [
+    c.rng.pick(FILES.filter((f) => f !== name)),
+    name,
+    'missing-file',
+    '.',
+    '..' + '/' + c.dir.split('/').pop() + '/' + c.rng.pick(FILES),
+    'sub',
+  ][v];
   if (v === 5) mkdirSync(join(c.dir, 'sub'));
   if (v === 4 && dest.endsWith(name)) return `${name} removed (a link to itself through ..)`;
   symlinkSync(v === 0 && c.rng.next() < 0.5 ? join(c.dir, dest) : dest, path);
@@ -481,7 +809,7 @@ function mutateSpecialFile(c: MutationContext): string {
   const v = c.rng.int(0, 3);
   if (v === 0) execFileSync('mkfifo', [path]);
   else if (v === 1) mkdirSync(path);
-  else if (v === 2) mkdirSync(path), writeFileSync(join(path, 'x'), 'x');
+  else if (v === 2) (mkdirSync(path), writeFileSync(join(path, 'x'), 'x'));
   else return `${name} missing`;
   return `${name} is ${['a FIFO', 'an empty directory', 'a directory with a file'][v]}`;
 }
@@ -493,7 +821,8 @@ function mutateExtraFile(c: MutationContext): string {
   if (v === 0) writeFileSync(path, Buffer.from(Array.from({ length: c.rng.int(0, 4096) }, () => c.rng.int(0, 255))));
   else if (v === 1) writeFileSync(path, rawValue(c.rng));
   else if (v === 2) writeFileSync(path, '{"a": 1}\n#version: 0.2\na b\n');
-  else if (v === 3) writeFileSync(path, ''), truncateSync(path, c.rng.pick([70, 300]) * 1024 * 1024); // sparse: big on paper only
+  else if (v === 3)
+    (writeFileSync(path, ''), truncateSync(path, c.rng.pick([70, 300]) * 1024 * 1024)); // sparse: big on paper only
   else copyFileSync(join(c.dir, c.rng.pick(FILES)), path);
   return `extra ${name}: ${['random bytes', 'a raw JSON value', 'text', 'a large sparse file', 'a copy of another file'][v]}`;
 }

@@ -61,7 +61,10 @@ function rssMiB(pid: number): number {
 
 const MAX_CAPTURE = 64 * 1024;
 
-export function runCompact(args: string[], o: { flavour: CliFlavour; limits: RunLimits; env?: NodeJS.ProcessEnv; cwd?: string }): Promise<RunResult> {
+export function runCompact(
+  args: string[],
+  o: { flavour: CliFlavour; limits: RunLimits; env?: NodeJS.ProcessEnv; cwd?: string },
+): Promise<RunResult> {
   const started = performance.now();
   return new Promise((resolve) => {
     const child = spawn(process.execPath, [...cliArgv(o.flavour, o.limits.heapMiB), ...args], {
@@ -91,7 +94,16 @@ export function runCompact(args: string[], o: { flavour: CliFlavour; limits: Run
     child.on('close', (code, signal) => {
       clearTimeout(timer);
       clearInterval(poll);
-      resolve({ code, signal, stdout, stderr, timedOut, overMemory, peakRssMiB: Math.round(peak), ms: Math.round(performance.now() - started) });
+      resolve({
+        code,
+        signal,
+        stdout,
+        stderr,
+        timedOut,
+        overMemory,
+        peakRssMiB: Math.round(peak),
+        ms: Math.round(performance.now() - started),
+      });
     });
   });
 }

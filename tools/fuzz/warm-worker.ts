@@ -8,7 +8,9 @@ import { ROOT } from './run-cli.js';
 
 const flavour = process.argv[2] === 'src' ? 'src' : 'dist';
 const build = process.argv[3] ?? ROOT;
-const { main } = (await import(flavour === 'src' ? `${ROOT}src/cli/main.ts` : `${build}dist/cli/main.js`)) as { main: (argv: string[]) => Promise<number> };
+const { main } = (await import(flavour === 'src' ? `${ROOT}src/cli/main.ts` : `${build}dist/cli/main.js`)) as {
+  main: (argv: string[]) => Promise<number>;
+};
 
 interface Request {
   args: string[];

@@ -14,7 +14,12 @@ import { Tokenizer } from '@huggingface/tokenizers';
 import { type JsonDocument, jsonText, readJsonDocument } from '../../src/util/json-text.js';
 import { countTokens } from '../../src/vocab/count-tokens.js';
 import { selectKeepSet, type KeepSetOptions } from '../../src/vocab/keep-set.js';
-import { pruneSlowTokenizerFiles, readSlowTokenizerFiles, SLOW_TOKENIZER_FILES, type SlowTokenizerFile } from '../../src/vocab/slow-tokenizer-files.js';
+import {
+  pruneSlowTokenizerFiles,
+  readSlowTokenizerFiles,
+  SLOW_TOKENIZER_FILES,
+  type SlowTokenizerFile,
+} from '../../src/vocab/slow-tokenizer-files.js';
 import { pruneTokenizerFiles } from '../../src/vocab/surgery.js';
 import { mergeParts, type JsonObject, type TokenizerJson } from '../../src/vocab/tokenizer-json.js';
 
@@ -69,7 +74,11 @@ export function sourceFiles(root: string, source: SlowSource): Map<string, Uint8
   const files = new Map<string, Uint8Array>();
   for (const name of ['tokenizer.json', 'tokenizer_config.json']) files.set(name, readFileSync(join(dir, name)));
   if (source === 'stories260K') files.set('tokenizer.model', readFileSync(join(dir, 'tokenizer.model')));
-  else for (const [name, text] of Object.entries(gpt2StyleFiles(JSON.parse(readFileSync(join(dir, 'tokenizer.json'), 'utf8')) as TokenizerJson))) files.set(name, new TextEncoder().encode(text));
+  else
+    for (const [name, text] of Object.entries(
+      gpt2StyleFiles(JSON.parse(readFileSync(join(dir, 'tokenizer.json'), 'utf8')) as TokenizerJson),
+    ))
+      files.set(name, new TextEncoder().encode(text));
   return files;
 }
 
@@ -91,7 +100,11 @@ function readSource(root: string, source: SlowSource) {
   const key = `${root}\0${source}`;
   if (!sources.has(key)) {
     const dir = join(root, SLOW_SOURCES[source]);
-    sources.set(key, { original: sourceFiles(root, source), tokenizerDoc: readJsonDocument(join(dir, 'tokenizer.json')), configDoc: readJsonDocument(join(dir, 'tokenizer_config.json')) });
+    sources.set(key, {
+      original: sourceFiles(root, source),
+      tokenizerDoc: readJsonDocument(join(dir, 'tokenizer.json')),
+      configDoc: readJsonDocument(join(dir, 'tokenizer_config.json')),
+    });
   }
   return sources.get(key)!;
 }

@@ -16,6 +16,9 @@ for (const c of cases) {
   const { windows } = await pruneCompensationCase(c, dir);
   const manifest = JSON.parse(readFileSync(join(dir, 'compact.json'), 'utf8')) as { old2new: number[] | null; channels: number[][] };
   const weights = windows.map((w) => w.map((id) => (manifest.old2new == null || manifest.old2new[id] >= 0 ? 1 : 0)));
-  writeFileSync(join(dir, 'oracle-input.json'), JSON.stringify({ source: c.source, windows, weights, channels: manifest.channels, damp: c.damp ?? 0.01 }));
+  writeFileSync(
+    join(dir, 'oracle-input.json'),
+    JSON.stringify({ source: c.source, windows, weights, channels: manifest.channels, damp: c.damp ?? 0.01 }),
+  );
   console.log(c.name, 'written');
 }

@@ -33,7 +33,10 @@ function readArc(file: string, usedFor: string): Row<ArcDoc>[] {
     const labels = stringArrayField(row, 'choices.label', choices.value.label);
     check(labels.length === text.length, `${row.file}:${row.line}: field "choices": ${text.length} texts but ${labels.length} labels`);
     const answerKey = stringField(row, 'answerKey');
-    check(labels.includes(answerKey), `${row.file}:${row.line}: field "answerKey" ${JSON.stringify(answerKey)} is not one of the labels ${labels.join(', ')}`);
+    check(
+      labels.includes(answerKey),
+      `${row.file}:${row.line}: field "answerKey" ${JSON.stringify(answerKey)} is not one of the labels ${labels.join(', ')}`,
+    );
     return { ...row, value: { question: stringField(row, 'question'), choices: text, labels, answerKey } };
   });
 }
@@ -49,7 +52,11 @@ const arc = (name: string, file: string): TaskDescriptor<ArcDoc> => ({
   outputType: 'multiple_choice',
   load: (dir) => readArc(join(dir, 'arc', file), `task ${name}`),
   // lm-eval: training_split train, no fewshot_split, test_split test (so the document is not excluded).
-  fewshot: trainSplit(`arc/${file.replace('-test', '-train')}`, (dir, usedFor) => readArc(join(dir, 'arc', file.replace('-test', '-train')), usedFor), false),
+  fewshot: trainSplit(
+    `arc/${file.replace('-test', '-train')}`,
+    (dir, usedFor) => readArc(join(dir, 'arc', file.replace('-test', '-train')), usedFor),
+    false,
+  ),
   docToText: (d) => `Question: ${d.question}\nAnswer:`,
   docToChoice: (d) => d.choices,
   docToTarget: (d) => d.labels.indexOf(d.answerKey),
@@ -74,7 +81,12 @@ function readPiqa(dir: string, split = 'valid', usedFor = 'task piqa'): Row<Piqa
   check(labels.length === rows.length, `${labelFile}: ${labels.length} labels for the ${rows.length} questions of ${file}`);
   return rows.map((row, i) => ({
     ...row,
-    value: { goal: stringField(row, 'goal'), sol1: stringField(row, 'sol1'), sol2: stringField(row, 'sol2'), label: indexField({ ...labels[i], value: {} }, 'label', 2, labels[i].value) },
+    value: {
+      goal: stringField(row, 'goal'),
+      sol1: stringField(row, 'sol1'),
+      sol2: stringField(row, 'sol2'),
+      label: indexField({ ...labels[i], value: {} }, 'label', 2, labels[i].value),
+    },
   }));
 }
 
@@ -88,18 +100,25 @@ interface HellaswagDoc {
 
 /** lm-eval's hellaswag preprocess(): strip, " [title]" → ". ", drop every [...], "  " → " ". */
 export function hellaswagPreprocess(text: string): string {
-  return pyStrip(text).replaceAll(' [title]', '. ').replace(/\[.*?\]/g, '').replaceAll('  ', ' ');
+  return pyStrip(text)
+    .replaceAll(' [title]', '. ')
+    .replace(/\[.*?\]/g, '')
+    .replaceAll('  ', ' ');
 }
 
 function readHellaswagJsonl(jsonl: string, usedFor: string): Row<HellaswagDoc>[] {
   return readJsonl(jsonl, usedFor).map((row) => {
-      const endings = stringArrayField(row, 'endings');
-      const ctx = `${stringField(row, 'ctx_a')} ${pyCapitalize(stringField(row, 'ctx_b'))}`;
-      return {
-        ...row,
-        value: { query: hellaswagPreprocess(`${stringField(row, 'activity_label')}: ${ctx}`), choices: endings.map(hellaswagPreprocess), gold: indexField(row, 'label', endings.length) },
-      };
-    });
+    const endings = stringArrayField(row, 'endings');
+    const ctx = `${stringField(row, 'ctx_a')} ${pyCapitalize(stringField(row, 'ctx_b'))}`;
+    return {
+      ...row,
+      value: {
+        query: hellaswagPreprocess(`${stringField(row, 'activity_label')}: ${ctx}`),
+        choices: endings.map(hellaswagPreprocess),
+        gold: indexField(row, 'label', endings.length),
+      },
+    };
+  });
 }
 
 function readHellaswag(dir: string): Row<HellaswagDoc>[] {
@@ -117,7 +136,14 @@ function readHellaswag(dir: string): Row<HellaswagDoc>[] {
     const row = { file, line: lines[i].line, value: {} };
     check(lines[i].value.includes(': '), `${file}:${lines[i].line}: expected "<activity label>: <context>"`);
     const gold = indexField({ ...row, line: lines[i + 1].line }, 'gold label', 4, lines[i + 1].value);
-    docs.push({ ...row, value: { query: hellaswagPreprocess(lines[i].value), choices: lines.slice(i + 2, i + 6).map((l) => hellaswagPreprocess(l.value)), gold } });
+    docs.push({
+      ...row,
+      value: {
+        query: hellaswagPreprocess(lines[i].value),
+        choices: lines.slice(i + 2, i + 6).map((l) => hellaswagPreprocess(l.value)),
+        gold,
+      },
+    });
   }
   return docs;
 }
@@ -171,7 +197,10 @@ function readOpenbookqa(dir: string, file = 'test.tsv', usedFor = 'task openbook
     const m = /^\(A\) (.*) \(B\) (.*) \(C\) (.*) \(D\) (.*)$/s.exec(row.value.Choices);
     check(m, `${row.file}:${row.line}: field "Choices" is not "(A) … (B) … (C) … (D) …"`);
     const answerKey = row.value['Answer Key'];
-    check(labels.includes(answerKey.trimStart()), `${row.file}:${row.line}: field "Answer Key" must be one of A, B, C, D, got ${JSON.stringify(answerKey)}`);
+    check(
+      labels.includes(answerKey.trimStart()),
+      `${row.file}:${row.line}: field "Answer Key" must be one of A, B, C, D, got ${JSON.stringify(answerKey)}`,
+    );
     return { ...row, value: { questionStem: row.value['Question Stem'], choices: m.slice(1, 5), labels, answerKey } };
   });
 }
@@ -198,7 +227,10 @@ export function readMultipleChoice(file: string): Row<McDoc>[] {
   return readJsonl(file, `task mc:${file}`).map((row) => {
     const choices = stringArrayField(row, 'choices');
     choices.forEach((c, i) => check(c.length > 0, `${row.file}:${row.line}: field "choices": choice ${i} is empty`));
-    return { ...row, value: { context: stringField(row, 'context', { nonEmpty: true }), choices, gold: indexField(row, 'gold', choices.length) } };
+    return {
+      ...row,
+      value: { context: stringField(row, 'context', { nonEmpty: true }), choices, gold: indexField(row, 'gold', choices.length) },
+    };
   });
 }
 
@@ -237,7 +269,11 @@ export const TASKS: Task[] = [
     split: 'HellaSwag validation',
     outputType: 'multiple_choice',
     load: readHellaswag,
-    fewshot: trainSplit('hellaswag/hellaswag_train.jsonl', (dir, usedFor) => readHellaswagJsonl(join(dir, 'hellaswag', 'hellaswag_train.jsonl'), usedFor), true),
+    fewshot: trainSplit(
+      'hellaswag/hellaswag_train.jsonl',
+      (dir, usedFor) => readHellaswagJsonl(join(dir, 'hellaswag', 'hellaswag_train.jsonl'), usedFor),
+      true,
+    ),
     docToText: (d) => d.query,
     docToChoice: (d) => d.choices,
     docToTarget: (d) => d.gold,
@@ -249,7 +285,11 @@ export const TASKS: Task[] = [
     split: 'winogrande_xl validation (dev)',
     outputType: 'multiple_choice',
     load: (dir) => readWinogrande(dir),
-    fewshot: trainSplit('winogrande/winogrande_train_xl.jsonl', (dir, usedFor) => readWinogrande(dir, 'winogrande_train_xl.jsonl', usedFor), true),
+    fewshot: trainSplit(
+      'winogrande/winogrande_train_xl.jsonl',
+      (dir, usedFor) => readWinogrande(dir, 'winogrande_train_xl.jsonl', usedFor),
+      true,
+    ),
     // Partial scoring: the option fills the blank in the context; only the shared rest is scored.
     docToText: (d) => d.answer,
     docToChoice: (d) => d.options.map((option) => d.sentence.slice(0, d.sentence.indexOf('_')) + option),

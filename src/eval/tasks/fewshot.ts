@@ -19,7 +19,14 @@ export type Sampler = 'default' | 'first_n';
  * for equality (lm-eval compares dicts); `evalKey` is the evaluated document's key when lm-eval
  * passes it to the sampler.
  */
-export function sampleFewshot(sampler: Sampler, rnd: PyRandom, keys: readonly string[], n: number, evalKey: string | undefined, tooFew: () => string): number[] {
+export function sampleFewshot(
+  sampler: Sampler,
+  rnd: PyRandom,
+  keys: readonly string[],
+  n: number,
+  evalKey: string | undefined,
+  tooFew: () => string,
+): number[] {
   if (n === 0) return [];
   const all = keys.map((_, i) => i);
   const without = evalKey === undefined ? all : all.filter((i) => keys[i] !== evalKey);
@@ -32,7 +39,10 @@ export function sampleFewshot(sampler: Sampler, rnd: PyRandom, keys: readonly st
     return rnd.sampleIndices(keys.length, n);
   }
   if (n + 1 > keys.length) throw new CompactError(tooFew());
-  let picked = rnd.sampleIndices(keys.length, n + 1).filter((i) => keys[i] !== evalKey).slice(0, n);
+  let picked = rnd
+    .sampleIndices(keys.length, n + 1)
+    .filter((i) => keys[i] !== evalKey)
+    .slice(0, n);
   if (picked.length < n) {
     if (n > without.length) throw new CompactError(tooFew());
     picked = rnd.sampleIndices(without.length, n).map((j) => without[j]);

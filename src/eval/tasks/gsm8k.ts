@@ -70,7 +70,13 @@ export const GSM8K = defineTask<Gsm8kDoc>({
   targetDelimiter: ' ',
   metrics: ['exact_match'],
   defaultNumFewshot: 5,
-  fewshot: { split: 'train', files: 'gsm8k/train.jsonl', load: (dir, usedFor) => readGsm8k(dir, 'train', usedFor), sampler: 'default', excludeEvalDoc: false },
+  fewshot: {
+    split: 'train',
+    files: 'gsm8k/train.jsonl',
+    load: (dir, usedFor) => readGsm8k(dir, 'train', usedFor),
+    sampler: 'default',
+    excludeEvalDoc: false,
+  },
   generation: {
     until: ['Question:', '</s>', '<|im_end|>'],
     maxGenToks: 256,

@@ -19,21 +19,69 @@ import { pyStrip } from './text.js';
 
 export const MMLU_CATEGORIES: Record<string, string[]> = {
   stem: [
-    'abstract_algebra', 'anatomy', 'astronomy', 'college_biology', 'college_chemistry', 'college_computer_science', 'college_mathematics', 'college_physics',
-    'computer_security', 'conceptual_physics', 'electrical_engineering', 'elementary_mathematics', 'high_school_biology', 'high_school_chemistry',
-    'high_school_computer_science', 'high_school_mathematics', 'high_school_physics', 'high_school_statistics', 'machine_learning',
+    'abstract_algebra',
+    'anatomy',
+    'astronomy',
+    'college_biology',
+    'college_chemistry',
+    'college_computer_science',
+    'college_mathematics',
+    'college_physics',
+    'computer_security',
+    'conceptual_physics',
+    'electrical_engineering',
+    'elementary_mathematics',
+    'high_school_biology',
+    'high_school_chemistry',
+    'high_school_computer_science',
+    'high_school_mathematics',
+    'high_school_physics',
+    'high_school_statistics',
+    'machine_learning',
   ],
   other: [
-    'business_ethics', 'clinical_knowledge', 'college_medicine', 'global_facts', 'human_aging', 'management', 'marketing', 'medical_genetics', 'miscellaneous',
-    'nutrition', 'professional_accounting', 'professional_medicine', 'virology',
+    'business_ethics',
+    'clinical_knowledge',
+    'college_medicine',
+    'global_facts',
+    'human_aging',
+    'management',
+    'marketing',
+    'medical_genetics',
+    'miscellaneous',
+    'nutrition',
+    'professional_accounting',
+    'professional_medicine',
+    'virology',
   ],
   social_sciences: [
-    'econometrics', 'high_school_geography', 'high_school_government_and_politics', 'high_school_macroeconomics', 'high_school_microeconomics',
-    'high_school_psychology', 'human_sexuality', 'professional_psychology', 'public_relations', 'security_studies', 'sociology', 'us_foreign_policy',
+    'econometrics',
+    'high_school_geography',
+    'high_school_government_and_politics',
+    'high_school_macroeconomics',
+    'high_school_microeconomics',
+    'high_school_psychology',
+    'human_sexuality',
+    'professional_psychology',
+    'public_relations',
+    'security_studies',
+    'sociology',
+    'us_foreign_policy',
   ],
   humanities: [
-    'formal_logic', 'high_school_european_history', 'high_school_us_history', 'high_school_world_history', 'international_law', 'jurisprudence',
-    'logical_fallacies', 'moral_disputes', 'moral_scenarios', 'philosophy', 'prehistory', 'professional_law', 'world_religions',
+    'formal_logic',
+    'high_school_european_history',
+    'high_school_us_history',
+    'high_school_world_history',
+    'international_law',
+    'jurisprudence',
+    'logical_fallacies',
+    'moral_disputes',
+    'moral_scenarios',
+    'philosophy',
+    'prehistory',
+    'professional_law',
+    'world_religions',
   ],
 };
 
@@ -47,7 +95,11 @@ export interface TaskGroup {
   subgroups: TaskGroup[];
 }
 
-const category = (name: string): TaskGroup => ({ name: `mmlu_${name}`, tasks: MMLU_CATEGORIES[name].map((s) => `mmlu_${s}`), subgroups: [] });
+const category = (name: string): TaskGroup => ({
+  name: `mmlu_${name}`,
+  tasks: MMLU_CATEGORIES[name].map((s) => `mmlu_${s}`),
+  subgroups: [],
+});
 const categories = ['stem', 'other', 'social_sciences', 'humanities'].map(category); // lm-eval's _mmlu.yaml order
 export const MMLU_GROUPS: TaskGroup[] = [{ name: 'mmlu', tasks: categories.flatMap((c) => c.tasks), subgroups: categories }, ...categories];
 
@@ -84,7 +136,13 @@ export function mmluTask(subject: string): Task {
     docToTarget: (d) => d.answer,
     targetDelimiter: ' ',
     metrics: ['acc'],
-    fewshot: { split: 'dev', files: `mmlu/dev/${subject}_dev.csv`, load: (dir, usedFor) => readMmlu(dir, subject, 'dev', usedFor), sampler: 'first_n', excludeEvalDoc: false },
+    fewshot: {
+      split: 'dev',
+      files: `mmlu/dev/${subject}_dev.csv`,
+      load: (dir, usedFor) => readMmlu(dir, subject, 'dev', usedFor),
+      sampler: 'first_n',
+      excludeEvalDoc: false,
+    },
   });
 }
 

@@ -20,7 +20,7 @@ export class PyRandom {
     check(Number.isSafeInteger(seed) && seed >= 0, `a random seed must be a non-negative integer, got ${seed}`);
     // CPython: the absolute value's 32-bit words, least significant first (at least one word).
     const key: number[] = [];
-    for (let s = seed; ; ) {
+    for (let s = seed; ;) {
       key.push(s % 2 ** 32);
       s = Math.floor(s / 2 ** 32);
       if (s === 0) break;

@@ -101,7 +101,8 @@ export function readTable(file: string, usedFor: string, separator = ',', requir
   const records = readRecords(file, usedFor, separator);
   check(records.length > 0, `${file}: empty file (expected a header row)`);
   const header = records[0].fields;
-  for (const column of requiredColumns) check(header.includes(column), `${file}:1: header has no column "${column}" (columns: ${header.join(', ')})`);
+  for (const column of requiredColumns)
+    check(header.includes(column), `${file}:1: header has no column "${column}" (columns: ${header.join(', ')})`);
   check(records.length > 1, `${file}: no records after the header`);
   return records.slice(1).map(({ line: at, fields: values }) => {
     check(values.length === header.length, `${file}:${at}: ${values.length} fields, the header has ${header.length}`);
@@ -112,20 +113,29 @@ export function readTable(file: string, usedFor: string, separator = ',', requir
 /** Typed field access with file:line: field "x" messages. */
 export function stringField(row: Row<Record<string, unknown>>, name: string, options: { nonEmpty?: boolean } = {}): string {
   const v = row.value[name];
-  check(typeof v === 'string', `${row.file}:${row.line}: field "${name}" ${v === undefined ? 'is missing' : `must be a string, got ${JSON.stringify(v)}`}`);
+  check(
+    typeof v === 'string',
+    `${row.file}:${row.line}: field "${name}" ${v === undefined ? 'is missing' : `must be a string, got ${JSON.stringify(v)}`}`,
+  );
   if (options.nonEmpty) check(v.length > 0, `${row.file}:${row.line}: field "${name}" is empty`);
   return v;
 }
 
 export function stringArrayField(row: Row<Record<string, unknown>>, name: string, value: unknown = row.value[name]): string[] {
   check(value !== undefined, `${row.file}:${row.line}: field "${name}" is missing`);
-  check(Array.isArray(value) && value.length > 0 && value.every((x) => typeof x === 'string'), `${row.file}:${row.line}: field "${name}" must be a non-empty list of strings, got ${JSON.stringify(value)}`);
+  check(
+    Array.isArray(value) && value.length > 0 && value.every((x) => typeof x === 'string'),
+    `${row.file}:${row.line}: field "${name}" must be a non-empty list of strings, got ${JSON.stringify(value)}`,
+  );
   return value as string[];
 }
 
 export function objectField(row: Row<Record<string, unknown>>, name: string): Row<Record<string, unknown>> {
   const v = row.value[name];
-  check(v !== null && typeof v === 'object' && !Array.isArray(v), `${row.file}:${row.line}: field "${name}" ${v === undefined ? 'is missing' : 'must be an object'}`);
+  check(
+    v !== null && typeof v === 'object' && !Array.isArray(v),
+    `${row.file}:${row.line}: field "${name}" ${v === undefined ? 'is missing' : 'must be an object'}`,
+  );
   return { ...row, value: v as Record<string, unknown> };
 }
 
@@ -133,6 +143,9 @@ export function objectField(row: Row<Record<string, unknown>>, name: string): Ro
 export function indexField(row: Row<Record<string, unknown>>, name: string, count: number, value: unknown = row.value[name]): number {
   check(value !== undefined, `${row.file}:${row.line}: field "${name}" is missing`);
   const n = typeof value === 'string' && /^\s*\d+\s*$/.test(value) ? Number(value) : value;
-  check(Number.isSafeInteger(n) && (n as number) >= 0 && (n as number) < count, `${row.file}:${row.line}: field "${name}" must be an integer in [0, ${count}), got ${JSON.stringify(value)}`);
+  check(
+    Number.isSafeInteger(n) && (n as number) >= 0 && (n as number) < count,
+    `${row.file}:${row.line}: field "${name}" must be an integer in [0, ${count}), got ${JSON.stringify(value)}`,
+  );
   return n as number;
 }

@@ -154,7 +154,14 @@ export function buildDoc<D>(task: TaskDescriptor<D>, doc: D, where: string, inde
   const target = task.docToTarget(doc);
   const gold = typeof target === 'number' ? target : choices.indexOf(target);
   check(gold >= 0 && gold < choices.length, `${where}: gold answer ${JSON.stringify(target)} is not one of the ${choices.length} choices`);
-  return { where, index, requests: choices.map((choice) => ({ context: prefix + text, continuation: `${delimiter}${choice}` })), choices, gold, target: choices[gold] };
+  return {
+    where,
+    index,
+    requests: choices.map((choice) => ({ context: prefix + text, continuation: `${delimiter}${choice}` })),
+    choices,
+    gold,
+    target: choices[gold],
+  };
 }
 
 export function defineTask<D>(descriptor: TaskDescriptor<D>): Task {
@@ -182,9 +189,17 @@ export function defineTask<D>(descriptor: TaskDescriptor<D>): Task {
       const poolKeys = pool.map((r) => key(r.value));
       const delimiter = descriptor.fewshotDelimiter ?? '\n\n';
       return rows.map((row, i) => {
-        const picked = sampleFewshot(source.sampler, rnd, poolKeys, numFewshot, source.excludeEvalDoc ? key(row.value) : undefined, () =>
-          `task ${descriptor.name}: --num-fewshot ${numFewshot} but its ${source.split} split (${source.files}) has ${pool.length} documents` +
-          (source.sampler === 'default' && source.excludeEvalDoc ? ` (lm-eval's sampler draws num_fewshot + 1 = ${numFewshot + 1} of them)` : ''),
+        const picked = sampleFewshot(
+          source.sampler,
+          rnd,
+          poolKeys,
+          numFewshot,
+          source.excludeEvalDoc ? key(row.value) : undefined,
+          () =>
+            `task ${descriptor.name}: --num-fewshot ${numFewshot} but its ${source.split} split (${source.files}) has ${pool.length} documents` +
+            (source.sampler === 'default' && source.excludeEvalDoc
+              ? ` (lm-eval's sampler draws num_fewshot + 1 = ${numFewshot + 1} of them)`
+              : ''),
         );
         const shots = picked.map((p) => {
           const { q, a } = shotParts(descriptor, pool[p].value);
