@@ -7,7 +7,7 @@ cumulative UTF-8 byte counts of the tokens), and KL is computed in float64 with 
 
 Usage (from the repository root; the model is first pruned with the arguments recorded in the fixture):
   node bin/compact.js prune models/stories260K/hf -o .tmp/agreement-model <PRUNE_ARGS> --force
-  /work/venv-ref/bin/python tools/reference/agreement_oracle.py
+  ../venv-ref/bin/python tools/reference/agreement_oracle.py
 """
 import argparse
 import hashlib

@@ -7,7 +7,7 @@ For each case written by tools/reference/write_compensation_cases.ts:
   2. kept channels = the I' largest diag(G) (common act^2; ties: lower index), checked equal to ours;
   3. W' = W_K + W_R G_RK (G_KK + lambda I)^-1, lambda = damp * mean diag(G_KK), float64 NumPy solve;
   4. our pruned output is loaded with transformers (float32, eager) and its logits recorded.
-  /work/venv-ref/bin/python tools/reference/compensation_oracle.py [.tmp/compensation-cases]
+  ../venv-ref/bin/python tools/reference/compensation_oracle.py [.tmp/compensation-cases]
 writes test/fixtures/compensation/<case>.down.f32 (W' of every layer, concatenated, float32),
 <case>.logits.f32 and oracle.json.
 """

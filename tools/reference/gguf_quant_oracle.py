@@ -6,7 +6,7 @@ normal sample at several scales plus edge cases: zeros, -0, f16 subnormals, half
 past the f16 range, a block of zeros, a block with one large value) and quant-oracle.json (sha256 of
 each encoding). The TypeScript encoders must give the same bytes (test/gguf-export.test.ts).
 
-    /work/venv-ref/bin/python tools/reference/gguf_quant_oracle.py
+    ../venv-ref/bin/python tools/reference/gguf_quant_oracle.py
 """
 import hashlib
 import importlib.metadata

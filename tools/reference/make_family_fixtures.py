@@ -23,7 +23,7 @@ It also runs sanity checks (see ``checks`` in each golden.json):
 Deterministic: fixed seeds and a single torch thread; re-running rewrites identical bytes
 (for the same torch / transformers versions).
 
-Usage:  /work/venv-ref/bin/python tools/reference/make_family_fixtures.py [--out DIR] [--only CASE ...]
+Usage:  ../venv-ref/bin/python tools/reference/make_family_fixtures.py [--out DIR] [--only CASE ...]
 """
 
 from __future__ import annotations

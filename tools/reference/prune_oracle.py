@@ -3,7 +3,7 @@ with transformers (AutoModelForCausalLM, fp32, eager) and its logits recorded; f
 with a tokenizer, Hugging Face `tokenizers` encodes the prompts. Also computes the brute-force
 act² reference: Σ_t w_t · h_t² of each layer's down_proj input, via forward hooks.
 
-  /work/venv-ref/bin/python tools/reference/prune_oracle.py [.tmp/prune-cases]
+  ../venv-ref/bin/python tools/reference/prune_oracle.py [.tmp/prune-cases]
 writes test/fixtures/pruned/oracle.json and test/fixtures/pruned/<case>.logits.f32
 """
 import hashlib, json, os, sys

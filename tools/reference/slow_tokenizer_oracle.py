@@ -31,8 +31,8 @@ original slow text and keep the remapped original ids when all of them are kept.
 slow ids must equal the pruned fast ids. Any failure stops the script.
 
 Writes ``test/fixtures/vocab/oracle-slow.json``. Usage, from the repository root:
-    node --import tsx tools/reference/write_slow_tokenizers.ts /tmp/slow
-    ../venv-ref/bin/python tools/reference/slow_tokenizer_oracle.py /tmp/slow
+    node --import tsx tools/reference/write_slow_tokenizers.ts .tmp/slow
+    ../venv-ref/bin/python tools/reference/slow_tokenizer_oracle.py .tmp/slow
 """
 
 from __future__ import annotations

@@ -27,7 +27,7 @@ Output: test/fixtures/tasks/oracle-stories260K.json (per document and request: c
 count, continuation ids, log-likelihood, greedy flag; per task: acc, acc_norm, ...).
 
 Usage, from the repository root:
-    /work/venv-ref/bin/python tools/reference/task_oracle.py [--model models/stories260K/hf]
+    ../venv-ref/bin/python tools/reference/task_oracle.py [--model models/stories260K/hf]
 """
 
 from __future__ import annotations

@@ -14,8 +14,8 @@ It then writes ``test/fixtures/vocab/oracle-ids.json`` (texts, and per case the 
 ids), which ``test/vocab-oracle.test.ts`` compares with @huggingface/tokenizers.
 
 Usage, from the repository root:
-    node --import tsx tools/reference/write_pruned_tokenizers.ts /tmp/pruned
-    /work/venv-ref/bin/python tools/reference/tokenizer_oracle.py /tmp/pruned
+    node --import tsx tools/reference/write_pruned_tokenizers.ts .tmp/pruned
+    ../venv-ref/bin/python tools/reference/tokenizer_oracle.py .tmp/pruned
 """
 
 from __future__ import annotations
