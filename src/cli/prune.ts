@@ -123,37 +123,30 @@ export function registerPrune(program: Command, version: string, argv: string[])
         vocabShare: finiteNumber(f.vocabShare, '--vocab-share'),
       };
       const threadCount = threads(f.threads);
-      // --ratio without a fixed split searches it (the old --auto, now the default): the library's rule.
-      const defaults = withPruneDefaults({
-        method: f.method,
-        ...budget,
-        scoresIn: f.scoresIn,
-        vocabMode: f.vocabMode,
-        threads: threadCount,
-      });
+      // What is not given comes from the library's defaults (src/defaults.ts), e.g. --ratio alone searches the split.
       const report = await prune(dir, f.output, {
-        method: f.method,
-        ...budget,
-        auto: f.auto ?? defaults.auto,
-        measureText: defaults.measureText,
-        autoModes: defaults.autoModes,
-        compensate: f.compensate ?? defaults.compensate,
-        damp,
-        roundTo: f.roundTo == null ? undefined : positiveInt(f.roundTo, '--round-to'),
-        vocabMode: defaults.vocabMode,
-        vocabCorpus: f.vocabCorpus,
-        keepList: f.keep ? readKeepList(f.keep) : undefined,
-        weighting: f.weighting,
-        criterion: f.criterion,
-        ...calibrationOptions(f),
-        scoresIn: f.scoresIn,
-        scoresOut: f.scoresOut,
-        force: f.force,
-        threads: threadCount,
+        ...withPruneDefaults({
+          method: f.method,
+          ...budget,
+          auto: f.auto,
+          compensate: f.compensate,
+          damp,
+          roundTo: f.roundTo == null ? undefined : positiveInt(f.roundTo, '--round-to'),
+          vocabMode: f.vocabMode,
+          vocabCorpus: f.vocabCorpus,
+          keepList: f.keep ? readKeepList(f.keep) : undefined,
+          weighting: f.weighting,
+          criterion: f.criterion,
+          ...calibrationOptions(f),
+          scoresIn: f.scoresIn,
+          scoresOut: f.scoresOut,
+          force: f.force,
+          threads: threadCount,
+          gguf: f.gguf,
+          onProgress: (stage, done, total) => bar.update(done, total, stage),
+        }),
         commandLine: ['compact', ...argv.slice(2)].join(' '),
         version,
-        gguf: f.gguf,
-        onProgress: (stage, done, total) => bar.update(done, total, stage),
       });
       const quality = f.evalText
         ? {
