@@ -11,6 +11,7 @@
 import { existsSync, mkdirSync, readdirSync, realpathSync, renameSync, rmSync } from 'node:fs';
 import { basename, dirname, join, resolve, sep } from 'node:path';
 import { check } from './errors.js';
+import { alive } from './scratch-dir.js';
 
 export interface AtomicDirOptions {
   /** Replace an existing output directory. */
@@ -46,15 +47,6 @@ export function removeOnInterrupt(path: string): () => void {
       process.off('SIGTERM', onSignal);
     }
   };
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 /**

@@ -18,7 +18,8 @@ function startTime(pid: number): string | null {
   }
 }
 
-function alive(pid: number, start: string | null): boolean {
+/** Whether `pid` runs (or runs as another user); with `start` (its startTime when recorded), whether it is still that process. */
+export function alive(pid: number, start: string | null = null): boolean {
   try {
     process.kill(pid, 0);
   } catch (e) {
