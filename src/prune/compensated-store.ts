@@ -42,10 +42,6 @@ export class CompensatedStore {
     return out;
   }
 
-  has(candidate: number): boolean {
-    return this.memory.has(`${candidate}:0`) || this.onDisk.has(`${candidate}:0`);
-  }
-
   close(): void {
     if (this.fd != null) closeSync(this.fd);
     this.fd = null;
