@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import { studyHtml, studyMarkdown, studyNotes, type StudyMeta } from '../src/study/report.js';
-import type { StudyRow } from '../src/study/study.js';
+import { failedRow, type StudyRow } from '../src/study/study.js';
 
 const study = JSON.parse(readFileSync('docs/study/stories260K/study.json', 'utf8')) as StudyMeta & { rows: StudyRow[] };
 const { rows, ...meta } = study;
@@ -104,22 +104,7 @@ test('study report: a non-finite value is left out of the plots, never drawn as 
   assert.ok(!/NaN|null/.test(JSON.stringify(chartsOf(html).map((c) => c.data))));
 
   // Only the first ratios reachable: the note says where the line stops.
-  const partial = rows.map((r) =>
-    r.method === 'ffn-only' && r.ratio > 0.2
-      ? {
-          ...r,
-          removedRatio: null,
-          vocab: null,
-          ffn: null,
-          layers: null,
-          parameters: null,
-          bitsPerByte: {},
-          agreement: null,
-          pruneSeconds: null,
-          error: 'unreachable here',
-        }
-      : r,
-  );
+  const partial = rows.map((r) => (r.method === 'ffn-only' && r.ratio > 0.2 ? failedRow(r.method, r.ratio, 'unreachable here') : r));
   const note = studyNotes(partial).find((n) => n.method === 'ffn-only')!;
   assert.equal(note.kind, 'partial');
   assert.equal(

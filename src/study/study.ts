@@ -53,6 +53,23 @@ export interface StudyRow {
   error: string | null;
 }
 
+/** The row of a cell whose target could not be reached: every measurement null, the reason in `error`. */
+export function failedRow(method: string, ratio: number, error: string): StudyRow {
+  return {
+    method,
+    ratio,
+    removedRatio: null,
+    vocab: null,
+    ffn: null,
+    layers: null,
+    parameters: null,
+    bitsPerByte: {},
+    agreement: null,
+    pruneSeconds: null,
+    error,
+  };
+}
+
 export async function runStudy(dir: string, o: StudyOptions): Promise<StudyRow[]> {
   const side = (modelDir: string) => openAgreementSide(modelDir, o.base.threads);
   const agreementOptions = o.agreement && { ...o.agreement, threads: o.base.threads };
@@ -120,19 +137,7 @@ export async function runStudy(dir: string, o: StudyOptions): Promise<StudyRow[]
         await model.engine.release();
       } catch (e) {
         if (!(e instanceof CompactError)) throw e;
-        rows.push({
-          method: name,
-          ratio,
-          removedRatio: null,
-          vocab: null,
-          ffn: null,
-          layers: null,
-          parameters: null,
-          bitsPerByte: {},
-          agreement: null,
-          pruneSeconds: null,
-          error: e.message,
-        });
+        rows.push(failedRow(name, ratio, e.message));
       } finally {
         rmSync(out, { recursive: true, force: true });
       }
