@@ -636,15 +636,11 @@ async function activationScoresFor(
   const gramGroupOf = masks.map(() => -1);
   let C = 0;
   if (comp) masks.forEach((_m, g) => candidates.some((_c, k) => pruned[k] && included(k)[g]) && (gramGroupOf[g] = C++));
+  const gramSource = masks.map((_m, g) => g).filter((g) => gramGroupOf[g] >= 0); // Gram group c ← act² group gramSource[c]
   const gramWeights =
     comp && C > 0
       ? calibration.windows.map((w, s) =>
-          Float32Array.from({ length: w.length * C }, (_, i) => {
-            const t = Math.floor(i / C);
-            const c = i % C;
-            for (let g = 0; g < G; g++) if (gramGroupOf[g] === c) return statWeights[s][t * G + g];
-            return 0;
-          }),
+          Float32Array.from({ length: w.length * C }, (_, i) => statWeights[s][Math.floor(i / C) * G + gramSource[i % C]]),
         )
       : null;
   const reports: (CompensationReport | null)[] = candidates.map((_c, k) =>
