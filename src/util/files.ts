@@ -170,7 +170,11 @@ export function readUserJson(file: string, options: ReadOptions = {}): unknown {
 
 /** The file parsed as a JSON object ({…}); anything else (null, a list, a number) is refused. */
 export function readUserJsonObject(file: string, options: ReadOptions = {}): Record<string, unknown> {
-  const value = readUserJson(file, options);
+  return expectJsonObject(readUserJson(file, options), file);
+}
+
+/** `value` when it is a JSON object; otherwise a user error naming `file` and what it holds instead. */
+export function expectJsonObject(value: unknown, file: string): Record<string, unknown> {
   check(isJsonObject(value), `${file}: expected a JSON object, got ${describeJson(value)}`);
   return value;
 }

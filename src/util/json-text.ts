@@ -4,8 +4,7 @@
  * (e.g. `final_logit_softcapping`). So we remember which paths held float literals and write
  * integral values there as `3.0` again, with Python's 2-space indent.
  */
-import { check } from './errors.js';
-import { describeJson, isJsonObject, MAX_JSON_BYTES, parseUserJson, type ReadOptions, readUserText } from './files.js';
+import { expectJsonObject, MAX_JSON_BYTES, parseUserJson, type ReadOptions, readUserText } from './files.js';
 
 /** A parsed JSON file and the paths (keys joined by "/") whose numbers were written as floats. */
 export interface JsonDocument {
@@ -16,9 +15,7 @@ export interface JsonDocument {
 /** A JSON object file (anything else, e.g. `null`, is refused) and its float-literal paths. */
 export function readJsonDocument(file: string, options: ReadOptions = {}): JsonDocument {
   const text = readUserText(file, { maxBytes: MAX_JSON_BYTES, ...options });
-  const value = parseUserJson(text, file);
-  check(isJsonObject(value), `${file}: expected a JSON object, got ${describeJson(value)}`);
-  return { value, floatPaths: floatLiteralPaths(text) };
+  return { value: expectJsonObject(parseUserJson(text, file), file), floatPaths: floatLiteralPaths(text) };
 }
 
 /** Paths of number literals containing '.', 'e' or 'E', found by scanning the (valid) JSON text. */
