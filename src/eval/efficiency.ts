@@ -10,7 +10,7 @@ import type { Checkpoint } from '../model/checkpoint.js';
 import { countParams, type ParamCount } from '../model/param-count.js';
 import { TIMING_FILE, type PruneTiming } from '../model/prune-files.js';
 import { check } from '../util/errors.js';
-import { readUserJsonObject } from '../util/files.js';
+import { isJsonObject, readUserJsonObject } from '../util/files.js';
 
 export interface SpeedOptions {
   /** Prompt tokens of the prefill. */
@@ -51,10 +51,8 @@ function readPruneTiming(file: string, dir: string): PruneTiming {
   const json = readUserJsonObject(file, { within: dir });
   const seconds = json.seconds;
   const valid =
-    seconds != null &&
-    typeof seconds === 'object' &&
-    !Array.isArray(seconds) &&
-    typeof (seconds as Record<string, unknown>).total === 'number' &&
+    isJsonObject(seconds) &&
+    typeof seconds.total === 'number' &&
     Object.values(seconds).every((s) => typeof s === 'number' && Number.isFinite(s) && s >= 0) &&
     Number.isSafeInteger(json.threads) &&
     typeof json.cpu === 'string';
