@@ -235,6 +235,27 @@ for (const variantName of ['hf', 'hf-untied', 'hf-mistral', 'hf-qwen2', 'hf-bf16
   });
 }
 
+/** Prunes `source` with `budget` into work/`folder` (4 calibration samples) and runs checkRealModel on the result. */
+async function pruneAndCheck(source: string, budget: readonly string[], seqLen: number, folder: string, label: string): Promise<void> {
+  const out = join(work, folder);
+  const r = runCli([
+    'prune',
+    source,
+    '-o',
+    out,
+    ...budget,
+    '--calib',
+    CALIBRATION_TEXT,
+    '--samples',
+    '4',
+    '--seq-len',
+    String(seqLen),
+    '--json',
+  ]);
+  assert.equal(r.code, 0, r.stderr);
+  await checkRealModel(label, out);
+}
+
 for (const [name, source, budget] of [
   ['vocab', 'hf', ['--vocab', '420']],
   ['ffn', 'hf', ['--ffn', '120']],
@@ -242,23 +263,7 @@ for (const [name, source, budget] of [
   ['both-untied', 'hf-untied', ['--vocab', '400', '--ffn', '128']],
 ] as const) {
   test(`stories260K pruned (${name}, ${source}): llama.cpp runs the exported GGUF as our engine does`, async () => {
-    const out = join(work, `pruned-${name}`);
-    const r = runCli([
-      'prune',
-      join(STORIES, source),
-      '-o',
-      out,
-      ...budget,
-      '--calib',
-      CALIBRATION_TEXT,
-      '--samples',
-      '4',
-      '--seq-len',
-      '128',
-      '--json',
-    ]);
-    assert.equal(r.code, 0, r.stderr);
-    await checkRealModel(`stories260K-pruned-${name}`, out);
+    await pruneAndCheck(join(STORIES, source), budget, 128, `pruned-${name}`, `stories260K-pruned-${name}`);
   });
 }
 
@@ -277,22 +282,6 @@ for (const [name, budget] of [
   ['compact-30%', ['--ratio', '0.3', '--no-auto']], // the paper's split, compensated (the default search is tested elsewhere; here it would only cost time)
 ] as const) {
   test(`tinystories-llama32k pruned (${name}): llama.cpp runs the exported GGUF as our engine does`, { skip: noShared }, async () => {
-    const out = join(work, `llama32k-${name}`);
-    const r = runCli([
-      'prune',
-      LLAMA32K,
-      '-o',
-      out,
-      ...budget,
-      '--calib',
-      CALIBRATION_TEXT,
-      '--samples',
-      '4',
-      '--seq-len',
-      '256',
-      '--json',
-    ]);
-    assert.equal(r.code, 0, r.stderr);
-    await checkRealModel(`llama32k-pruned-${name}`, out);
+    await pruneAndCheck(LLAMA32K, budget, 256, `llama32k-${name}`, `llama32k-pruned-${name}`);
   });
 }
