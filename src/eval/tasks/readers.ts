@@ -2,8 +2,8 @@
  * Readers for the benchmark file formats (JSONL, CSV, TSV, plain lines). Every problem is a
  * CompactError naming the file, the line and the field, so a malformed data file reads as one line.
  */
-import { readFileSync } from 'node:fs';
 import { CompactError, check } from '../../util/errors.js';
+import { isJsonObject, parseUserJson, readUserText } from '../../util/files.js';
 
 /** One record of a data file and where it came from (1-based line of its start). */
 export interface Row<T> {
@@ -13,11 +13,7 @@ export interface Row<T> {
 }
 
 export function readText(file: string, usedFor: string): string {
-  try {
-    return readFileSync(file, 'utf8');
-  } catch (e) {
-    throw new CompactError(`${file}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); ${usedFor} needs it`);
-  }
+  return readUserText(file, { hint: `; ${usedFor} needs it` });
 }
 
 /** Non-empty lines of a text file with their line numbers (a final newline ends the last line). */
@@ -32,14 +28,9 @@ export function readJsonl(file: string, usedFor: string): Row<Record<string, unk
   const rows: Row<Record<string, unknown>>[] = [];
   for (const { line, value } of readLines(file, usedFor)) {
     if (value.trim() === '') continue;
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(value);
-    } catch (e) {
-      throw new CompactError(`${file}:${line}: not valid JSON (${(e as Error).message})`);
-    }
-    check(parsed !== null && typeof parsed === 'object' && !Array.isArray(parsed), `${file}:${line}: expected a JSON object`);
-    rows.push({ file, line, value: parsed as Record<string, unknown> });
+    const parsed = parseUserJson(value, `${file}:${line}`);
+    check(isJsonObject(parsed), `${file}:${line}: expected a JSON object`);
+    rows.push({ file, line, value: parsed });
   }
   check(rows.length > 0, `${file}: no records`);
   return rows;
