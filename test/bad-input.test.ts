@@ -89,6 +89,11 @@ function editSafetensors(file: string, edit: (header: any) => void, data?: (data
 
 const mkfifo = (path: string) => execFileSync('mkfifo', [path]);
 
+/** A case step: `name` in the model directory removed and put back by `make` (a FIFO, a directory, a link…). */
+const replaced = (name: string, make: (path: string) => unknown) => (d: string) => {
+  rmSync(join(d, name));
+  make(join(d, name));
+};
 type Case = [string, (dir: string) => unknown, RegExp];
 const cases: Case[] = [
   ['missing config.json', (d) => rmSync(join(d, 'config.json')), /config\.json: cannot read \(ENOENT\)/],
@@ -210,39 +215,27 @@ const cases: Case[] = [
     new RegExp(`unsupported model_type "${t}"; supported: llama`),
   ]),
   // Files that are not regular files, or lead out of the model directory.
-  [
-    'config.json a FIFO',
-    (d) => (rmSync(join(d, 'config.json')), mkfifo(join(d, 'config.json'))),
-    /config\.json: is a FIFO, not a regular file/,
-  ],
-  [
-    'config.json a directory',
-    (d) => (rmSync(join(d, 'config.json')), mkdirSync(join(d, 'config.json'))),
-    /config\.json: is a directory, not a regular file/,
-  ],
+  ['config.json a FIFO', replaced('config.json', mkfifo), /config\.json: is a FIFO, not a regular file/],
+  ['config.json a directory', replaced('config.json', (p) => mkdirSync(p)), /config\.json: is a directory, not a regular file/],
   [
     'config.json a link to /dev/zero',
-    (d) => (rmSync(join(d, 'config.json')), symlinkSync('/dev/zero', join(d, 'config.json'))),
+    replaced('config.json', (p) => symlinkSync('/dev/zero', p)),
     /config\.json: is a symbolic link leading outside the model directory/,
   ],
   [
     'config.json a link to a system file',
-    (d) => (rmSync(join(d, 'config.json')), symlinkSync('/etc/passwd', join(d, 'config.json'))),
+    replaced('config.json', (p) => symlinkSync('/etc/passwd', p)),
     /^compact: error: \S+config\.json: is a symbolic link leading outside the model directory [^:]*$/,
   ],
   [
     'model.safetensors a directory',
-    (d) => (rmSync(join(d, 'model.safetensors')), mkdirSync(join(d, 'model.safetensors'))),
+    replaced('model.safetensors', (p) => mkdirSync(p)),
     /model\.safetensors: is a directory, not a regular file/,
   ],
-  [
-    'model.safetensors a FIFO',
-    (d) => (rmSync(join(d, 'model.safetensors')), mkfifo(join(d, 'model.safetensors'))),
-    /model\.safetensors: is a FIFO, not a regular file/,
-  ],
+  ['model.safetensors a FIFO', replaced('model.safetensors', mkfifo), /model\.safetensors: is a FIFO, not a regular file/],
   [
     'model.safetensors a link to /dev/zero',
-    (d) => (rmSync(join(d, 'model.safetensors')), symlinkSync('/dev/zero', join(d, 'model.safetensors'))),
+    replaced('model.safetensors', (p) => symlinkSync('/dev/zero', p)),
     /model\.safetensors: is a symbolic link leading outside/,
   ],
   [
@@ -434,19 +427,15 @@ const evalCases: Case[] = [
     (d) => editJson(join(d, 'tokenizer.json'), (t) => void (t.added_tokens[0].content = 'x'.repeat(65 << 20))),
     /tokenizer\.json: is \d+ bytes; compact reads at most 67108864 bytes \(64 MiB\) for this file/,
   ],
-  [
-    'tokenizer.json a FIFO',
-    (d) => (rmSync(join(d, 'tokenizer.json')), mkfifo(join(d, 'tokenizer.json'))),
-    /tokenizer\.json: is a FIFO, not a regular file/,
-  ],
+  ['tokenizer.json a FIFO', replaced('tokenizer.json', mkfifo), /tokenizer\.json: is a FIFO, not a regular file/],
   [
     'tokenizer.json a link to /dev/zero',
-    (d) => (rmSync(join(d, 'tokenizer.json')), symlinkSync('/dev/zero', join(d, 'tokenizer.json'))),
+    replaced('tokenizer.json', (p) => symlinkSync('/dev/zero', p)),
     /tokenizer\.json: is a symbolic link leading outside the model directory/,
   ],
   [
     'tokenizer_config.json a link to /dev/urandom',
-    (d) => (rmSync(join(d, 'tokenizer_config.json')), symlinkSync('/dev/urandom', join(d, 'tokenizer_config.json'))),
+    replaced('tokenizer_config.json', (p) => symlinkSync('/dev/urandom', p)),
     /tokenizer_config\.json: is a symbolic link leading outside/,
   ],
   [
