@@ -1,6 +1,6 @@
 /** The `compact` command line: every command has --help and --json; user mistakes exit 2 with one line. */
-import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
+import { VERSION } from '../api.js';
 import { CompactError } from '../util/errors.js';
 import { registerCompare } from './compare.js';
 import { registerEval } from './eval.js';
@@ -8,8 +8,6 @@ import { registerExport } from './export.js';
 import { registerInspect } from './inspect.js';
 import { closeProgressBars } from './progress.js';
 import { registerPrune, registerPruneVocab } from './prune.js';
-
-const VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
 export async function main(argv: string[]): Promise<number> {
   // `compact … | head` closes the pipe early: stop quietly, as Unix tools do, not with a stack trace.
