@@ -202,9 +202,9 @@ test('an interrupted prune leaves no output directory and the input untouched', 
 });
 
 /** A copy of the bundled model with `mutate` applied. */
-function modelCopy(name: string, mutate: (dir: string) => void): string {
+function modelCopy(name: string, mutate: (dir: string) => void, base = stories): string {
   const dir = join(work, name);
-  cpSync(stories, dir, { recursive: true });
+  cpSync(base, dir, { recursive: true });
   mutate(dir);
   return dir;
 }
@@ -383,16 +383,40 @@ test('prune refuses a model whose calibration forward pass is NaN or infinite (i
   );
 });
 
-test('prune refuses a checkpoint holding an infinite weight where calibration never looks (an embedding row): it copied it into the output (found by the fuzzer)', () => {
-  const dir = modelCopy('inf-embedding', (d) => {
+test('prune refuses a model whose final norm is broken (the layer statistics stay finite, so it wrote an equally broken checkpoint; found by the fuzzer)', () => {
+  const dir = modelCopy('huge-norm', (d) => {
+    // one weight of the final norm set to -3e38: every logit is then ±1e38-scale, the loss absurd
     const file = join(d, 'model.safetensors');
     const bytes = readFileSync(file);
     const n = Number(bytes.readBigUInt64LE(0));
     const header = JSON.parse(bytes.subarray(8, 8 + n).toString('utf8'));
-    const [start] = header['model.embed_tokens.weight'].data_offsets as [number, number];
-    bytes.writeFloatLE(-Infinity, 8 + n + start + 4 * (64 * 300 + 5)); // row 300: a token the calibration text hardly uses
+    const [start] = header['model.norm.weight'].data_offsets as [number, number];
+    bytes.writeFloatLE(-3e38, 8 + n + start + 4 * 7);
     writeFileSync(file, bytes);
   });
+  const calib = join(work, 'norm-calib.txt');
+  writeFileSync(calib, readFileSync(HELDOUT, 'utf8').slice(0, 6000));
+  expectRefusal(
+    [dir, '-o', 'OUT', '--ffn', '128', '--samples', '2', '--seq-len', '64', '--calib', calib],
+    /calibration: the model's next-token loss on the calibration text is (NaN|Infinity|[0-9.]+e\+\d+ nats per token): its final norm, LM head or config\.json is broken/,
+  );
+});
+
+test('prune refuses a checkpoint holding an infinite weight where calibration never looks (an embedding row of an untied model): it copied it into the output (found by the fuzzer)', () => {
+  // untied: with a tied head every embedding row takes part in the calibration loss, which refuses it earlier
+  const dir = modelCopy(
+    'inf-embedding',
+    (d) => {
+      const file = join(d, 'model.safetensors');
+      const bytes = readFileSync(file);
+      const n = Number(bytes.readBigUInt64LE(0));
+      const header = JSON.parse(bytes.subarray(8, 8 + n).toString('utf8'));
+      const [start] = header['model.embed_tokens.weight'].data_offsets as [number, number];
+      bytes.writeFloatLE(-Infinity, 8 + n + start + 4 * (64 * 300 + 5)); // row 300: a token the calibration text hardly uses
+      writeFileSync(file, bytes);
+    },
+    `${STORIES}hf-untied`,
+  );
   const calib = join(work, 'inf-calib.txt');
   writeFileSync(calib, readFileSync(HELDOUT, 'utf8').slice(0, 6000));
   expectRefusal(

@@ -124,3 +124,40 @@ function holdOut(documents: string[], maxChars: number): string {
   }
   return parts.join('\n');
 }
+
+/** Next-token positions at the end of each window whose loss calibration checks (the head runs on these only). */
+const LOSS_POSITIONS = 32;
+/** A mean loss above this (nats per token) means broken weights, not a weak model: uniform guessing over 10⁶ tokens costs 14. */
+const ABSURD_LOSS = 1000;
+
+/** Per window, the next token at its last LOSS_POSITIONS positions ([T]; −1: not scored). */
+export function lossTargets(windows: number[][]): Int32Array[] {
+  return windows.map((w) => {
+    const targets = new Int32Array(w.length).fill(-1);
+    for (let t = Math.max(0, w.length - 1 - LOSS_POSITIONS); t < w.length - 1; t++) targets[t] = w[t + 1];
+    return targets;
+  });
+}
+
+/**
+ * Refuses a model whose next-token loss on the calibration text is not finite or absurd: a broken
+ * final norm or LM head leaves the layer statistics finite, so pruning would write an equally
+ * broken checkpoint with exit 0 (`compact eval` refuses such a model too).
+ */
+export function checkCalibrationLoss(targets: Int32Array[], logprobs: Float32Array[]): void {
+  let sum = 0;
+  let count = 0;
+  targets.forEach((row, s) =>
+    row.forEach((target, t) => {
+      if (target < 0) return;
+      sum -= logprobs[s][t];
+      count++;
+    }),
+  );
+  const mean = sum / count;
+  check(
+    count === 0 || (Number.isFinite(mean) && mean <= ABSURD_LOSS),
+    () =>
+      `calibration: the model's next-token loss on the calibration text is ${Number.isFinite(mean) ? `${mean.toPrecision(3)} nats per token` : String(mean)}: its final norm, LM head or config.json is broken, so it cannot be pruned`,
+  );
+}

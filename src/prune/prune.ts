@@ -40,7 +40,7 @@ import {
 import { pruneTokenizerFiles, type SurgeryResult } from '../vocab/surgery.js';
 import type { JsonObject, TokenizerFiles } from '../vocab/tokenizer-json.js';
 import { type Budget, channelParams, defaultRoundTo, solveBudget, vocabRowParams } from './budget.js';
-import { buildCalibration, readDocuments, type Calibration } from './calibration.js';
+import { buildCalibration, checkCalibrationLoss, lossTargets, readDocuments, type Calibration } from './calibration.js';
 import { blockInfluence, layerDropFields, layersToDrop, renumberLayerTensor } from './layer-drop.js';
 import { METHOD_TRAITS, type Method } from './methods.js';
 import { modelCard } from './model-card.js';
@@ -674,7 +674,9 @@ async function activationScoresFor(
     }
   };
   const engine = new Engine(src.ckpt, { threads: o.threads });
-  const { act2, influence } = await engine.forward(calibration.windows, {
+  const targets = lossTargets(calibration.windows);
+  const { act2, influence, logprobs } = await engine.forward(calibration.windows, {
+    targets,
     statWeights,
     statGroups: G,
     gram: gramWeights ? { weights: gramWeights, groups: C, onLayer: onGram } : undefined,
@@ -694,6 +696,7 @@ async function activationScoresFor(
     () =>
       `calibration: the model's forward pass produces NaN or infinity (layer ${broken}): its weights or config.json are broken, so no channel can be scored`,
   );
+  checkCalibrationLoss(targets, logprobs!);
   const scores = keeps.map((keep, k) => {
     const layers = act2!.map((a) => layerScores(a, k));
     check(
