@@ -32,7 +32,7 @@ export type PruneSettings = Partial<Omit<PruneOptions, 'version'>>;
 /**
  * The options `compact prune` runs with when `given` are the ones set: PRUNE_DEFAULTS, then the
  * defaults that depend on the budget: `ratio` without a fixed split (`vocabShare`, `vocab`, `ffn`,
- * scores files) searches the split and, unless `vocabMode` is given, the vocabulary mode;
+ * scores files, a calibration shard) searches the split and, unless `vocabMode` is given, the vocabulary mode;
  * least-squares compensation wherever channels are pruned by calibrated act²; damping DEFAULT_DAMP.
  */
 export function withPruneDefaults(given: PruneSettings): Omit<PruneOptions, 'commandLine' | 'version'> {
@@ -44,7 +44,8 @@ export function withPruneDefaults(given: PruneSettings): Omit<PruneOptions, 'com
     set.vocab == null &&
     set.ffn == null &&
     METHOD_TRAITS[method].vocabShare === 'chosen' &&
-    !set.scoresIn?.length;
+    !set.scoresIn?.length &&
+    !set.calibShard;
   return {
     ...PRUNE_DEFAULTS,
     calib: [...PRUNE_DEFAULTS.calib],

@@ -8,7 +8,8 @@ import { OUTPUT_TYPES, type OutputType } from '../gguf/tensor-plan.js';
 import { encode, loadTokenizer } from '../model/tokenizer.js';
 import { DEFAULT_DAMP } from '../prune/compensate.js';
 import { METHODS, type Method } from '../prune/methods.js';
-import { prune, type PruneReport } from '../prune/prune.js';
+import { parseCalibShard } from '../prune/calib-shard.js';
+import { calibrateShard, prune, type PruneReport, type ShardReport } from '../prune/prune.js';
 import { CRITERIA, type Criterion, type Weighting, WEIGHTINGS } from '../prune/scores.js';
 import { CompactError } from '../util/errors.js';
 import { checkReadable, readUserText } from '../util/files.js';
@@ -20,7 +21,7 @@ import { bytes, integer, percent, table } from './format.js';
 import { progressBar } from './progress.js';
 
 interface PruneFlags extends CalibrationFlags {
-  output: string;
+  output?: string;
   method: Method;
   vocab?: string;
   ffn?: string;
@@ -37,6 +38,7 @@ interface PruneFlags extends CalibrationFlags {
   criterion: Criterion;
   scoresIn?: string[];
   scoresOut?: string;
+  calibShard?: string;
   force?: boolean;
   threads?: string;
   evalText?: string;
@@ -49,7 +51,7 @@ export function registerPrune(program: Command, version: string, argv: string[])
     .command('prune')
     .description('prune rare vocabulary and FFN channels (COMPACT) or layers (ShortGPT) and write a standard checkpoint')
     .argument('<dir>', 'Hugging Face checkpoint directory')
-    .addOption(outputOption('dir', 'output directory'))
+    .addOption(outputOption('dir', 'output directory (not with --calib-shard, which writes no model)').makeOptionMandatory(false))
     .addOption(
       new Option('--method <m>', 'compact | vocab-only | ffn-only | shortgpt (depth pruning baseline)')
         .choices(METHODS)
@@ -98,6 +100,10 @@ export function registerPrune(program: Command, version: string, argv: string[])
   addCalibrationOptions(command)
     .option('--scores-in <file...>', 'reuse channel scores (several files are summed) instead of calibrating')
     .option('--scores-out <file>', 'save the channel scores for re-pruning to another budget')
+    .option(
+      '--calib-shard <i/n>',
+      "calibrate on the i-th of n disjoint parts of the calibration windows (window w where w mod n = i − 1) and write only that shard's scores to --scores-out (atomically; must not exist unless --force), no model; the n shards given to --scores-in sum to exactly the single run's scores (same flags everywhere; sharded runs use --no-compensate)",
+    )
     .addOption(forceOption('output directory'))
     .addOption(threadsOption())
     .addOption(
@@ -111,6 +117,21 @@ export function registerPrune(program: Command, version: string, argv: string[])
     .option('--eval-text <file>', 'also report bits per byte of the input and the output on this text (windows of 512)')
     .addOption(jsonOption())
     .action(async (dir: string, f: PruneFlags) => {
+      const shard = f.calibShard == null ? undefined : parseCalibShard(f.calibShard);
+      if (shard) {
+        const stray = [
+          f.output && '-o/--output',
+          f.gguf && '--gguf',
+          f.evalText && '--eval-text',
+          f.scoresIn?.length && '--scores-in',
+        ].filter(Boolean);
+        if (stray.length)
+          throw new CompactError(
+            `--calib-shard writes only the shard's scores (--scores-out), no model: drop ${stray.join(', ')} (the run that prunes sums the shards with --scores-in)`,
+          );
+        if (!f.scoresOut) throw new CompactError("--calib-shard writes the shard's scores to --scores-out FILE; give --scores-out");
+      } else if (!f.output)
+        throw new CompactError("required option '-o, --output <dir>' not specified (only --calib-shard runs write no model)");
       // Every file named by a flag is checked before the work starts (--calib by prune itself).
       checkReadable([...(f.evalText ? [f.evalText] : []), ...(f.vocabCorpus ?? []), ...(f.scoresIn ?? [])]);
       const bar = progressBar('prune', !f.json);
@@ -124,7 +145,7 @@ export function registerPrune(program: Command, version: string, argv: string[])
       };
       const threadCount = threads(f.threads);
       // What is not given comes from the library's defaults (src/defaults.ts), e.g. --ratio alone searches the split.
-      const report = await prune(dir, f.output, {
+      const options = {
         ...withPruneDefaults({
           method: f.method,
           ...budget,
@@ -140,6 +161,7 @@ export function registerPrune(program: Command, version: string, argv: string[])
           ...calibrationOptions(f),
           scoresIn: f.scoresIn,
           scoresOut: f.scoresOut,
+          calibShard: shard,
           force: f.force,
           threads: threadCount,
           gguf: f.gguf,
@@ -147,12 +169,21 @@ export function registerPrune(program: Command, version: string, argv: string[])
         }),
         commandLine: ['compact', ...argv.slice(2)].join(' '),
         version,
-      });
+      };
+      if (shard) {
+        const report = await calibrateShard(dir, { ...options, calibShard: shard });
+        bar.stop();
+        if (f.json) console.log(JSON.stringify(report, null, 2));
+        else printShardReport(report);
+        return;
+      }
+      const output = f.output!;
+      const report = await prune(dir, output, options);
       const quality = f.evalText
         ? {
             text: f.evalText,
             before: await textMetrics(dir, f.evalText, threadCount, (d, t) => bar.update(d, t, 'evaluate input')),
-            after: await textMetrics(f.output, f.evalText, threadCount, (d, t) => bar.update(d, t, 'evaluate output')),
+            after: await textMetrics(output, f.evalText, threadCount, (d, t) => bar.update(d, t, 'evaluate output')),
           }
         : undefined;
       bar.stop();
@@ -229,6 +260,17 @@ function readKeepList(file: string): (string | number)[] {
     .split('\n')
     .filter((l) => l.length > 0)
     .map((l) => (/^\d+$/.test(l) ? Number(l) : l));
+}
+
+export function printShardReport(r: ShardReport): void {
+  const c = r.calibration;
+  console.log(
+    `${r.input}: calibration shard ${r.shard.index}/${r.shard.count} → ${r.scoresOut} (${r.criterion}, weighting ${r.weighting})`,
+  );
+  console.log(
+    `ran ${r.windows.length} of ${c.samples} windows of ${c.seqLen} tokens (window w with w mod ${r.shard.count} = ${r.shard.index - 1}); sum all ${r.shard.count} shards with --scores-in`,
+  );
+  console.log(`time: ${r.seconds.total.toFixed(1)} s (read ${r.seconds.read.toFixed(1)}, calibrate ${r.seconds.calibrate.toFixed(1)})`);
 }
 
 export function printReport(r: PruneReport, quality?: Quality): void {

@@ -29,6 +29,12 @@ export interface ForwardRequest {
   /** G: how many weightings statWeights holds per position (default 1). */
   statGroups?: number;
   /**
+   * Called after each micro-batch of a layer with each of its sequences' own act² [G, I] (f32, not
+   * summed with the other sequences of the batch, so it does not depend on how they were batched)
+   * and block influence, for a caller that sums them its own way (prune: exactly).
+   */
+  onSequenceStats?: (layer: number, sequence: number, act2: Float32Array, influence: number) => void;
+  /**
    * Per sequence, the tokens whose log-probabilities to return: K = targetGroups per position
    * ([T, K] row-major, −1: none). The head runs only on positions with a target (unless logits
    * are requested), so scoring a few continuation tokens after a long context costs little.
@@ -124,7 +130,8 @@ export class Engine {
     const batches = this.makeMicroBatches(sequences, request.statWeights, groups, request.parents);
     const gramGroups = request.gram?.groups ?? 0;
     if (request.gram) for (const batch of batches) batch.gram = gramFeeds(batch, sequences, request.gram.weights, gramGroups);
-    const session = await this.layerSession(stats, gramGroups);
+    const perSequence = stats && request.onSequenceStats != null;
+    const session = await this.layerSession(stats, gramGroups, perSequence);
     const timings = { loadMs: 0, layersMs: 0, headMs: 0 };
     const result: ForwardResult = stats ? { act2: [], influence: [], timings } : { timings };
 
@@ -152,9 +159,12 @@ export class Engine {
         const out = await session.run(feeds);
         batch.hidden = out.hidden_out;
         if (stats) {
-          const a = out.act2.data as Float32Array;
-          for (let j = 0; j < a.length; j++) act2[j] += a[j];
-          influence += (out.influence.data as Float32Array)[0];
+          const a = out.act2.data as Float32Array; // [G, I], or [B, G, I] per sequence
+          const n = act2.length;
+          for (let j = 0; j < a.length; j++) act2[j % n] += a[j];
+          const inf = out.influence.data as Float32Array; // [], or [B] per sequence
+          for (const v of inf) influence += v;
+          if (perSequence) batch.members.forEach((s, b) => request.onSequenceStats!(layer, s, a.subarray(b * n, (b + 1) * n), inf[b]));
         }
         if (gramGroups) {
           const part = out.gram.data as Float32Array;
@@ -302,11 +312,11 @@ export class Engine {
     return (this.head ??= loadHeadWeights(this.ckpt, this.embeddingMatrix()));
   }
 
-  private layerSession(stats: boolean, gram = 0): Promise<ort.InferenceSession> {
-    const key = `${stats}:${gram}`;
+  private layerSession(stats: boolean, gram = 0, perSequence = false): Promise<ort.InferenceSession> {
+    const key = `${stats}:${gram}:${perSequence}`;
     let session = this.layerSessions.get(key);
     if (!session) {
-      session = createSession(buildLayerGraph(this.spec, { stats, gram }), this.options.threads);
+      session = createSession(buildLayerGraph(this.spec, { stats, gram, perSequence }), this.options.threads);
       this.layerSessions.set(key, session);
     }
     return session;

@@ -10,6 +10,8 @@
  *          vocabulary), pastKey/pastValue [B, K, P, hd] (with a cache), and the weights.
  * Outputs: hidden_out [B, T, D]; act2 [G, I] = Σ_t w_{t,g} · h_t² with h the input of down_proj;
  *          influence [] = Σ_t (Σ_g w_{t,g}) · (1 − cos(x_t, y_t)) between the layer's input and output;
+ *          with `perSequence`: act2 [B, G, I] and influence [B], one row per sequence (not summed
+ *          over the batch, so a sequence's statistics do not depend on the others batched with it);
  *          key/value [B, K, S, hd] (with a cache: the past followed by this call's positions).
  * With `gram` (C groups): inputs gramIndex [N] (flattened b·T + t positions, grouped by group),
  *          gramScale [N, 1] (each position's weight), gramSplit [C] (positions per group);
@@ -23,6 +25,8 @@ import { GraphBuilder } from './onnx-graph.js';
 export interface LayerGraphOptions {
   /** Emit the act² and block-influence statistics. */
   stats: boolean;
+  /** Statistics per sequence of the batch ([B, G, I] and [B]) instead of summed over it. */
+  perSequence?: boolean;
   /** Groups of the down_proj input Gram (0 or absent: no Gram). */
   gram?: number;
   /** Take the keys and values of earlier positions and return them with this call's appended (decoding). */
@@ -111,13 +115,15 @@ export function buildLayerGraph(spec: ModelSpec, options: LayerGraphOptions): Ui
     const weights = g.input('statWeights', ['B', 'T', 'G']);
     const byGroup = g.op('Transpose', [weights], { perm: [0, 2, 1] }); // [B, G, T]
     const perSequence = g.op('MatMul', [byGroup, g.op('Mul', [h, h])]); // [B, G, I]
-    g.output(g.op('ReduceSum', [perSequence, g.ints([0])], { keepdims: 0 }), 'act2', ['G', I]); // [G, I]
+    if (options.perSequence) g.output(perSequence, 'act2', ['B', 'G', I]);
+    else g.output(g.op('ReduceSum', [perSequence, g.ints([0])], { keepdims: 0 }), 'act2', ['G', I]); // [G, I]
     const dot = g.op('ReduceSum', [g.op('Mul', [x, out]), g.ints([-1])], { keepdims: 0 }); // [B, T]
     const norm = (t: string) => g.op('Sqrt', [g.op('ReduceSum', [g.op('Mul', [t, t]), g.ints([-1])], { keepdims: 0 })]);
     const cosine = g.op('Div', [dot, g.op('Max', [g.op('Mul', [norm(x), norm(out)]), g.scalar(1e-12)])]);
     const total = g.op('ReduceSum', [weights, g.ints([-1])], { keepdims: 0 }); // [B, T]
-    const influence = g.op('ReduceSum', [g.op('Mul', [g.op('Sub', [g.scalar(1), cosine]), total]), g.ints([0, 1])], { keepdims: 0 }); // []
-    g.output(influence, 'influence', []);
+    const axes = options.perSequence ? [1] : [0, 1];
+    const influence = g.op('ReduceSum', [g.op('Mul', [g.op('Sub', [g.scalar(1), cosine]), total]), g.ints(axes)], { keepdims: 0 }); // [] or [B]
+    g.output(influence, 'influence', options.perSequence ? ['B'] : []);
   }
   if (options.gram) gramOutput(g, h, I, options.gram);
   return g.toBytes(`${spec.modelType}_layer`);

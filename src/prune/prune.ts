@@ -9,7 +9,7 @@
  * (compensate.ts) right after that layer's statistics arrive.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { basename, join, resolve } from 'node:path';
 import { Engine } from '../engine/engine.js';
@@ -24,6 +24,7 @@ import { keptColumnChunks, keptRowChunks, tensorChunks } from '../model/slice.js
 import { EMBED, LM_HEAD, LAYER_TENSORS, layerPrefix } from '../model/tensor-names.js';
 import { encode, loadTokenizer } from '../model/tokenizer.js';
 import { removeOnInterrupt, scratchPath, writeDirAtomic } from '../util/atomic-dir.js';
+import { writeFileAtomic } from '../util/atomic-file.js';
 import { check } from '../util/errors.js';
 import { checkReadable, MAX_JSON_BYTES, readUserBytes } from '../util/files.js';
 import { jsonText, readJsonDocument } from '../util/json-text.js';
@@ -46,6 +47,8 @@ import { METHOD_TRAITS, type Method } from './methods.js';
 import { modelCard } from './model-card.js';
 import { compensateLayer, DEFAULT_DAMP, Gemm64 } from './compensate.js';
 import { CompensatedStore } from './compensated-store.js';
+import { type CalibShard, checkCalibShard, ExactStats, shardWindows } from './calib-shard.js';
+import { formatExact, scaledToNumber } from './exact-sum.js';
 import { encode as encodeAs } from '../gguf/quantize.js';
 import { loadF32 } from '../model/checkpoint.js';
 import {
@@ -112,6 +115,11 @@ export interface PruneOptions {
   seed: number;
   scoresIn?: string[];
   scoresOut?: string;
+  /**
+   * Compute only this shard's statistics (calib-shard.ts) and write them to scoresOut, no model
+   * (calibrateShard); the n shards summed by scoresIn give the single run's scores exactly.
+   */
+  calibShard?: CalibShard;
   force?: boolean;
   threads?: number;
   commandLine: string;
@@ -155,6 +163,19 @@ export interface PruneReport {
   seconds: PruneSeconds;
 }
 
+/** What `calibrateShard` did: which windows of the calibration it ran, and where the scores went. */
+export interface ShardReport {
+  input: string;
+  scoresOut: string;
+  shard: CalibShard;
+  /** Indices of the windows it ran, in the order a single run draws them. */
+  windows: number[];
+  calibration: NonNullable<PruneReport['calibration']>;
+  criterion: Criterion;
+  weighting: Weighting;
+  seconds: { read: number; calibrate: number; total: number };
+}
+
 export interface CompensationReport {
   damp: number;
   /** Per layer: λ, kept channels that never fired on a weighted token (held by damping alone), whether the layer had no statistics at all. */
@@ -194,6 +215,17 @@ interface Plan {
 }
 
 export async function prune(input: string, output: string, o: PruneOptions): Promise<PruneReport> {
+  check(!o.calibShard, 'internal: a calibration shard is computed by calibrateShard, not prune');
+  return (await pruneOrShard(input, output, o)) as PruneReport;
+}
+
+/** `prune --calib-shard i/n --scores-out F`: one shard's statistics, written atomically to F; no model. */
+export async function calibrateShard(input: string, o: PruneOptions & { calibShard: CalibShard }): Promise<ShardReport> {
+  check(o.scoresOut, "--calib-shard writes the shard's scores to --scores-out FILE (and no model); give --scores-out");
+  return (await pruneOrShard(input, o.scoresOut, o)) as ShardReport;
+}
+
+async function pruneOrShard(input: string, output: string, o: PruneOptions): Promise<PruneReport | ShardReport> {
   const clock = stopwatch();
   const src = openSource(input, o);
   const spec = src.ckpt.spec;
@@ -208,12 +240,17 @@ export async function prune(input: string, output: string, o: PruneOptions): Pro
   // Slow-tokenizer files are checked now, so a bad one is refused before any long work.
   const slow = grid.some((c) => c.budget.vocab < spec.vocabSize) ? readSlowFiles(src) : null;
   if (!o.scoresIn?.length && !o.calibWindows) checkReadable(o.calib); // a missing calibration file stops here, before any long work
+  if (o.calibShard) checkShardRun(o, o.calibShard);
   check(!(o.calibWindows && o.auto), '--auto measures on held-out calibration text; pre-tokenized calibration windows have none');
 
   // ── calibration text (held-out tail for --auto) and token counts for frequency vocabularies ──
   const ffnPruned = grid.some((c) => c.budget.ffn < spec.intermediateSize);
   const needsActivations = traits.dropsLayers || (ffnPruned && o.criterion === 'act2' && !o.scoresIn?.length);
   const weighting: Weighting = traits.dropsLayers ? 'none' : o.weighting; // Block Influence counts every token
+  check(
+    !o.calibShard || needsActivations,
+    '--calib-shard splits the calibration pass, and this prune has none (no FFN channel is scored by calibrated act², e.g. --method vocab-only or --criterion magnitude)',
+  );
   const calibration: Calibration | null =
     o.calibWindows && needsActivations
       ? windowsCalibration(o.calibWindows, o)
@@ -272,7 +309,7 @@ export async function prune(input: string, output: string, o: PruneOptions): Pro
       } else if (ffnPruned) {
         const layers =
           o.criterion === 'magnitude' ? magnitudeScores(src.ckpt) : randomScores(spec.numLayers, spec.intermediateSize, o.seed);
-        batchScores = [scoresRecord(src, o.criterion, null, null, null, { layers, influence: null, weightTotal: 0 })];
+        batchScores = [scoresRecord(src, o.criterion, null, null, null, { layers, influence: null, weightTotal: 0, exact: null })];
       } else batchScores = [];
       // One set per candidate, or one set shared by all.
       batch.forEach((_, i) => scores.push(batchScores[Math.min(i, batchScores.length - 1)]));
@@ -280,6 +317,21 @@ export async function prune(input: string, output: string, o: PruneOptions): Pro
     };
     await scoreCandidates(grid);
     const calibrate = clock.lap();
+    if (o.calibShard) {
+      const shard = o.calibShard;
+      await writeFileAtomic(output, { force: o.force, inputs: [input] }, (fd) => writeSync(fd, jsonText(scores[0])));
+      const report: ShardReport = {
+        input,
+        scoresOut: output,
+        shard,
+        windows: shardWindows(calibration!.windows.length, shard),
+        calibration: calibrationReport(calibration!, o),
+        criterion: scores[0].criterion,
+        weighting: scores[0].weighting!,
+        seconds: { read, calibrate, total: clock.total() },
+      };
+      return report;
+    }
 
     const planFor = (k: number): Plan => {
       const s = scores[k];
@@ -353,7 +405,8 @@ export async function prune(input: string, output: string, o: PruneOptions): Pro
     const search = clock.lap();
     const plan = planFor(chosen);
     const usedScores = scores[chosen];
-    if (o.scoresOut && usedScores) writeFileSync(o.scoresOut, jsonText(usedScores));
+    if (o.scoresOut && usedScores)
+      await writeFileAtomic(o.scoresOut, { force: true, inputs: [input] }, (fd) => writeSync(fd, jsonText(usedScores)));
 
     // ── write ──
     return await writeDirAtomic(output, { force: o.force, inputs: [input] }, async (tmp) => {
@@ -368,14 +421,7 @@ export async function prune(input: string, output: string, o: PruneOptions): Pro
         ffn: { before: spec.intermediateSize, after: plan.budget.ffn },
         layers: { before: spec.numLayers, after: spec.numLayers - plan.dropped.size, dropped: [...plan.dropped] },
         parameters: { before: src.before, after, removedRatio: 1 - after.total / src.before.total },
-        calibration: calibration && {
-          sha256: calibration.sha256,
-          files: calibration.files,
-          samples: calibration.options.samples,
-          seqLen: calibration.options.seqLen,
-          seed: o.seed,
-          corpusTokens: calibration.corpusTokens,
-        },
+        calibration: calibration && calibrationReport(calibration, o),
         criterion: plan.channels ? usedScores!.criterion : null,
         weighting: plan.channels || plan.dropped.size ? usedScores!.weighting : null,
         auto,
@@ -411,6 +457,31 @@ export async function prune(input: string, output: string, o: PruneOptions): Pro
     releaseStore();
     await gemm?.release();
   }
+}
+
+function calibrationReport(calibration: Calibration, o: PruneOptions): NonNullable<PruneReport['calibration']> {
+  return {
+    sha256: calibration.sha256,
+    files: calibration.files,
+    samples: calibration.options.samples,
+    seqLen: calibration.options.seqLen,
+    seed: o.seed,
+    corpusTokens: calibration.corpusTokens,
+  };
+}
+
+/** What a calibration shard needs, checked before any long work. */
+function checkShardRun(o: PruneOptions, shard: CalibShard): void {
+  checkCalibShard(shard);
+  check(
+    !o.scoresIn?.length,
+    '--calib-shard computes scores; sum the shards with --scores-in in the run that prunes, without --calib-shard',
+  );
+  check(
+    !o.auto,
+    '--calib-shard: the split search (--auto) measures pruned candidates, which needs the whole calibration; fix the split (--vocab-share s, --no-auto, or --vocab/--ffn)',
+  );
+  shardWindows(o.calibWindows?.length ?? o.samples, shard); // enough windows for n non-empty shards
 }
 
 function stopwatch(): { lap: () => number; total: () => number } {
@@ -560,9 +631,11 @@ function compensationApplies(src: Source, o: PruneOptions, candidates: Candidate
       ? `compensation needs calibration statistics, and --criterion ${o.criterion} uses none; use --criterion act2 or --no-compensate`
       : o.scoresIn?.length
         ? 'compensation needs a calibration pass, and --scores-in skips it; drop --scores-in or use --no-compensate'
-        : !ffnPruned
-          ? 'no FFN channel is removed (give --ffn or --ratio), so there is nothing to compensate'
-          : null;
+        : o.calibShard
+          ? 'a calibration shard writes only its scores (the Gram is not summed over shards); use --no-compensate'
+          : !ffnPruned
+            ? 'no FFN channel is removed (give --ffn or --ratio), so there is nothing to compensate'
+            : null;
   if (why == null) return true;
   check(o.compensate === 'auto', `--compensate: ${why}`);
   return false;
@@ -599,6 +672,9 @@ const keepHash = (keep: number[]): string => createHash('sha256').update(Int32Ar
  * With compensation the graph also sums the Gram hᵀ·diag(w)·h per group (only groups some candidate
  * counts); as each layer arrives, candidate k's Gram is the sum of its groups', its channels are
  * chosen from its scores, and its compensated down_proj is solved and stored; the Grams are dropped.
+ * The graph returns each window's act² and influence on its own, and they are summed exactly
+ * (calib-shard.ts ExactStats), so a shard (o.calibShard: a subset of the windows, weighted as in
+ * the whole calibration) sums with the others to this pass's scores bit for bit.
  */
 async function activationScoresFor(
   src: Source,
@@ -626,10 +702,18 @@ async function activationScoresFor(
     return weights;
   });
   const included = (k: number) => masks.map((m) => weighting === 'none' || (m & (1 << k)) !== 0);
-  const layerScores = (act2: Float64Array, k: number): number[] => {
-    const inc = included(k);
-    return Array.from({ length: I }, (_, j) => masks.reduce((sum, _m, g) => (inc[g] ? sum + act2[g * I + j] : sum), 0));
-  };
+  const run = shardWindows(calibration.windows.length, o.calibShard); // the windows this pass runs
+  const windows = run.map((w) => calibration.windows[w]);
+  const stats = new ExactStats(src.ckpt.spec.numLayers, G, I);
+  for (const w of run) stats.addWeights(statWeights[w]);
+  const layerScores = (layer: number, k: number): number[] => stats.layerScores(layer, included(k)).map(scaledToNumber);
+  // NaN or infinite statistics would pick channels at random and write a checkpoint with exit 0.
+  const checkFinite = () =>
+    check(
+      stats.broken < 0,
+      () =>
+        `calibration: the model's forward pass produces NaN or infinity (layer ${stats.broken}): its weights or config.json are broken, so no channel can be scored`,
+    );
 
   // Gram groups: the act² groups that at least one candidate counts, renumbered.
   const pruned = candidates.map((c) => c.budget.ffn < I);
@@ -648,11 +732,12 @@ async function activationScoresFor(
   );
   const keptOf: number[][] = []; // candidate 0's channels per layer (for sequential statistics)
   let summed: Float64Array | null = null; // candidate k's Gram [I, I] when it spans several groups, reused across layers
-  const onGram = async (layer: number, gram: Float32Array, act2: Float64Array | undefined) => {
+  const onGram = async (layer: number, gram: Float32Array) => {
+    checkFinite();
     const down = loadF32(src.ckpt, layerPrefix(layer) + LAYER_TENSORS.down); // [D, I]
     for (const [k, c] of candidates.entries()) {
       if (!pruned[k]) continue;
-      const channels = topChannels(layerScores(act2!, k), c.budget.ffn);
+      const channels = topChannels(layerScores(layer, k), c.budget.ffn);
       if (k === 0) keptOf[layer] = channels;
       const inc = included(k);
       const parts = masks
@@ -674,12 +759,13 @@ async function activationScoresFor(
     }
   };
   const engine = new Engine(src.ckpt, { threads: o.threads });
-  const targets = lossTargets(calibration.windows);
-  const { act2, influence, logprobs } = await engine.forward(calibration.windows, {
+  const targets = lossTargets(windows);
+  const { logprobs } = await engine.forward(windows, {
     targets,
-    statWeights,
+    statWeights: run.map((w) => statWeights[w]),
     statGroups: G,
-    gram: gramWeights ? { weights: gramWeights, groups: C, onLayer: onGram } : undefined,
+    onSequenceStats: (layer, _s, act2, influence) => stats.add(layer, act2, influence),
+    gram: gramWeights ? { weights: run.map((w) => gramWeights[w]), groups: C, onLayer: onGram } : undefined,
     // Sequential: layer ℓ runs again as pruned (removed columns of down_proj zero, kept ones refitted).
     rewriteLayer:
       o.sequential && comp && candidates.length === 1 && pruned[0]
@@ -688,26 +774,36 @@ async function activationScoresFor(
     onLayer: (l, n) => o.onProgress?.('calibrate', l, n),
   });
   await engine.release();
-  const weightTotal = statWeights.reduce((n, w) => n + w.reduce((a, b) => a + b, 0), 0);
-  // NaN or infinite statistics would pick channels at random and write a checkpoint with exit 0.
-  const broken = act2!.findIndex((layer) => layer.some((v) => !Number.isFinite(v)));
-  check(
-    broken < 0,
-    () =>
-      `calibration: the model's forward pass produces NaN or infinity (layer ${broken}): its weights or config.json are broken, so no channel can be scored`,
-  );
+  checkFinite();
   checkCalibrationLoss(targets, logprobs!);
+  const influence = stats.act2.map((_, l) => stats.influence.scaled(l));
+  const weightTotal = stats.weightTotal.scaled(0);
   const scores = keeps.map((keep, k) => {
-    const layers = act2!.map((a) => layerScores(a, k));
+    const exact = stats.act2.map((_, l) => stats.layerScores(l, included(k)));
+    const layers = exact.map((row) => row.map(scaledToNumber));
+    // A shard may hold no kept token; the shards summed are checked where they are used.
     check(
-      layers.some((l) => l.some((v) => v > 0)),
+      o.calibShard || layers.some((l) => l.some((v) => v > 0)),
       `no calibration token is kept in a vocabulary of ${keep.length}, so common act² has nothing to count; keep more vocabulary or use --weighting none`,
     );
-    return scoresRecord(src, 'act2', weighting, weighting === 'none' ? null : keepHash(keep), calibration, {
-      layers,
-      influence: influence!,
-      weightTotal,
-    });
+    return scoresRecord(
+      src,
+      'act2',
+      weighting,
+      weighting === 'none' ? null : keepHash(keep),
+      calibration,
+      {
+        layers,
+        influence: influence.map(scaledToNumber),
+        weightTotal: scaledToNumber(weightTotal),
+        exact: {
+          layers: exact.map((row) => row.map(formatExact)),
+          influence: influence.map(formatExact),
+          weightTotal: formatExact(weightTotal),
+        },
+      },
+      o.calibShard ?? null,
+    );
   });
   return { scores, compensation: reports };
 }
@@ -741,7 +837,8 @@ function scoresRecord(
   weighting: Weighting | null,
   keptVocabSha256: string | null,
   calibration: Calibration | null,
-  values: Pick<ChannelScores, 'layers' | 'influence' | 'weightTotal'>,
+  values: Pick<ChannelScores, 'layers' | 'influence' | 'weightTotal' | 'exact'>,
+  shard: CalibShard | null = null,
 ): ChannelScores {
   const { spec } = src.ckpt;
   return {
@@ -754,9 +851,11 @@ function scoresRecord(
       ? [
           {
             sha256: calibration.sha256,
+            field: calibration.options.field,
             samples: calibration.options.samples,
             seqLen: calibration.options.seqLen,
             seed: calibration.options.seed,
+            shard,
           },
         ]
       : [],
