@@ -11,7 +11,8 @@ import { exportGguf as writeGguf, type ExportOptions, type ExportReport } from '
 import { openCheckpoint } from './model/checkpoint.js';
 import { countParams, PARTS, type ParamCount, type Part } from './model/param-count.js';
 import { encode, loadTokenizer } from './model/tokenizer.js';
-import { prune as runPrune, type PruneReport } from './prune/prune.js';
+import type { CalibShard } from './prune/calib-shard.js';
+import { calibrateShard as runShard, prune as runPrune, type PruneReport, type ShardReport } from './prune/prune.js';
 import { CompactError } from './util/errors.js';
 import { readUserText } from './util/files.js';
 import { eosTokenIds, loadTasks, runTasks, type TaskResults } from './api-tasks.js';
@@ -71,6 +72,21 @@ export async function prune(dir: string, output: string, options: PruneSettings 
   return runPrune(dir, output, {
     commandLine: `compact-llm prune(${JSON.stringify(dir)}, ${JSON.stringify(output)}, ${JSON.stringify(recorded)})`,
     ...withPruneDefaults(options),
+    version: VERSION,
+  });
+}
+
+/**
+ * One calibration shard (`compact prune DIR --calib-shard i/n --scores-out F`): the statistics of
+ * the windows w with w mod n = i − 1, written to `options.scoresOut`; no model. `prune(dir, out,
+ * { scoresIn: [all n files] })` then gives exactly the single run's result (README: calibration on
+ * several machines). Give the same budget and calibration options as that run.
+ */
+export async function calibrateShard(dir: string, shard: CalibShard, options: PruneSettings & { scoresOut: string }): Promise<ShardReport> {
+  return runShard(dir, {
+    commandLine: `compact-llm calibrateShard(${JSON.stringify(dir)}, ${JSON.stringify(shard)})`,
+    ...withPruneDefaults({ ...options, calibShard: shard }),
+    calibShard: shard,
     version: VERSION,
   });
 }

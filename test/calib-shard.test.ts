@@ -9,6 +9,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSy
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
+import { calibrateShard, prune as libraryPrune } from '../src/api.js';
 import { main } from '../src/cli/main.js';
 import { ExactSums, formatExact, parseExact, scaledToNumber } from '../src/prune/exact-sum.js';
 import { HELDOUT_TEXT, STORIES } from './helpers/fixtures.js';
@@ -86,6 +87,20 @@ test('3 shards summed = one run, byte for byte, whatever the order of --scores-i
   await ok([MODEL, '-o', path('narrow-shards'), ...narrow, '--scores-in', ...shards]);
   await ok([MODEL, '-o', path('narrow-single'), ...narrow, '--scores-in', single]);
   assert.equal(sha256(path('narrow-shards/model.safetensors')), sha256(path('narrow-single/model.safetensors')));
+});
+
+test('the library: calibrateShard writes the CLI shard, byte for byte; prune refuses calibShard', async () => {
+  const file = path('library-shard.json');
+  const settings = { vocab: 430, ffn: 130, compensate: false, calib: [HELDOUT_TEXT], samples: 12, seqLen: 64, seed: 3 };
+  const report = await calibrateShard(MODEL, { index: 2, count: 3 }, { ...settings, scoresOut: file });
+  assert.deepEqual(report.windows, [1, 4, 7, 10]);
+  const cli = path('cli-shard.json');
+  await ok([MODEL, ...BUDGET, ...CALIB, '--calib-shard', '2/3', '--scores-out', cli]);
+  assert.equal(readFileSync(file, 'utf8'), readFileSync(cli, 'utf8'));
+  await assert.rejects(
+    libraryPrune(MODEL, path('never'), { ...settings, calibShard: { index: 1, count: 3 } }),
+    /a calibration shard writes only its scores, no model: use calibrateShard/,
+  );
 });
 
 test('the shard report says which windows it ran (w mod n = i − 1)', async () => {

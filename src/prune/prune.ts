@@ -215,7 +215,7 @@ interface Plan {
 }
 
 export async function prune(input: string, output: string, o: PruneOptions): Promise<PruneReport> {
-  check(!o.calibShard, 'internal: a calibration shard is computed by calibrateShard, not prune');
+  check(!o.calibShard, 'a calibration shard writes only its scores, no model: use calibrateShard (compact prune --calib-shard), not prune');
   return (await pruneOrShard(input, output, o)) as PruneReport;
 }
 

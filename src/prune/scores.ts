@@ -123,10 +123,14 @@ export function readScores(file: string): ChannelScores {
 
 const describeShard = (s: CalibShard) => `shard ${s.index}/${s.count}`;
 
-/** Settings that make two calibrations draw the same windows: the one that differs, or null. */
+/**
+ * Settings that make two calibrations the same (sha256, field, samples, seqLen, seed, and any
+ * setting a later version records): the one that differs, or null.
+ */
 function calibrationDifference(a: CalibrationRecord, b: CalibrationRecord): string | null {
-  for (const key of ['sha256', 'field', 'samples', 'seqLen', 'seed'] as const)
-    if (a[key] !== b[key]) return `${key} ${JSON.stringify(a[key])} vs ${JSON.stringify(b[key])}`;
+  const keys = [...new Set([...Object.keys(a), ...Object.keys(b)])].filter((k) => k !== 'shard') as (keyof CalibrationRecord)[];
+  for (const key of keys)
+    if (JSON.stringify(a[key]) !== JSON.stringify(b[key])) return `${key} ${JSON.stringify(a[key])} vs ${JSON.stringify(b[key])}`;
   if (a.shard?.count !== b.shard?.count) return `split into ${a.shard?.count} vs ${b.shard?.count} shards`;
   return null;
 }
