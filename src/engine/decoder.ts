@@ -2,16 +2,22 @@
  * Greedy decoding with every layer's weights resident and a key/value cache: one sequence
  * (`generate`, `prefill`/`step`) or several decoded together (`generateBatch`). The layer-wise
  * Engine suits batched scoring (a layer's weights are read once per batch); decoding needs every
- * layer at every step, so the Decoder keeps them all in memory (f32) and runs each step on the
- * new token(s) only. Used for generate_until tasks, greedy agreement and per-token latency.
+ * layer at every step, so the Decoder keeps them all in memory and runs each step on the new
+ * token(s) only. Used for generate_until tasks, greedy agreement and per-token latency.
+ *
+ * Weights are held in f32 or as stored (see DecoderOptions.weights). A decoding step reads every
+ * weight once, so widening bf16/f16 inside the graph at every step makes it slower (see
+ * docs/benchmarks.md, "Narrow weights"); f32 is the default while it fits comfortably in memory.
  */
+import { totalmem } from 'node:os';
 import ort from 'onnxruntime-node';
 import type { Checkpoint } from '../model/checkpoint.js';
 import type { ModelSpec } from '../model/spec.js';
+import { EMBED } from '../model/tensor-names.js';
 import { check } from '../util/errors.js';
 import { buildHeadGraph } from './head-graph.js';
 import { buildLayerGraph } from './layer-graph.js';
-import { embedInto, loadEmbedding, loadHeadWeights, loadLayerWeights } from './layer-weights.js';
+import { embedInto, type HeadWeights, loadHeadWeights, loadLayerWeights } from './layer-weights.js';
 import { attentionMask, ropeTables } from './positions.js';
 import { createSession } from './session.js';
 
@@ -32,6 +38,25 @@ export interface DecoderTimings {
   feedsMs: number;
 }
 
+export interface DecoderOptions {
+  /** Intra-op threads (default: all cores). */
+  threads?: number;
+  /**
+   * 'f32': weights widened once when opened (fastest steps); 'stored': as the checkpoint stores
+   * them (bf16/f16: half the memory), widened in the graph at every step. Default: 'f32' when the
+   * widened weights take at most a quarter of this machine's memory, else 'stored'.
+   */
+  weights?: 'f32' | 'stored';
+}
+
+/** 'f32' when the layers and head widened to f32 fit in a quarter of the machine's memory. */
+function defaultWeights(ckpt: Checkpoint): 'f32' | 'stored' {
+  let elements = 0;
+  for (const [name, info] of ckpt.tensors)
+    if (name !== EMBED || ckpt.spec.tiedEmbeddings) elements += info.shape.reduce((a, b) => a * b, 1);
+  return 4 * elements <= totalmem() / 4 ? 'f32' : 'stored';
+}
+
 export class Decoder {
   private caches: Cache[] = [];
   readonly timings: DecoderTimings = { prefillMs: 0, decodeMs: 0, steps: 0, layersMs: 0, headMs: 0, feedsMs: 0 };
@@ -40,20 +65,35 @@ export class Decoder {
     readonly spec: ModelSpec,
     private readonly layerSession: ort.InferenceSession,
     private readonly headSession: ort.InferenceSession,
+    private readonly ckpt: Checkpoint,
     private readonly layers: Record<string, ort.Tensor>[],
-    private readonly embedding: Float32Array, // [V, D]
-    private readonly head: { norm: ort.Tensor; weight: ort.Tensor },
+    private readonly head: HeadWeights,
   ) {}
 
-  static async open(ckpt: Checkpoint, options: { threads?: number } = {}): Promise<Decoder> {
+  static async open(ckpt: Checkpoint, options: DecoderOptions = {}): Promise<Decoder> {
     const spec = ckpt.spec;
-    const embedding = loadEmbedding(ckpt);
-    const layers = Array.from({ length: spec.numLayers }, (_, layer) => loadLayerWeights(ckpt, layer));
+    const narrow = (options.weights ?? defaultWeights(ckpt)) === 'stored';
+    let layers = Array.from({ length: spec.numLayers }, (_, layer) => loadLayerWeights(ckpt, layer, narrow));
+    // One layer graph serves every layer: layers stored in different dtypes are all widened to f32.
+    if (new Set(layers.map((l) => JSON.stringify(l.wires))).size > 1)
+      layers = layers.map((_, layer) => loadLayerWeights(ckpt, layer, false));
+    const head = loadHeadWeights(ckpt, narrow);
     const [layerSession, headSession] = await Promise.all([
-      createSession(buildLayerGraph(spec, { stats: false, cache: true, rowPositions: true }), options.threads, false),
-      createSession(buildHeadGraph(spec), options.threads, false),
+      createSession(
+        buildLayerGraph(spec, { stats: false, cache: true, rowPositions: true, wires: layers[0].wires }),
+        options.threads,
+        false,
+      ),
+      createSession(buildHeadGraph(spec, head.wire, { logits: true }), options.threads, false),
     ]);
-    return new Decoder(spec, layerSession, headSession, layers, embedding, loadHeadWeights(ckpt, embedding));
+    return new Decoder(
+      spec,
+      layerSession,
+      headSession,
+      ckpt,
+      layers.map((l) => l.feeds),
+      head,
+    );
   }
 
   /** Tokens in the cache. */
@@ -184,7 +224,7 @@ export class Decoder {
     const R = ids.length;
     const S = this.caches[0].key.dims[2] + 1; // keys after this step's column
     const x = new Float32Array(R * D); // [R, 1, D]
-    embedInto(x, 0, ids, this.embedding, D, this.spec.embedScale);
+    embedInto(x, 0, ids, this.ckpt);
     let hidden: ort.Tensor = new ort.Tensor('float32', x, [R, 1, D]);
     const positionFeeds = new Map<string, Record<string, ort.Tensor>>(); // per distinct layer kind
     for (const [layer, weights] of this.layers.entries()) {
@@ -226,7 +266,7 @@ export class Decoder {
       {
         hidden: new ort.Tensor('float32', hidden.data as Float32Array, [R, D]),
         norm: this.head.norm,
-        head: this.head.weight,
+        ...this.head.feeds,
         targets: new ort.Tensor('int64', new BigInt64Array(R), [R, 1]),
       },
       ['argmax'],
@@ -241,7 +281,7 @@ export class Decoder {
     const T = ids.length;
     const past = this.length;
     const x = new Float32Array(T * D); // [1, T, D]
-    embedInto(x, 0, ids, this.embedding, D, this.spec.embedScale);
+    embedInto(x, 0, ids, this.ckpt);
     let hidden: ort.Tensor = new ort.Tensor('float32', x, [1, T, D]);
     const positionFeeds = new Map<string, Record<string, ort.Tensor>>(); // per distinct layer kind
     for (const [layer, weights] of this.layers.entries()) {
@@ -267,7 +307,7 @@ export class Decoder {
       {
         hidden: new ort.Tensor('float32', last, [1, D]),
         norm: this.head.norm,
-        head: this.head.weight,
+        ...this.head.feeds,
         targets: new ort.Tensor('int64', new BigInt64Array(1), [1, 1]),
       },
       ['logits'],

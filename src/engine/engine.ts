@@ -10,9 +10,9 @@ import type { ModelSpec } from '../model/spec.js';
 import { check } from '../util/errors.js';
 import { buildHeadGraph } from './head-graph.js';
 import { runHead } from './head-run.js';
-import { buildLayerGraph } from './layer-graph.js';
+import { buildLayerGraph, type LayerGraphOptions } from './layer-graph.js';
 import { layerTensorShapes, type LayerTensorRole } from '../model/tensor-names.js';
-import { embedInto, loadEmbedding, loadHeadWeights, loadLayerWeights } from './layer-weights.js';
+import { embedInto, type HeadWeights, loadHeadWeights, loadLayerWeights } from './layer-weights.js';
 import { attentionMask, ropeTables } from './positions.js';
 import { createSession } from './session.js';
 
@@ -84,7 +84,7 @@ export interface ForwardResult {
   argmax?: Int32Array[];
   /** Per sequence, logits [T, V]. */
   logits?: Float32Array[];
-  /** Wall time: reading and widening weights, running layers, running the head. */
+  /** Wall time: reading weights, running layers, running the head. */
   timings: { loadMs: number; layersMs: number; headMs: number };
 }
 
@@ -102,9 +102,8 @@ interface MicroBatch {
 
 export class Engine {
   private layerSessions = new Map<string, Promise<ort.InferenceSession>>();
-  private headSession?: Promise<ort.InferenceSession>;
-  private embedding?: Float32Array; // [V, D]
-  private head?: { norm: ort.Tensor; weight: ort.Tensor };
+  private headSessions = new Map<boolean, Promise<ort.InferenceSession>>();
+  private head?: HeadWeights;
 
   constructor(
     readonly ckpt: Checkpoint,
@@ -131,7 +130,6 @@ export class Engine {
     const gramGroups = request.gram?.groups ?? 0;
     if (request.gram) for (const batch of batches) batch.gram = gramFeeds(batch, sequences, request.gram.weights, gramGroups);
     const perSequence = stats && request.onSequenceStats != null;
-    const session = await this.layerSession(stats, gramGroups, perSequence);
     const timings = { loadMs: 0, layersMs: 0, headMs: 0 };
     const result: ForwardResult = stats ? { act2: [], influence: [], timings } : { timings };
 
@@ -147,10 +145,11 @@ export class Engine {
       const act2 = new Float64Array(groups * spec.intermediateSize);
       let influence = 0;
       let gram: Float32Array | undefined; // [C, I, I]
+      const session = await this.layerSession({ stats, gram: gramGroups, perSequence, wires: weights.wires });
       const inputs = request.rewriteLayer ? batches.map((b) => b.hidden) : null; // [B, T, D] each, for the rerun
       for (const batch of batches) {
         const feeds: Record<string, ort.Tensor> = {
-          ...weights,
+          ...weights.feeds,
           hidden: batch.hidden,
           ...(batch.tree ? this.treeFeeds(layer, batch.tree) : this.positionFeeds(layer, batch.length)),
         };
@@ -175,14 +174,16 @@ export class Engine {
       if (request.gram) await request.gram.onLayer(layer, gram!, stats ? act2 : undefined);
       const rewritten = request.rewriteLayer?.(layer);
       if (rewritten) {
-        const plain = await this.layerSession(false);
+        // The rewritten matrices come in f32.
+        const wires = Object.fromEntries(Object.entries(weights.wires).filter(([role]) => !(role in rewritten)));
+        const plain = await this.layerSession({ stats: false, wires });
         const shapes = layerTensorShapes(spec);
         const replaced = Object.fromEntries(
           Object.entries(rewritten).map(([role, data]) => [role, new ort.Tensor('float32', data, shapes[role as LayerTensorRole]!)]),
         );
         for (const [i, batch] of batches.entries()) {
           const feeds: Record<string, ort.Tensor> = {
-            ...weights,
+            ...weights.feeds,
             ...replaced,
             hidden: inputs![i],
             ...(batch.tree ? this.treeFeeds(layer, batch.tree) : this.positionFeeds(layer, batch.length)),
@@ -200,8 +201,9 @@ export class Engine {
     }
     if (request.targets || request.logits) {
       const clock = performance.now();
-      const session = await (this.headSession ??= createSession(buildHeadGraph(this.spec), this.options.threads));
-      Object.assign(result, await runHead(session, this.headWeights(), this.spec, sequences, batches, request));
+      const head = (this.head ??= loadHeadWeights(this.ckpt));
+      const session = await this.headSession(head, request.logits === true);
+      Object.assign(result, await runHead(session, head, this.spec, sequences, batches, request));
       timings.headMs = performance.now() - clock;
     }
     return result;
@@ -217,8 +219,6 @@ export class Engine {
     const D = this.spec.hiddenSize;
     const budget = this.options.tokensPerRun ?? 2048;
     const order = sequences.map((_, i) => i).sort((a, b) => sequences[b].length - sequences[a].length || a - b);
-    const embedding = this.embeddingMatrix();
-    const scale = this.spec.embedScale;
     const batches: MicroBatch[] = [];
     for (let start = 0; start < order.length;) {
       const length = sequences[order[start]].length;
@@ -233,7 +233,7 @@ export class Engine {
       const hidden = new Float32Array(count * length * D); // [B, T, D], padding stays 0
       const weights = statWeights ? new Float32Array(count * length * groups) : undefined; // [B, T, G], padding 0
       members.forEach((s, b) => {
-        embedInto(hidden, b * length, sequences[s], embedding, D, scale);
+        embedInto(hidden, b * length, sequences[s], this.ckpt);
         if (weights) {
           check(
             statWeights![s].length === sequences[s].length * groups,
@@ -304,28 +304,32 @@ export class Engine {
     return feeds;
   }
 
-  private embeddingMatrix(): Float32Array {
-    return (this.embedding ??= loadEmbedding(this.ckpt));
+  /** The head's session: an f32 head has one graph; a narrow one a graph with logits and one without (see buildHeadGraph). */
+  private headSession(head: HeadWeights, logits: boolean): Promise<ort.InferenceSession> {
+    const key = head.wire === 'float32' || logits;
+    let session = this.headSessions.get(key);
+    if (!session) {
+      session = createSession(buildHeadGraph(this.spec, head.wire, { logits }), this.options.threads);
+      this.headSessions.set(key, session);
+    }
+    return session;
   }
 
-  private headWeights(): { norm: ort.Tensor; weight: ort.Tensor } {
-    return (this.head ??= loadHeadWeights(this.ckpt, this.embeddingMatrix()));
-  }
-
-  private layerSession(stats: boolean, gram = 0, perSequence = false): Promise<ort.InferenceSession> {
-    const key = `${stats}:${gram}:${perSequence}`;
+  /** The layer session for these outputs and weight types (one per combination; usually every layer has the same). */
+  private layerSession(options: LayerGraphOptions): Promise<ort.InferenceSession> {
+    const key = JSON.stringify(options);
     let session = this.layerSessions.get(key);
     if (!session) {
-      session = createSession(buildLayerGraph(this.spec, { stats, gram, perSequence }), this.options.threads);
+      session = createSession(buildLayerGraph(this.spec, options), this.options.threads);
       this.layerSessions.set(key, session);
     }
     return session;
   }
 
   async release(): Promise<void> {
-    for (const s of [...this.layerSessions.values(), this.headSession]) if (s) await (await s).release();
+    for (const s of [...this.layerSessions.values(), ...this.headSessions.values()]) await (await s).release();
     this.layerSessions.clear();
-    this.headSession = undefined;
+    this.headSessions.clear();
   }
 }
 

@@ -7,7 +7,8 @@
  * Inputs:  hidden [B, T, D], cos/sin [T, 1, hd], mask [T, S] (additive: 0 or −inf; S = P + T keys;
  *          with `rowPositions`: cos/sin [B, T, 1, hd] and mask [B, 1, 1, T, S], per sequence),
  *          statWeights [B, T, G] (G weightings of the positions, e.g. one per candidate
- *          vocabulary), pastKey/pastValue [B, K, P, hd] (with a cache), and the weights.
+ *          vocabulary), pastKey/pastValue [B, K, P, hd] (with a cache), and the weights (matrices
+ *          f32, or as stored: f16, or bf16 bits as uint16; see LayerGraphOptions.wires).
  * Outputs: hidden_out [B, T, D]; act2 [G, I] = Σ_t w_{t,g} · h_t² with h the input of down_proj;
  *          influence [] = Σ_t (Σ_g w_{t,g}) · (1 − cos(x_t, y_t)) between the layer's input and output;
  *          with `perSequence`: act2 [B, G, I] and influence [B], one row per sequence (not summed
@@ -20,7 +21,8 @@
  */
 import type { ModelSpec } from '../model/spec.js';
 import { layerTensorShapes, type LayerTensorRole } from '../model/tensor-names.js';
-import { GraphBuilder } from './onnx-graph.js';
+import type { LayerWires } from './layer-weights.js';
+import { GraphBuilder, type WireType } from './onnx-graph.js';
 
 export interface LayerGraphOptions {
   /** Emit the act² and block-influence statistics. */
@@ -33,6 +35,8 @@ export interface LayerGraphOptions {
   cache?: boolean;
   /** RoPE rows and mask per sequence of the batch (batched decoding: each sequence at its own position, seeing its own keys). */
   rowPositions?: boolean;
+  /** How each weight matrix arrives (absent: f32); narrow ones are widened in the graph just before their MatMul. */
+  wires?: LayerWires;
 }
 
 export function buildLayerGraph(spec: ModelSpec, options: LayerGraphOptions): Uint8Array {
@@ -45,7 +49,9 @@ export function buildLayerGraph(spec: ModelSpec, options: LayerGraphOptions): Ui
   const sin = g.input('sin', options.rowPositions ? ['B', 'T', 1, hd] : ['T', 1, hd]);
   const mask = g.input('mask', options.rowPositions ? ['B', 1, 1, 'T', 'S'] : ['T', 'S']);
   const w: Partial<Record<LayerTensorRole, string>> = {};
-  for (const [role, shape] of Object.entries(layerTensorShapes(spec))) w[role as LayerTensorRole] = g.input(role, shape);
+  const wire = (role: LayerTensorRole): WireType => options.wires?.[role] ?? 'float32';
+  for (const [role, shape] of Object.entries(layerTensorShapes(spec)))
+    w[role as LayerTensorRole] = g.weightInput(role, shape, wire(role as LayerTensorRole));
 
   const eps = g.scalar(spec.normEps);
   const two = g.scalar(2);
@@ -56,7 +62,7 @@ export function buildLayerGraph(spec: ModelSpec, options: LayerGraphOptions): Ui
     return g.op('Mul', [g.op('Div', [v, g.op('Sqrt', [g.op('Add', [meanSquare, eps])])]), weight]);
   };
   const linear = (v: string, weight: LayerTensorRole, bias?: LayerTensorRole): string => {
-    const y = g.op('MatMul', [v, g.op('Transpose', [w[weight]!], { perm: [1, 0] })]);
+    const y = g.op('MatMul', [v, g.op('Transpose', [g.widen(w[weight]!, wire(weight))], { perm: [1, 0] })]);
     return bias && w[bias] ? g.op('Add', [y, w[bias]!]) : y;
   };
   // rotate_half(v) = [−v₂, v₁] over the last axis; RoPE: v·cos + rotate_half(v)·sin.

@@ -8,7 +8,9 @@ const { onnx } = onnxProto;
 const { AttributeType } = onnx.AttributeProto;
 const { DataType } = onnx.TensorProto;
 
+/** The opset of every graph, except those that reinterpret bits (BitCast is new in opset 26). */
 export const OPSET = 18;
+const BITCAST_OPSET = 26;
 
 /** A float attribute (plain numbers are INT, number[] is INTS). */
 export class FloatAttr {
@@ -17,8 +19,21 @@ export class FloatAttr {
 export const float = (value: number): FloatAttr => new FloatAttr(value);
 type AttrValue = number | number[] | string | FloatAttr;
 type Dim = number | string;
-type ElemType = 'float' | 'int64' | 'double';
-const ELEM_TYPES: Record<ElemType, number> = { float: DataType.FLOAT, int64: DataType.INT64, double: DataType.DOUBLE };
+type ElemType = 'float' | 'int64' | 'double' | 'float16' | 'uint16';
+const ELEM_TYPES: Record<ElemType, number> = {
+  float: DataType.FLOAT,
+  int64: DataType.INT64,
+  double: DataType.DOUBLE,
+  float16: DataType.FLOAT16,
+  uint16: DataType.UINT16,
+};
+
+/**
+ * How a weight travels from JavaScript into a graph: f32, f16 (ONNX Runtime's 'float16'), or
+ * bf16 as its raw bits in a 'uint16' tensor (onnxruntime-node's Tensor has no bfloat16 type).
+ */
+export type WireType = 'float32' | 'float16' | 'bfloat16';
+const WIRE_ELEM: Record<WireType, ElemType> = { float32: 'float', float16: 'float16', bfloat16: 'uint16' };
 
 export class GraphBuilder {
   private readonly nodes: onnxProto.onnx.INodeProto[] = [];
@@ -26,6 +41,7 @@ export class GraphBuilder {
   private readonly outputs: onnxProto.onnx.IValueInfoProto[] = [];
   private readonly initializers: onnxProto.onnx.ITensorProto[] = [];
   private counter = 0;
+  private opset = OPSET;
 
   input(name: string, dims: Dim[], type: ElemType = 'float'): string {
     this.inputs.push(valueInfo(name, dims, type));
@@ -35,6 +51,23 @@ export class GraphBuilder {
   output(value: string, name: string, dims: Dim[], type: ElemType = 'float'): void {
     this.op('Identity', [value], {}, name);
     this.outputs.push(valueInfo(name, dims, type));
+  }
+
+  /** A weight input as it arrives from JavaScript (`wire`); widen it where it is used. */
+  weightInput(name: string, dims: Dim[], wire: WireType): string {
+    return this.input(name, dims, WIRE_ELEM[wire]);
+  }
+
+  /**
+   * A narrow value as f32, exactly: f16 by Cast; bf16 bits (uint16) reinterpreted as bfloat16
+   * (BitCast), then Cast. Widening a [4864, 896] tensor this way took 2.6 ms on one thread
+   * against 4.5 ms for Cast to uint32, BitShift left 16, BitCast to float.
+   */
+  widen(value: string, wire: WireType): string {
+    if (wire === 'float32') return value;
+    if (wire === 'float16') return this.op('Cast', [value], { to: DataType.FLOAT });
+    this.opset = Math.max(this.opset, BITCAST_OPSET);
+    return this.op('Cast', [this.op('BitCast', [value], { to: DataType.BFLOAT16 })], { to: DataType.FLOAT });
   }
 
   /** A constant tensor baked into the graph. */
@@ -73,9 +106,9 @@ export class GraphBuilder {
 
   toBytes(graphName: string): Uint8Array {
     const model = onnx.ModelProto.create({
-      irVersion: 8,
+      irVersion: this.opset > OPSET ? 10 : 8,
       producerName: 'compact',
-      opsetImport: [{ domain: '', version: OPSET }],
+      opsetImport: [{ domain: '', version: this.opset }],
       graph: { name: graphName, node: this.nodes, input: this.inputs, output: this.outputs, initializer: this.initializers },
     });
     return onnx.ModelProto.encode(model).finish();

@@ -152,6 +152,19 @@ export function readTensorBytes(info: TensorInfo, rowStart = 0, rowEnd = info.sh
   }
 }
 
+/** Reads rows `rows` (any order, repeats allowed) of a tensor's first dimension, concatenated, through one open file. */
+export function readTensorRows(info: TensorInfo, rows: readonly number[]): Uint8Array {
+  const rowBytes = (info.end - info.begin) / Math.max(1, info.shape[0]);
+  const out = new Uint8Array(rows.length * rowBytes);
+  const fd = openFile(info.file);
+  try {
+    rows.forEach((r, i) => readInto(fd, out, i * rowBytes, info.begin + r * rowBytes, rowBytes, basename(info.file)));
+  } finally {
+    closeSync(fd);
+  }
+  return out;
+}
+
 /** Reads a float tensor (or a range of its rows) widened to f32. */
 export function readTensorF32(info: TensorInfo, rowStart?: number, rowEnd?: number): Float32Array {
   check(
@@ -170,10 +183,14 @@ function openFile(file: string): number {
 }
 
 function readExactly(fd: number, position: number, length: number, where: string): Uint8Array {
-  const out = new Uint8Array(length);
+  return readInto(fd, new Uint8Array(length), 0, position, length, where);
+}
+
+/** Reads `length` bytes at file `position` into `out` from `offset` on. */
+function readInto(fd: number, out: Uint8Array, offset: number, position: number, length: number, where: string): Uint8Array {
   let done = 0;
   while (done < length) {
-    const n = readSync(fd, out, done, Math.min(length - done, 1 << 30), position + done);
+    const n = readSync(fd, out, offset + done, Math.min(length - done, 1 << 30), position + done);
     check(n > 0, `${where}: unexpected end of file at byte ${position + done} (file truncated?)`);
     done += n;
   }
