@@ -12,7 +12,9 @@ import { after, test } from 'node:test';
 import { calibrateShard, prune as libraryPrune } from '../src/api.js';
 import { main } from '../src/cli/main.js';
 import { ExactSums, formatExact, parseExact, scaledToNumber } from '../src/prune/exact-sum.js';
-import { HELDOUT_TEXT, STORIES } from './helpers/fixtures.js';
+import { Engine } from '../src/engine/engine.js';
+import { openCheckpoint } from '../src/model/checkpoint.js';
+import { FAMILY_FIXTURES, HELDOUT_TEXT, STORIES } from './helpers/fixtures.js';
 
 const work = mkdtempSync(join(tmpdir(), 'compact-calib-shard-'));
 after(() => rmSync(work, { recursive: true, force: true }));
@@ -120,6 +122,40 @@ test('ShortGPT: block influence sums exactly over shards (same layers dropped)',
   const { single, shards } = await singleAndShards('shortgpt', flags);
   await assertSumIsSingle('shortgpt', flags, single, shards);
   assert.ok(json(single).exact.influence.every((v: string) => v !== '0'));
+});
+
+test("a window's statistics do not depend on the windows batched with it (stories260K and every family fixture)", async () => {
+  for (const dir of [
+    MODEL,
+    ...readdirSync(FAMILY_FIXTURES)
+      .filter((f) => !f.endsWith('.md'))
+      .map((f) => FAMILY_FIXTURES + f),
+  ]) {
+    const ckpt = openCheckpoint(dir);
+    const V = ckpt.spec.vocabSize;
+    const windows = Array.from({ length: 6 }, (_, s) => Array.from({ length: 24 }, (_, t) => (s * 7919 + t * 104729) % V));
+    const G = 2;
+    const statWeights = windows.map((w) =>
+      Float32Array.from({ length: w.length * G }, (_, i) => (((i >> 1) % 3 === 0) === (i % 2 === 0) ? 1 : 0)),
+    );
+    const perWindow = async (tokensPerRun: number) => {
+      const seen: string[] = [];
+      const engine = new Engine(ckpt, { tokensPerRun });
+      await engine.forward(windows, {
+        statWeights,
+        statGroups: G,
+        onSequenceStats: (layer, s, act2, influence) =>
+          (seen[layer * windows.length + s] = Buffer.from(Float32Array.of(...act2, influence).buffer).toString('hex')),
+      });
+      await engine.release();
+      return seen;
+    };
+    // One window per run, two, and all six in one run.
+    const alone = await perWindow(24);
+    assert.equal(alone.length, ckpt.spec.numLayers * windows.length);
+    assert.deepEqual(await perWindow(48), alone, dir);
+    assert.deepEqual(await perWindow(4096), alone, dir);
+  }
 });
 
 test('exact sums: any order and grouping give the same value, where float64 does not', () => {

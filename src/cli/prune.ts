@@ -51,7 +51,7 @@ export function registerPrune(program: Command, version: string, argv: string[])
     .command('prune')
     .description('prune rare vocabulary and FFN channels (COMPACT) or layers (ShortGPT) and write a standard checkpoint')
     .argument('<dir>', 'Hugging Face checkpoint directory')
-    .addOption(outputOption('dir', 'output directory (not with --calib-shard, which writes no model)').makeOptionMandatory(false))
+    .addOption(outputOption('dir', 'output directory; required unless --calib-shard').makeOptionMandatory(false))
     .addOption(
       new Option('--method <m>', 'compact | vocab-only | ffn-only | shortgpt (depth pruning baseline)')
         .choices(METHODS)
