@@ -9,12 +9,15 @@ import { registerInspect } from './inspect.js';
 import { closeProgressBars } from './progress.js';
 import { registerPrune, registerPruneVocab } from './prune.js';
 
+/** `compact … | head` closes the pipe early: stop quietly, as Unix tools do, not with a stack trace. */
+function exitOnClosedPipe(e: NodeJS.ErrnoException): void {
+  if (e.code !== 'EPIPE') throw e;
+  process.exit(0);
+}
+
 export async function main(argv: string[]): Promise<number> {
-  // `compact … | head` closes the pipe early: stop quietly, as Unix tools do, not with a stack trace.
-  process.stdout.on('error', (e: NodeJS.ErrnoException) => {
-    if (e.code !== 'EPIPE') throw e;
-    process.exit(0);
-  });
+  // Once per process: main() run again in the same process (a warm test worker) added one listener per call.
+  if (!process.stdout.listeners('error').includes(exitOnClosedPipe)) process.stdout.on('error', exitOnClosedPipe);
   const program = new Command()
     .name('compact')
     .description('Make Hugging Face decoder LLMs smaller the COMPACT way, and measure what it costs')
