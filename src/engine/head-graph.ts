@@ -14,7 +14,11 @@
  */
 import type { ModelSpec } from '../model/spec.js';
 import { HEAD_PART_ROWS } from './layer-weights.js';
+import { check } from '../util/errors.js';
 import { GraphBuilder, type WireType } from './onnx-graph.js';
+
+const FLOAT = 1; // ONNX TensorProto data types
+const INT64 = 7;
 
 export function buildHeadGraph(spec: ModelSpec, wire: WireType = 'float32', options: { logits?: boolean } = {}): Uint8Array {
   const g = new GraphBuilder();
@@ -43,30 +47,35 @@ export function buildHeadGraph(spec: ModelSpec, wire: WireType = 'float32', opti
     return g.toBytes(`${spec.modelType}_head`);
   }
 
+  // Each part's logits [N, rows] feed one Concat of their reductions (log-sum-exp, max, argmax as
+  // a float, the logit of each target in the part, else 0), so ONNX Runtime finishes and frees a
+  // part before the next: reductions reached through separate outputs kept all parts alive at once.
+  check(V <= 2 ** 24, `vocabulary of ${V} ids: argmax ids are carried in f32, exact up to 2^24`);
   const parts: string[] = []; // logits [N, rows] per part
-  const sums: string[] = []; // logsumexp [N, 1] per part
-  const maxima: string[] = []; // [N, 1]
-  const winners: string[] = []; // global id of each part's argmax [N, 1]
-  let picked = g.op('Mul', [g.op('Cast', [targets], { to: 1 }), g.scalar(0)]); // [N, K] zeros, filled part by part
+  const reduced: string[] = []; // [N, 3 + K] per part
   for (let c = 0, first = 0; first < V; c++, first += HEAD_PART_ROWS) {
     const rows = Math.min(HEAD_PART_ROWS, V - first);
-    const logits = softcap(g.op('Gemm', [normed, g.widen(g.weightInput(`head_${c}`, [rows, D], wire), wire)], { transB: 1 })); // [N, rows]
+    const logits = softcap(g.op('Gemm', [normed, g.widen(g.weightInput(`head_${c}`, [rows, D], wire), wire)], { transB: 1 }));
     parts.push(logits);
-    sums.push(g.op('ReduceLogSumExp', [logits, lastAxis], { keepdims: 1 }));
-    maxima.push(g.op('ReduceMax', [logits, lastAxis], { keepdims: 1 }));
-    winners.push(g.op('Add', [g.op('ArgMax', [logits], { axis: 1, keepdims: 1, select_last_index: 0 }), g.ints([first])]));
-    // Targets in [first, first + rows): their logit from this part.
-    const local = g.op('Sub', [targets, g.ints([first])]);
+    const local = g.op('Sub', [targets, g.ints([first])]); // [N, K]
     const inside = g.op('And', [g.op('GreaterOrEqual', [local, g.ints([0])]), g.op('Less', [local, g.ints([rows])])]);
     const clamped = g.op('Max', [g.op('Min', [local, g.ints([rows - 1])]), g.ints([0])]);
-    picked = g.op('Where', [inside, g.op('GatherElements', [logits, clamped], { axis: 1 }), picked]);
+    const picked = g.op('Where', [inside, g.op('GatherElements', [logits, clamped], { axis: 1 }), g.scalar(0)]); // [N, K]
+    const winner = g.op('Add', [g.op('ArgMax', [logits], { axis: 1, keepdims: 1, select_last_index: 0 }), g.ints([first])]); // [N, 1]
+    const lse = g.op('ReduceLogSumExp', [logits, lastAxis], { keepdims: 1 }); // [N, 1]
+    const max = g.op('ReduceMax', [logits, lastAxis], { keepdims: 1 }); // [N, 1]
+    reduced.push(g.op('Concat', [lse, max, g.op('Cast', [winner], { to: FLOAT }), picked], { axis: 1 }));
   }
-  const join = (values: string[]) => (values.length === 1 ? values[0] : g.op('Concat', values, { axis: 1 }));
-  if (options.logits) g.output(join(parts), 'logits', ['N', V]);
-  const logsumexp = g.op('ReduceLogSumExp', [join(sums), lastAxis], { keepdims: 1 }); // [N, 1]
+  if (options.logits) g.output(parts.length === 1 ? parts[0] : g.op('Concat', parts, { axis: 1 }), 'logits', ['N', V]);
+  const C = reduced.length;
+  const all = g.op('Reshape', [C === 1 ? reduced[0] : g.op('Concat', reduced, { axis: 1 }), g.ints([0, C, -1])]); // [N, C, 3 + K]
+  const column = (from: number, to: number) => g.op('Slice', [all, g.ints([from]), g.ints([to]), g.ints([2])]); // [N, C, to − from]
+  const logsumexp = g.op('ReduceLogSumExp', [column(0, 1), g.ints([1])], { keepdims: 0 }); // [N, 1]
+  const picked = g.op('ReduceSum', [column(3, 2 ** 62), g.ints([1])], { keepdims: 0 }); // [N, K]: one part holds each target
   g.output(g.op('Sub', [picked, logsumexp]), 'targetLogprobs', ['N', 'K']);
   // The first part holding the overall maximum, then its first index: torch.argmax's first index.
-  const best = g.op('ArgMax', [join(maxima)], { axis: 1, keepdims: 1, select_last_index: 0 }); // [N, 1]
-  g.output(g.op('Reshape', [g.op('GatherElements', [join(winners), best], { axis: 1 }), g.ints([-1])]), 'argmax', ['N'], 'int64');
+  const best = g.op('ArgMax', [column(1, 2)], { axis: 1, keepdims: 1, select_last_index: 0 }); // [N, 1, 1]
+  const argmax = g.op('Cast', [g.op('GatherElements', [column(2, 3), best], { axis: 1 })], { to: INT64 }); // [N, 1, 1]
+  g.output(g.op('Reshape', [argmax, g.ints([-1])]), 'argmax', ['N'], 'int64');
   return g.toBytes(`${spec.modelType}_head`);
 }
