@@ -14,11 +14,15 @@ import { loadF32, openCheckpoint } from '../src/model/checkpoint.js';
 import { writeWeights } from '../src/model/checkpoint-writer.js';
 import { readTensorBytes } from '../src/model/safetensors.js';
 import { layerPrefix, LAYER_TENSORS } from '../src/model/tensor-names.js';
-import { BLOCK, compensateLayer, Gemm64 } from '../src/prune/compensate.js';
+import { GRAM_BLOCK, packGram } from '../src/engine/gram-layout.js';
+import { compensateLayer, Gemm } from '../src/prune/compensate.js';
 import { CompensatedStore } from '../src/prune/compensated-store.js';
 import { main } from '../src/cli/main.js';
+import { loadTokenizer } from '../src/model/tokenizer.js';
+import { buildCalibration } from '../src/prune/calibration.js';
+import { AUTO_HOLDOUT_CHARS, prune, type PruneOptions } from '../src/prune/prune.js';
 import { type CompensationCase, pruneCompensationCase } from './helpers/compensation-cases.js';
-import { maxAbsDiff, readF32, ROOT, STORIES } from './helpers/fixtures.js';
+import { HELDOUT_TEXT, maxAbsDiff, readF32, ROOT, STORIES } from './helpers/fixtures.js';
 
 const work = mkdtempSync(join(tmpdir(), 'compact-compensate-'));
 after(() => rmSync(work, { recursive: true, force: true }));
@@ -28,8 +32,7 @@ const oracle = JSON.parse(readFileSync(`${FIXTURES}oracle.json`, 'utf8')) as {
   cases: Record<string, { inputs: number[][]; lambdas: number[]; intermediate_size: number; vocab_size: number }>;
 };
 
-// Small blocks, so these small layers go through the blocked path (panel, trailing update, solves on ONNX Runtime).
-BLOCK.size = 32;
+// Blocks: set small by compensation-cases.ts (imported above), for these tests and the oracle's inputs alike.
 
 for (const c of cases) {
   test(`compensation ${c.name}: W′ = the float64 least-squares reference; transformers gives our logits`, async () => {
@@ -67,6 +70,88 @@ for (const c of cases) {
   });
 }
 
+test('packed Gram (upper block triangle): every entry and row reads back the full symmetric matrix', () => {
+  const saved = GRAM_BLOCK.size;
+  try {
+    for (const [I, block] of [
+      [1, 16],
+      [7, 3],
+      [48, 16],
+      [50, 16],
+      [172, 16],
+      [20, 512],
+    ]) {
+      GRAM_BLOCK.size = block;
+      const full = new Float64Array(I * I);
+      for (let a = 0; a < I; a++) for (let b = 0; b <= a; b++) full[a * I + b] = full[b * I + a] = Math.sin(a * 31 + b * 7 + 1);
+      const gram = packGram(full, I);
+      assert.ok(gram.layout.length <= (I * (I + block)) / 2 + I, `I ${I}: ${gram.layout.length} entries`);
+      const row = new Float64Array(I);
+      for (let a = 0; a < I; a++) {
+        gram.row(a, row);
+        assert.deepEqual(row, full.subarray(a * I, (a + 1) * I), `I ${I}, block ${block}: row ${a}`);
+        for (let b = 0; b < I; b++) assert.equal(gram.at(a, b), full[a * I + b]);
+      }
+    }
+  } finally {
+    GRAM_BLOCK.size = saved;
+  }
+});
+
+test('split search: a candidate whose Gram sums several groups gets the W′ of its split compensated alone', async () => {
+  // The search counts one Gram per set of candidates that count a token; the full-vocabulary
+  // candidate (share 0, chosen by the stub) sums all of them. Alone, the same split has one group.
+  const common = {
+    method: 'compact',
+    ratio: 0.2,
+    weighting: 'binary',
+    criterion: 'act2',
+    calib: [HELDOUT_TEXT],
+    calibField: 'text',
+    samples: 8,
+    seqLen: 128,
+    seed: 0,
+    compensate: true,
+    force: true,
+    threads: 2,
+    commandLine: 'test',
+    version: 'test',
+  } satisfies Partial<PruneOptions>;
+  const searched = join(work, 'searched');
+  const report = await prune(`${STORIES}hf`, searched, {
+    ...common,
+    vocabMode: 'rank',
+    auto: true,
+    autoModes: ['rank', 'frequency'],
+    autoRefine: false,
+    // The largest vocabulary wins (ties: the first tried, rank).
+    measureText: async (dir) => -JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')).vocab_size,
+  });
+  const tried = report.auto!.candidates;
+  assert.ok(
+    new Set(tried.map((c) => c.vocab)).size >= 3 && tried.some((c) => c.vocabMode === 'frequency'),
+    'several vocabularies in both modes',
+  );
+  const best = [...tried].sort((a, b) => a.heldOutBitsPerByte - b.heldOutBitsPerByte)[0];
+  assert.ok(best.ffn < 172 && best.vocab === report.vocab.after);
+  const windows = buildCalibration(loadTokenizer(`${STORIES}hf`), [HELDOUT_TEXT], {
+    samples: 8,
+    seqLen: 128,
+    seed: 0,
+    field: 'text',
+    holdOutChars: AUTO_HOLDOUT_CHARS,
+  }).windows;
+  const alone = join(work, 'alone');
+  await prune(`${STORIES}hf`, alone, { ...common, vocabMode: best.vocabMode, vocabShare: best.vocabShare, calibWindows: windows });
+  const [a, b] = [openCheckpoint(searched), openCheckpoint(alone)];
+  assert.equal(a.spec.intermediateSize, b.spec.intermediateSize);
+  for (let l = 0; l < a.spec.numLayers; l++) {
+    const [x, y] = [loadF32(a, layerPrefix(l) + LAYER_TENSORS.down), loadF32(b, layerPrefix(l) + LAYER_TENSORS.down)];
+    const scale = y.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+    assert.ok(maxAbsDiff(x, y) <= 1e-5 * scale, `layer ${l}: max |ΔW′| ${maxAbsDiff(x, y)} vs max |W′| ${scale}`);
+  }
+});
+
 test('compensation: byte-identical outputs across runs', async () => {
   const c = cases[0];
   const a = join(work, 'again-a');
@@ -79,15 +164,16 @@ test('compensation: byte-identical outputs across runs', async () => {
 });
 
 test('compensation with every channel kept leaves W unchanged; removed channels with G_RK = 0 change nothing', async () => {
-  const gemm = new Gemm64(1);
+  const gemm = new Gemm(1);
   const I = 40;
   const D = 6;
   const W = Float32Array.from({ length: D * I }, (_, i) => Math.sin(i));
-  const gram = new Float64Array(I * I);
+  const full = new Float64Array(I * I);
   for (let t = 0; t < 100; t++) {
     const h = Array.from({ length: I }, (_, j) => (j < 30 ? Math.cos(t * (j + 1)) : 0)); // channels 30… never fire
-    for (let a = 0; a < I; a++) for (let b = 0; b < I; b++) gram[a * I + b] += h[a] * h[b];
+    for (let a = 0; a < I; a++) for (let b = 0; b < I; b++) full[a * I + b] += h[a] * h[b];
   }
+  const gram = packGram(full, I);
   const all = [...Array(I).keys()];
   assert.deepEqual((await compensateLayer(gemm, W, gram, all, 0.01)).weight, W);
   const firing = all.slice(0, 30);

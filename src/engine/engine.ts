@@ -54,9 +54,10 @@ export interface ForwardRequest {
   logits?: boolean;
   /**
    * The Gram of down_proj's inputs per layer, for least-squares compensation: per sequence C
-   * weights per position ([T, C] row-major; 0: the position is left out), and a callback that gets
-   * layer ℓ's Gram [C, I, I] (f32, summed over micro-batches) and act² (when statWeights are given)
-   * as soon as the layer has run. The Gram is not kept: only one layer's is ever in memory.
+   * weights per position (≥ 0, [T, C] row-major; 0: the position is left out), and a callback that
+   * gets layer ℓ's Gram [C, P] (upper block triangle, packed as gram-layout.ts says; f32, summed over
+   * micro-batches) and act² (when statWeights are given) as soon as the layer has run. The Gram is
+   * not kept: only one layer's is ever in memory.
    */
   gram?: {
     weights: Float32Array[];
@@ -144,7 +145,7 @@ export class Engine {
       const clock = performance.now();
       const act2 = new Float64Array(groups * spec.intermediateSize);
       let influence = 0;
-      let gram: Float32Array | undefined; // [C, I, I]
+      let gram: Float32Array | undefined; // [C, P] packed
       const session = await this.layerSession({ stats, gram: gramGroups, perSequence, wires: weights.wires });
       const inputs = request.rewriteLayer ? batches.map((b) => b.hidden) : null; // [B, T, D] each, for the rerun
       for (const batch of batches) {

@@ -16,12 +16,14 @@
  *          key/value [B, K, S, hd] (with a cache: the past followed by this call's positions).
  * With `gram` (C groups): inputs gramIndex [N] (flattened b·T + t positions, grouped by group),
  *          gramScale [N, 1] (each position's weight), gramSplit [C] (positions per group);
- *          output gram [C, I, I] = Σ_{t in group c} w_t · h_t h_tᵀ (h the input of down_proj). The
- *          positions are gathered first, so C groups cost what one Gram over all positions costs.
+ *          output gram [C, P] = Σ_{t in group c} w_t · h_t h_tᵀ (h the input of down_proj), its upper
+ *          block triangle packed as src/engine/gram-layout.ts says (P ≈ I²/2). The positions are
+ *          gathered first, so C groups cost what one Gram over all positions costs.
  */
 import type { ModelSpec } from '../model/spec.js';
 import { layerTensorShapes, type LayerTensorRole } from '../model/tensor-names.js';
 import type { LayerWires } from './layer-weights.js';
+import { gramLayout } from './gram-layout.js';
 import { GraphBuilder, type WireType } from './onnx-graph.js';
 
 export interface LayerGraphOptions {
@@ -135,24 +137,29 @@ export function buildLayerGraph(spec: ModelSpec, options: LayerGraphOptions): Ui
   return g.toBytes(`${spec.modelType}_layer`);
 }
 
-/** gram [C, I, I]: per group, hᵀ·diag(w)·h over the gathered positions of that group. */
+/**
+ * gram [C, P]: per group, hᵀ·diag(w)·h over the gathered positions of that group, upper block
+ * triangle only, packed as gram-layout.ts describes (block row i is one MatMul of the group's
+ * weighted rows in block i against its rows from start_i on).
+ */
 function gramOutput(g: GraphBuilder, h: string, I: number, groups: number): void {
+  const layout = gramLayout(I);
   const index = g.input('gramIndex', ['N'], 'int64');
   const scale = g.input('gramScale', ['N', 1]);
-  const rows = g.op('Gather', [g.op('Reshape', [h, g.ints([-1, I])]), index], { axis: 0 }); // [N, I]
-  const weighted = g.op('Mul', [rows, scale]); // [N, I]
-  const parts =
-    groups === 1
-      ? [[rows, weighted]]
-      : zip(
-          g.multi('Split', [rows, g.input('gramSplit', [groups], 'int64')], groups, { axis: 0 }),
-          g.multi('Split', [weighted, 'gramSplit'], groups, { axis: 0 }),
-        );
-  const grams = parts.map(([r, wr]) => g.op('Unsqueeze', [g.op('MatMul', [g.op('Transpose', [wr], { perm: [1, 0] }), r]), g.ints([0])])); // [1, I, I] each
-  g.output(grams.length === 1 ? grams[0] : g.op('Concat', grams, { axis: 0 }), 'gram', [groups, I, I]);
+  // √w_t · h_t on both sides (weights are ≥ 0): one [N, I] tensor, scaled in place of the gathered rows.
+  const rows = g.op('Mul', [g.op('Gather', [g.op('Reshape', [h, g.ints([-1, I])]), index], { axis: 0 }), g.op('Sqrt', [scale])]); // [N, I]
+  const parts = groups === 1 ? [rows] : g.multi('Split', [rows, g.input('gramSplit', [groups], 'int64')], groups, { axis: 0 });
+  const columns = (v: string, from: number, to: number) => g.op('Slice', [v, g.ints([from]), g.ints([to]), g.ints([1])]);
+  const packed = parts.map((r) => {
+    const blockRows = layout.blocks.map(({ start, size }) => {
+      const left = g.op('Transpose', [size === I ? r : columns(r, start, start + size)], { perm: [1, 0] }); // [size, N]
+      const right = start === 0 ? r : columns(r, start, I); // [N, I − start]
+      return g.op('Reshape', [g.op('MatMul', [left, right]), g.ints([1, -1])]); // [1, size·(I − start)]
+    });
+    return blockRows.length === 1 ? blockRows[0] : g.op('Concat', blockRows, { axis: 1 }); // [1, P]
+  });
+  g.output(packed.length === 1 ? packed[0] : g.op('Concat', packed, { axis: 0 }), 'gram', [groups, layout.length]);
 }
-
-const zip = <T>(a: T[], b: T[]): [T, T][] => a.map((x, i) => [x, b[i]]);
 
 function activation(g: GraphBuilder, v: string, kind: ModelSpec['activation']): string {
   if (kind === 'silu') return g.op('Mul', [v, g.op('Sigmoid', [v])]);

@@ -1,7 +1,7 @@
 /**
  * The compensated down_proj weights [D, I′] (f32) of every layer of every candidate split, from
  * the moment a layer's statistics are solved until the checkpoint is written. Small sets stay in
- * memory; past `memoryBytes` (64 MiB) they go to one scratch file (removed by `close`), so a search over
+ * memory; past `memoryBytes` (16 MiB) they go to one scratch file (removed by `close`), so a search over
  * many candidates of a large model holds no more than one layer's weights at a time.
  */
 import { closeSync, openSync, readSync, rmSync, writeSync } from 'node:fs';
@@ -15,7 +15,7 @@ export class CompensatedStore {
 
   constructor(
     private readonly scratchFile: string,
-    private readonly memoryBytes = 64 * 1024 * 1024,
+    private readonly memoryBytes = 16 * 1024 * 1024,
   ) {}
 
   put(candidate: number, layer: number, weight: Float32Array): void {

@@ -13,6 +13,7 @@ import { existsSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { basename, join, resolve } from 'node:path';
 import { Engine } from '../engine/engine.js';
+import { gramLayout, PackedGram } from '../engine/gram-layout.js';
 import { checkExportable, exportGguf } from '../gguf/export.js';
 import type { OutputType } from '../gguf/tensor-plan.js';
 import { openCheckpoint, type Checkpoint } from '../model/checkpoint.js';
@@ -45,7 +46,7 @@ import { buildCalibration, checkCalibrationLoss, lossTargets, readDocuments, typ
 import { blockInfluence, layerDropFields, layersToDrop, renumberLayerTensor } from './layer-drop.js';
 import { METHOD_TRAITS, type Method } from './methods.js';
 import { modelCard } from './model-card.js';
-import { compensateLayer, DEFAULT_DAMP, Gemm64 } from './compensate.js';
+import { compensateLayer, DEFAULT_DAMP, Gemm } from './compensate.js';
 import { CompensatedStore } from './compensated-store.js';
 import { type CalibShard, checkCalibShard, ExactStats, shardWindows } from './calib-shard.js';
 import { formatExact, scaledToNumber } from './exact-sum.js';
@@ -66,7 +67,7 @@ import {
 /** Vocabulary shares tried by --auto (clipped to what the vocabulary can give). */
 export const AUTO_SHARES = [0, 0.1, 0.25, 0.5, 0.75, 1];
 /** Held-out text for --auto: the last 10 % of the calibration text, at most this many characters. */
-const AUTO_HOLDOUT_CHARS = 65536;
+export const AUTO_HOLDOUT_CHARS = 65536;
 /** Below this many held-out characters the search's choice is reported as weakly supported. */
 export const AUTO_FEW_CHARS = 20000;
 
@@ -277,7 +278,7 @@ async function pruneOrShard(input: string, output: string, o: PruneOptions): Pro
   // ── scores (and compensated down_proj): one layer-wise pass serves every candidate split ──
   const store = compensate ? new CompensatedStore(scratchPath(output, 'auto', 'compensated')) : null;
   const releaseStore = store ? removeOnInterrupt(scratchPath(output, 'auto', 'compensated')) : () => {};
-  const gemm = compensate ? new Gemm64(o.threads) : null;
+  const gemm = compensate ? new Gemm(o.threads) : null;
   try {
     const candidates: Candidate[] = [];
     const keeps: number[][] = [];
@@ -683,7 +684,7 @@ async function activationScoresFor(
   keeps: number[][],
   weighting: Weighting,
   o: PruneOptions,
-  comp: { store: CompensatedStore; gemm: Gemm64; first: number } | null,
+  comp: { store: CompensatedStore; gemm: Gemm; first: number } | null,
 ): Promise<{ scores: ChannelScores[]; compensation: (CompensationReport | null)[] }> {
   const V = src.ckpt.spec.vocabSize;
   const I = src.ckpt.spec.intermediateSize;
@@ -715,23 +716,34 @@ async function activationScoresFor(
         `calibration: the model's forward pass produces NaN or infinity (layer ${stats.broken}): its weights or config.json are broken, so no channel can be scored`,
     );
 
-  // Gram groups: the act² groups that at least one candidate counts, renumbered.
+  // Gram groups: act² groups counted by the same pruned candidates are only ever used summed, so
+  // they share one Gram (one fixed split: a single group); groups no pruned candidate counts have none.
   const pruned = candidates.map((c) => c.budget.ffn < I);
-  const gramGroupOf = masks.map(() => -1);
-  let C = 0;
-  if (comp) masks.forEach((_m, g) => candidates.some((_c, k) => pruned[k] && included(k)[g]) && (gramGroupOf[g] = C++));
-  const gramSource = masks.map((_m, g) => g).filter((g) => gramGroupOf[g] >= 0); // Gram group c ← act² group gramSource[c]
+  const signatures: string[] = []; // per Gram group: which pruned candidates count it
+  const gramGroupOf = masks.map((_m, g) => {
+    const signature = candidates.map((_c, k) => (pruned[k] && included(k)[g] ? 1 : 0)).join('');
+    if (!comp || !signature.includes('1')) return -1;
+    const c = signatures.indexOf(signature);
+    return c >= 0 ? c : signatures.push(signature) - 1;
+  });
+  const C = signatures.length;
   const gramWeights =
     comp && C > 0
-      ? calibration.windows.map((w, s) =>
-          Float32Array.from({ length: w.length * C }, (_, i) => statWeights[s][Math.floor(i / C) * G + gramSource[i % C]]),
-        )
+      ? calibration.windows.map((w) => {
+          const weights = new Float32Array(w.length * C); // [T, C]
+          w.forEach((id, t) => {
+            const c = gramGroupOf[weighting === 'none' ? 0 : group.get(membership[id])!];
+            if (c >= 0) weights[t * C + c] = weightOf(id);
+          });
+          return weights;
+        })
       : null;
   const reports: (CompensationReport | null)[] = candidates.map((_c, k) =>
     comp && pruned[k] ? { damp: o.damp ?? DEFAULT_DAMP, layers: [] } : null,
   );
   const keptOf: number[][] = []; // candidate 0's channels per layer (for sequential statistics)
-  let summed: Float64Array | null = null; // candidate k's Gram [I, I] when it spans several groups, reused across layers
+  const layout = gramLayout(I);
+  let summed: Float32Array | null = null; // candidate k's packed Gram when it spans several groups, reused across layers
   const onGram = async (layer: number, gram: Float32Array) => {
     checkFinite();
     const down = loadF32(src.ckpt, layerPrefix(layer) + LAYER_TENSORS.down); // [D, I]
@@ -739,21 +751,16 @@ async function activationScoresFor(
       if (!pruned[k]) continue;
       const channels = topChannels(layerScores(layer, k), c.budget.ffn);
       if (k === 0) keptOf[layer] = channels;
-      const inc = included(k);
-      const parts = masks
-        .map((_m, g) => g)
-        .filter((g) => inc[g] && gramGroupOf[g] >= 0)
-        .map((g) => gram.subarray(gramGroupOf[g] * I * I, (gramGroupOf[g] + 1) * I * I));
-      let gramK: ArrayLike<number>;
-      if (parts.length === 1)
-        gramK = parts[0]; // one group: its f32 Gram as is (no I² float64 copy)
+      const parts = signatures.flatMap((sig, g) => (sig[k] === '1' ? [gram.subarray(g * layout.length, (g + 1) * layout.length)] : []));
+      let gramK: Float32Array;
+      if (parts.length === 1) gramK = parts[0];
       else {
-        summed ??= new Float64Array(I * I);
-        summed.fill(0);
-        for (const part of parts) for (let i = 0; i < part.length; i++) summed[i] += part[i];
+        summed ??= new Float32Array(layout.length);
+        summed.set(parts[0]);
+        for (const part of parts.slice(1)) for (let i = 0; i < part.length; i++) summed[i] += part[i];
         gramK = summed;
       }
-      const r = await compensateLayer(comp!.gemm, down, gramK, channels, o.damp ?? DEFAULT_DAMP);
+      const r = await compensateLayer(comp!.gemm, down, new PackedGram(layout, gramK), channels, o.damp ?? DEFAULT_DAMP);
       comp!.store.put(comp!.first + k, layer, r.weight);
       reports[k]!.layers.push({ lambda: r.lambda, silentKept: r.silentKept, noStatistics: r.noStatistics });
     }
