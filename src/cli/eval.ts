@@ -1,7 +1,8 @@
 import { resolve } from 'node:path';
-import type { Command } from 'commander';
+import { type Command, Option } from 'commander';
 import { DEFAULT_DATA_DIR, EVAL_DEFAULTS } from '../defaults.js';
 import { Engine } from '../engine/engine.js';
+import { PRECISIONS, type Precision } from '../engine/precision.js';
 import type { MeanWithStderr } from '../eval/multiple-choice.js';
 import { TASK_NAMES } from '../eval/tasks/definitions.js';
 import {
@@ -44,6 +45,7 @@ interface EvalOptions extends AgreementFlags {
   newTokens: string;
   repeats: string;
   threads?: string;
+  precision: Precision;
   json?: boolean;
 }
 
@@ -90,6 +92,14 @@ export function registerEval(program: Command): void {
     .option('--new-tokens <n>', 'tokens decoded for --speed', String(EVAL_DEFAULTS.newTokens))
     .option('--repeats <n>', 'repetitions for --speed (medians are reported)', String(EVAL_DEFAULTS.repeats))
     .addOption(threadsOption())
+    .addOption(
+      new Option(
+        '--precision <p>',
+        'layer MatMuls for --text and the log-likelihood tasks: fp32 (reference) | int8 (faster, approximate; generation and --speed stay fp32)',
+      )
+        .choices(PRECISIONS)
+        .default('fp32'),
+    )
     .addOption(jsonOption())
     .action(async (dir: string, opts: EvalOptions, command: Command) => {
       // Every check on the user's input comes first: a mistake stops before any evaluation or output.
@@ -128,7 +138,7 @@ export function registerEval(program: Command): void {
       const efficiency = staticEfficiency(ckpt);
       const speedOptions = opts.speed ? { ...speedLengths(ckpt.spec.raw, promptTokens, newTokens), repeats, threads } : undefined;
       const tokenizer = opts.text != null || opts.tasks != null ? loadTokenizer(dir) : undefined;
-      const engine = new Engine(ckpt, { threads });
+      const engine = new Engine(ckpt, { threads, precision: opts.precision });
       const model = opts.reference == null ? undefined : { ckpt, engine, tokenizer: tokenizer!, table: readTokenTable(dir) };
       const reference = opts.reference == null ? undefined : openReference(opts.reference, model!, threads);
       const started = performance.now();
@@ -182,7 +192,7 @@ export function registerEval(program: Command): void {
       const seconds = (performance.now() - started) / 1000;
 
       if (opts.json) {
-        const out: Record<string, unknown> = { dir };
+        const out: Record<string, unknown> = { dir, precision: opts.precision };
         if (textMetrics) Object.assign(out, { text: opts.text, ...textMetrics });
         if (agreement) out.agreement = { reference: opts.reference, ...agreement };
         if (reports.length > 0) {
@@ -210,6 +220,7 @@ export function registerEval(program: Command): void {
               ['perplexity', m.perplexity.toFixed(4)],
               ['bits per byte', m.bitsPerByte.toFixed(5)],
               ['time', `${textSeconds.toFixed(1)} s (${integer(Math.round(m.predictions / textSeconds))} tokens/s)`],
+              ...(opts.precision === 'fp32' ? [] : [['precision', `${opts.precision} (approximate; fp32 is the reference)`]]),
             ],
             [false, false],
           ),

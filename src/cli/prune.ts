@@ -2,6 +2,7 @@ import { join } from 'node:path';
 import { type Command, Option } from 'commander';
 import { EXPORT_DEFAULTS, PRUNE_DEFAULTS, withPruneDefaults } from '../defaults.js';
 import { Engine } from '../engine/engine.js';
+import { PRECISIONS, type Precision } from '../engine/precision.js';
 import { evaluateText, type TextMetrics } from '../eval/text-metrics.js';
 import { openCheckpoint } from '../model/checkpoint.js';
 import { OUTPUT_TYPES, type OutputType } from '../gguf/tensor-plan.js';
@@ -41,6 +42,7 @@ interface PruneFlags extends CalibrationFlags {
   calibShard?: string;
   force?: boolean;
   threads?: string;
+  precision: Precision;
   evalText?: string;
   gguf?: OutputType;
   json?: boolean;
@@ -108,6 +110,14 @@ export function registerPrune(program: Command, version: string, argv: string[])
     .addOption(threadsOption())
     .addOption(
       new Option(
+        '--precision <p>',
+        "calibration forward pass: fp32 (reference) | int8 (faster; kept channels and tokens near fp32's, see the README)",
+      )
+        .choices(PRECISIONS)
+        .default('fp32'),
+    )
+    .addOption(
+      new Option(
         '--gguf [type]',
         `also write <output>/model.<type>.gguf for llama.cpp (as compact export; default type f16): ${GGUF_TYPE_HELP}`,
       )
@@ -164,6 +174,7 @@ export function registerPrune(program: Command, version: string, argv: string[])
           calibShard: shard,
           force: f.force,
           threads: threadCount,
+          precision: f.precision,
           gguf: f.gguf,
           onProgress: (stage, done, total) => bar.update(done, total, stage),
         }),
@@ -340,6 +351,6 @@ export function printReport(r: PruneReport, quality?: Quality): void {
   if (r.leftOut.length) console.log(`left out of the output: ${r.leftOut.map((l) => `${l.file} (${l.reason})`).join(', ')}`);
   const s = r.seconds;
   console.log(
-    `time: ${s.total.toFixed(1)} s (read ${s.read.toFixed(1)}, calibrate ${s.calibrate.toFixed(1)}, score ${s.score.toFixed(1)}${r.auto ? `, search ${s.search.toFixed(1)}` : ''}, write ${s.write.toFixed(1)})`,
+    `time: ${s.total.toFixed(1)} s (read ${s.read.toFixed(1)}, calibrate ${s.calibrate.toFixed(1)}${r.calibration && r.calibration.precision !== 'fp32' ? ` in ${r.calibration.precision}` : ''}, score ${s.score.toFixed(1)}${r.auto ? `, search ${s.search.toFixed(1)}` : ''}, write ${s.write.toFixed(1)})`,
   );
 }

@@ -14,6 +14,7 @@ import { buildLayerGraph, type LayerGraphOptions } from './layer-graph.js';
 import { layerTensorShapes, type LayerTensorRole } from '../model/tensor-names.js';
 import { embedInto, type HeadWeights, loadHeadWeights, loadLayerWeights } from './layer-weights.js';
 import { attentionMask, ropeTables } from './positions.js';
+import { type Precision, WeightQuantizer } from './precision.js';
 import { createSession } from './session.js';
 
 export interface EngineOptions {
@@ -21,6 +22,8 @@ export interface EngineOptions {
   threads?: number;
   /** Target tokens per ONNX Runtime run (padded B·T). */
   tokensPerRun?: number;
+  /** How the layers' projections multiply (default fp32; see precision.ts). The head stays f32. */
+  precision?: Precision;
 }
 
 export interface ForwardRequest {
@@ -104,6 +107,7 @@ interface MicroBatch {
 export class Engine {
   private layerSessions = new Map<string, Promise<ort.InferenceSession>>();
   private headSessions = new Map<boolean, Promise<ort.InferenceSession>>();
+  private quantizer?: WeightQuantizer;
   private head?: HeadWeights;
 
   constructor(
@@ -132,21 +136,24 @@ export class Engine {
     if (request.gram) for (const batch of batches) batch.gram = gramFeeds(batch, sequences, request.gram.weights, gramGroups);
     const perSequence = stats && request.onSequenceStats != null;
     const timings = { loadMs: 0, layersMs: 0, headMs: 0 };
+    const precision = this.options.precision ?? 'fp32';
+    const quantized = precision === 'fp32' ? {} : { precision }; // fp32 sessions keep their options as before
     const result: ForwardResult = stats ? { act2: [], influence: [], timings } : { timings };
 
-    const load = (layer: number) => {
+    const quantizer = (this.quantizer ??= new WeightQuantizer(this.options.threads));
+    const load = async (layer: number) => {
       const clock = performance.now();
-      const weights = loadLayerWeights(this.ckpt, layer);
+      const weights = await quantizer.weightsFor(loadLayerWeights(this.ckpt, layer), precision);
       timings.loadMs += performance.now() - clock;
       return weights;
     };
-    let weights = load(0);
+    let weights = await load(0);
     for (let layer = 0; layer < spec.numLayers; layer++) {
       const clock = performance.now();
       const act2 = new Float64Array(groups * spec.intermediateSize);
       let influence = 0;
       let gram: Float32Array | undefined; // [C, P] packed
-      const session = await this.layerSession({ stats, gram: gramGroups, perSequence, wires: weights.wires });
+      const session = await this.layerSession({ stats, gram: gramGroups, perSequence, wires: weights.wires, ...quantized });
       const inputs = request.rewriteLayer ? batches.map((b) => b.hidden) : null; // [B, T, D] each, for the rerun
       for (const batch of batches) {
         const feeds: Record<string, ort.Tensor> = {
@@ -177,11 +184,19 @@ export class Engine {
       if (rewritten) {
         // The rewritten matrices come in f32.
         const wires = Object.fromEntries(Object.entries(weights.wires).filter(([role]) => !(role in rewritten)));
-        const plain = await this.layerSession({ stats: false, wires });
+        const plain = await this.layerSession({ stats: false, wires, ...quantized });
         const shapes = layerTensorShapes(spec);
-        const replaced = Object.fromEntries(
-          Object.entries(rewritten).map(([role, data]) => [role, new ort.Tensor('float32', data, shapes[role as LayerTensorRole]!)]),
-        );
+        const replaced = (
+          await quantizer.weightsFor(
+            {
+              feeds: Object.fromEntries(
+                Object.entries(rewritten).map(([role, data]) => [role, new ort.Tensor('float32', data, shapes[role as LayerTensorRole]!)]),
+              ),
+              wires: {},
+            },
+            precision,
+          )
+        ).feeds;
         for (const [i, batch] of batches.entries()) {
           const feeds: Record<string, ort.Tensor> = {
             ...weights.feeds,
@@ -192,7 +207,7 @@ export class Engine {
           batch.hidden = (await plain.run(feeds)).hidden_out;
         }
       }
-      if (layer + 1 < spec.numLayers) weights = load(layer + 1);
+      if (layer + 1 < spec.numLayers) weights = await load(layer + 1);
       timings.layersMs += performance.now() - clock;
       if (stats) {
         result.act2!.push(act2);
@@ -331,6 +346,8 @@ export class Engine {
     for (const s of [...this.layerSessions.values(), ...this.headSessions.values()]) await (await s).release();
     this.layerSessions.clear();
     this.headSessions.clear();
+    await this.quantizer?.release();
+    this.quantizer = undefined;
   }
 }
 

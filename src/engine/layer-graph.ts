@@ -22,9 +22,10 @@
  */
 import type { ModelSpec } from '../model/spec.js';
 import { layerTensorShapes, type LayerTensorRole } from '../model/tensor-names.js';
-import type { LayerWires } from './layer-weights.js';
 import { gramLayout } from './gram-layout.js';
+import type { LayerWires } from './layer-weights.js';
 import { GraphBuilder, type WireType } from './onnx-graph.js';
+import { type Precision, PRECISION_TRAITS, quantizedMatMul, quantizedWeightInput } from './precision.js';
 
 export interface LayerGraphOptions {
   /** Emit the act² and block-influence statistics. */
@@ -39,6 +40,8 @@ export interface LayerGraphOptions {
   rowPositions?: boolean;
   /** How each weight matrix arrives (absent: f32); narrow ones are widened in the graph just before their MatMul. */
   wires?: LayerWires;
+  /** How the projections multiply (absent: fp32); a quantized one takes its matrices as precision.ts's weightsFor gives them. */
+  precision?: Precision;
 }
 
 export function buildLayerGraph(spec: ModelSpec, options: LayerGraphOptions): Uint8Array {
@@ -52,8 +55,12 @@ export function buildLayerGraph(spec: ModelSpec, options: LayerGraphOptions): Ui
   const mask = g.input('mask', options.rowPositions ? ['B', 1, 1, 'T', 'S'] : ['T', 'S']);
   const w: Partial<Record<LayerTensorRole, string>> = {};
   const wire = (role: LayerTensorRole): WireType => options.wires?.[role] ?? 'float32';
+  const quantized = PRECISION_TRAITS[options.precision ?? 'fp32'].quantized;
   for (const [role, shape] of Object.entries(layerTensorShapes(spec)))
-    w[role as LayerTensorRole] = g.weightInput(role, shape, wire(role as LayerTensorRole));
+    w[role as LayerTensorRole] =
+      quantized && shape.length === 2
+        ? quantizedWeightInput(g, role as LayerTensorRole, shape)
+        : g.weightInput(role, shape, wire(role as LayerTensorRole));
 
   const eps = g.scalar(spec.normEps);
   const two = g.scalar(2);
@@ -64,7 +71,9 @@ export function buildLayerGraph(spec: ModelSpec, options: LayerGraphOptions): Ui
     return g.op('Mul', [g.op('Div', [v, g.op('Sqrt', [g.op('Add', [meanSquare, eps])])]), weight]);
   };
   const linear = (v: string, weight: LayerTensorRole, bias?: LayerTensorRole): string => {
-    const y = g.op('MatMul', [v, g.op('Transpose', [g.widen(w[weight]!, wire(weight))], { perm: [1, 0] })]);
+    const y = quantized
+      ? quantizedMatMul(g, v, w[weight]!, quantized)
+      : g.op('MatMul', [v, g.op('Transpose', [g.widen(w[weight]!, wire(weight))], { perm: [1, 0] })]);
     return bias && w[bias] ? g.op('Add', [y, w[bias]!]) : y;
   };
   // rotate_half(v) = [−v₂, v₁] over the last axis; RoPE: v·cos + rotate_half(v)·sin.

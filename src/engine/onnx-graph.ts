@@ -19,13 +19,15 @@ export class FloatAttr {
 export const float = (value: number): FloatAttr => new FloatAttr(value);
 type AttrValue = number | number[] | string | FloatAttr;
 type Dim = number | string;
-type ElemType = 'float' | 'int64' | 'double' | 'float16' | 'uint16';
+type ElemType = 'float' | 'int64' | 'double' | 'float16' | 'uint16' | 'int8' | 'uint8';
 const ELEM_TYPES: Record<ElemType, number> = {
   float: DataType.FLOAT,
   int64: DataType.INT64,
   double: DataType.DOUBLE,
   float16: DataType.FLOAT16,
   uint16: DataType.UINT16,
+  int8: DataType.INT8,
+  uint8: DataType.UINT8,
 };
 
 /**
@@ -42,6 +44,8 @@ export class GraphBuilder {
   private readonly initializers: onnxProto.onnx.ITensorProto[] = [];
   private counter = 0;
   private opset = OPSET;
+  /** Contributed operator sets used (e.g. com.microsoft: 1), imported beside the standard one. */
+  private readonly domains = new Map<string, number>();
 
   input(name: string, dims: Dim[], type: ElemType = 'float'): string {
     this.inputs.push(valueInfo(name, dims, type));
@@ -81,6 +85,13 @@ export class GraphBuilder {
     return name;
   }
 
+  /** A constant tensor baked into the graph from its raw little-endian bytes (any element type; e.g. quantized weights, which ONNX Runtime prepacks only when constant). */
+  rawConstant(bytes: Uint8Array, dims: number[], type: ElemType): string {
+    const name = `const_${this.counter++}`;
+    this.initializers.push({ name, dims, dataType: ELEM_TYPES[type], rawData: bytes });
+    return name;
+  }
+
   scalar(value: number): string {
     return this.constant([value], []);
   }
@@ -97,6 +108,14 @@ export class GraphBuilder {
     return outputs[0];
   }
 
+  /** Appends a node of a contributed operator set (ONNX Runtime's com.microsoft kernels); returns its output. */
+  domainOp(domain: string, version: number, opType: string, inputs: string[], attrs: Record<string, AttrValue> = {}): string {
+    this.domains.set(domain, version);
+    const out = this.op(opType, inputs, attrs);
+    this.nodes[this.nodes.length - 1].domain = domain;
+    return out;
+  }
+
   /** Appends a node with several outputs; returns their names. */
   multi(opType: string, inputs: string[], outputCount: number, attrs: Record<string, AttrValue> = {}): string[] {
     const base = `${opType.toLowerCase()}_${this.counter++}`;
@@ -108,7 +127,7 @@ export class GraphBuilder {
     const model = onnx.ModelProto.create({
       irVersion: this.opset > OPSET ? 10 : 8,
       producerName: 'compact',
-      opsetImport: [{ domain: '', version: this.opset }],
+      opsetImport: [{ domain: '', version: this.opset }, ...[...this.domains].map(([domain, version]) => ({ domain, version }))],
       graph: { name: graphName, node: this.nodes, input: this.inputs, output: this.outputs, initializer: this.initializers },
     });
     return onnx.ModelProto.encode(model).finish();

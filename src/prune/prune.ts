@@ -13,6 +13,7 @@ import { existsSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { basename, join, resolve } from 'node:path';
 import { Engine } from '../engine/engine.js';
+import type { Precision } from '../engine/precision.js';
 import { gramLayout, PackedGram } from '../engine/gram-layout.js';
 import { checkExportable, exportGguf } from '../gguf/export.js';
 import type { OutputType } from '../gguf/tensor-plan.js';
@@ -123,6 +124,8 @@ export interface PruneOptions {
   calibShard?: CalibShard;
   force?: boolean;
   threads?: number;
+  /** Precision of the calibration forward pass (default fp32; int8: faster, statistics near fp32's, see docs/benchmarks.md). */
+  precision?: Precision;
   commandLine: string;
   version: string;
   /** Also write a GGUF of the output for llama.cpp, inside it (checked before any long work). */
@@ -150,7 +153,16 @@ export interface PruneReport {
   ffn: { before: number; after: number };
   layers: { before: number; after: number; dropped: number[] };
   parameters: { before: ParamCount; after: ParamCount; removedRatio: number };
-  calibration: { sha256: string; files: string[]; samples: number; seqLen: number; seed: number; corpusTokens: number } | null;
+  calibration: {
+    sha256: string;
+    files: string[];
+    samples: number;
+    seqLen: number;
+    seed: number;
+    corpusTokens: number;
+    /** Precision of the calibration forward pass. */
+    precision: Precision;
+  } | null;
   criterion: Criterion | null;
   weighting: Weighting | null;
   /** What --auto tried (held-out bits per byte per split), the chosen one first. */
@@ -468,6 +480,7 @@ function calibrationReport(calibration: Calibration, o: PruneOptions): NonNullab
     seqLen: calibration.options.seqLen,
     seed: o.seed,
     corpusTokens: calibration.corpusTokens,
+    precision: o.precision ?? 'fp32',
   };
 }
 
@@ -765,7 +778,7 @@ async function activationScoresFor(
       reports[k]!.layers.push({ lambda: r.lambda, silentKept: r.silentKept, noStatistics: r.noStatistics });
     }
   };
-  const engine = new Engine(src.ckpt, { threads: o.threads });
+  const engine = new Engine(src.ckpt, { threads: o.threads, precision: o.precision });
   const targets = lossTargets(windows);
   const { logprobs } = await engine.forward(windows, {
     targets,

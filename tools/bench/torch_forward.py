@@ -1,7 +1,7 @@
 """PyTorch/transformers side of `npm run bench:engine`: the same prefill (layers + LM head +
 log-probabilities of the next tokens) on the same checkpoint and token ids, on CPU.
 
-usage: torch_forward.py DIR IDS.json --threads N --reps R --batch B [--dtype float32|bfloat16]
+usage: torch_forward.py DIR IDS.json --threads N --reps R --batch B [--dtype float32|bfloat16] [--layers-only]
 prints one JSON line: median seconds, tokens/s, peak RSS.
 """
 import argparse, json, resource, statistics, time
@@ -16,6 +16,7 @@ p.add_argument("--threads", type=int, default=2)
 p.add_argument("--reps", type=int, default=1)
 p.add_argument("--batch", type=int, default=4, help="sequences per forward call")
 p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"], help="the dtype transformers loads the weights in")
+p.add_argument("--layers-only", action="store_true", help="time the decoder layers alone (no LM head, no log-probabilities)")
 a = p.parse_args()
 
 torch.set_num_threads(a.threads)
@@ -29,6 +30,8 @@ def prefill():
     for s in range(0, ids.shape[0], a.batch):
         x = ids[s : s + a.batch]
         hidden = model.model(input_ids=x).last_hidden_state  # [b, T, D]
+        if a.layers_only:
+            continue
         flat = hidden.reshape(-1, hidden.shape[-1])
         targets = torch.roll(x, -1, dims=1).reshape(-1)
         for r in range(0, flat.shape[0], 1024):  # bounded logits memory
@@ -51,5 +54,6 @@ print(json.dumps({
     "torch": torch.__version__,
     "threads": a.threads,
     "dtype": a.dtype,
+    "layersOnly": a.layers_only,
     "attention": model.config._attn_implementation,
 }))
