@@ -14,7 +14,7 @@ import { loadF32, openCheckpoint } from '../src/model/checkpoint.js';
 import { writeWeights } from '../src/model/checkpoint-writer.js';
 import { readTensorBytes } from '../src/model/safetensors.js';
 import { layerPrefix, LAYER_TENSORS } from '../src/model/tensor-names.js';
-import { GRAM_BLOCK, packGram } from '../src/engine/gram-layout.js';
+import { GRAM_BLOCK, gramLayout, PackedGram, packGram } from '../src/engine/gram-layout.js';
 import { compensateLayer, Gemm } from '../src/prune/compensate.js';
 import { CompensatedStore } from '../src/prune/compensated-store.js';
 import { main } from '../src/cli/main.js';
@@ -95,6 +95,39 @@ test('packed Gram (upper block triangle): every entry and row reads back the ful
     }
   } finally {
     GRAM_BLOCK.size = saved;
+  }
+});
+
+test('engine Gram with weights (not only 0/1) and two groups: diag = act², the groups sum to the one-group Gram', async () => {
+  const ckpt = openCheckpoint(`${STORIES}hf`);
+  const I = ckpt.spec.intermediateSize;
+  const windows = [0, 1, 2].map((s) => Array.from({ length: 40 }, (_, t) => 1 + ((s * 97 + t * 31) % 400)));
+  const weight = (s: number, t: number) => ((s + t) % 5 === 0 ? 0 : 0.25 + ((s * 7 + t * 3) % 11) / 4); // 0 or 0.25…2.75
+  const one = windows.map((w, s) => Float32Array.from(w, (_, t) => weight(s, t))); // [T, 1]
+  // Two groups: even positions in group 0, odd in group 1.
+  const two = windows.map((w, s) =>
+    Float32Array.from({ length: 2 * w.length }, (_, i) => (Math.floor(i / 2) % 2 === i % 2 ? weight(s, Math.floor(i / 2)) : 0)),
+  );
+  const grams: Float32Array[][] = [[], []];
+  const engine = new Engine(ckpt);
+  const { act2 } = await engine.forward(windows, {
+    statWeights: one,
+    statGroups: 1,
+    gram: { weights: one, groups: 1, onLayer: (l, g) => void (grams[0][l] = g.slice()) },
+  });
+  await engine.forward(windows, { gram: { weights: two, groups: 2, onLayer: (l, g) => void (grams[1][l] = g.slice()) } });
+  await engine.release();
+  const layout = gramLayout(I);
+  for (let l = 0; l < ckpt.spec.numLayers; l++) {
+    const whole = new PackedGram(layout, grams[0][l]);
+    const diag = Array.from({ length: I }, (_, j) => whole.at(j, j));
+    const scale = Math.max(...act2![l]);
+    assert.ok(
+      diag.every((v, j) => Math.abs(v - act2![l][j]) <= 1e-5 * scale),
+      `layer ${l}: diag(G) = act²`,
+    );
+    const sum = grams[1][l].subarray(0, layout.length).map((v, i) => v + grams[1][l][layout.length + i]);
+    assert.ok(maxAbsDiff(sum, grams[0][l]) <= 1e-5 * scale, `layer ${l}: G₀ + G₁ = G`);
   }
 });
 
