@@ -7,7 +7,7 @@
  * with --scores-in are, bit for bit, the single run's, whatever the micro-batching.
  */
 import { check, CompactError } from '../util/errors.js';
-import { ExactSums } from './exact-sum.js';
+import { exactAdd, ExactSums, scaledToNumber } from './exact-sum.js';
 
 /** Shard `index` (1-based) of `count`. */
 export interface CalibShard {
@@ -77,6 +77,25 @@ export class ExactStats {
 
   addWeights(weights: Float32Array): void {
     for (const w of weights) this.weightTotal.add(0, w);
+  }
+
+  /**
+   * layerScores rounded to doubles, without BigInts where the sum is exactly a double (almost
+   * always): the same numbers, cheaply (the split search asks for many candidates per layer).
+   */
+  layerNumbers(layer: number, included: boolean[]): number[] {
+    const sums = this.act2[layer];
+    const out = new Array<number>(this.I);
+    for (let j = 0; j < this.I; j++) {
+      let s: number | null = 0;
+      for (let g = 0; g < included.length && s != null; g++) {
+        if (!included[g]) continue;
+        const x = sums.double(g * this.I + j);
+        s = x == null ? null : exactAdd(s, x);
+      }
+      out[j] = s ?? scaledToNumber(included.reduce((sum, inc, g) => (inc ? sum + sums.scaled(g * this.I + j) : sum), 0n));
+    }
+    return out;
   }
 
   /** A candidate's exact channel scores at a layer: the sum of the act² groups it counts ([I], scaled). */

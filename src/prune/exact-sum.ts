@@ -36,10 +36,22 @@ export class ExactSums {
     }
   }
 
+  /** Entry j when it is exactly a double (nothing spilled to the BigInt part), else null. */
+  double(j: number): number | null {
+    return this.spill[j] === undefined ? this.fast[j] : null;
+  }
+
   /** Entry j as its exact scaled integer (sum · 2^149). */
   scaled(j: number): bigint {
     return (this.spill[j] ?? 0n) + BigInt(this.fast[j] * SCALE);
   }
+}
+
+/** s + x when that double is the exact sum, else null (TwoSum). */
+export function exactAdd(s: number, x: number): number | null {
+  const t = s + x;
+  const b = t - s;
+  return s - (t - b) + (x - b) === 0 ? t : null;
 }
 
 /** The double nearest an exact sum (deterministic: the same exact sum always gives the same double). */

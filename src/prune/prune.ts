@@ -56,6 +56,7 @@ import { loadF32 } from '../model/checkpoint.js';
 import {
   type ChannelScores,
   type Criterion,
+  type ExactScores,
   magnitudeScores,
   randomScores,
   readScores,
@@ -295,6 +296,7 @@ async function pruneOrShard(input: string, output: string, o: PruneOptions): Pro
     const candidates: Candidate[] = [];
     const keeps: number[][] = [];
     const scores: ChannelScores[] = []; // per candidate
+    const exactOf: ((() => ExactScores) | null)[] = []; // per candidate: its exact sums, when calibrated here
     const compensation: (CompensationReport | null)[] = [];
     const scoreCandidates = async (batch: Candidate[]) => {
       const first = candidates.length;
@@ -318,6 +320,7 @@ async function pruneOrShard(input: string, output: string, o: PruneOptions): Pro
           compensate ? { store: store!, gemm: gemm!, first } : null,
         );
         batchScores = pass.scores;
+        exactOf.push(...pass.exact);
         compensation.push(...pass.compensation);
       } else if (ffnPruned) {
         const layers =
@@ -326,13 +329,18 @@ async function pruneOrShard(input: string, output: string, o: PruneOptions): Pro
       } else batchScores = [];
       // One set per candidate, or one set shared by all.
       batch.forEach((_, i) => scores.push(batchScores[Math.min(i, batchScores.length - 1)]));
+      while (exactOf.length < scores.length) exactOf.push(null);
       while (compensation.length < candidates.length) compensation.push(null);
     };
     await scoreCandidates(grid);
     const calibrate = clock.lap();
+    const withExact = (k: number): ChannelScores => {
+      const f = exactOf[k];
+      return f && scores[k].exact === null ? { ...scores[k], exact: f() } : scores[k];
+    };
     if (o.calibShard) {
       const shard = o.calibShard;
-      await writeFileAtomic(output, { force: o.force, inputs: [input] }, (fd) => writeSync(fd, jsonText(scores[0])));
+      await writeFileAtomic(output, { force: o.force, inputs: [input] }, (fd) => writeSync(fd, jsonText(withExact(0))));
       const report: ShardReport = {
         input,
         scoresOut: output,
@@ -419,7 +427,7 @@ async function pruneOrShard(input: string, output: string, o: PruneOptions): Pro
     const plan = planFor(chosen);
     const usedScores = scores[chosen];
     if (o.scoresOut && usedScores)
-      await writeFileAtomic(o.scoresOut, { force: true, inputs: [input] }, (fd) => writeSync(fd, jsonText(usedScores)));
+      await writeFileAtomic(o.scoresOut, { force: true, inputs: [input] }, (fd) => writeSync(fd, jsonText(withExact(chosen))));
 
     // ── write ──
     return await writeDirAtomic(output, { force: o.force, inputs: [input] }, async (tmp) => {
@@ -698,7 +706,7 @@ async function activationScoresFor(
   weighting: Weighting,
   o: PruneOptions,
   comp: { store: CompensatedStore; gemm: Gemm; first: number } | null,
-): Promise<{ scores: ChannelScores[]; compensation: (CompensationReport | null)[] }> {
+): Promise<{ scores: ChannelScores[]; compensation: (CompensationReport | null)[]; exact: (() => ExactScores)[] }> {
   const V = src.ckpt.spec.vocabSize;
   const I = src.ckpt.spec.intermediateSize;
   check(keeps.length <= 30, `internal: at most 30 candidate vocabularies per pass, got ${keeps.length}`);
@@ -720,7 +728,7 @@ async function activationScoresFor(
   const windows = run.map((w) => calibration.windows[w]);
   const stats = new ExactStats(src.ckpt.spec.numLayers, G, I);
   for (const w of run) stats.addWeights(statWeights[w]);
-  const layerScores = (layer: number, k: number): number[] => stats.layerScores(layer, included(k)).map(scaledToNumber);
+  const layerScores = (layer: number, k: number): number[] => stats.layerNumbers(layer, included(k));
   // NaN or infinite statistics would pick channels at random and write a checkpoint with exit 0.
   const checkFinite = () =>
     check(
@@ -799,8 +807,7 @@ async function activationScoresFor(
   const influence = stats.act2.map((_, l) => stats.influence.scaled(l));
   const weightTotal = stats.weightTotal.scaled(0);
   const scores = keeps.map((keep, k) => {
-    const exact = stats.act2.map((_, l) => stats.layerScores(l, included(k)));
-    const layers = exact.map((row) => row.map(scaledToNumber));
+    const layers = stats.act2.map((_, l) => stats.layerNumbers(l, included(k)));
     // A shard may hold no kept token; the shards summed are checked where they are used.
     check(
       o.calibShard || layers.some((l) => l.some((v) => v > 0)),
@@ -816,16 +823,18 @@ async function activationScoresFor(
         layers,
         influence: influence.map(scaledToNumber),
         weightTotal: scaledToNumber(weightTotal),
-        exact: {
-          layers: exact.map((row) => row.map(formatExact)),
-          influence: influence.map(formatExact),
-          weightTotal: formatExact(weightTotal),
-        },
+        exact: null, // made only for a scores file (exactOf below): every candidate's would be large
       },
       o.calibShard ?? null,
     );
   });
-  return { scores, compensation: reports };
+  // Candidate k's exact sums, for its scores file.
+  const exactOf = (k: number) => (): ExactScores => ({
+    layers: stats.act2.map((_, l) => stats.layerScores(l, included(k)).map(formatExact)),
+    influence: influence.map(formatExact),
+    weightTotal: formatExact(weightTotal),
+  });
+  return { scores, compensation: reports, exact: keeps.map((_, k) => exactOf(k)) };
 }
 
 /** [D, I′] columns placed at `kept` of a zero [D, I]. */
