@@ -122,3 +122,32 @@ test('a bad --precision is one clear line, exit 2, nothing written', () => {
   }
   assert.ok(!existsSync(out));
 });
+
+test('calibration shards of different precisions are not summed', () => {
+  const shard = (i: number, precision: string) => {
+    const file = join(work, `shard-${i}-${precision}.json`);
+    const flags = ['--ratio', '0.3', '--vocab-share', '0.1', '--no-compensate', '--calib-shard', `${i}/2`, '--scores-out', file];
+    const r = runCli(['prune', `${STORIES}hf`, ...flags, '--precision', precision]);
+    assert.equal(r.code, 0, r.stderr);
+    return file;
+  };
+  const out = join(work, 'mixed');
+  const r = runCli([
+    'prune',
+    `${STORIES}hf`,
+    '-o',
+    out,
+    '--ratio',
+    '0.3',
+    '--vocab-share',
+    '0.1',
+    '--no-compensate',
+    '--scores-in',
+    shard(1, 'int8'),
+    shard(2, 'fp32'),
+  ]);
+  assert.equal(r.code, 2, r.stderr);
+  assert.match(r.stderr, /precision "int8" vs undefined|precision undefined vs "int8"/);
+  assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+  assert.ok(!existsSync(out));
+});

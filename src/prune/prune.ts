@@ -826,6 +826,7 @@ async function activationScoresFor(
         exact: null, // made only for a scores file (exactOf below): every candidate's would be large
       },
       o.calibShard ?? null,
+      o.precision,
     );
   });
   // Candidate k's exact sums, for its scores file.
@@ -868,6 +869,7 @@ function scoresRecord(
   calibration: Calibration | null,
   values: Pick<ChannelScores, 'layers' | 'influence' | 'weightTotal' | 'exact'>,
   shard: CalibShard | null = null,
+  precision: Precision = 'fp32',
 ): ChannelScores {
   const { spec } = src.ckpt;
   return {
@@ -885,6 +887,8 @@ function scoresRecord(
             seqLen: calibration.options.seqLen,
             seed: calibration.options.seed,
             shard,
+            // Recorded when not fp32 (fp32 files stay as before), so sumScores refuses mixing precisions.
+            ...(precision === 'fp32' ? {} : { precision }),
           },
         ]
       : [],

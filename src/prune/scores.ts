@@ -6,6 +6,7 @@
  * scores also carry their exact sums (exact-sum.ts), so shards sum to the single run bit for bit.
  */
 import type { Engine } from '../engine/engine.js';
+import type { Precision } from '../engine/precision.js';
 import { type Checkpoint, loadF32 } from '../model/checkpoint.js';
 import { layerPrefix, LAYER_TENSORS } from '../model/tensor-names.js';
 import { check } from '../util/errors.js';
@@ -29,6 +30,8 @@ export interface CalibrationRecord {
   seqLen: number;
   seed: number;
   shard: CalibShard | null;
+  /** Precision of the calibration forward pass, when not fp32 (src/engine/precision.ts). */
+  precision?: Precision;
 }
 
 /** The sums behind layers/influence/weightTotal, exactly (exact-sum.ts formatExact). */
