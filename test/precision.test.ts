@@ -95,6 +95,7 @@ test(`prune --precision int8 keeps ≥ ${MIN_CHANNEL_OVERLAP} of fp32's FFN chan
     ]);
     assert.equal(r.code, 0, r.stderr);
     assert.equal(JSON.parse(r.stdout).calibration.precision, precision);
+    assert.equal(readFileSync(join(out, 'README.md'), 'utf8').includes('Forward pass in int8'), precision === 'int8', 'model card');
     const manifest = JSON.parse(readFileSync(join(out, 'compact.json'), 'utf8')) as { channels: number[][]; old2new: number[] };
     return { ...manifest, scores: (JSON.parse(readFileSync(scores, 'utf8')) as { layers: number[][] }).layers };
   });

@@ -1,4 +1,5 @@
 /** README.md of a pruned checkpoint: what was done, to what, with what, by which command. */
+import { PRECISION_TRAITS } from '../engine/precision.js';
 import { METHOD_TRAITS } from './methods.js';
 import type { PruneOptions, PruneReport } from './prune.js';
 
@@ -74,7 +75,7 @@ export function modelCard(r: PruneReport, o: PruneOptions): string {
     '## Calibration',
     '',
     r.calibration
-      ? `${r.calibration.samples} samples × ${r.calibration.seqLen} tokens (seed ${r.calibration.seed}), each the start of a random line-aligned block of ${r.calibration.files.join(', ')} (sha256 ${r.calibration.sha256}; ${n(r.calibration.corpusTokens)} tokens encoded while sampling).`
+      ? `${r.calibration.samples} samples × ${r.calibration.seqLen} tokens (seed ${r.calibration.seed}), each the start of a random line-aligned block of ${r.calibration.files.join(', ')} (sha256 ${r.calibration.sha256}; ${n(r.calibration.corpusTokens)} tokens encoded while sampling).${r.calibration.precision === 'fp32' ? '' : ` Forward pass in ${r.calibration.precision}: ${PRECISION_TRAITS[r.calibration.precision].summary}.`}`
       : o.scoresIn?.length
         ? `Scores read from ${o.scoresIn.join(', ')}.`
         : 'None (no activation statistics were needed).',
