@@ -22,7 +22,7 @@ export interface EngineOptions {
   threads?: number;
   /** Target tokens per ONNX Runtime run (padded B·T). */
   tokensPerRun?: number;
-  /** How the layers' projections multiply (default fp32; see precision.ts). The head stays f32. */
+  /** How the layers' projections and the LM head multiply (default fp32; see precision.ts). */
   precision?: Precision;
 }
 
@@ -217,7 +217,7 @@ export class Engine {
     }
     if (request.targets || request.logits) {
       const clock = performance.now();
-      const head = (this.head ??= loadHeadWeights(this.ckpt));
+      const head = (this.head ??= await quantizer.headFor(loadHeadWeights(this.ckpt), precision));
       const session = await this.headSession(head, request.logits === true);
       Object.assign(result, await runHead(session, head, this.spec, sequences, batches, request));
       timings.headMs = performance.now() - clock;
@@ -322,10 +322,11 @@ export class Engine {
 
   /** The head's session: an f32 head has one graph; a narrow one a graph with logits and one without (see buildHeadGraph). */
   private headSession(head: HeadWeights, logits: boolean): Promise<ort.InferenceSession> {
-    const key = head.wire === 'float32' || logits;
+    const key = (head.wire === 'float32' && !head.precision) || logits;
     let session = this.headSessions.get(key);
     if (!session) {
-      session = createSession(buildHeadGraph(this.spec, head.wire, { logits }), this.options.threads);
+      const quantized = head.precision ? { precision: head.precision } : {};
+      session = createSession(buildHeadGraph(this.spec, head.wire, { logits, ...quantized }), this.options.threads);
       this.headSessions.set(key, session);
     }
     return session;

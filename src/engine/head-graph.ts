@@ -16,11 +16,16 @@ import type { ModelSpec } from '../model/spec.js';
 import { HEAD_PART_ROWS } from './layer-weights.js';
 import { check } from '../util/errors.js';
 import { GraphBuilder, type WireType } from './onnx-graph.js';
+import { type Precision, PRECISION_TRAITS, quantizedMatMul, quantizedWeightInput } from './precision.js';
 
 const FLOAT = 1; // ONNX TensorProto data types
 const INT64 = 7;
 
-export function buildHeadGraph(spec: ModelSpec, wire: WireType = 'float32', options: { logits?: boolean } = {}): Uint8Array {
+export function buildHeadGraph(
+  spec: ModelSpec,
+  wire: WireType = 'float32',
+  options: { logits?: boolean; precision?: Precision } = {},
+): Uint8Array {
   const g = new GraphBuilder();
   const { hiddenSize: D, vocabSize: V } = spec;
   const hidden = g.input('hidden', ['N', D]);
@@ -36,7 +41,9 @@ export function buildHeadGraph(spec: ModelSpec, wire: WireType = 'float32', opti
   };
   const lastAxis = g.ints([1]);
 
-  if (wire === 'float32') {
+  // A quantized head (parts as codes and scales, see WeightQuantizer.headFor) takes the parts' path whatever its wire.
+  const quantized = PRECISION_TRAITS[options.precision ?? 'fp32'].quantized;
+  if (wire === 'float32' && !quantized) {
     const logits = softcap(g.op('Gemm', [normed, g.input('head', [V, D])], { transB: 1 })); // [N, V]
     g.output(logits, 'logits', ['N', V]);
     // log p(target) = logit[target] − logsumexp(logits): no second [N, V] buffer as LogSoftmax would make.
@@ -55,7 +62,11 @@ export function buildHeadGraph(spec: ModelSpec, wire: WireType = 'float32', opti
   const reduced: string[] = []; // [N, 3 + K] per part
   for (let c = 0, first = 0; first < V; c++, first += HEAD_PART_ROWS) {
     const rows = Math.min(HEAD_PART_ROWS, V - first);
-    const logits = softcap(g.op('Gemm', [normed, g.widen(g.weightInput(`head_${c}`, [rows, D], wire), wire)], { transB: 1 }));
+    const logits = softcap(
+      quantized
+        ? quantizedMatMul(g, normed, quantizedWeightInput(g, `head_${c}`, [rows, D]), quantized)
+        : g.op('Gemm', [normed, g.widen(g.weightInput(`head_${c}`, [rows, D], wire), wire)], { transB: 1 }),
+    );
     parts.push(logits);
     const local = g.op('Sub', [targets, g.ints([first])]); // [N, K]
     const inside = g.op('And', [g.op('GreaterOrEqual', [local, g.ints([0])]), g.op('Less', [local, g.ints([rows])])]);

@@ -37,7 +37,8 @@ export async function runHead(
   // ≤ 64 MB of logits per run: 4× larger chunks were 12 % faster on the head but held 0.8 GB more (Qwen2.5-0.5B).
   // A narrow head without logits holds one part's logits at a time and widens the whole head
   // every run, so it takes as many rows as keep those at 64 MB.
-  const rowsPerRun = head.wire !== 'float32' && !request.logits ? (1 << 24) / HEAD_PART_ROWS : Math.max(1, Math.floor((1 << 24) / V));
+  const parted = head.wire !== 'float32' || (head.precision ?? 'fp32') !== 'fp32';
+  const rowsPerRun = parted && !request.logits ? (1 << 24) / HEAD_PART_ROWS : Math.max(1, Math.floor((1 << 24) / V));
   for (const batch of batches) {
     const T = batch.length;
     const rows = batch.members.length * T;

@@ -12,6 +12,7 @@ import { readTensorBytes, readTensorRows, type TensorInfo } from '../model/safet
 import { EMBED, FINAL_NORM, layerPrefix, LAYER_TENSORS, layerTensorShapes, LM_HEAD, type LayerTensorRole } from '../model/tensor-names.js';
 import { CompactError } from '../util/errors.js';
 import type { WireType } from './onnx-graph.js';
+import type { Precision } from './precision.js';
 
 const NORM_ROLES: ReadonlySet<LayerTensorRole> = new Set(['inputNorm', 'qNorm', 'kNorm', 'postAttnNorm', 'preFfnNorm', 'postFfnNorm']);
 
@@ -80,6 +81,8 @@ export interface HeadWeights {
   norm: ort.Tensor;
   wire: WireType;
   feeds: Record<string, ort.Tensor>;
+  /** A quantized head (precision.ts WeightQuantizer.headFor): parts as codes and scales, whatever the wire. */
+  precision?: Precision;
 }
 
 /** The head's weights, as stored (`narrow`) or widened to f32 here; a tied head is the embedding matrix. */

@@ -1,15 +1,15 @@
 /**
- * The precisions the layer graph can multiply activations by weight matrices in. fp32 is the
- * reference (every fidelity test runs it); int8 is the fast path for calibration: weights are
- * quantized once per layer when it is loaded (symmetric, per output channel) and ONNX Runtime's
- * DynamicQuantizeMatMul quantizes the activations per call (asymmetric uint8, one scale per call)
- * and runs its integer GEMM. Everything else (norms, RoPE, attention scores, softmax, the act²,
- * influence and Gram statistics) stays f32 in both.
+ * The precisions the layer and head graphs can multiply activations by weight matrices in. fp32
+ * is the reference (every fidelity test runs it); int8 is the fast path for calibration: weights
+ * are quantized once when a layer (or the LM head) is loaded (symmetric, per output channel) and
+ * ONNX Runtime's DynamicQuantizeMatMul quantizes the activations per call (asymmetric uint8, one
+ * scale per call) and runs its integer GEMM. Everything else (norms, RoPE, attention scores,
+ * softmax, log-softmax, the act², influence and Gram statistics) stays f32 in both.
  */
 import onnxProto from 'onnx-proto';
-import type ort from 'onnxruntime-node';
+import ort from 'onnxruntime-node';
 import type { LayerTensorRole } from '../model/tensor-names.js';
-import type { LayerWeights } from './layer-weights.js';
+import { HEAD_PART_ROWS, type HeadWeights, type LayerWeights } from './layer-weights.js';
 import { GraphBuilder, type WireType } from './onnx-graph.js';
 import { createSession } from './session.js';
 
@@ -35,7 +35,7 @@ export const PRECISION_TRAITS: Record<Precision, { quantized: QuantizedLinear | 
   fp32: { quantized: null, summary: 'f32 MatMul: the reference; what eval and every fidelity test use' },
   int8: {
     quantized: { op: 'DynamicQuantizeMatMul', maxCode: 63 },
-    summary: 'weights int8 per output channel, activations uint8 per call, integer GEMM; statistics still f32',
+    summary: 'projections and LM head as integer GEMMs (weights int8 per output channel, activations uint8 per call); statistics still f32',
   },
 };
 
@@ -43,7 +43,7 @@ export const PRECISION_TRAITS: Record<Precision, { quantized: QuantizedLinear | 
 const scaleName = (role: string): string => `${role}_scale`;
 
 /** Declares a quantized matrix's inputs (codes [in, out] int8, scales [out]); `shape` is its Hugging Face [out, in]. */
-export function quantizedWeightInput(g: GraphBuilder, role: LayerTensorRole, shape: number[]): string {
+export function quantizedWeightInput(g: GraphBuilder, role: string, shape: number[]): string {
   const [out, inner] = shape;
   g.input(scaleName(role), [out]);
   return g.input(role, [inner, out], 'int8');
@@ -74,18 +74,46 @@ export class WeightQuantizer {
   async weightsFor(weights: LayerWeights, precision: Precision): Promise<LayerWeights> {
     const q = PRECISION_TRAITS[precision].quantized;
     if (!q) return weights;
-    const feeds: Record<string, ort.Tensor> = {};
-    for (const [role, tensor] of Object.entries(weights.feeds)) {
+    return { feeds: await this.quantize(weights.feeds, (role) => weights.wires[role as LayerTensorRole] ?? 'float32', q), wires: {} };
+  }
+
+  /** Every matrix (2-D feed) of `feeds` as its codes [in, out] and scales [out]; other feeds as given. */
+  private async quantize(
+    feeds: Record<string, ort.Tensor>,
+    wireOf: (name: string) => WireType,
+    q: QuantizedLinear,
+  ): Promise<Record<string, ort.Tensor>> {
+    const out: Record<string, ort.Tensor> = {};
+    for (const [name, tensor] of Object.entries(feeds)) {
       if (tensor.dims.length !== 2) {
-        feeds[role] = tensor;
+        out[name] = tensor;
         continue;
       }
-      const session = await this.session(weights.wires[role as LayerTensorRole] ?? 'float32', q);
-      const out = await session.run({ w: tensor });
-      feeds[role] = out.codes; // [in, out] int8
-      feeds[scaleName(role)] = out.scale; // [out]
+      const { codes, scale } = await (await this.session(wireOf(name), q)).run({ w: tensor });
+      out[name] = codes; // [in, out] int8
+      out[scaleName(name)] = scale; // [out]
     }
-    return { feeds, wires: {} };
+    return out;
+  }
+
+  /**
+   * The LM head as `precision` takes it: fp32 as given; quantized, in parts head_0, head_1, … of
+   * HEAD_PART_ROWS rows (an f32 head is cut into views first), each as codes and scales.
+   */
+  async headFor(head: HeadWeights, precision: Precision): Promise<HeadWeights> {
+    const q = PRECISION_TRAITS[precision].quantized;
+    if (!q) return head;
+    let parts = head.feeds; // head_0, head_1, … as stored
+    if (head.feeds.head) {
+      const data = head.feeds.head.data as Float32Array; // [V, D]
+      const [V, D] = head.feeds.head.dims;
+      parts = {};
+      for (let c = 0; c * HEAD_PART_ROWS < V; c++) {
+        const n = Math.min(HEAD_PART_ROWS, V - c * HEAD_PART_ROWS);
+        parts[`head_${c}`] = new ort.Tensor('float32', data.subarray(c * HEAD_PART_ROWS * D, (c * HEAD_PART_ROWS + n) * D), [n, D]); // a view
+      }
+    }
+    return { norm: head.norm, wire: head.wire, feeds: await this.quantize(parts, () => head.wire, q), precision };
   }
 
   private session(wire: WireType, q: QuantizedLinear): Promise<ort.InferenceSession> {
