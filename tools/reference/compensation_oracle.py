@@ -6,7 +6,9 @@ For each case written by tools/reference/write_compensation_cases.ts:
      G = sum_t w_t h_t h_t^T (w_t = 1 where the input token is kept by the pruned vocabulary);
   2. kept channels = the I' largest diag(G) (common act^2; ties: lower index), checked equal to ours;
   3. W' = W_K + W_R G_RK (G_KK + lambda I)^-1, lambda = damp * mean diag(G_KK), float64 NumPy solve;
-  4. our pruned output is loaded with transformers (float32, eager) and its logits recorded.
+  4. our pruned output is loaded with transformers (float32, eager), every down_proj replaced by the
+     oracle's W' (rounded to float32, then to the checkpoint's stored dtype: our bf16 W' may round
+     differently on another CPU, this one does not), and its logits recorded.
   ../venv-ref/bin/python tools/reference/compensation_oracle.py [.tmp/compensation-cases]
 writes test/fixtures/compensation/<case>.down.f32 (W' of every layer, concatenated, float32),
 <case>.logits.f32 and oracle.json.
@@ -59,6 +61,11 @@ for case in cases:
     np.concatenate(compensated).tofile(f"{fixtures}/{case['name']}.down.f32")
 
     model = AutoModelForCausalLM.from_pretrained(d, dtype=torch.float32, attn_implementation="eager").eval()
+    stored = AutoModelForCausalLM.from_pretrained(d, dtype="auto").dtype  # the checkpoint's own dtype
+    with torch.no_grad():
+        for layer, Wp in zip(model.model.layers, compensated):
+            w = torch.from_numpy(Wp.reshape(layer.mlp.down_proj.weight.shape).copy())
+            layer.mlp.down_proj.weight.copy_(w.to(stored).to(torch.float32))
     if os.path.exists(os.path.join(d, "tokenizer.json")):
         tok = Tokenizer.from_file(os.path.join(d, "tokenizer.json"))
         inputs = [tok.encode(p).ids for p in PROMPTS]
