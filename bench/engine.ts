@@ -8,7 +8,7 @@
  * where a Python with torch + transformers is available, the same prefill in PyTorch in each of
  * --dtypes (bfloat16: the checkpoint's own dtype, what a user loading it gets). Each model and
  * precision runs in a child process so its peak RSS is its own. "layers" rates count the decoder
- * layers only (the head is f32 in every precision of ours).
+ * layers only.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
