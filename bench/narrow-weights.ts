@@ -4,15 +4,16 @@
  * What feeding weights as stored (bf16 bits, widened inside the graph) costs against feeding them
  * widened to f32 in JavaScript, on one layer and the LM head of a random-weight BF16 checkpoint
  * with a real model's shapes: a calibration/prefill layer call (4 × 512 tokens, statistics on), a
- * batched decoding step (8 rows, 256 cached positions), the Engine's head run (2^24 / V rows) and
- * a decoding head run (8 rows). The two variants alternate, so load drifts hit both alike.
+ * batched decoding step (8 rows, 256 cached positions), the head per position as the Engine runs
+ * it (an f32 head 2^24 / V rows per run, a narrow one 4096), head runs of 2^24 / V rows and of a
+ * decoding step's 8 rows. The two variants alternate, so load drifts hit both alike.
  */
 import { cpus } from 'node:os';
 import { parseArgs } from 'node:util';
 import ort from 'onnxruntime-node';
 import { buildHeadGraph } from '../src/engine/head-graph.js';
 import { buildLayerGraph } from '../src/engine/layer-graph.js';
-import { type HeadWeights, loadHeadWeights, loadLayerWeights } from '../src/engine/layer-weights.js';
+import { HEAD_PART_ROWS, type HeadWeights, loadHeadWeights, loadLayerWeights } from '../src/engine/layer-weights.js';
 import { attentionMask, ropeTables } from '../src/engine/positions.js';
 import { createSession } from '../src/engine/session.js';
 import { loadF32, openCheckpoint } from '../src/model/checkpoint.js';
@@ -136,6 +137,15 @@ report(
     f32: await createSession(buildHeadGraph(spec), threads),
     bf16: await createSession(buildHeadGraph(spec, narrowHead.wire), threads),
   };
+  // The Engine's runs: an f32 head takes 2^24 / V rows per run, a narrow one HEAD_PART_ROWS (each run widens the whole head).
+  const rows = { f32: Math.max(1, Math.floor(2 ** 24 / V)), bf16: HEAD_PART_ROWS };
+  const feedsOf = (N: number) => ({ hidden: f32(random(N * D), [N, D]), targets: new ort.Tensor('int64', new BigInt64Array(N), [N, 1]) });
+  const [f32Feeds, bf16Feeds] = [feedsOf(rows.f32), feedsOf(rows.bf16)];
+  const perRun = await compare({
+    f32: () => sessions.f32.run({ ...f32Feeds, norm: wideHead.norm, ...wideHead.feeds }, ['targetLogprobs', 'argmax']),
+    bf16: () => sessions.bf16.run({ ...bf16Feeds, norm: narrowHead.norm, ...narrowHead.feeds }, ['targetLogprobs', 'argmax']),
+  });
+  report(`head per position, Engine runs (${rows.f32} | ${rows.bf16} rows)`, { f32: perRun.f32 / rows.f32, bf16: perRun.bf16 / rows.bf16 });
   for (const N of [Math.max(1, Math.floor(2 ** 24 / V)), 8]) {
     const feeds = { hidden: f32(random(N * D), [N, D]), targets: new ort.Tensor('int64', new BigInt64Array(N), [N, 1]) };
     const ms = await compare({

@@ -72,9 +72,10 @@ export function buildHeadGraph(
     const inside = g.op('And', [g.op('GreaterOrEqual', [local, g.ints([0])]), g.op('Less', [local, g.ints([rows])])]);
     const clamped = g.op('Max', [g.op('Min', [local, g.ints([rows - 1])]), g.ints([0])]);
     const picked = g.op('Where', [inside, g.op('GatherElements', [logits, clamped], { axis: 1 }), g.scalar(0)]); // [N, K]
-    const winner = g.op('Add', [g.op('ArgMax', [logits], { axis: 1, keepdims: 1, select_last_index: 0 }), g.ints([first])]); // [N, 1]
+    const localWinner = g.op('ArgMax', [logits], { axis: 1, keepdims: 1, select_last_index: 0 }); // [N, 1]
+    const winner = g.op('Add', [localWinner, g.ints([first])]);
+    const max = g.op('GatherElements', [logits, localWinner], { axis: 1 }); // [N, 1]: the maximum, without another pass
     const lse = g.op('ReduceLogSumExp', [logits, lastAxis], { keepdims: 1 }); // [N, 1]
-    const max = g.op('ReduceMax', [logits, lastAxis], { keepdims: 1 }); // [N, 1]
     reduced.push(g.op('Concat', [lse, max, g.op('Cast', [winner], { to: FLOAT }), picked], { axis: 1 }));
   }
   if (options.logits) g.output(parts.length === 1 ? parts[0] : g.op('Concat', parts, { axis: 1 }), 'logits', ['N', V]);
