@@ -132,8 +132,9 @@ const describeShard = (s: CalibShard) => `shard ${s.index}/${s.count}`;
  */
 function calibrationDifference(a: CalibrationRecord, b: CalibrationRecord): string | null {
   const keys = [...new Set([...Object.keys(a), ...Object.keys(b)])].filter((k) => k !== 'shard') as (keyof CalibrationRecord)[];
-  for (const key of keys)
-    if (JSON.stringify(a[key]) !== JSON.stringify(b[key])) return `${key} ${JSON.stringify(a[key])} vs ${JSON.stringify(b[key])}`;
+  // A setting a file does not record has its default (e.g. precision fp32 is left out).
+  const shown = (v: unknown) => (v === undefined ? 'the default' : JSON.stringify(v));
+  for (const key of keys) if (JSON.stringify(a[key]) !== JSON.stringify(b[key])) return `${key} ${shown(a[key])} vs ${shown(b[key])}`;
   if (a.shard?.count !== b.shard?.count) return `split into ${a.shard?.count} vs ${b.shard?.count} shards`;
   return null;
 }
