@@ -10,13 +10,14 @@ export interface StudyMethod {
   description: string;
   options: PruneSettings;
   /**
-   * How the plots draw it: a colour, a Chart.js point style, a marker radius and a line dash of
+   * How the plots draw it: a colour, a Chart.js point style (ten methods: all ten styles, the
+   * bare line marks for the baselines farthest from the rest), a marker radius and a line dash of
    * its own, so lines that coincide (ffn-only under compact-auto when the search picks no
    * vocabulary) stay visible: different markers and a dashed line over a solid one.
    */
   style: {
     color: string;
-    point: 'circle' | 'rect' | 'triangle' | 'rectRot' | 'star' | 'crossRot' | 'cross' | 'rectRounded';
+    point: 'circle' | 'rect' | 'triangle' | 'rectRot' | 'star' | 'crossRot' | 'cross' | 'rectRounded' | 'line' | 'dash';
     radius: number;
     dash: number[];
   };
@@ -44,13 +45,13 @@ export const STUDY_METHODS: StudyMethod[] = [
     name: 'compact-comp',
     description: "COMPACT (the paper's split) with least-squares compensation of down_proj",
     options: { ...PAPER, compensate: true },
-    style: { color: '#e6ab02', point: 'triangle', radius: 4, dash: [3, 3] },
+    style: { color: '#e6ab02', point: 'rectRot', radius: 5, dash: [3, 3] },
   },
   {
     name: 'default',
     description: 'compact prune --ratio r as it runs by default: split and vocabulary mode searched, down_proj compensated',
     options: {},
-    style: { color: '#000000', point: 'circle', radius: 3, dash: [] },
+    style: { color: '#000000', point: 'star', radius: 7, dash: [] },
   },
   {
     name: 'plain-act2',
@@ -62,13 +63,13 @@ export const STUDY_METHODS: StudyMethod[] = [
     name: 'magnitude',
     description: 'same split as compact, channels by weight magnitude',
     options: { ...PAPER, criterion: 'magnitude' },
-    style: { color: '#e7298a', point: 'rectRot', radius: 5, dash: [] },
+    style: { color: '#e7298a', point: 'line', radius: 8, dash: [] },
   },
   {
     name: 'random',
     description: 'same split as compact, random channels',
     options: { ...PAPER, criterion: 'random' },
-    style: { color: '#66a61e', point: 'star', radius: 6, dash: [2, 2] },
+    style: { color: '#66a61e', point: 'dash', radius: 8, dash: [2, 2] },
   },
   {
     name: 'ffn-only',
