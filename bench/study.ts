@@ -7,8 +7,8 @@
  * models' zero-shot scores (docs/study/<model>/tasks.json).
  * `--models ""` only rewrites docs/results.md from the reports; `--steps tasks` skips the grid;
  * `--steps render` rewrites each report's study.md/.csv/.html from its study.json (no pruning).
- * `--methods a,b` redoes only those methods: their rows replace the same methods' rows of the
- * report already there (kept only if its dense row measured the same), the rest stay.
+ * `--methods a,b` (and/or `--ratios`) redoes only those cells: their rows replace the same cells'
+ * rows of the report already there, whose other cells stay if its dense row measured the same.
  * Reads ../shared (see bench/shared.ts) for the larger model, WikiText and the task data.
  *   npm run study [-- --models stories260K,tinystories-llama32k --corpora tinystories,wikitext --ratios 0.1,0.2,0.3,0.4,0.5 --steps compare,tasks]
  */
@@ -79,6 +79,7 @@ type Study = StudyMeta & { rows: StudyRow[]; runs?: Run[] };
 /** When and under what load a compare ran: "prune s" is wall time on a machine others may share. */
 interface Run {
   methods: string[];
+  ratios: number[];
   started: string;
   wallSeconds: number;
   /** 1-minute load average at the start and at the end, and the cores it had. */
@@ -91,8 +92,9 @@ const readStudy = (dir: string) =>
 // Evaluation texts by report name (the file names without extension) and helpers for the summary.
 const HELD = 'heldout_10pct';
 const WIKI = 'wikitext-2-test-head';
-const fixed = (x: number, digits = 4) => `${x < 0 ? '−' : ''}${Math.abs(x).toFixed(digits)}`;
-const signedFixed = (x: number, digits = 4) => `${x < 0 ? '−' : '+'}${Math.abs(x).toFixed(digits)}`;
+/** Rounded first, so that −0.00001 reads +0.0000, not −0.0000. */
+const fixed = (x: number, digits = 4) => (Number(x.toFixed(digits)) < 0 ? '−' : '') + Math.abs(x).toFixed(digits);
+const signedFixed = (x: number, digits = 4) => (Number(x.toFixed(digits)) < 0 ? '−' : '+') + Math.abs(x).toFixed(digits);
 const cellOf = (study: Study, method: string, ratio: number) =>
   study.rows.find((r) => r.method === method && r.ratio === ratio && !r.error);
 const excessOf = (study: Study, r: StudyRow, text: string) => r.bitsPerByte[text] - study.rows[0].bitsPerByte[text];
@@ -149,7 +151,14 @@ async function compare(name: string, corpus: string): Promise<void> {
     WIKI_HEAD,
   ];
   console.error(`study: ${name}, calibrated on ${CORPORA[corpus].title} (${new Date().toISOString()})`);
-  const run = { methods: methods ?? STUDY_METHOD_NAMES, started: new Date().toISOString(), load: [loadavg()[0], 0], cores: cpus().length };
+  const ratios = args.ratios!.split(',').map(Number);
+  const run = {
+    methods: methods ?? STUDY_METHOD_NAMES,
+    ratios,
+    started: new Date().toISOString(),
+    load: [loadavg()[0], 0],
+    cores: cpus().length,
+  };
   const t0 = performance.now();
   const log = console.log;
   console.log = () => {};
@@ -162,15 +171,18 @@ async function compare(name: string, corpus: string): Promise<void> {
   const after = readStudy(dir)!;
   const study: Study = { ...after, runs: [done] };
   let cells = after.rows.slice(1);
-  // Rows of the methods not redone stay, if the report they come from measured the same dense model.
-  if (methods && before) {
-    const kept = before.rows.slice(1).filter((r) => !methods.includes(r.method));
+  // Cells not redone stay, if the report they come from measured the same dense model.
+  if (before) {
+    const kept = before.rows.slice(1).filter((r) => !(run.methods.includes(r.method) && ratios.includes(r.ratio)));
     if (JSON.stringify(before.rows[0]) !== JSON.stringify(after.rows[0]))
-      console.error(`study: ${dir}: the dense row differs from the earlier report's; its other methods are dropped`);
+      console.error(`study: ${dir}: the dense row differs from the earlier report's; its other cells are dropped`);
     else if (kept.length) {
       cells = [...cells, ...kept];
       study.command = `${before.command}; then ${after.command}`;
-      study.runs = [...(before.runs ?? []), done];
+      study.runs = [
+        ...(before.runs ?? []).filter((run) => kept.some((r) => run.methods.includes(r.method) && run.ratios.includes(r.ratio))),
+        done,
+      ];
     }
   }
   const order = (r: StudyRow) => STUDY_METHOD_NAMES.indexOf(r.method);
@@ -261,10 +273,10 @@ console.error('wrote docs/results.md');
 /** When the report's cells were measured and how loaded the machine was (for "prune s"). */
 function runsLine(study: Study): string {
   if (!study.runs?.length) return '';
-  const kept = study.rows.slice(1).some((r) => !study.runs!.some((run) => run.methods.includes(r.method)));
+  const kept = study.rows.slice(1).some((r) => !study.runs!.some((run) => run.methods.includes(r.method) && run.ratios.includes(r.ratio)));
   const runs = study.runs.map(
     (r) =>
-      `${r.methods.length === STUDY_METHOD_NAMES.length ? 'all methods' : r.methods.join(', ')}: ${r.started.slice(0, 16).replace('T', ' ')} UTC, ${r.wallSeconds} s, load average ${r.load[0].toFixed(1)} → ${r.load[1].toFixed(1)} on ${r.cores} cores`,
+      `${r.methods.length === STUDY_METHOD_NAMES.length ? 'all methods' : r.methods.join(', ')} at ${(r.ratios ?? []).map((x) => `${Math.round(100 * x)}`).join('/')} %: ${r.started.slice(0, 16).replace('T', ' ')} UTC, ${r.wallSeconds} s, load average ${r.load[0].toFixed(1)} → ${r.load[1].toFixed(1)} on ${r.cores} cores`,
   );
   return `Measured ${runs.join('; ')}${kept ? '; the other methods in an earlier run (load not recorded)' : ''}. `;
 }
@@ -343,6 +355,7 @@ function findings(): string {
         `WikiText excess ${fixed(excessOf(wikiMain, wikiCell, WIKI))}, greedy agreement ${wikiCell.agreement!.greedy.toFixed(3)}.`,
     );
   if (!common.length && !targets.length) return '';
+  const NONE = '- not measured yet';
   return `
 ## What the study shows
 
@@ -351,19 +364,19 @@ Read off the tables above (excess = pruned − dense bits per byte; "a → b" li
 **Common act² vs plain act²** (methods compact and plain-act2: the same split and rank vocabulary; only
 whether tokens the pruned vocabulary removes count in the channel scores differs):
 
-${common.join('\n')}
+${common.join('\n') || NONE}
 
 **What compensation buys** — the paper's split, sliced → refitted (compact → compact-comp):
 
-${buys('compact', 'compact-comp').join('\n')}
+${buys('compact', 'compact-comp').join('\n') || NONE}
 
 — the searched split, paper (rank vocabulary, sliced) → default (both vocabulary modes, refitted) (compact-auto → default):
 
-${buys('compact-auto', 'default').join('\n')}
+${buys('compact-auto', 'default').join('\n') || NONE}
 
 **The default against issue 12's targets** (held-out excess ≤ 0.01, WikiText excess ≤ 0.093, greedy agreement ≥ 0.75):
 
-${targets.join('\n\n')}
+${targets.join('\n\n') || NONE}
 `;
 }
 
