@@ -10,6 +10,7 @@ import type { ModelSpec } from '../model/spec.js';
 import { check } from '../util/errors.js';
 import { buildHeadGraph } from './head-graph.js';
 import { runHead } from './head-run.js';
+import { GramRowGroups } from './gram-layout.js';
 import { buildLayerGraph, type LayerGraphOptions } from './layer-graph.js';
 import { layerTensorShapes, type LayerTensorRole } from '../model/tensor-names.js';
 import { embedInto, type HeadWeights, loadHeadWeights, loadLayerWeights } from './layer-weights.js';
@@ -68,6 +69,16 @@ export interface ForwardRequest {
     onLayer: (layer: number, gram: Float32Array, act2: Float64Array | undefined) => void | Promise<void>;
   };
   /**
+   * As `gram` (not both), but the callback gets layer ℓ's Gram rows √w_t·h_t of every micro-batch,
+   * by group (gram-layout.ts GramRowGroups; group c's Gram is Σ rowᵀ·row over its rows) instead of
+   * the Gram: compensation forms only the parts it needs once the layer's kept channels are known.
+   */
+  gramRows?: {
+    weights: Float32Array[];
+    groups: number;
+    onLayer: (layer: number, gram: GramRowGroups, act2: Float64Array | undefined) => void | Promise<void>;
+  };
+  /**
    * Sequential statistics: after layer ℓ's statistics (and gram.onLayer), weights to run layer ℓ
    * again with (same shapes; e.g. down_proj with removed columns zeroed and the rest refitted), so
    * layer ℓ + 1 sees the hidden states the pruned model produces. null: keep the layer's output.
@@ -98,8 +109,8 @@ interface MicroBatch {
   length: number;
   hidden: ort.Tensor; // [B, T, D]
   statWeights?: ort.Tensor; // [B, T, G]
-  /** Gram feeds (see ForwardRequest.gram): gathered positions, their weights, positions per group. */
-  gram?: Record<string, ort.Tensor>;
+  /** Gram feeds (see ForwardRequest.gram): gathered positions, their weights, positions per group (also in `split`). */
+  gram?: { feeds: Record<string, ort.Tensor>; split: number[] };
   /** Token tree of its only sequence (see ForwardRequest.parents), with its position feeds per layer kind. */
   tree?: { parents: Int32Array; depths: Int32Array; feeds: Map<string, Record<string, ort.Tensor>> };
 }
@@ -132,8 +143,11 @@ export class Engine {
     const stats = request.statWeights != null;
     const groups = request.statGroups ?? 1;
     const batches = this.makeMicroBatches(sequences, request.statWeights, groups, request.parents);
-    const gramGroups = request.gram?.groups ?? 0;
-    if (request.gram) for (const batch of batches) batch.gram = gramFeeds(batch, sequences, request.gram.weights, gramGroups);
+    check(!(request.gram && request.gramRows), 'internal: gram and gramRows together');
+    const gramRequest = request.gram ?? request.gramRows;
+    const gramGroups = gramRequest?.groups ?? 0;
+    if (gramRequest)
+      for (const batch of batches) batch.gram = gramFeeds(batch, sequences, gramRequest.weights, gramGroups, request.gram != null);
     const perSequence = stats && request.onSequenceStats != null;
     const timings = { loadMs: 0, layersMs: 0, headMs: 0 };
     const precision = this.options.precision ?? 'fp32';
@@ -153,7 +167,15 @@ export class Engine {
       const act2 = new Float64Array(groups * spec.intermediateSize);
       let influence = 0;
       let gram: Float32Array | undefined; // [C, P] packed
-      const session = await this.layerSession({ stats, gram: gramGroups, perSequence, wires: weights.wires, ...quantized });
+      const gramRows: { rows: Float32Array; split: number[] }[] = []; // [N_b, I] per micro-batch
+      const session = await this.layerSession({
+        stats,
+        gram: request.gram ? gramGroups : 0,
+        ...(request.gramRows ? { gramRows: true } : {}),
+        perSequence,
+        wires: weights.wires,
+        ...quantized,
+      });
       const inputs = request.rewriteLayer ? batches.map((b) => b.hidden) : null; // [B, T, D] each, for the rerun
       for (const batch of batches) {
         const feeds: Record<string, ort.Tensor> = {
@@ -162,7 +184,7 @@ export class Engine {
           ...(batch.tree ? this.treeFeeds(layer, batch.tree) : this.positionFeeds(layer, batch.length)),
         };
         if (batch.statWeights) feeds.statWeights = batch.statWeights;
-        if (batch.gram) Object.assign(feeds, batch.gram);
+        if (batch.gram) Object.assign(feeds, batch.gram.feeds);
         const out = await session.run(feeds);
         batch.hidden = out.hidden_out;
         if (stats) {
@@ -173,13 +195,16 @@ export class Engine {
           for (const v of inf) influence += v;
           if (perSequence) batch.members.forEach((s, b) => request.onSequenceStats!(layer, s, a.subarray(b * n, (b + 1) * n), inf[b]));
         }
-        if (gramGroups) {
+        if (request.gramRows) gramRows.push({ rows: out.gramRows.data as Float32Array, split: batch.gram!.split });
+        else if (gramGroups) {
           const part = out.gram.data as Float32Array;
           if (!gram) gram = part;
           else for (let j = 0; j < part.length; j++) gram[j] += part[j];
         }
       }
       if (request.gram) await request.gram.onLayer(layer, gram!, stats ? act2 : undefined);
+      if (request.gramRows)
+        await request.gramRows.onLayer(layer, new GramRowGroups(spec.intermediateSize, gramRows), stats ? act2 : undefined);
       const rewritten = request.rewriteLayer?.(layer);
       if (rewritten) {
         // The rewritten matrices come in f32.
@@ -354,10 +379,16 @@ export class Engine {
 
 /**
  * A micro-batch's Gram feeds: the flattened positions b·T + t with a nonzero weight, grouped by
- * group, their weights, and the count per group. A group with no position gets one of weight 0,
- * so every part of the in-graph Split is non-empty.
+ * group, their weights, and the count per group (a feed for the packed Gram's in-graph Split).
+ * A group with no position gets one of weight 0, so every part of that Split is non-empty.
  */
-function gramFeeds(batch: MicroBatch, sequences: number[][], weights: Float32Array[], groups: number): Record<string, ort.Tensor> {
+function gramFeeds(
+  batch: MicroBatch,
+  sequences: number[][],
+  weights: Float32Array[],
+  groups: number,
+  packed: boolean,
+): NonNullable<MicroBatch['gram']> {
   const index: number[] = [];
   const scale: number[] = [];
   const split: number[] = [];
@@ -386,8 +417,8 @@ function gramFeeds(batch: MicroBatch, sequences: number[][], weights: Float32Arr
     gramIndex: new ort.Tensor('int64', BigInt64Array.from(index, BigInt), [index.length]),
     gramScale: new ort.Tensor('float32', Float32Array.from(scale), [scale.length, 1]),
   };
-  if (groups > 1) feeds.gramSplit = new ort.Tensor('int64', BigInt64Array.from(split, BigInt), [groups]);
-  return feeds;
+  if (packed && groups > 1) feeds.gramSplit = new ort.Tensor('int64', BigInt64Array.from(split, BigInt), [groups]);
+  return { feeds, split };
 }
 
 /** Checks a parent array (each parent precedes its child) and computes the depths. */

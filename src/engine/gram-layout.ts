@@ -1,6 +1,7 @@
 /**
- * The packed layout of a symmetric Gram G [I, I] as the layer graph emits it: only the upper
- * block triangle is computed. The channels are split into nb blocks [start, start + size); block
+ * A layer's Gram G = Σ_t w_t h_t h_tᵀ of down_proj's inputs, as the engine hands it on (its rows
+ * √w_t · h_t, GramRowGroups), and the packed layout of a symmetric Gram [I, I] (compensation
+ * packs G_KK so, src/prune/kept-gram.ts): only the upper block triangle is computed. The channels are split into nb blocks [start, start + size); block
  * row i holds G[start_i : start_i + size_i, start_i : I] ([size_i, I − start_i], row-major), and
  * the block rows follow each other. Its length is ≈ I²/2 + I·size/2, so the Gram costs
  * ≈ (1/2 + 1/(2·nb)) of a full hᵀh MatMul (Qwen2.5-0.5B, I = 4864 in 10 blocks: 0.55×).
@@ -89,4 +90,29 @@ export function packGram(full: ArrayLike<number>, I: number): PackedGram {
     for (let r = 0; r < size; r++)
       for (let b = start; b < I; b++) packed[offset + r * (I - start) + (b - start)] = full[(start + r) * I + b];
   return new PackedGram(layout, packed);
+}
+
+/** Rows [count, I] row-major (a view) whose Σ rowᵀ·row is (part of) a Gram. */
+export interface GramRowBlock {
+  rows: Float32Array;
+  count: number;
+}
+
+/**
+ * A layer's Gram rows √w_t · h_t as the layer graph gives them: per micro-batch [N_b, I], the
+ * rows of group 0 first, then group 1, … (`split`: rows per group).
+ */
+export class GramRowGroups {
+  constructor(
+    readonly I: number,
+    private readonly batches: readonly { rows: Float32Array; split: readonly number[] }[],
+  ) {}
+
+  /** The row blocks of the given groups (micro-batch by micro-batch, groups in the order given): their Gram is the groups' sum. */
+  blocks(groups: readonly number[]): GramRowBlock[] {
+    return this.batches.flatMap(({ rows, split }) => {
+      const starts = split.map((_, c) => split.slice(0, c).reduce((a, b) => a + b, 0));
+      return groups.map((c) => ({ rows: rows.subarray(starts[c] * this.I, (starts[c] + split[c]) * this.I), count: split[c] }));
+    });
+  }
 }

@@ -19,6 +19,8 @@
  *          output gram [C, P] = Σ_{t in group c} w_t · h_t h_tᵀ (h the input of down_proj), its upper
  *          block triangle packed as src/engine/gram-layout.ts says (P ≈ I²/2). The positions are
  *          gathered first, so C groups cost what one Gram over all positions costs.
+ * With `gramRows`: the same inputs but gramSplit; output gramRows [N, I] = √w_t · h_t instead, the
+ *          rows whose Σ rowᵀ·row over a group is that group's Gram.
  */
 import type { ModelSpec } from '../model/spec.js';
 import { layerTensorShapes, type LayerTensorRole } from '../model/tensor-names.js';
@@ -34,6 +36,8 @@ export interface LayerGraphOptions {
   perSequence?: boolean;
   /** Groups of the down_proj input Gram (0 or absent: no Gram). */
   gram?: number;
+  /** Emit the rows of the down_proj input Gram (gramRows) instead of the Gram. */
+  gramRows?: boolean;
   /** Take the keys and values of earlier positions and return them with this call's appended (decoding). */
   cache?: boolean;
   /** RoPE rows and mask per sequence of the batch (batched decoding: each sequence at its own position, seeing its own keys). */
@@ -143,6 +147,7 @@ export function buildLayerGraph(spec: ModelSpec, options: LayerGraphOptions): Ui
     g.output(influence, 'influence', options.perSequence ? ['B'] : []);
   }
   if (options.gram) gramOutput(g, h, I, options.gram);
+  if (options.gramRows) g.output(gramRows(g, h, I), 'gramRows', ['N', I]);
   return g.toBytes(`${spec.modelType}_layer`);
 }
 
@@ -151,12 +156,9 @@ export function buildLayerGraph(spec: ModelSpec, options: LayerGraphOptions): Ui
  * triangle only, packed as gram-layout.ts describes (block row i is one MatMul of the group's
  * weighted rows in block i against its rows from start_i on).
  */
-function gramOutput(g: GraphBuilder, h: string, I: number, groups: number): void {
+export function gramOutput(g: GraphBuilder, h: string, I: number, groups: number): void {
   const layout = gramLayout(I);
-  const index = g.input('gramIndex', ['N'], 'int64');
-  const scale = g.input('gramScale', ['N', 1]);
-  // √w_t · h_t on both sides (weights are ≥ 0): one [N, I] tensor, scaled in place of the gathered rows.
-  const rows = g.op('Mul', [g.op('Gather', [g.op('Reshape', [h, g.ints([-1, I])]), index], { axis: 0 }), g.op('Sqrt', [scale])]); // [N, I]
+  const rows = gramRows(g, h, I); // [N, I]
   const parts = groups === 1 ? [rows] : g.multi('Split', [rows, g.input('gramSplit', [groups], 'int64')], groups, { axis: 0 });
   const channels = (v: string, from: number, to: number) => g.op('Slice', [v, g.ints([from]), g.ints([to]), g.ints([0])]);
   const packed = parts.map((r) => {
@@ -170,6 +172,13 @@ function gramOutput(g: GraphBuilder, h: string, I: number, groups: number): void
     return blockRows.length === 1 ? blockRows[0] : g.op('Concat', blockRows, { axis: 1 }); // [1, P]
   });
   g.output(packed.length === 1 ? packed[0] : g.op('Concat', packed, { axis: 0 }), 'gram', [groups, layout.length]);
+}
+
+/** √w_t · h_t of the gathered positions (weights are ≥ 0; √w on both sides of hᵀ·diag(w)·h): [N, I]. */
+function gramRows(g: GraphBuilder, h: string, I: number): string {
+  const index = g.input('gramIndex', ['N'], 'int64');
+  const scale = g.input('gramScale', ['N', 1]);
+  return g.op('Mul', [g.op('Gather', [g.op('Reshape', [h, g.ints([-1, I])]), index], { axis: 0 }), g.op('Sqrt', [scale])]);
 }
 
 function activation(g: GraphBuilder, v: string, kind: ModelSpec['activation']): string {

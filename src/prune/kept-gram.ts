@@ -1,0 +1,84 @@
+/**
+ * The two parts of a layer's Gram that compensation uses, once its kept channels K are known,
+ * from the Gram's rows (√w_t · h_t of every weighted position, as the layer graph gives them):
+ *     G_KK = Σ_t w_t h_K,t h_K,tᵀ   [n, n], its upper block triangle packed (gram-layout.ts, over n)
+ *     Z    = W_R G_RK = Σ_t w_t (W_R h_R,t) h_K,tᵀ   [D, n], as (W_R R_Rᵀ) R_K
+ * G_RR is never formed, and W_R·G_RK costs 2·N·D·(r + n) instead of 2·N·r·n + 2·D·r·n: on
+ * Qwen2.5-0.5B (I = 4864 → 3072, D = 896) ≈ 161 GFLOP per layer for 8192 tokens, against 223 for
+ * the packed Gram over all I channels and W_R·G_RK from it.
+ */
+import ort from 'onnxruntime-node';
+import { type GramRowBlock, gramLayout } from '../engine/gram-layout.js';
+import { GraphBuilder } from '../engine/onnx-graph.js';
+import { createSession } from '../engine/session.js';
+
+export class KeptGram {
+  /** One session per (I, n): the packed layout's slices are constants of the graph. */
+  private readonly sessions = new Map<string, Promise<ort.InferenceSession>>();
+  constructor(private readonly threads?: number) {}
+
+  /**
+   * G_KK packed (gramLayout(keep.length)) and Z [D, n], summed over the blocks in order. `wR` is
+   * W_R [D, r] (the removed columns of down_proj, in `removed` order).
+   */
+  async compute(
+    blocks: readonly GramRowBlock[],
+    I: number,
+    keep: readonly number[],
+    removed: readonly number[],
+    wR: Float32Array,
+  ): Promise<{ packed: Float32Array; z: Float32Array }> {
+    const [n, r] = [keep.length, removed.length];
+    const D = wR.length / r;
+    const key = `${I}/${n}`;
+    if (!this.sessions.has(key)) this.sessions.set(key, createSession(keptGramGraph(I, n), this.threads));
+    const session = await this.sessions.get(key)!;
+    const feeds: Record<string, ort.Tensor> = {
+      keep: new ort.Tensor('int64', BigInt64Array.from(keep, BigInt), [n]),
+      removed: new ort.Tensor('int64', BigInt64Array.from(removed, BigInt), [r]),
+      wR: new ort.Tensor('float32', wR, [D, r]),
+      gramIn: new ort.Tensor('float32', new Float32Array(gramLayout(n).length), [1, gramLayout(n).length]),
+      zIn: new ort.Tensor('float32', new Float32Array(D * n), [D, n]),
+    };
+    for (const { rows, count } of blocks) {
+      if (count === 0) continue;
+      const out = await session.run({ ...feeds, rows: new ort.Tensor('float32', rows, [count, I]) });
+      // The running sums go back in: each block's part is added in the graph, in block order.
+      feeds.gramIn = out.gram;
+      feeds.zIn = out.z;
+    }
+    return { packed: feeds.gramIn.data as Float32Array, z: feeds.zIn.data as Float32Array };
+  }
+
+  async release(): Promise<void> {
+    for (const session of this.sessions.values()) await (await session).release();
+    this.sessions.clear();
+  }
+}
+
+function keptGramGraph(I: number, n: number): Uint8Array {
+  const g = new GraphBuilder();
+  const layout = gramLayout(n);
+  const rows = g.input('rows', ['N', I]); // √w_t · h_t
+  const keep = g.input('keep', [n], 'int64');
+  const removed = g.input('removed', ['R'], 'int64');
+  const wR = g.input('wR', ['D', 'R']);
+  const gramIn = g.input('gramIn', [1, layout.length]);
+  const zIn = g.input('zIn', ['D', n]);
+  const rowsT = g.op('Transpose', [rows], { perm: [1, 0] }); // [I, N]: a channel's values contiguous
+  const kT = g.op('Gather', [rowsT, keep], { axis: 0 }); // R_Kᵀ [n, N]
+  const rT = g.op('Gather', [rowsT, removed], { axis: 0 }); // R_Rᵀ [r, N]
+  // G_KK's upper block triangle: block row i is R_K[:, block i]ᵀ · R_K[:, start_i:].
+  const channels = (v: string, from: number, to: number) => g.op('Slice', [v, g.ints([from]), g.ints([to]), g.ints([0])]);
+  const blockRows = layout.blocks.map(({ start, size }) => {
+    const left = size === n ? kT : channels(kT, start, start + size); // [size, N]
+    const right = start === 0 ? kT : channels(kT, start, n); // [n − start, N]
+    return g.op('Reshape', [g.op('MatMul', [left, g.op('Transpose', [right], { perm: [1, 0] })]), g.ints([1, -1])]); // [1, size·(n − start)]
+  });
+  const packed = blockRows.length === 1 ? blockRows[0] : g.op('Concat', blockRows, { axis: 1 }); // [1, P]
+  g.output(g.op('Add', [gramIn, packed]), 'gram', [1, layout.length]);
+  const yRT = g.op('MatMul', [wR, rT]); // (R_R W_Rᵀ)ᵀ [D, N]
+  const z = g.op('MatMul', [yRT, g.op('Transpose', [kT], { perm: [1, 0] })]); // [D, n]
+  g.output(g.op('Add', [zIn, z]), 'z', ['D', n]);
+  return g.toBytes('kept_gram');
+}
