@@ -6,6 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { Decoder } from './engine/decoder.js';
 import { Engine } from './engine/engine.js';
+import { checkPrecision, type Precision } from './engine/precision.js';
 import { evaluateText, type TextMetrics } from './eval/text-metrics.js';
 import { exportGguf as writeGguf, type ExportOptions, type ExportReport } from './gguf/export.js';
 import { openCheckpoint } from './model/checkpoint.js';
@@ -68,6 +69,7 @@ export function inspect(dir: string): InspectReport {
  * e.g. `prune(dir, out, { ratio: 0.3 })`. Returns the report `--json` prints.
  */
 export async function prune(dir: string, output: string, options: PruneSettings = {}): Promise<PruneReport> {
+  checkPrecision(options.precision);
   const recorded = Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined && typeof v !== 'function'));
   return runPrune(dir, output, {
     commandLine: `compact-llm prune(${JSON.stringify(dir)}, ${JSON.stringify(output)}, ${JSON.stringify(recorded)})`,
@@ -83,6 +85,7 @@ export async function prune(dir: string, output: string, options: PruneSettings 
  * several machines). Give the same budget and calibration options as that run.
  */
 export async function calibrateShard(dir: string, shard: CalibShard, options: PruneSettings & { scoresOut: string }): Promise<ShardReport> {
+  checkPrecision(options.precision);
   return runShard(dir, {
     commandLine: `compact-llm calibrateShard(${JSON.stringify(dir)}, ${JSON.stringify(shard)})`,
     ...withPruneDefaults({ ...options, calibShard: shard }),
@@ -107,11 +110,18 @@ export interface EvaluateOptions {
   /** Sequences decoded together by generation tasks (`--batch-size`). */
   batchSize?: number;
   threads?: number;
+  /**
+   * Layer MatMuls and LM head for `text` and the log-likelihood tasks (`--precision`): 'fp32' (default,
+   * the reference) or 'int8' (faster, approximate); generation tasks stay fp32.
+   */
+  precision?: Precision;
   onProgress?: (stage: string, done: number, total: number) => void;
 }
 
 export interface EvaluateReport {
   dir: string;
+  /** The precision the text and log-likelihood tasks ran in. */
+  precision: Precision;
   /** Present when `text` was given. */
   text?: TextMetrics & { file: string };
   /** Present when `tasks` were given: per task (lm-eval metrics) and per group (mmlu). */
@@ -127,6 +137,7 @@ export interface EvaluateReport {
 /** Measures a checkpoint (`compact eval`): bits per byte of a text and/or benchmark tasks. */
 export async function evaluate(dir: string, options: EvaluateOptions): Promise<EvaluateReport> {
   if (options.text == null && !options.tasks?.length) throw new CompactError('nothing to evaluate: give text (a file) and/or tasks');
+  const precision = checkPrecision(options.precision);
   const text = options.text == null ? undefined : readUserText(options.text);
   if (text?.length === 0) throw new CompactError(`${options.text}: the text is empty`);
   const window = options.window ?? EVAL_DEFAULTS.window;
@@ -143,8 +154,9 @@ export async function evaluate(dir: string, options: EvaluateOptions): Promise<E
   }
   const count = countParams(ckpt);
   const tokenizer = loadTokenizer(dir);
-  const engine = new Engine(ckpt, { threads: options.threads });
-  const report: EvaluateReport = { dir, parameters: { ...count.parts, total: count.total }, storedBytes: count.storedBytes };
+  // As eval --precision: the Engine's projections and head; runTasks' Decoder (generation) stays fp32.
+  const engine = new Engine(ckpt, { threads: options.threads, precision });
+  const report: EvaluateReport = { dir, precision, parameters: { ...count.parts, total: count.total }, storedBytes: count.storedBytes };
   try {
     if (text != null) {
       const onProgress = (d: number, t: number) => options.onProgress?.('text', d, t);

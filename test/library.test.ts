@@ -13,8 +13,10 @@ import { Command } from 'commander';
 import { registerEval } from '../src/cli/eval.js';
 import { registerPrune } from '../src/cli/prune.js';
 import { EVAL_DEFAULTS, PRUNE_DEFAULTS, withPruneDefaults } from '../src/defaults.js';
-import { CompactError, evaluate, inspect, prune } from '../src/index.js';
-import { ROOT, STORIES } from './helpers/fixtures.js';
+import { calibrateShard, CompactError, evaluate, inspect, prune } from '../src/index.js';
+import type { Precision } from '../src/engine/precision.js';
+import { runCli } from './helpers/cli.js';
+import { HELDOUT_TEXT, ROOT, STORIES } from './helpers/fixtures.js';
 
 const work = mkdtempSync(join(tmpdir(), 'compact-library-'));
 after(() => rmSync(work, { recursive: true, force: true }));
@@ -100,6 +102,37 @@ test('evaluate: tasks as eval --tasks scores them (the transformers oracle of te
   }
   assert.equal(r.text, undefined);
   assert.equal(r.parameters.total, 260_032);
+});
+
+test('evaluate: precision int8 gives the bits per byte of eval --precision int8 (near fp32, not equal); a bad precision is refused', async () => {
+  const text = join(work, 'heldout-20k.txt');
+  writeFileSync(text, readFileSync(HELDOUT_TEXT, 'utf8').slice(0, 20_000));
+  const reports = [];
+  for (const precision of [undefined, 'fp32', 'int8'] as const) reports.push(await evaluate(`${STORIES}hf`, { text, precision }));
+  const [byDefault, fp32, int8] = reports;
+  assert.deepEqual([byDefault.precision, fp32.precision, int8.precision], ['fp32', 'fp32', 'int8']);
+  assert.equal(byDefault.text!.bitsPerByte, fp32.text!.bitsPerByte);
+  // Measured on stories260K (these 20,000 characters): fp32 1.28802, int8 1.29760 (+0.74 %).
+  const ratio = int8.text!.bitsPerByte / fp32.text!.bitsPerByte;
+  assert.ok(ratio !== 1 && Math.abs(ratio - 1) < 0.03, `int8 / fp32 bits per byte: ${ratio}`);
+  const cli = runCli(['eval', `${STORIES}hf`, '--text', text, '--precision', 'int8', '--json']);
+  assert.equal(cli.code, 0, cli.stderr);
+  assert.equal(JSON.parse(cli.stdout).bitsPerByte, int8.text!.bitsPerByte, "int8: the CLI's number");
+  // The CLI's words (option '--precision <p>' argument 'int4' is invalid. Allowed choices are fp32, int8), the library's name.
+  const refused = (e: unknown) =>
+    e instanceof CompactError && /^option 'precision' argument 'int4' is invalid\. Allowed choices are fp32, int8$/.test(e.message);
+  await assert.rejects(evaluate(`${STORIES}hf`, { text, precision: 'int4' as Precision }), refused);
+  const out = join(work, 'never-precision');
+  await assert.rejects(prune(`${STORIES}hf`, out, { ffn: 100, precision: 'int4' as Precision }), refused);
+  await assert.rejects(
+    calibrateShard(
+      `${STORIES}hf`,
+      { index: 1, count: 2 },
+      { ffn: 100, compensate: false, precision: 'int4' as Precision, scoresOut: `${out}.json` },
+    ),
+    refused,
+  );
+  assert.ok(!existsSync(out) && !existsSync(`${out}.json`));
 });
 
 test("user mistakes throw a CompactError (the CLI's one-line message) and write nothing", async () => {

@@ -10,6 +10,7 @@ import onnxProto from 'onnx-proto';
 import ort from 'onnxruntime-node';
 import type { LayerTensorRole } from '../model/tensor-names.js';
 import { HEAD_PART_ROWS, type HeadWeights, type LayerWeights } from './layer-weights.js';
+import { CompactError } from '../util/errors.js';
 import { GraphBuilder, type WireType } from './onnx-graph.js';
 import { createSession } from './session.js';
 
@@ -17,6 +18,17 @@ const INT8 = onnxProto.onnx.TensorProto.DataType.INT8;
 
 export const PRECISIONS = ['fp32', 'int8'] as const;
 export type Precision = (typeof PRECISIONS)[number];
+
+/**
+ * A library caller's `precision` (undefined: fp32), refused as the CLI's --precision choices
+ * refuse a bad value, in the same words with the library's option name.
+ */
+export function checkPrecision(value: unknown): Precision {
+  if (value === undefined) return 'fp32';
+  if (!PRECISIONS.includes(value as Precision))
+    throw new CompactError(`option 'precision' argument '${String(value)}' is invalid. Allowed choices are ${PRECISIONS.join(', ')}`);
+  return value as Precision;
+}
 
 /** How a quantized precision stores and multiplies a weight matrix. */
 export interface QuantizedLinear {
