@@ -27,9 +27,8 @@ export class ExactSums {
   add(j: number, x: number): void {
     const s = this.fast[j];
     const t = s + x;
-    const b = t - s;
-    const error = s - (t - b) + (x - b); // TwoSum: t + error = s + x exactly
-    if (error === 0) this.fast[j] = t;
+    // The TwoSum of exactAdd, not exactAdd itself: its number | null result made this per-channel loop ~1.5× slower.
+    if (twoSumError(s, x, t) === 0) this.fast[j] = t;
     else {
       this.spill[j] = (this.spill[j] ?? 0n) + BigInt(s * SCALE) + BigInt(x * SCALE);
       this.fast[j] = 0;
@@ -47,11 +46,16 @@ export class ExactSums {
   }
 }
 
-/** s + x when that double is the exact sum, else null (TwoSum). */
+/** s + x when that double is the exact sum, else null. */
 export function exactAdd(s: number, x: number): number | null {
   const t = s + x;
+  return twoSumError(s, x, t) === 0 ? t : null;
+}
+
+/** TwoSum: the rounding error of t = s + x (double), so that t + error = s + x exactly. */
+function twoSumError(s: number, x: number, t: number): number {
   const b = t - s;
-  return s - (t - b) + (x - b) === 0 ? t : null;
+  return s - (t - b) + (x - b);
 }
 
 /** The double nearest an exact sum (deterministic: the same exact sum always gives the same double). */
