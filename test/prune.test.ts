@@ -16,10 +16,8 @@ import { writeWeights } from '../src/model/checkpoint-writer.js';
 import { readTensorBytes } from '../src/model/safetensors.js';
 import { encode, loadTokenizer } from '../src/model/tokenizer.js';
 import { readUserJson } from '../src/util/files.js';
-import { selectKeepSet } from '../src/vocab/keep-set.js';
 import { buildCalibration } from '../src/prune/calibration.js';
 import { TIMING_FILE, type PruneTiming } from '../src/model/prune-files.js';
-import { activationScores } from '../src/prune/scores.js';
 import { maxAbsDiff, readF32, ROOT, STORIES } from './helpers/fixtures.js';
 
 const work = mkdtempSync(join(tmpdir(), 'compact-prune-'));
@@ -93,7 +91,7 @@ for (const c of cases) {
   });
 }
 
-test('common act² scores equal a brute-force float64 reference computed outside the graph', async () => {
+test('common act² scores (what prune ranks channels by, as --scores-out saves them) equal a brute-force float64 reference computed outside the graph', async () => {
   const act2Case = cases.find((c) => c.name === 'stories260K-compact')!;
   const arg = (flag: string) => act2Case.args[act2Case.args.indexOf(flag) + 1];
   const source = `${ROOT}${act2Case.source}`;
@@ -105,13 +103,18 @@ test('common act² scores equal a brute-force float64 reference computed outside
   });
   const pythonJson = JSON.stringify(calibration.windows).replaceAll(',', ', ');
   assert.equal(createHash('sha256').update(pythonJson).digest('hex'), oracle.act2.windows_sha256, 'same calibration windows as the oracle');
-  const keep = new Set(selectKeepSet({ tokenizer: readUserJson(`${source}/tokenizer.json`) }, { size: Number(arg('--vocab')) }).keep);
-  const weights = calibration.windows.map((w) => Float32Array.from(w, (id) => (keep.has(id) ? 1 : 0)));
-  const { act2 } = await activationScores(new Engine(openCheckpoint(source)), calibration.windows, weights);
+  // The oracle weighted each token by whether this case's pruned vocabulary keeps it (binary).
+  const scores = join(work, 'act2.scores.json');
+  const args = act2Case.args.map((a) => (a === arg('--calib') ? `${ROOT}${a}` : a));
+  assert.equal(await pruneCli([source, '-o', join(work, 'act2'), ...args, '--scores-out', scores]), 0);
+  const saved = readUserJson(scores) as { criterion: string; weighting: string; layers: number[][] };
+  assert.deepEqual([saved.criterion, saved.weighting], ['act2', 'binary']);
+  assert.equal(saved.layers.length, oracle.act2.scores.length);
   for (const [l, want] of oracle.act2.scores.entries()) {
     const scale = Math.max(...want);
-    for (const [j, v] of want.entries())
-      assert.ok(Math.abs(act2[l][j] - v) <= 1e-5 * scale, `layer ${l} channel ${j}: ${act2[l][j]} vs ${v}`);
+    const got = saved.layers[l];
+    assert.equal(got.length, want.length);
+    for (const [j, v] of want.entries()) assert.ok(Math.abs(got[j] - v) <= 1e-5 * scale, `layer ${l} channel ${j}: ${got[j]} vs ${v}`);
   }
 });
 

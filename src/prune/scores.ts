@@ -5,7 +5,6 @@
  * Scores are additive over calibration shards and saved with what they were computed on; act²
  * scores also carry their exact sums (exact-sum.ts), so shards sum to the single run bit for bit.
  */
-import type { Engine } from '../engine/engine.js';
 import type { Precision } from '../engine/precision.js';
 import { type Checkpoint, loadF32 } from '../model/checkpoint.js';
 import { layerPrefix, LAYER_TENSORS } from '../model/tensor-names.js';
@@ -58,19 +57,6 @@ export interface ChannelScores {
   weightTotal: number;
   /** act²: the exact sums (null for magnitude and random scores, which are not sums over tokens). */
   exact: ExactScores | null;
-}
-
-/** One layer-wise pass of the unpruned model; act² ([G, I] per layer) and block influence reduced in the graph. */
-export async function activationScores(
-  engine: Engine,
-  windows: number[][],
-  weights: Float32Array[],
-  groups = 1,
-  onLayer?: (layer: number, layers: number) => void,
-): Promise<{ act2: Float64Array[]; influence: number[]; weightTotal: number }> {
-  const { act2, influence } = await engine.forward(windows, { statWeights: weights, statGroups: groups, onLayer });
-  const weightTotal = weights.reduce((n, w) => n + w.reduce((a, b) => a + b, 0), 0);
-  return { act2: act2!, influence: influence!, weightTotal };
 }
 
 /** Weight magnitude: Σ of squares of gate row j, up row j and down column j. */
