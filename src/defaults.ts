@@ -8,7 +8,7 @@ import type { OutputType } from './gguf/tensor-plan.js';
 import { checkpointBitsPerByte } from './eval/text-metrics.js';
 import { DEFAULT_DAMP } from './prune/compensate.js';
 import { METHOD_TRAITS } from './prune/methods.js';
-import type { PruneOptions } from './prune/prune.js';
+import type { PruneOptions } from './prune/options.js';
 
 /** Bundled calibration text (TinyStories, CDLA-Sharing-1.0): fits the bundled models; pass your own for real models. */
 export const DEFAULT_CALIBRATION = fileURLToPath(new URL('../data/tinystories/calibration_90pct.txt', import.meta.url));

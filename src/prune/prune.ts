@@ -46,6 +46,7 @@ import { type Budget, channelParams, defaultRoundTo, solveBudget, vocabRowParams
 import { buildCalibration, checkCalibrationLoss, lossTargets, readDocuments, type Calibration } from './calibration.js';
 import { blockInfluence, layerDropFields, layersToDrop, renumberLayerTensor } from './layer-drop.js';
 import { METHOD_TRAITS, type Method } from './methods.js';
+import type { PruneOptions } from './options.js';
 import { modelCard } from './model-card.js';
 import { compensateLayer, DEFAULT_DAMP, Gemm } from './compensate.js';
 import { CompensatedStore } from './compensated-store.js';
@@ -73,66 +74,7 @@ export const AUTO_HOLDOUT_CHARS = 65536;
 /** Below this many held-out characters the search's choice is reported as weakly supported. */
 export const AUTO_FEW_CHARS = 20000;
 
-export interface PruneOptions {
-  method: Method;
-  vocab?: number;
-  ffn?: number;
-  ratio?: number;
-  vocabShare?: number;
-  /** Search the vocabulary share for the lowest held-out bits per byte. */
-  auto?: boolean;
-  /**
-   * The search's measure: bits per byte of `text` under the candidate checkpoint in `dir`. Passed
-   * in by the caller (src/defaults.ts gives eval's), so pruning does not depend on evaluation.
-   */
-  measureText?: (dir: string, text: string) => Promise<number>;
-  /** Vocabulary modes the search tries (default: only vocabMode). */
-  autoModes?: KeepMode[];
-  /** After the coarse grid, also try the shares halfway to the best one's neighbours (a second calibration pass). Default true. */
-  autoRefine?: boolean;
-  /**
-   * Least-squares compensation of down_proj for the removed channels: true (an error where it
-   * cannot apply), 'auto' (wherever channels are pruned by calibrated act²), false/undefined: off.
-   */
-  compensate?: boolean | 'auto';
-  /** Damping λ = damp · mean diag(G_KK) (default DEFAULT_DAMP). */
-  damp?: number;
-  /**
-   * Sequential statistics (SparseGPT-style; with compensation and one fixed split): layer ℓ's act²
-   * and Gram are counted on the hidden states the already pruned and compensated layers < ℓ produce.
-   */
-  sequential?: boolean;
-  roundTo?: number;
-  vocabMode: KeepMode;
-  /** Text whose token counts drive --vocab-mode frequency (default: the calibration text). */
-  vocabCorpus?: string[];
-  keepList?: (string | number)[];
-  weighting: Weighting;
-  criterion: Criterion;
-  calib: string[];
-  /** Pre-tokenized calibration windows (library use, e.g. models without a tokenizer): replace --calib; no held-out text, so no --auto. */
-  calibWindows?: number[][];
-  calibField: string;
-  samples: number;
-  seqLen: number;
-  seed: number;
-  scoresIn?: string[];
-  scoresOut?: string;
-  /**
-   * Compute only this shard's statistics (calib-shard.ts) and write them to scoresOut, no model
-   * (calibrateShard); the n shards summed by scoresIn give the single run's scores exactly.
-   */
-  calibShard?: CalibShard;
-  force?: boolean;
-  threads?: number;
-  /** Precision of the calibration forward pass (default fp32; int8: faster, statistics near fp32's, see docs/benchmarks.md). */
-  precision?: Precision;
-  commandLine: string;
-  version: string;
-  /** Also write a GGUF of the output for llama.cpp, inside it (checked before any long work). */
-  gguf?: OutputType;
-  onProgress?: (stage: 'calibrate' | 'search' | 'write', done: number, total: number) => void;
-}
+export type { PruneOptions } from './options.js';
 
 export interface AutoCandidate {
   vocabShare: number;
