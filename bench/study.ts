@@ -278,7 +278,7 @@ function runsLine(study: Study): string {
     (r) =>
       `${r.methods.length === STUDY_METHOD_NAMES.length ? 'all methods' : r.methods.join(', ')} at ${(r.ratios ?? []).map((x) => `${Math.round(100 * x)}`).join('/')} %: ${r.started.slice(0, 16).replace('T', ' ')} UTC, ${r.wallSeconds} s, load average ${r.load[0].toFixed(1)} → ${r.load[1].toFixed(1)} on ${r.cores} cores`,
   );
-  return `Measured ${runs.join('; ')}${kept ? '; the other methods in an earlier run (load not recorded)' : ''}. `;
+  return `Measured ${runs.join('; ')}${kept ? '; the other cells in an earlier run (load not recorded)' : ''}. `;
 }
 
 /**
@@ -365,7 +365,7 @@ Read off the tables above (excess = pruned − dense bits per byte; "a → b" li
 whether tokens the pruned vocabulary removes count in the channel scores differs):
 
 ${common.join('\n') || NONE}
-
+${coverage()}
 **What compensation buys** — the paper's split, sliced → refitted (compact → compact-comp):
 
 ${buys('compact', 'compact-comp').join('\n') || NONE}
@@ -378,6 +378,12 @@ ${buys('compact-auto', 'default').join('\n') || NONE}
 
 ${targets.join('\n\n') || NONE}
 `;
+}
+
+/** How often the tokens a rank vocabulary removes occur in each text (npm run bench:rank-coverage), when measured. */
+function coverage(): string {
+  const file = 'docs/study/rank-coverage.md';
+  return existsSync(file) ? `\n${readFileSync(file, 'utf8')}` : '';
 }
 
 /** The dense models' zero-shot accuracies next to chance. */
