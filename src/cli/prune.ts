@@ -1,12 +1,9 @@
 import { join } from 'node:path';
 import { type Command, Option } from 'commander';
 import { EXPORT_DEFAULTS, PRUNE_DEFAULTS, withPruneDefaults } from '../defaults.js';
-import { Engine } from '../engine/engine.js';
 import { PRECISIONS, type Precision } from '../engine/precision.js';
-import { evaluateText, type TextMetrics } from '../eval/text-metrics.js';
-import { openCheckpoint } from '../model/checkpoint.js';
+import { checkpointTextMetrics, type TextMetrics } from '../eval/text-metrics.js';
 import { OUTPUT_TYPES, type OutputType } from '../gguf/tensor-plan.js';
-import { encode, loadTokenizer } from '../model/tokenizer.js';
 import { DEFAULT_DAMP } from '../prune/compensate.js';
 import { METHODS, type Method } from '../prune/methods.js';
 import { parseCalibShard } from '../prune/calib-shard.js';
@@ -190,13 +187,15 @@ export function registerPrune(program: Command, version: string, argv: string[])
       }
       const output = f.output!;
       const report = await prune(dir, output, options);
-      const quality = f.evalText
-        ? {
-            text: f.evalText,
-            before: await textMetrics(dir, f.evalText, threadCount, (d, t) => bar.update(d, t, 'evaluate input')),
-            after: await textMetrics(output, f.evalText, threadCount, (d, t) => bar.update(d, t, 'evaluate output')),
-          }
-        : undefined;
+      let quality: Quality | undefined;
+      if (f.evalText) {
+        const text = readTextFile(f.evalText);
+        quality = {
+          text: f.evalText,
+          before: await checkpointTextMetrics(dir, text, threadCount, (d, t) => bar.update(d, t, 'evaluate input')),
+          after: await checkpointTextMetrics(output, text, threadCount, (d, t) => bar.update(d, t, 'evaluate output')),
+        };
+      }
       bar.stop();
       if (f.json) console.log(JSON.stringify({ ...report, ...(quality ? { quality } : {}) }, null, 2));
       else printReport(report, quality);
@@ -207,19 +206,6 @@ interface Quality {
   text: string;
   before: TextMetrics;
   after: TextMetrics;
-}
-
-async function textMetrics(
-  dir: string,
-  file: string,
-  threads: number | undefined,
-  onProgress: (done: number, total: number) => void,
-): Promise<TextMetrics> {
-  const text = readTextFile(file);
-  const engine = new Engine(openCheckpoint(dir), { threads });
-  const metrics = await evaluateText(engine, encode(loadTokenizer(dir), text), Buffer.byteLength(text, 'utf8'), { onProgress });
-  await engine.release();
-  return metrics;
 }
 
 /** Issue-5 interface: vocabulary-only pruning with tokenizer surgery (same code path as `prune --method vocab-only`). */

@@ -115,12 +115,22 @@ export async function evaluateText(engine: Engine, ids: number[], bytes: number,
   };
 }
 
-/** Bits per byte of `text` under the checkpoint in `dir`, with its own tokenizer (the split search's measure). */
-export async function checkpointBitsPerByte(dir: string, text: string, threads?: number): Promise<number> {
+/** Metrics of `text` under the checkpoint in `dir`, with its own tokenizer and the default windows (prune --eval-text). */
+export async function checkpointTextMetrics(
+  dir: string,
+  text: string,
+  threads?: number,
+  onProgress?: (done: number, total: number) => void,
+): Promise<TextMetrics> {
   const engine = new Engine(openCheckpoint(dir), { threads });
   try {
-    return (await evaluateText(engine, encode(loadTokenizer(dir), text), Buffer.byteLength(text, 'utf8'))).bitsPerByte;
+    return await evaluateText(engine, encode(loadTokenizer(dir), text), Buffer.byteLength(text, 'utf8'), { onProgress });
   } finally {
     await engine.release();
   }
+}
+
+/** Bits per byte of `text` under the checkpoint in `dir`, with its own tokenizer (the split search's measure). */
+export async function checkpointBitsPerByte(dir: string, text: string, threads?: number): Promise<number> {
+  return (await checkpointTextMetrics(dir, text, threads)).bitsPerByte;
 }
