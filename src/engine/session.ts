@@ -13,14 +13,16 @@ process.env.ORT_DISABLE_TELEMETRY ??= '1';
  * false, idle pool threads sleep instead of busy-waiting for the next run: when two sessions
  * alternate every few hundred microseconds (decoding: layers, then head), each pool's spinning
  * steals the cores the other needs (tinystories-llama32k: ~5.3 → ~3.9 ms per decoded token; no
- * change for the Engine's large batched runs).
+ * change for the Engine's large batched runs). With `arena` false, a run's intermediates are freed
+ * when it ends instead of staying in the session's arena (sessions run once in a while on large
+ * inputs, such as compensation's: their arenas would add up in the peak RSS).
  */
-export function createSession(model: Uint8Array, threads = cpus().length, spin = true): Promise<ort.InferenceSession> {
+export function createSession(model: Uint8Array, threads = cpus().length, spin = true, arena = true): Promise<ort.InferenceSession> {
   return ort.InferenceSession.create(model, {
     intraOpNumThreads: threads,
     interOpNumThreads: 1,
     graphOptimizationLevel: 'all',
-    enableCpuMemArena: true,
+    enableCpuMemArena: arena,
     extra: { session: { intra_op: { allow_spinning: spin ? '1' : '0' } } },
   });
 }

@@ -82,7 +82,8 @@ export class Gemm {
     q: Region,
     inv?: Float32Array,
   ): Promise<Float32Array> {
-    const session = await (this.steps[kind] ??= createSession(stepGraph(kind), this.threads));
+    // No arena (session.ts): the slices of the whole matrices would stay allocated between layers.
+    const session = await (this.steps[kind] ??= createSession(stepGraph(kind), this.threads, true, false));
     const region = (r: Region) => [
       new ort.Tensor('int64', BigInt64Array.from([r[0], r[1]], BigInt), [2]),
       new ort.Tensor('int64', BigInt64Array.from([r[2], r[3]], BigInt), [2]),
