@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { randomCheckpoint } from '../bench/real-shapes.js';
+import { prune } from '../src/index.js';
 import { runCli } from './helpers/cli.js';
 import { ROOT, STORIES } from './helpers/fixtures.js';
 
@@ -80,6 +81,42 @@ test('prune refuses: an existing output directory without --force', () => {
   assert.equal(r.code, 2);
   assert.match(r.stderr, /already exists; pass --force to replace it/);
   assert.deepEqual(readFileSync(join(out, 'model.safetensors')), before);
+});
+
+test('prune refuses, before calibrating: an existing --scores-out file without --force (a shard run or not); --force replaces it', async () => {
+  const scores = join(work, 'existing-scores.json');
+  writeFileSync(scores, 'keep me');
+  // --calib names a missing file: the refusal must come before any calibration text is read.
+  const missing = ['--calib', join(work, 'missing.txt')];
+  const refused = /^compact: error: output \S*existing-scores\.json already exists; pass --force to replace it\n$/;
+  expectRefusal([stories, '-o', 'OUT', '--ffn', '100', ...missing, '--scores-out', scores], refused);
+  expectRefusal([stories, '--ffn', '100', '--no-compensate', ...missing, '--calib-shard', '1/2', '--scores-out', scores], refused);
+  // The library, as the CLI.
+  await assert.rejects(
+    prune(stories, join(work, 'never'), { ffn: 100, calib: [missing[1]], scoresOut: scores }),
+    /existing-scores\.json already exists; pass --force/,
+  );
+  assert.equal(readFileSync(scores, 'utf8'), 'keep me');
+  const out = join(work, 'scores-forced');
+  const r = runCli([
+    'prune',
+    stories,
+    '-o',
+    out,
+    '--ffn',
+    '100',
+    '--calib',
+    HELDOUT,
+    '--samples',
+    '2',
+    '--seq-len',
+    '64',
+    '--scores-out',
+    scores,
+    '--force',
+  ]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(JSON.parse(readFileSync(scores, 'utf8')).format, 'compact-scores/2');
 });
 
 test('prune refuses: a scores file of another model', () => {

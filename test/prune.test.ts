@@ -205,10 +205,13 @@ test('same inputs and seed give a byte-identical output directory; saved scores 
   const out = join(work, 'det');
   const first = join(work, 'det-first');
   const scores = join(work, 'scores.json');
+  const firstScores = join(work, 'scores-first.json');
   assert.equal(await pruneCli([`${STORIES}hf`, '-o', out, ...args, '--scores-out', scores]), 0);
   renameSync(out, first);
+  renameSync(scores, firstScores); // the same command line again (it is recorded), without --force
   assert.equal(await pruneCli([`${STORIES}hf`, '-o', out, ...args, '--scores-out', scores]), 0);
   assert.deepEqual(filesOf(out), filesOf(first));
+  assert.equal(sha256(scores), sha256(firstScores), 'same scores file');
   const timing = JSON.parse(readFileSync(join(out, TIMING_FILE), 'utf8')) as PruneTiming;
   assert.ok(timing.seconds.total > 0 && timing.seconds.total >= timing.seconds.score, 'the pruning time is recorded beside the manifest');
   // Re-pruning from the saved scores to another width = pruning to it directly.

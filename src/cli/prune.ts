@@ -10,6 +10,7 @@ import { parseCalibShard } from '../prune/calib-shard.js';
 import { calibrateShard, prune, type PruneReport, type ShardReport } from '../prune/prune.js';
 import { CRITERIA, type Criterion, type Weighting, WEIGHTINGS } from '../prune/scores.js';
 import { CompactError } from '../util/errors.js';
+import { checkOutputFile } from '../util/atomic-file.js';
 import { checkReadable, readUserText } from '../util/files.js';
 import { addCalibrationOptions, type CalibrationFlags, calibrationOptions } from './calibration-options.js';
 import { forceOption, jsonOption, outputOption, threads, threadsOption } from './common-options.js';
@@ -98,12 +99,12 @@ export function registerPrune(program: Command, version: string, argv: string[])
     );
   addCalibrationOptions(command)
     .option('--scores-in <file...>', 'reuse channel scores (several files are summed) instead of calibrating')
-    .option('--scores-out <file>', 'save the channel scores for re-pruning to another budget')
+    .option('--scores-out <file>', 'save the channel scores for re-pruning to another budget (must not exist unless --force)')
     .option(
       '--calib-shard <i/n>',
       "calibrate on the i-th of n disjoint parts of the calibration windows (window w where w mod n = i − 1) and write only that shard's scores to --scores-out (atomically; must not exist unless --force), no model; the n shards given to --scores-in sum to exactly the single run's scores (same flags everywhere; sharded runs use --no-compensate)",
     )
-    .addOption(forceOption('output directory'))
+    .addOption(forceOption('output directory or --scores-out file'))
     .addOption(threadsOption())
     .addOption(
       new Option(
@@ -141,6 +142,8 @@ export function registerPrune(program: Command, version: string, argv: string[])
         throw new CompactError("required option '-o, --output <dir>' not specified (only --calib-shard runs write no model)");
       // Every file named by a flag is checked before the work starts (--calib by prune itself).
       checkReadable([...(f.evalText ? [f.evalText] : []), ...(f.vocabCorpus ?? []), ...(f.scoresIn ?? [])]);
+      // An existing scores file is replaced only with --force, on a shard run or not (checked again when written).
+      if (f.scoresOut) checkOutputFile(f.scoresOut, f.force);
       const bar = progressBar('prune', !f.json);
       const damp = finiteNumber(f.damp, '--damp')!;
       if (!(damp > 0)) throw new CompactError(`--damp must be > 0, got ${f.damp}`);

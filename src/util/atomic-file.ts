@@ -14,10 +14,16 @@ export interface AtomicFileOptions {
   inputs?: string[];
 }
 
-export async function writeFileAtomic<T>(outFile: string, options: AtomicFileOptions, write: (fd: number) => Promise<T> | T): Promise<T> {
+/** writeFileAtomic's refusals of an existing `outFile`, for a caller to make before long work. */
+export function checkOutputFile(outFile: string, force: boolean | undefined): void {
   const out = resolve(outFile);
   check(!existsSync(out) || statSync(out).isFile(), `output ${outFile} exists and is not a regular file`);
-  check(!existsSync(out) || options.force, `output ${outFile} already exists; pass --force to replace it`);
+  check(!existsSync(out) || force, `output ${outFile} already exists; pass --force to replace it`);
+}
+
+export async function writeFileAtomic<T>(outFile: string, options: AtomicFileOptions, write: (fd: number) => Promise<T> | T): Promise<T> {
+  const out = resolve(outFile);
+  checkOutputFile(outFile, options.force);
   mkdirSync(dirname(out), { recursive: true });
   const outReal = join(realpathSync(dirname(out)), basename(out));
   for (const input of options.inputs ?? []) {
