@@ -161,7 +161,7 @@ function single(name: string): void {
 
 function solveLine(c: SolveClock): string {
   const s = (ms: number) => (ms / 1000).toFixed(1);
-  return `${s(c.totalMs)} s over ${c.layers} layers = gather ${s(c.gatherMs)} + W_R·G_RK ${s(c.productMs)} + Cholesky ${s(c.choleskyMs)} + triangular solves ${s(c.solveMs)}`;
+  return `${s(c.totalMs)} s over ${c.layers} layers = system (G_KK, W_R·G_RK or gathered) ${s(c.gatherMs)} + W_R·G_RK from G_KR ${s(c.productMs)} + Cholesky ${s(c.choleskyMs)} + triangular solves ${s(c.solveMs)}`;
 }
 
 /** A B A B …: sliced, then compensated, `repeats` times; per-run phases, load, and the median ratio of the pairs. */

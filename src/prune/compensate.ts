@@ -19,16 +19,21 @@ import { KeptGram } from './kept-gram.js';
 
 /** Default damping: λ = DAMP · mean diag(G_KK) (measured in docs/compensation.md). */
 export const DEFAULT_DAMP = 0.01;
-/** Diagonal block size of the Cholesky (tests lower it so small layers take the blocked path). */
-export const BLOCK = { size: 256 };
+/**
+ * Diagonal block size of the Cholesky and the triangular solves (tests lower it so small layers
+ * take the blocked path). 128: one Qwen2.5-0.5B-shaped layer's Cholesky (n = 3072) took 240–260 ms
+ * against 440–530 at 256 (whose diagonal blocks in JavaScript took half of it), 340 at 64 and
+ * 330–400 at 192; the solves 300–340 ms at 128 and 256 (same process, load 5–6).
+ */
+export const BLOCK = { size: 128 };
 
 /** Where compensateLayer's time went, summed over its calls (benchmarks read it; nothing else does). */
 export interface SolveClock {
   layers: number;
   totalMs: number;
-  /** A = G_KK + λI, G_KR and W_R out of the packed Gram and W. */
+  /** The system: W_K and W_R out of W, and G_KK and W_R·G_RK formed from the Gram's rows (kept-gram.ts), or A and G_KR gathered from the packed Gram. */
   gatherMs: number;
-  /** W_R·G_RK. */
+  /** W_R·G_RK from G_KR (packed Gram only). */
   productMs: number;
   choleskyMs: number;
   /** The two triangular solves against the D right-hand sides. */
