@@ -92,6 +92,20 @@ export function buildCalibration(tokenizer: Tokenizer, files: string[], options:
   };
 }
 
+/** A calibration from pre-tokenized windows (library use; hashed as their JSON). */
+export function windowsCalibration(windows: number[][], seed: number, field: string): Calibration {
+  check(windows.length > 0 && windows.every((w) => w.length > 0), 'calibration windows must be non-empty');
+  return {
+    windows,
+    sha256: createHash('sha256').update(JSON.stringify(windows)).digest('hex'),
+    corpusTokens: windows.reduce((n, w) => n + w.length, 0),
+    files: [],
+    options: { samples: windows.length, seqLen: Math.max(...windows.map((w) => w.length)), seed, field },
+    heldOut: '',
+    documents: [],
+  };
+}
+
 /** Splits text at line starts into pieces of at least `size` characters (the last may be shorter). */
 function lineBlocks(text: string, size: number): string[] {
   const blocks: string[] = [];

@@ -1,7 +1,24 @@
 /** ShortGPT depth pruning: drop the layers whose output is most like their input. */
+import type { Checkpoint } from '../model/checkpoint.js';
 import type { RawConfig } from '../model/families.js';
 import type { ModelSpec } from '../model/spec.js';
 import { layerPrefix } from '../model/tensor-names.js';
+import { check } from '../util/errors.js';
+
+/** How many whole layers --ratio removes from a checkpoint of `total` parameters. */
+export function layersForRatio(ckpt: Checkpoint, total: number, ratio: number | undefined): number {
+  check(ratio != null, '--method shortgpt needs --ratio');
+  const perLayer = [...ckpt.tensors.values()]
+    .filter((t) => t.name.startsWith(layerPrefix(0)))
+    .reduce((n, t) => n + t.shape.reduce((a, b) => a * b, 1), 0);
+  const drop = Math.round((ratio * total) / perLayer);
+  const L = ckpt.spec.numLayers;
+  check(
+    drop >= 1 && drop < L,
+    `--ratio ${ratio} means dropping ${drop} of ${L} layers (${perLayer} parameters each); reachable: ${(perLayer / 2 / total).toFixed(3)} ≤ ratio < ${(((L - 0.5) * perLayer) / total).toFixed(3)}`,
+  );
+  return drop;
+}
 
 /** Block Influence per layer = mean over calibration tokens of 1 − cos(x_t, y_t). */
 export function blockInfluence(influenceSums: number[], weightTotal: number): number[] {

@@ -1,9 +1,10 @@
 /** README.md of a pruned checkpoint: what was done, to what, with what, by which command. */
 import { PRECISION_TRAITS } from '../engine/precision.js';
 import { METHOD_TRAITS } from './methods.js';
-import type { PruneOptions, PruneReport } from './prune.js';
+import type { OutputOptions, ScoringOptions } from './options.js';
+import type { PruneReport } from './report.js';
 
-export function modelCard(r: PruneReport, o: PruneOptions): string {
+export function modelCard(r: PruneReport, o: Pick<ScoringOptions, 'scoresIn'> & Pick<OutputOptions, 'commandLine' | 'version'>): string {
   const n = (x: number) => x.toLocaleString('en-US');
   const p = r.parameters;
   const lines = [

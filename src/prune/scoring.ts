@@ -1,0 +1,98 @@
+/**
+ * Scoring: every candidate split's kept vocabulary and FFN channel scores, from one source —
+ * scores files (--scores-in), a calibration pass (statistics.ts; with compensation it also solves
+ * each candidate's down_proj), or the weights alone (magnitude, random). --auto adds its refining
+ * splits later; each batch is scored by one pass.
+ */
+import { check } from '../util/errors.js';
+import type { KeepMode } from '../vocab/keep-set.js';
+import type { Calibration } from './calibration.js';
+import type { Candidate } from './candidates.js';
+import type { CompensationPass } from './compensation.js';
+import { METHOD_TRAITS } from './methods.js';
+import type { PruneOptions } from './options.js';
+import type { CompensationReport } from './report.js';
+import { checkScoresFit, scoresRecord } from './scores-file.js';
+import { type ChannelScores, type ExactScores, magnitudeScores, randomScores, readScores, sumScores, type Weighting } from './scores.js';
+import type { Source } from './source.js';
+import { activationScoresFor } from './statistics.js';
+import { keepFor, keepHash } from './vocabulary.js';
+
+/** How the candidates' channels are scored, decided once per prune. */
+export interface ScoringSetup {
+  calibration: Calibration | null;
+  /** Whether a calibration pass runs (ShortGPT, or channels pruned by act² without --scores-in). */
+  needsActivations: boolean;
+  ffnPruned: boolean;
+  weighting: Weighting;
+  /** Token counts for frequency vocabularies. */
+  counts: Float64Array | undefined;
+  compensation: CompensationPass | null;
+}
+
+/** The candidates scored so far; index k is the same candidate in every array. */
+export class ScoredCandidates {
+  readonly candidates: Candidate[] = [];
+  /** Kept old ids per candidate. */
+  readonly keeps: number[][] = [];
+  /** Scores per candidate (one set shared by all when they come from a file or the weights; none when no channel is pruned). */
+  readonly scores: ChannelScores[] = [];
+  /** Compensation per candidate (null: not compensated). */
+  readonly compensation: (CompensationReport | null)[] = [];
+  /** Per candidate: its exact sums, when calibrated here. */
+  private readonly exactOf: ((() => ExactScores) | null)[] = [];
+
+  constructor(
+    private readonly src: Source,
+    private readonly o: PruneOptions,
+    private readonly setup: ScoringSetup,
+  ) {}
+
+  async add(batch: Candidate[]): Promise<void> {
+    const { src, o, setup } = this;
+    const first = this.candidates.length;
+    this.candidates.push(...batch);
+    const batchKeeps = batch.map((c) => this.keepOf(c.budget.vocab, c.mode));
+    this.keeps.push(...batchKeeps);
+    let batchScores: ChannelScores[];
+    if (o.scoresIn?.length) {
+      check(!o.auto, '--auto computes its own scores; drop --scores-in');
+      const summed = sumScores(o.scoresIn, o.scoresIn.map(readScores));
+      const criterion = METHOD_TRAITS[o.method].dropsLayers ? null : o.criterion;
+      checkScoresFit(summed, o.scoresIn[0], src.ckpt, criterion, setup.weighting, keepHash(batchKeeps[0]));
+      batchScores = [summed];
+    } else if (setup.needsActivations) {
+      const comp = setup.compensation;
+      const pass = await activationScoresFor(
+        src,
+        setup.calibration!,
+        batch,
+        batchKeeps,
+        setup.weighting,
+        o,
+        comp ? { store: comp.store, gemm: comp.gemm, first } : null,
+      );
+      batchScores = pass.scores;
+      this.exactOf.push(...pass.exact);
+      this.compensation.push(...pass.compensation);
+    } else if (setup.ffnPruned) {
+      const spec = src.ckpt.spec;
+      const layers = o.criterion === 'magnitude' ? magnitudeScores(src.ckpt) : randomScores(spec.numLayers, spec.intermediateSize, o.seed);
+      batchScores = [scoresRecord(src, o.criterion, null, null, null, { layers, influence: null, weightTotal: 0, exact: null })];
+    } else batchScores = [];
+    // One set per candidate, or one set shared by all.
+    batch.forEach((_, i) => this.scores.push(batchScores[Math.min(i, batchScores.length - 1)]));
+    while (this.exactOf.length < this.scores.length) this.exactOf.push(null);
+    while (this.compensation.length < this.candidates.length) this.compensation.push(null);
+  }
+
+  /** Candidate k's scores with their exact sums, as a scores file holds them. */
+  withExact(k: number): ChannelScores {
+    const f = this.exactOf[k];
+    return f && this.scores[k].exact === null ? { ...this.scores[k], exact: f() } : this.scores[k];
+  }
+
+  private keepOf(vocab: number, mode: KeepMode): number[] {
+    return keepFor(this.src, vocab, mode, this.o, this.setup.counts);
+  }
+}
