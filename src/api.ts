@@ -14,7 +14,6 @@ import { countParams, PARTS, type ParamCount, type Part } from './model/param-co
 import { encode, loadTokenizer } from './model/tokenizer.js';
 import type { CalibShard } from './prune/calib-shard.js';
 import { calibrateShard as runShard, prune as runPrune, type PruneReport, type ShardReport } from './prune/prune.js';
-import { checkOutputFile } from './util/atomic-file.js';
 import { CompactError } from './util/errors.js';
 import { readUserText } from './util/files.js';
 import { eosTokenIds, loadTasks, runTasks, type TaskResults } from './api-tasks.js';
@@ -71,7 +70,6 @@ export function inspect(dir: string): InspectReport {
  */
 export async function prune(dir: string, output: string, options: PruneSettings = {}): Promise<PruneReport> {
   checkPrecision(options.precision);
-  if (options.scoresOut) checkOutputFile(options.scoresOut, options.force); // before the calibration, as the CLI
   const recorded = Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined && typeof v !== 'function'));
   return runPrune(dir, output, {
     commandLine: `compact-llm prune(${JSON.stringify(dir)}, ${JSON.stringify(output)}, ${JSON.stringify(recorded)})`,
@@ -88,7 +86,6 @@ export async function prune(dir: string, output: string, options: PruneSettings 
  */
 export async function calibrateShard(dir: string, shard: CalibShard, options: PruneSettings & { scoresOut: string }): Promise<ShardReport> {
   checkPrecision(options.precision);
-  if (options.scoresOut) checkOutputFile(options.scoresOut, options.force);
   return runShard(dir, {
     commandLine: `compact-llm calibrateShard(${JSON.stringify(dir)}, ${JSON.stringify(shard)})`,
     ...withPruneDefaults({ ...options, calibShard: shard }),

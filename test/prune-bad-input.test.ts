@@ -73,14 +73,17 @@ for (const [name, args, pattern] of cases) {
   });
 }
 
-test('prune refuses: an existing output directory without --force', () => {
+test('prune refuses, before calibrating: an existing output directory without --force (it calibrated, wrote --scores-out, then refused)', () => {
   const out = join(work, 'exists');
   cpSync(`${STORIES}hf-qwen2`, out, { recursive: true });
   const before = readFileSync(join(out, 'model.safetensors'));
-  const r = runCli(['prune', stories, '-o', out, '--ffn', '100', '--calib', HELDOUT, '--samples', '2', '--seq-len', '64']);
+  const scores = join(work, 'exists-scores.json');
+  // --calib names a missing file: the refusal must come before any calibration text is read.
+  const r = runCli(['prune', stories, '-o', out, '--ffn', '100', '--calib', join(work, 'missing.txt'), '--scores-out', scores]);
   assert.equal(r.code, 2);
-  assert.match(r.stderr, /already exists; pass --force to replace it/);
+  assert.match(r.stderr, /^compact: error: output \S*exists already exists; pass --force to replace it\n$/);
   assert.deepEqual(readFileSync(join(out, 'model.safetensors')), before);
+  assert.ok(!existsSync(scores), 'no scores file written');
 });
 
 test('prune refuses, before calibrating: an existing --scores-out file without --force (a shard run or not); --force replaces it', async () => {

@@ -10,7 +10,6 @@ import { parseCalibShard } from '../prune/calib-shard.js';
 import { calibrateShard, prune, type PruneReport, type ShardReport } from '../prune/prune.js';
 import { CRITERIA, type Criterion, type Weighting, WEIGHTINGS } from '../prune/scores.js';
 import { CompactError } from '../util/errors.js';
-import { checkOutputFile } from '../util/atomic-file.js';
 import { checkReadable, readUserText } from '../util/files.js';
 import { addCalibrationOptions, type CalibrationFlags, calibrationOptions } from './calibration-options.js';
 import { forceOption, jsonOption, outputOption, threads, threadsOption } from './common-options.js';
@@ -142,8 +141,6 @@ export function registerPrune(program: Command, version: string, argv: string[])
         throw new CompactError("required option '-o, --output <dir>' not specified (only --calib-shard runs write no model)");
       // Every file named by a flag is checked before the work starts (--calib by prune itself).
       checkReadable([...(f.evalText ? [f.evalText] : []), ...(f.vocabCorpus ?? []), ...(f.scoresIn ?? [])]);
-      // An existing scores file is replaced only with --force, on a shard run or not (checked again when written).
-      if (f.scoresOut) checkOutputFile(f.scoresOut, f.force);
       const bar = progressBar('prune', !f.json);
       const damp = finiteNumber(f.damp, '--damp')!;
       if (!(damp > 0)) throw new CompactError(`--damp must be > 0, got ${f.damp}`);

@@ -17,7 +17,8 @@
 import { checkExportable } from '../gguf/export.js';
 import { openCheckpoint } from '../model/checkpoint.js';
 import { countParams } from '../model/param-count.js';
-import { writeDirAtomic } from '../util/atomic-dir.js';
+import { checkOutputDir, writeDirAtomic } from '../util/atomic-dir.js';
+import { checkOutputFile } from '../util/atomic-file.js';
 import { check } from '../util/errors.js';
 import { checkReadable } from '../util/files.js';
 import { stopwatch } from '../util/stopwatch.js';
@@ -58,6 +59,9 @@ export async function calibrateShard(input: string, o: PruneOptions & { calibSha
 
 async function pruneOrShard(input: string, output: string, o: PruneOptions): Promise<PruneReport | ShardReport> {
   const clock = stopwatch();
+  // Outputs that exist without --force are refused before any work (and checked again when written).
+  if (!o.calibShard) checkOutputDir(output, { force: o.force, inputs: [input] });
+  if (o.scoresOut) checkOutputFile(o.scoresOut, o.force);
   const src = openSource(input, o);
   const spec = src.ckpt.spec;
   if (o.gguf) checkExportable(src.ckpt);
@@ -100,7 +104,7 @@ async function pruneOrShard(input: string, output: string, o: PruneOptions): Pro
     const search = clock.lap();
     const plan = planFor(chosen);
     const usedScores = scored.scores[chosen];
-    if (o.scoresOut && usedScores) await writeScoresFile(o.scoresOut, { force: true, inputs: [input] }, () => scored.withExact(chosen));
+    if (o.scoresOut && usedScores) await writeScoresFile(o.scoresOut, { force: o.force, inputs: [input] }, () => scored.withExact(chosen));
 
     // ── write ──
     return await writeDirAtomic(output, { force: o.force, inputs: [input] }, async (tmp) => {

@@ -67,7 +67,8 @@ export function sweepStale(out: string): void {
   }
 }
 
-export async function writeDirAtomic<T>(outDir: string, options: AtomicDirOptions, write: (tmpDir: string) => Promise<T> | T): Promise<T> {
+/** What writeDirAtomic refuses (an output inside or around an input; an existing one without force), checked on its own so a long run can refuse before its work. */
+export function checkOutputDir(outDir: string, options: AtomicDirOptions): void {
   const out = resolve(outDir);
   for (const input of options.inputs ?? []) {
     const inp = existsSync(input) ? realpathSync(input) : resolve(input);
@@ -78,8 +79,13 @@ export async function writeDirAtomic<T>(outDir: string, options: AtomicDirOption
     );
     check(!inp.startsWith(outReal + sep), `output ${outDir} contains the input ${input}; choose another directory`);
   }
-  sweepStale(out);
+  sweepStale(out); // may put back an output a killed --force left aside: the existence check comes after it
   check(!existsSync(out) || options.force, `output ${outDir} already exists; pass --force to replace it`);
+}
+
+export async function writeDirAtomic<T>(outDir: string, options: AtomicDirOptions, write: (tmpDir: string) => Promise<T> | T): Promise<T> {
+  checkOutputDir(outDir, options);
+  const out = resolve(outDir);
   mkdirSync(dirname(out), { recursive: true });
   const tmp = scratchPath(out, 'tmp');
   rmSync(tmp, { recursive: true, force: true });
