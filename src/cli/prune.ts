@@ -5,7 +5,7 @@ import { PRECISIONS, type Precision } from '../engine/precision.js';
 import { checkpointTextMetrics, type TextMetrics } from '../eval/text-metrics.js';
 import { OUTPUT_TYPES, type OutputType } from '../gguf/tensor-plan.js';
 import { DEFAULT_DAMP } from '../prune/compensate.js';
-import { METHODS, type Method } from '../prune/methods.js';
+import { METHOD_TRAITS, METHODS, type Method } from '../prune/methods.js';
 import { parseCalibShard } from '../prune/calib-shard.js';
 import { calibrateShard, prune, type PruneReport, type ShardReport } from '../prune/prune.js';
 import { CRITERIA, type Criterion, type Weighting, WEIGHTINGS } from '../prune/scores.js';
@@ -52,7 +52,7 @@ export function registerPrune(program: Command, version: string, argv: string[])
     .argument('<dir>', 'Hugging Face checkpoint directory')
     .addOption(outputOption('dir', 'output directory; required unless --calib-shard').makeOptionMandatory(false))
     .addOption(
-      new Option('--method <m>', 'compact | vocab-only | ffn-only | shortgpt (depth pruning baseline)')
+      new Option('--method <m>', METHODS.map((m) => `${m}: ${METHOD_TRAITS[m].summary}`).join('; '))
         .choices(METHODS)
         .default(PRUNE_DEFAULTS.method),
     )

@@ -7,6 +7,8 @@ export const METHODS = ['compact', 'vocab-only', 'ffn-only', 'shortgpt'] as cons
 export type Method = (typeof METHODS)[number];
 
 export interface MethodTraits {
+  /** What it removes, for --help. */
+  summary: string;
   /** Share of a --ratio budget taken from the vocabulary: fixed, or chosen (--vocab-share, or the split search); unused when dropsLayers. */
   vocabShare: number | 'chosen';
   /** Takes a --vocab budget (removes rare tokens). */
@@ -18,8 +20,20 @@ export interface MethodTraits {
 }
 
 export const METHOD_TRAITS: Record<Method, MethodTraits> = {
-  compact: { vocabShare: 'chosen', takesVocab: true, takesFfn: true, dropsLayers: false },
-  'vocab-only': { vocabShare: 1, takesVocab: true, takesFfn: false, dropsLayers: false },
-  'ffn-only': { vocabShare: 0, takesVocab: false, takesFfn: true, dropsLayers: false },
-  shortgpt: { vocabShare: 0, takesVocab: false, takesFfn: false, dropsLayers: true },
+  compact: {
+    summary: 'rare vocabulary + FFN channels (the paper)',
+    vocabShare: 'chosen',
+    takesVocab: true,
+    takesFfn: true,
+    dropsLayers: false,
+  },
+  'vocab-only': { summary: 'rare vocabulary only', vocabShare: 1, takesVocab: true, takesFfn: false, dropsLayers: false },
+  'ffn-only': { summary: 'FFN channels only', vocabShare: 0, takesVocab: false, takesFfn: true, dropsLayers: false },
+  shortgpt: {
+    summary: 'whole layers (ShortGPT, the depth-pruning baseline)',
+    vocabShare: 0,
+    takesVocab: false,
+    takesFfn: false,
+    dropsLayers: true,
+  },
 };
