@@ -14,6 +14,8 @@ import { ROOT, STORIES } from './helpers/fixtures.js';
 const work = mkdtempSync(join(tmpdir(), 'compact-prune-bad-'));
 after(() => rmSync(work, { recursive: true, force: true }));
 const HELDOUT = `${ROOT}data/tinystories/heldout_10pct.txt`;
+/** A calibration too small to mean anything, enough for a run that must get through. */
+const QUICK_CALIB = ['--calib', HELDOUT, '--samples', '2', '--seq-len', '64'];
 let counter = 0;
 
 function expectRefusal(args: string[], pattern: RegExp): void {
@@ -101,23 +103,7 @@ test('prune refuses, before calibrating: an existing --scores-out file without -
   );
   assert.equal(readFileSync(scores, 'utf8'), 'keep me');
   const out = join(work, 'scores-forced');
-  const r = runCli([
-    'prune',
-    stories,
-    '-o',
-    out,
-    '--ffn',
-    '100',
-    '--calib',
-    HELDOUT,
-    '--samples',
-    '2',
-    '--seq-len',
-    '64',
-    '--scores-out',
-    scores,
-    '--force',
-  ]);
+  const r = runCli(['prune', stories, '-o', out, '--ffn', '100', ...QUICK_CALIB, '--scores-out', scores, '--force']);
   assert.equal(r.code, 0, r.stderr);
   assert.equal(JSON.parse(readFileSync(scores, 'utf8')).format, 'compact-scores/2');
 });
@@ -125,22 +111,7 @@ test('prune refuses, before calibrating: an existing --scores-out file without -
 test('prune refuses: a scores file of another model', () => {
   const scores = join(work, 'qwen2-scores.json');
   const out = join(work, 'scored');
-  const ok = runCli([
-    'prune',
-    `${STORIES}hf-qwen2`,
-    '-o',
-    out,
-    '--ffn',
-    '100',
-    '--calib',
-    HELDOUT,
-    '--samples',
-    '2',
-    '--seq-len',
-    '64',
-    '--scores-out',
-    scores,
-  ]);
+  const ok = runCli(['prune', `${STORIES}hf-qwen2`, '-o', out, '--ffn', '100', ...QUICK_CALIB, '--scores-out', scores]);
   assert.equal(ok.code, 0, ok.stderr);
   expectRefusal(
     [stories, '-o', 'OUT', '--ffn', '90', '--scores-in', scores],
