@@ -64,7 +64,10 @@ export class Gemm {
 
   async abt(a: Float32Array, M: number, K: number, b: Float32Array, N: number): Promise<Float32Array> {
     if (M === 0 || N === 0 || K === 0) return new Float32Array(M * N);
-    const session = await (this.session ??= createSession(gemmGraph(), this.threads));
+    // No spinning (session.ts): the solve alternates between this session and the step sessions every
+    // few milliseconds, and spinning pools steal each other's cores (one Qwen2.5-0.5B-shaped layer's
+    // Cholesky and solves: 377–469 ms against 555–687 spinning, load 4).
+    const session = await (this.session ??= createSession(gemmGraph(), this.threads, false));
     const out = await session.run({ a: new ort.Tensor('float32', a, [M, K]), b: new ort.Tensor('float32', b, [N, K]) });
     return out.y.data as Float32Array;
   }
@@ -88,7 +91,8 @@ export class Gemm {
     inv?: Float32Array,
   ): Promise<Float32Array> {
     // No arena (session.ts): the slices of the whole matrices would stay allocated between layers.
-    const session = await (this.steps[kind] ??= createSession(stepGraph(kind), this.threads, true, false));
+    // No spinning, as for abt: the solve alternates between its sessions every few milliseconds.
+    const session = await (this.steps[kind] ??= createSession(stepGraph(kind), this.threads, false, false));
     const region = (r: Region) => [
       new ort.Tensor('int64', BigInt64Array.from([r[0], r[1]], BigInt), [2]),
       new ort.Tensor('int64', BigInt64Array.from([r[2], r[3]], BigInt), [2]),

@@ -32,7 +32,7 @@ export class KeptGram {
     const D = wR.length / r;
     const key = `${I}/${n}`;
     // No arena (session.ts): the rows' transposed and gathered copies would stay allocated between layers.
-    if (!this.sessions.has(key)) this.sessions.set(key, createSession(keptGramGraph(I, n), this.threads, true, false));
+    if (!this.sessions.has(key)) this.sessions.set(key, createSession(keptGramGraph(I, n), this.threads, false, false));
     const session = await this.sessions.get(key)!;
     const feeds: Record<string, ort.Tensor> = {
       keep: new ort.Tensor('int64', BigInt64Array.from(keep, BigInt), [n]),
