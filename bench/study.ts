@@ -8,12 +8,13 @@
  * `--models ""` only rewrites docs/results.md from the reports; `--steps tasks` skips the grid;
  * `--steps render` rewrites each report's study.md/.csv/.html from its study.json (no pruning).
  * `--methods a,b` (and/or `--ratios`) redoes only those cells: their rows replace the same cells'
- * rows of the report already there, whose other cells stay if its dense row measured the same.
+ * rows of the report already there, whose other cells stay if its dense row measured the same (to 1e-6).
  * Reads ../shared (see bench/shared.ts) for the larger model, WikiText and the task data.
  *   npm run study [-- --models stories260K,tinystories-llama32k --corpora tinystories,wikitext --ratios 0.1,0.2,0.3,0.4,0.5 --steps compare,tasks]
  */
 import { cpus, loadavg } from 'node:os';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { relative } from 'node:path';
 import { parseArgs } from 'node:util';
 import { main } from '../src/cli/main.js';
 import { STUDY_METHOD_NAMES } from '../src/study/methods.js';
@@ -118,6 +119,19 @@ for (const name of args.models!.split(',').filter((n) => n.length > 0)) {
   if (steps.includes('tasks')) await tasks(name);
 }
 
+/**
+ * The same measurements up to float noise: engine changes since a report move the dense model's
+ * bits per byte by ~1e-10 (and a paper cell's by ~1e-9), far below the 4 decimals shown.
+ */
+function sameNumbers(a: unknown, b: unknown): boolean {
+  if (typeof a === 'number' && typeof b === 'number') return Math.abs(a - b) <= 1e-6 * Math.max(1, Math.abs(a));
+  if (a && b && typeof a === 'object' && typeof b === 'object') {
+    const keys = new Set([...Object.keys(a), ...Object.keys(b)]);
+    return [...keys].every((k) => sameNumbers((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k]));
+  }
+  return a === b;
+}
+
 /** The reports from the numbers measured: study.json and what is rendered from it. */
 function render(dir: string, study: Study): void {
   const { rows, runs: _runs, ...meta } = study;
@@ -137,7 +151,8 @@ async function compare(name: string, corpus: string): Promise<void> {
     'node',
     'compact',
     'compare',
-    MODELS[name](),
+    // relative, so that no machine's absolute path lands in the reports
+    relative(process.cwd(), MODELS[name]()),
     '-o',
     dir,
     '--force',
@@ -174,8 +189,8 @@ async function compare(name: string, corpus: string): Promise<void> {
   // Cells not redone stay, if the report they come from measured the same dense model.
   if (before) {
     const kept = before.rows.slice(1).filter((r) => !(run.methods.includes(r.method) && ratios.includes(r.ratio)));
-    if (JSON.stringify(before.rows[0]) !== JSON.stringify(after.rows[0]))
-      console.error(`study: ${dir}: the dense row differs from the earlier report's; its other cells are dropped`);
+    if (!sameNumbers(before.rows[0], after.rows[0]))
+      console.error(`study: ${dir}: the dense row differs from the earlier report's (beyond 1e-6); its other cells are dropped`);
     else if (kept.length) {
       cells = [...cells, ...kept];
       study.command = `${before.command}; then ${after.command}`;
