@@ -4,7 +4,7 @@
  * compensation each layer's Gram, solved into compensated down_proj weights as the layer arrives.
  */
 import { Engine } from '../engine/engine.js';
-import { gramLayout, PackedGram } from '../engine/gram-layout.js';
+import type { GramRowGroups } from '../engine/gram-layout.js';
 import { loadF32 } from '../model/checkpoint.js';
 import { LAYER_TENSORS, layerPrefix } from '../model/tensor-names.js';
 import { loadTokenizer } from '../model/tokenizer.js';
@@ -12,7 +12,7 @@ import { check } from '../util/errors.js';
 import { ExactStats, shardWindows } from './calib-shard.js';
 import { buildCalibration, checkCalibrationLoss, lossTargets, type Calibration, windowsCalibration } from './calibration.js';
 import type { Candidate } from './candidates.js';
-import { compensateLayer, DEFAULT_DAMP, type Gemm } from './compensate.js';
+import { compensateLayer, DEFAULT_DAMP, type Gemm, gramsAsRows, GroupGrams } from './compensate.js';
 import type { CompensatedStore } from './compensated-store.js';
 import { formatExact, scaledToNumber } from './exact-sum.js';
 import type { CalibrationPassOptions, CompensationOptions, OutputOptions, ScoringOptions, SearchOptions } from './options.js';
@@ -62,8 +62,10 @@ export interface PassStatistics {
  * candidates that keep them; the graph sums h² per group, and candidate k's score is the sum
  * over the groups that it keeps (binary), weighted by token frequency (frequency), or plain act² (none).
  * With compensation the graph also sums the Gram hᵀ·diag(w)·h per group (only groups some candidate
- * counts); as each layer arrives, candidate k's Gram is the sum of its groups', its channels are
- * chosen from its scores, and its compensated down_proj is solved and stored; the Grams are dropped.
+ * counts), or, with a single compensated candidate, hands on its rows √w·h (only G_KK and W_R·G_RK
+ * are formed, src/prune/kept-gram.ts); as each layer arrives, candidate k's Gram is the sum of its
+ * groups', its channels are chosen from its scores, and its compensated down_proj is solved and
+ * stored; the Grams are dropped.
  * The graph returns each window's act² and influence on its own, and they are summed exactly
  * (calib-shard.ts ExactStats), so a shard (o.calibShard: a subset of the windows, weighted as in
  * the whole calibration) sums with the others to this pass's scores bit for bit.
@@ -103,26 +105,18 @@ export async function activationScoresFor(
     comp && pruned[k] ? { damp: o.damp ?? DEFAULT_DAMP, layers: [] } : null,
   );
   const keptOf: number[][] = []; // candidate 0's channels per layer (for sequential statistics)
-  const layout = gramLayout(I);
-  let summed: Float32Array | null = null; // candidate k's packed Gram when it spans several groups, reused across layers
-  const onGram = async (layer: number, gram: Float32Array) => {
+  // One compensated candidate: only its G_KK and W_R·G_RK are formed, from the Gram's rows; several share a packed Gram.
+  const asRows = gramsAsRows(pruned.filter(Boolean).length);
+  const groupGrams = new GroupGrams();
+  const onGram = async (layer: number, gram: Float32Array | GramRowGroups) => {
     checkFinite();
     const down = loadF32(src.ckpt, layerPrefix(layer) + LAYER_TENSORS.down); // [D, I]
     for (const [k, c] of candidates.entries()) {
       if (!pruned[k]) continue;
       const channels = topChannels(layerScores(layer, k), c.budget.ffn);
       if (k === 0) keptOf[layer] = channels;
-      // gram: [C, packed I×I]; candidate k's Gram sums the Gram groups it counts.
-      const parts = signatures.flatMap((sig, g) => (sig[k] === '1' ? [gram.subarray(g * layout.length, (g + 1) * layout.length)] : []));
-      let gramK: Float32Array;
-      if (parts.length === 1) gramK = parts[0];
-      else {
-        summed ??= new Float32Array(layout.length);
-        summed.set(parts[0]);
-        for (const part of parts.slice(1)) for (let i = 0; i < part.length; i++) summed[i] += part[i];
-        gramK = summed;
-      }
-      const r = await compensateLayer(comp!.gemm, down, new PackedGram(layout, gramK), channels, o.damp ?? DEFAULT_DAMP);
+      const groups = signatures.flatMap((sig, g) => (sig[k] === '1' ? [g] : [])); // candidate k's Gram sums the Gram groups it counts
+      const r = await compensateLayer(comp!.gemm, down, groupGrams.of(gram, groups, I), channels, o.damp ?? DEFAULT_DAMP);
       comp!.store.put(comp!.first + k, layer, r.weight);
       reports[k]!.layers.push({ lambda: r.lambda, silentKept: r.silentKept, noStatistics: r.noStatistics });
     }
@@ -134,7 +128,8 @@ export async function activationScoresFor(
     statWeights: run.map((w) => statWeights[w]),
     statGroups: G,
     onSequenceStats: (layer, _s, act2, influence) => stats.add(layer, act2, influence),
-    gram: gramWeights ? { weights: run.map((w) => gramWeights[w]), groups: C, onLayer: onGram } : undefined,
+    gram: gramWeights && !asRows ? { weights: run.map((w) => gramWeights[w]), groups: C, onLayer: onGram } : undefined,
+    gramRows: gramWeights && asRows ? { weights: run.map((w) => gramWeights[w]), groups: C, onLayer: onGram } : undefined,
     // Sequential: layer ℓ runs again as pruned (removed columns of down_proj zero, kept ones refitted).
     rewriteLayer:
       o.sequential && comp && candidates.length === 1 && pruned[0]
