@@ -287,7 +287,7 @@ console.error('wrote docs/results.md');
 
 /** When the report's cells were measured and how loaded the machine was (for "prune s"). */
 function runsLine(study: Study): string {
-  if (!study.runs?.length) return '';
+  if (!study.runs?.length) return 'Measured in an earlier run of the study (load not recorded). ';
   const kept = study.rows.slice(1).some((r) => !study.runs!.some((run) => run.methods.includes(r.method) && run.ratios.includes(r.ratio)));
   const runs = study.runs.map(
     (r) =>
@@ -323,7 +323,8 @@ function findings(): string {
     return [
       `- ${label(model, corpus)} (${pctList(ps)}): common − plain, bits per byte on held-out TinyStories ${held.map((x) => signedFixed(x)).join(', ')}; ` +
         `on WikiText ${wiki.map((x) => signedFixed(x)).join(', ')}; greedy agreement ${greedy.map((x) => signedFixed(x, 3)).join(', ')}. ` +
-        `Common act² is lower in ${wins(held)} held-out and ${wins(wiki)} WikiText cells; the largest difference is ${signedFixed(largest)} bits per byte.`,
+        `Common act² is lower in ${wins(held)} held-out and ${wins(wiki)} WikiText cells (the largest difference ${signedFixed(largest)} bits per byte) ` +
+        `and agrees better with the dense model in ${greedy.filter((x) => x > 0).length} of ${greedy.length}.`,
     ];
   });
 
