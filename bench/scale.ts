@@ -9,8 +9,8 @@
  * default split search would also evaluate every candidate on held-out text) and, unless
  * --no-compensate, least-squares compensation. Reported: wall time by phase, peak RSS (the child
  * process's own), and the lower bound measured in the same run: calibration FLOPs ÷ ONNX Runtime's
- * raw f32 MatMul rate (+ with compensation the Gram's FLOPs at that rate and the float64 solve's at
- * the raw f64 rate) + the checkpoint's bytes ÷ its read rate. `--hf` also runs transformers'
+ * raw f32 MatMul rate (+ with compensation the kept-channel Gram, the Cholesky and the solves at that
+ * rate too: compensation runs in f32 MatMuls) + the checkpoint's bytes ÷ its read rate. `--hf` also runs transformers'
  * forward pass over the same number of tokens in bf16 (it cannot hold the model in f32 here).
  */
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -57,10 +57,15 @@ function readAll(dir: string): { bytes: number; rate: number } {
   return { bytes, rate: bytes / ((performance.now() - t0) / 1000) };
 }
 
-/** FLOPs of compensation per layer (see docs/compensation.md): the Gram in f32, the solve in float64. */
-function compensationFlops(D: number, I: number, kept: number): { gram: number; solve: number } {
-  const removed = I - kept;
-  return { gram: 2 * samples * seqLen * I * I, solve: kept ** 3 / 3 + 2 * D * removed * kept + 2 * D * kept * kept };
+/**
+ * The fewest FLOPs compensation of one layer can take (src/prune/kept-gram.ts, compensate.ts), for N
+ * calibration positions (all of them: an upper bound on the weighted ones), n kept and r removed
+ * channels: G_KK's upper triangle N·n², W_R·G_RK as (W_R h_Rᵀ) h_K 2·N·D·(r + n), the Cholesky n³/3
+ * and the two triangular solves against D right-hand sides 2·D·n².
+ */
+function compensationFlops(D: number, I: number, n: number): number {
+  const [N, r] = [samples * seqLen, I - n];
+  return N * n * n + 2 * N * D * (r + n) + n ** 3 / 3 + 2 * D * n * n;
 }
 
 async function child(): Promise<void> {
@@ -68,7 +73,6 @@ async function child(): Promise<void> {
   const spec = openCheckpoint(dir).spec;
   const io = readAll(dir);
   const raw32 = await rawMatMulGflops(2048, spec.hiddenSize, spec.intermediateSize, threads);
-  const raw64 = await rawMatMulGflops(1024, 1024, 1024, threads, 'double');
   const out = join(args.out, `${NAME}-pruned`);
   const report = await prune(dir, out, {
     ratio: Number(args.ratio),
@@ -84,8 +88,8 @@ async function child(): Promise<void> {
   rmSync(out, { recursive: true, force: true });
   const layers = (layerFlopsPerToken(spec, seqLen) * samples * seqLen) / (raw32 * 1e9);
   const c = compensationFlops(spec.hiddenSize, spec.intermediateSize, report.ffn.after);
-  const comp = compensate ? (spec.numLayers * c.gram) / (raw32 * 1e9) + (spec.numLayers * c.solve) / (raw64 * 1e9) : 0;
-  console.log(JSON.stringify({ seconds: report.seconds, report, layers, comp, io, raw32, raw64, peakRssBytes }));
+  const comp = compensate ? (spec.numLayers * c) / (raw32 * 1e9) : 0;
+  console.log(JSON.stringify({ seconds: report.seconds, report, layers, comp, io, raw32, peakRssBytes }));
 }
 
 /** transformers in bf16 over the same number of tokens (random ids): seconds and peak RSS, or why not. */
@@ -138,7 +142,7 @@ if (args.child) {
     `  wall        ${s.total.toFixed(1)} s = read ${s.read.toFixed(1)} + calibrate ${s.calibrate.toFixed(1)} + score ${s.score.toFixed(1)} + write ${s.write.toFixed(1)} (child process ${((performance.now() - t0) / 1000).toFixed(1)} s)`,
   );
   console.log(
-    `  lower bound ${bound.toFixed(1)} s = layers ${r.layers.toFixed(1)} s (÷ raw f32 MatMul ${r.raw32.toFixed(0)} GFLOP/s)${compensate ? ` + compensation ${r.comp.toFixed(1)} s (Gram at the f32 rate, solve ÷ raw f64 MatMul ${r.raw64.toFixed(1)} GFLOP/s)` : ''} + I/O ${(r.io.bytes / r.io.rate).toFixed(1)} s (${gib(r.io.bytes)} ÷ ${(r.io.rate / 2 ** 30).toFixed(2)} GiB/s)`,
+    `  lower bound ${bound.toFixed(1)} s = layers ${r.layers.toFixed(1)} s (÷ raw f32 MatMul ${r.raw32.toFixed(0)} GFLOP/s)${compensate ? ` + compensation ${r.comp.toFixed(1)} s (kept-channel Gram and solve at the same rate)` : ''} + I/O ${(r.io.bytes / r.io.rate).toFixed(1)} s (${gib(r.io.bytes)} ÷ ${(r.io.rate / 2 ** 30).toFixed(2)} GiB/s)`,
   );
   console.log(`  ratio       ${(s.total / bound).toFixed(2)}× the bound (target ≤ 1.3)`);
   console.log(`  peak RSS    ${gib(r.peakRssBytes)} (target ≤ 6 GiB; the model: ${gib(onDisk)} bf16, ${gib(2 * onDisk)} f32)`);
