@@ -125,9 +125,11 @@ test('engine Gram with weights (not only 0/1) and two groups: diag = act², the 
   const { act2 } = await engine.forward(windows, {
     statWeights: one,
     statGroups: 1,
-    gram: { weights: one, groups: 1, onLayer: (l, g) => void (grams[0][l] = g.slice()) },
+    gram: { weights: one, groups: 1, onLayer: (l: number, g: Float32Array) => void (grams[0][l] = g.slice()) },
   });
-  await engine.forward(windows, { gram: { weights: two, groups: 2, onLayer: (l, g) => void (grams[1][l] = g.slice()) } });
+  await engine.forward(windows, {
+    gram: { weights: two, groups: 2, onLayer: (l: number, g: Float32Array) => void (grams[1][l] = g.slice()) },
+  });
   await engine.release();
   const layout = gramLayout(I);
   for (let l = 0; l < ckpt.spec.numLayers; l++) {

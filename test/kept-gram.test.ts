@@ -1,5 +1,5 @@
 /**
- * The Gram's rows (engine gramRows) and the kept-channel parts compensation forms from them
+ * The Gram's rows (engine gram with rows) and the kept-channel parts compensation forms from them
  * (src/prune/kept-gram.ts), against float64 sums in JavaScript and against the packed Gram.
  */
 import assert from 'node:assert/strict';
@@ -97,7 +97,7 @@ test('compensateLayer from the rows = from the packed full Gram (the same system
   }
 });
 
-test('engine gramRows: per group, Σ rowᵀ·row = the packed Gram of that group', async () => {
+test('engine gram as rows: per group, Σ rowᵀ·row = the packed Gram of that group', async () => {
   const ckpt = openCheckpoint(`${STORIES}hf`);
   const I = ckpt.spec.intermediateSize;
   const windows = [0, 1, 2].map((s) => Array.from({ length: 40 }, (_, t) => 1 + ((s * 97 + t * 31) % 400)));
@@ -111,8 +111,10 @@ test('engine gramRows: per group, Σ rowᵀ·row = the packed Gram of that group
   const packed: Float32Array[] = [];
   const rows: GramRowGroups[] = [];
   const engine = new Engine(ckpt, { tokensPerRun: 80 }); // several micro-batches
-  await engine.forward(windows, { gram: { weights: two, groups: 2, onLayer: (l, g) => void (packed[l] = g.slice()) } });
-  await engine.forward(windows, { gramRows: { weights: two, groups: 2, onLayer: (l, g) => void (rows[l] = g) } });
+  await engine.forward(windows, {
+    gram: { weights: two, groups: 2, onLayer: (l: number, g: Float32Array) => void (packed[l] = g.slice()) },
+  });
+  await engine.forward(windows, { gram: { weights: two, groups: 2, rows: true, onLayer: (l, g) => void (rows[l] = g) } });
   await engine.release();
   const layout = gramLayout(I);
   for (let l = 0; l < ckpt.spec.numLayers; l++) {

@@ -63,21 +63,15 @@ export interface ForwardRequest {
    * micro-batches) and act² (when statWeights are given) as soon as the layer has run. The Gram is
    * not kept: only one layer's is ever in memory.
    */
-  gram?: {
-    weights: Float32Array[];
-    groups: number;
-    onLayer: (layer: number, gram: Float32Array, act2: Float64Array | undefined) => void | Promise<void>;
-  };
-  /**
-   * As `gram` (not both), but the callback gets layer ℓ's Gram rows √w_t·h_t of every micro-batch,
-   * by group (gram-layout.ts GramRowGroups; group c's Gram is Σ rowᵀ·row over its rows) instead of
-   * the Gram: compensation forms only the parts it needs once the layer's kept channels are known.
-   */
-  gramRows?: {
-    weights: Float32Array[];
-    groups: number;
-    onLayer: (layer: number, gram: GramRowGroups, act2: Float64Array | undefined) => void | Promise<void>;
-  };
+  gram?: { weights: Float32Array[]; groups: number } & (
+    | { rows?: false; onLayer: (layer: number, gram: Float32Array, act2: Float64Array | undefined) => void | Promise<void> }
+    /**
+     * rows: the callback gets layer ℓ's Gram rows √w_t·h_t of every micro-batch by group instead
+     * (gram-layout.ts GramRowGroups; group c's Gram is Σ rowᵀ·row over its rows): compensation
+     * forms only the parts it needs once the layer's kept channels are known.
+     */
+    | { rows: true; onLayer: (layer: number, gram: GramRowGroups, act2: Float64Array | undefined) => void | Promise<void> }
+  );
   /**
    * Sequential statistics: after layer ℓ's statistics (and gram.onLayer), weights to run layer ℓ
    * again with (same shapes; e.g. down_proj with removed columns zeroed and the rest refitted), so
@@ -143,11 +137,9 @@ export class Engine {
     const stats = request.statWeights != null;
     const groups = request.statGroups ?? 1;
     const batches = this.makeMicroBatches(sequences, request.statWeights, groups, request.parents);
-    check(!(request.gram && request.gramRows), 'internal: gram and gramRows together');
-    const gramRequest = request.gram ?? request.gramRows;
-    const gramGroups = gramRequest?.groups ?? 0;
-    if (gramRequest)
-      for (const batch of batches) batch.gram = gramFeeds(batch, sequences, gramRequest.weights, gramGroups, request.gram != null);
+    const gramGroups = request.gram?.groups ?? 0;
+    const asRows = request.gram?.rows === true;
+    if (request.gram) for (const batch of batches) batch.gram = gramFeeds(batch, sequences, request.gram.weights, gramGroups, !asRows);
     const perSequence = stats && request.onSequenceStats != null;
     const timings = { loadMs: 0, layersMs: 0, headMs: 0 };
     const precision = this.options.precision ?? 'fp32';
@@ -170,8 +162,8 @@ export class Engine {
       const gramRows: { rows: Float32Array; split: number[] }[] = []; // [N_b, I] per micro-batch
       const session = await this.layerSession({
         stats,
-        gram: request.gram ? gramGroups : 0,
-        ...(request.gramRows ? { gramRows: true } : {}),
+        gram: asRows ? 0 : gramGroups,
+        ...(asRows ? { gramRows: true } : {}),
         perSequence,
         wires: weights.wires,
         ...quantized,
@@ -195,16 +187,16 @@ export class Engine {
           for (const v of inf) influence += v;
           if (perSequence) batch.members.forEach((s, b) => request.onSequenceStats!(layer, s, a.subarray(b * n, (b + 1) * n), inf[b]));
         }
-        if (request.gramRows) gramRows.push({ rows: out.gramRows.data as Float32Array, split: batch.gram!.split });
+        if (asRows) gramRows.push({ rows: out.gramRows.data as Float32Array, split: batch.gram!.split });
         else if (gramGroups) {
           const part = out.gram.data as Float32Array;
           if (!gram) gram = part;
           else for (let j = 0; j < part.length; j++) gram[j] += part[j];
         }
       }
-      if (request.gram) await request.gram.onLayer(layer, gram!, stats ? act2 : undefined);
-      if (request.gramRows)
-        await request.gramRows.onLayer(layer, new GramRowGroups(spec.intermediateSize, gramRows), stats ? act2 : undefined);
+      const g = request.gram;
+      if (g?.rows) await g.onLayer(layer, new GramRowGroups(spec.intermediateSize, gramRows), stats ? act2 : undefined);
+      else if (g) await g.onLayer(layer, gram!, stats ? act2 : undefined);
       const rewritten = request.rewriteLayer?.(layer);
       if (rewritten) {
         // The rewritten matrices come in f32.

@@ -128,8 +128,7 @@ export async function activationScoresFor(
     statWeights: run.map((w) => statWeights[w]),
     statGroups: G,
     onSequenceStats: (layer, _s, act2, influence) => stats.add(layer, act2, influence),
-    gram: gramWeights && !asRows ? { weights: run.map((w) => gramWeights[w]), groups: C, onLayer: onGram } : undefined,
-    gramRows: gramWeights && asRows ? { weights: run.map((w) => gramWeights[w]), groups: C, onLayer: onGram } : undefined,
+    gram: gramWeights ? { weights: run.map((w) => gramWeights[w]), groups: C, rows: asRows, onLayer: onGram } : undefined,
     // Sequential: layer ℓ runs again as pruned (removed columns of down_proj zero, kept ones refitted).
     rewriteLayer:
       o.sequential && comp && candidates.length === 1 && pruned[0]
