@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
@@ -289,6 +289,25 @@ test('prune of a shard index naming "./model-….safetensors" writes the pruned 
     shards,
   );
   assert.equal(runCli(['inspect', outs[0]]).code, 0);
+});
+
+test('prune of a single indexed shard (model-00001-of-00001 + index) writes its index too (the output had the shard and no index, so nothing could open it)', () => {
+  const dir = join(work, 'one-indexed-shard');
+  cpSync(stories, dir, { recursive: true });
+  renameSync(join(dir, 'model.safetensors'), join(dir, 'model-00001-of-00001.safetensors'));
+  const bytes = readFileSync(join(dir, 'model-00001-of-00001.safetensors'));
+  const header = JSON.parse(bytes.subarray(8, 8 + Number(bytes.readBigUInt64LE(0))).toString('utf8'));
+  const names = Object.keys(header).filter((k) => k !== '__metadata__');
+  writeFileSync(
+    join(dir, 'model.safetensors.index.json'),
+    JSON.stringify({ metadata: {}, weight_map: Object.fromEntries(names.map((n) => [n, 'model-00001-of-00001.safetensors'])) }),
+  );
+  const out = join(work, 'one-indexed-shard-out');
+  const r = runCli(['prune', dir, '-o', out, '--ffn', '100', '--criterion', 'magnitude']);
+  assert.equal(r.code, 0, r.stderr);
+  const index = JSON.parse(readFileSync(join(out, 'model.safetensors.index.json'), 'utf8'));
+  assert.deepEqual(new Set(Object.values(index.weight_map)), new Set(['model-00001-of-00001.safetensors']));
+  assert.equal(runCli(['eval', out, '--text', `${STORIES}README.md`]).code, 0);
 });
 
 test('prune never copies a link leading out of the model directory, and reads none', () => {

@@ -7,7 +7,7 @@ import { copyFileSync, lstatSync, readdirSync, statSync, writeFileSync } from 'n
 import { join } from 'node:path';
 import { insideRepository } from '../util/files.js';
 import type { Checkpoint } from './checkpoint.js';
-import { INDEX_FILE } from './checkpoint.js';
+import { INDEX_FILE, SINGLE_FILE } from './checkpoint.js';
 import { DTYPE_BYTES } from './dtype.js';
 import type { TensorInfo } from './safetensors.js';
 import { tensorChunks } from './slice.js';
@@ -52,7 +52,8 @@ export async function writeWeights(
     }
     await writeSafetensors(join(outDir, shard.file), out, shard.metadata);
   }
-  if (src.shards.length > 1) {
+  // An index whenever the shards are not the one model.safetensors (a single indexed shard too: its name needs it).
+  if (src.shards.some((s) => s.file !== SINGLE_FILE)) {
     const sorted = Object.fromEntries(Object.entries(weightMap).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
     writeFileSync(join(outDir, INDEX_FILE), `${JSON.stringify({ metadata: { total_size: totalBytes }, weight_map: sorted }, null, 2)}\n`);
   }
