@@ -20,6 +20,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { prune } from '../src/api.js';
 import { openCheckpoint } from '../src/model/checkpoint.js';
+import { solveClock } from '../src/prune/compensate.js';
 import { layerFlopsPerToken, rawMatMulGflops, tokenIds } from './common.js';
 import { randomCheckpoint } from './real-shapes.js';
 
@@ -89,7 +90,7 @@ async function child(): Promise<void> {
   const layers = (layerFlopsPerToken(spec, seqLen) * samples * seqLen) / (raw32 * 1e9);
   const c = compensationFlops(spec.hiddenSize, spec.intermediateSize, report.ffn.after);
   const comp = compensate ? (spec.numLayers * c) / (raw32 * 1e9) : 0;
-  console.log(JSON.stringify({ seconds: report.seconds, report, layers, comp, io, raw32, peakRssBytes }));
+  console.log(JSON.stringify({ seconds: report.seconds, report, layers, comp, io, raw32, peakRssBytes, solve: solveClock }));
 }
 
 /** transformers in bf16 over the same number of tokens (random ids): seconds and peak RSS, or why not. */
@@ -141,6 +142,13 @@ if (args.child) {
   console.log(
     `  wall        ${s.total.toFixed(1)} s = read ${s.read.toFixed(1)} + calibrate ${s.calibrate.toFixed(1)} + score ${s.score.toFixed(1)} + write ${s.write.toFixed(1)} (child process ${((performance.now() - t0) / 1000).toFixed(1)} s)`,
   );
+  if (compensate) {
+    const c = r.solve;
+    const sec = (ms: number) => (ms / 1000).toFixed(1);
+    console.log(
+      `  calibrate   = layers ${(s.calibrate - c.totalMs / 1000).toFixed(1)} s + compensation ${sec(c.totalMs)} s (G_KK and W_R·G_RK ${sec(c.gatherMs)}, Cholesky ${sec(c.choleskyMs)}, solves ${sec(c.solveMs)}, rest ${sec(c.totalMs - c.gatherMs - c.productMs - c.choleskyMs - c.solveMs)})`,
+    );
+  }
   console.log(
     `  lower bound ${bound.toFixed(1)} s = layers ${r.layers.toFixed(1)} s (÷ raw f32 MatMul ${r.raw32.toFixed(0)} GFLOP/s)${compensate ? ` + compensation ${r.comp.toFixed(1)} s (kept-channel Gram and solve at the same rate)` : ''} + I/O ${(r.io.bytes / r.io.rate).toFixed(1)} s (${gib(r.io.bytes)} ÷ ${(r.io.rate / 2 ** 30).toFixed(2)} GiB/s)`,
   );

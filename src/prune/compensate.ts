@@ -3,10 +3,10 @@
  * docs/compensation.md). For one layer with down_proj W [D, I], Gram G = Σ_t w_t h_t h_tᵀ of its
  * inputs [I, I], kept channels K and removed R:
  *     W′ = argmin Σ_t w_t ‖W h_t − W′ h_t[K]‖² + λ ‖W′ − W_K‖²  =  W_K + W_R G_RK (G_KK + λ I)⁻¹
- * with λ = damp · mean(diag G_KK), as SparseGPT damps its Hessian. Solved with a blocked Cholesky
- * of A = G_KK + λI whose O(n³) parts (W_R·G_RK, panel and trailing updates, the two triangular
- * solves against the D right-hand sides) are float32 ONNX Runtime MatMuls; only the nb × nb
- * diagonal blocks are factored and inverted in JavaScript, in float64. float32 because G itself is
+ * with λ = damp · mean(diag G_KK), as SparseGPT damps its Hessian. Solved with a Cholesky of
+ * A = G_KK + λI and two triangular solves against the D right-hand sides, all recursive by halves
+ * so that their O(n³) parts are wide float32 ONNX Runtime MatMuls; only the nb × nb diagonal
+ * blocks are factored and inverted in JavaScript, in float64. float32 because G itself is
  * a float32 sum and ONNX Runtime's float64 MatMul runs at about a tenth of the float32 rate: on the
  * oracle cases W′ stays within 3.5e-6 of max |W′| of the float64 NumPy solve (the test allows 1e-4).
  */
@@ -20,10 +20,10 @@ import { KeptGram } from './kept-gram.js';
 /** Default damping: λ = DAMP · mean diag(G_KK) (measured in docs/compensation.md). */
 export const DEFAULT_DAMP = 0.01;
 /**
- * Diagonal block size of the Cholesky and the triangular solves (tests lower it so small layers
- * take the blocked path). 128: one Qwen2.5-0.5B-shaped layer's Cholesky (n = 3072) took 240–260 ms
- * against 440–530 at 256 (whose diagonal blocks in JavaScript took half of it), 340 at 64 and
- * 330–400 at 192; the solves 300–340 ms at 128 and 256 (same process, load 5–6).
+ * Diagonal block size of the Cholesky and the triangular solves, where their recursion stops (tests
+ * lower it so small layers recurse). At n = 8192, D = 4096 (Llama-3.1-8B at --ratio 0.35) 64, 128
+ * and 256 took the same (Cholesky 2.5–2.9 s, solves 4.7–5.0 s, quiet machine); halving the
+ * solves' steps instead of sweeping thin 128-column blocks left to right took them from 8.7–9.6 s.
  */
 export const BLOCK = { size: 128 };
 
@@ -55,7 +55,7 @@ export interface Compensated {
 /** float32 a·bᵀ on ONNX Runtime: a [M, K], b [N, K] → [M, N] (the Transpose fuses into the MatMul). */
 export class Gemm {
   private session?: Promise<ort.InferenceSession>;
-  private steps: Partial<Record<StepKind, Promise<ort.InferenceSession>>> = {};
+  private updates: Partial<Record<UpdateKind, Promise<ort.InferenceSession>>> = {};
   /** The solve's other sessions: G_KK and W_R·G_RK from the Gram's rows. */
   readonly keptGram: KeptGram;
   constructor(private readonly threads?: number) {
@@ -73,80 +73,65 @@ export class Gemm {
   }
 
   /**
-   * One block step of the Cholesky or a triangular solve, the operands sliced in the graph out of
-   * the whole matrices (no copies in JavaScript); a region is [row0, col0, row1, col1):
-   *   cholesky: B[b] − P[p] · Q[q]ᵀ;  forward: (B[b] − P[p] · Q[q]ᵀ) · invᵀ;  backward: (B[b] − P[p] · Q[q]) · inv.
+   * C − A·Bᵀ ('abt') or C − A·B ('ab') for regions of whole matrices, sliced in the graph (no copies
+   * in JavaScript): the update step of the recursive Cholesky and triangular solves.
    */
-  async step(
-    kind: StepKind,
-    B: Float32Array,
-    bShape: [number, number],
-    b: Region,
-    P: Float32Array,
-    pShape: [number, number],
-    p: Region,
-    Q: Float32Array,
-    qShape: [number, number],
-    q: Region,
-    inv?: Float32Array,
-  ): Promise<Float32Array> {
+  async minus(kind: UpdateKind, c: View, a: View, b: View): Promise<Float32Array> {
     // No arena (session.ts): the slices of the whole matrices would stay allocated between layers.
     // No spinning, as for abt: the solve alternates between its sessions every few milliseconds.
-    const session = await (this.steps[kind] ??= createSession(stepGraph(kind), this.threads, false, false));
-    const region = (r: Region) => [
-      new ort.Tensor('int64', BigInt64Array.from([r[0], r[1]], BigInt), [2]),
-      new ort.Tensor('int64', BigInt64Array.from([r[2], r[3]], BigInt), [2]),
-    ];
-    const [b0, b1] = region(b);
-    const [p0, p1] = region(p);
-    const [q0, q1] = region(q);
-    const feeds: Record<string, ort.Tensor> = {
-      B: new ort.Tensor('float32', B, bShape),
-      P: new ort.Tensor('float32', P, pShape),
-      Q: new ort.Tensor('float32', Q, qShape),
-      b0,
-      b1,
-      p0,
-      p1,
-      q0,
-      q1,
-    };
-    if (kind !== 'cholesky') feeds.inv = new ort.Tensor('float32', inv!, [Math.sqrt(inv!.length), Math.sqrt(inv!.length)]);
-    const out = await session.run(feeds);
-    return out.y.data as Float32Array;
+    const session = await (this.updates[kind] ??= createSession(updateGraph(kind), this.threads, false, false));
+    const feeds: Record<string, ort.Tensor> = {};
+    for (const [name, v] of [
+      ['C', c],
+      ['A', a],
+      ['B', b],
+    ] as const) {
+      feeds[name] = new ort.Tensor('float32', v.m.data, [v.m.rows, v.m.cols]);
+      feeds[`${name}0`] = new ort.Tensor('int64', BigInt64Array.from([v.r0, v.c0], BigInt), [2]);
+      feeds[`${name}1`] = new ort.Tensor('int64', BigInt64Array.from([v.r1, v.c1], BigInt), [2]);
+    }
+    return (await session.run(feeds)).y.data as Float32Array;
   }
 
   async release(): Promise<void> {
     if (this.session) await (await this.session).release();
     this.session = undefined;
-    for (const kind of Object.keys(this.steps) as StepKind[]) await (await this.steps[kind]!).release();
-    this.steps = {};
+    for (const kind of Object.keys(this.updates) as UpdateKind[]) await (await this.updates[kind]!).release();
+    this.updates = {};
     await this.keptGram.release();
   }
 }
 
-type StepKind = 'cholesky' | 'forward' | 'backward';
-/** [row0, col0, row1, col1) of a matrix. */
-type Region = [number, number, number, number];
+type UpdateKind = 'abt' | 'ab';
+/** A whole row-major matrix. */
+interface Matrix {
+  data: Float32Array;
+  rows: number;
+  cols: number;
+}
+/** Rows [r0, r1) and columns [c0, c1) of a matrix. */
+interface View {
+  m: Matrix;
+  r0: number;
+  r1: number;
+  c0: number;
+  c1: number;
+}
+const view = (m: Matrix, r0: number, r1: number, c0: number, c1: number): View => ({ m, r0, r1, c0, c1 });
 
-function stepGraph(kind: StepKind): Uint8Array {
+function updateGraph(kind: UpdateKind): Uint8Array {
   const g = new GraphBuilder();
   const slice = (name: string) =>
     g.op('Slice', [
       g.input(name, [`${name}rows`, `${name}cols`]),
-      g.input(`${name.toLowerCase()}0`, [2], 'int64'),
-      g.input(`${name.toLowerCase()}1`, [2], 'int64'),
+      g.input(`${name}0`, [2], 'int64'),
+      g.input(`${name}1`, [2], 'int64'),
       g.ints([0, 1]),
     ]);
-  const [b, p, q] = [slice('B'), slice('P'), slice('Q')];
-  const product = g.op('MatMul', [p, kind === 'backward' ? q : g.op('Transpose', [q], { perm: [1, 0] })]);
-  let y = g.op('Sub', [b, product]);
-  if (kind !== 'cholesky') {
-    const inv = g.input('inv', ['J', 'J']);
-    y = g.op('MatMul', [y, kind === 'forward' ? g.op('Transpose', [inv], { perm: [1, 0] }) : inv]);
-  }
-  g.output(y, 'y', ['M', 'N']);
-  return g.toBytes(`${kind}_step`);
+  const [c, a, b] = [slice('C'), slice('A'), slice('B')];
+  const product = g.op('MatMul', [a, kind === 'ab' ? b : g.op('Transpose', [b], { perm: [1, 0] })]);
+  g.output(g.op('Sub', [c, product]), 'y', ['M', 'N']);
+  return g.toBytes(`minus_${kind}`);
 }
 
 function gemmGraph(): Uint8Array {
@@ -244,9 +229,12 @@ export async function compensateLayer(
   const t1 = performance.now();
   const Z = product ?? (await gemm.abt(wR, D, r, gKR, n)); // W_R G_RK [D, n]
   const t2 = performance.now();
-  const inverses = await blockedCholesky(gemm, A, n);
+  const L: Matrix = { data: A, rows: n, cols: n };
+  const inverses = await recursiveCholesky(gemm, L);
   const t3 = performance.now();
-  const X = await solveRight(gemm, A, inverses, Z, D, n); // Z A⁻¹ [D, n]
+  const X: Matrix = { data: Z, rows: D, cols: n }; // Z A⁻¹ [D, n], in place: Y Lᵀ = Z, then X L = Y
+  await forwardSolve(gemm, L, inverses, 0, n, X, 0, D);
+  await backwardSolve(gemm, L, inverses, 0, n, X);
   const t4 = performance.now();
   solveClock.layers++;
   solveClock.gatherMs += t1 - t0;
@@ -255,7 +243,7 @@ export async function compensateLayer(
   solveClock.solveMs += t4 - t3;
   const weight = new Float32Array(D * n);
   for (let i = 0; i < weight.length; i++) {
-    weight[i] = kept[i] + X[i];
+    weight[i] = kept[i] + X.data[i];
     if (!Number.isFinite(weight[i]))
       throw new CompactError(
         `compensation produced a non-finite weight (λ = ${lambda}); nothing was written — try --no-compensate or more calibration text`,
@@ -311,40 +299,96 @@ function gatherSystem(gram: PackedGram, keep: readonly number[], removed: readon
   return { A, gKR };
 }
 
-/** Diagonal blocks [j0, j0 + jb) of an n × n factorisation. */
-function blocks(n: number): { j0: number; jb: number }[] {
-  const out = [];
-  for (let j0 = 0; j0 < n; j0 += BLOCK.size) out.push({ j0, jb: Math.min(BLOCK.size, n - j0) });
+/** Where a range of channels [a, c) of more than one diagonal block splits: half its blocks on each side. */
+const middle = (a: number, c: number): number => a + Math.ceil(Math.ceil((c - a) / BLOCK.size) / 2) * BLOCK.size;
+
+/** Copies a view out [rows, cols] (for a diagonal block's MatMul) and writes one back. */
+function copyOut(v: View): Float32Array {
+  const w = v.c1 - v.c0;
+  const out = new Float32Array((v.r1 - v.r0) * w);
+  for (let r = v.r0; r < v.r1; r++) out.set(v.m.data.subarray(r * v.m.cols + v.c0, r * v.m.cols + v.c1), (r - v.r0) * w);
   return out;
+}
+function copyIn(v: View, values: Float32Array): void {
+  const w = v.c1 - v.c0;
+  for (let r = v.r0; r < v.r1; r++) v.m.data.set(values.subarray((r - v.r0) * w, (r - v.r0 + 1) * w), r * v.m.cols + v.c0);
 }
 
 /**
- * In place: the lower triangle of A [n, n] becomes L with A = L Lᵀ (left-looking, by blocks: block
- * column j is updated by the columns of L before it in one MatMul, then its diagonal block is
- * factored in JavaScript and the rows below it multiplied by L_jj⁻ᵀ; the strict upper triangle is
- * left as it was). Returns L_jj⁻¹ of every diagonal block.
+ * In place: the lower triangle of A [n, n] becomes L with A = L Lᵀ, recursively by halves (the
+ * first half factored, the panel below it solved against it, the second half's trailing block
+ * updated by one MatMul, then factored), so nearly all the work is in wide MatMuls; a single
+ * diagonal block (BLOCK.size) is factored in JavaScript in float64. The strict upper triangle is
+ * overwritten with scratch values. Returns L_jj⁻¹ of every diagonal block.
  */
-async function blockedCholesky(gemm: Gemm, A: Float32Array, n: number): Promise<Float32Array[]> {
+async function recursiveCholesky(gemm: Gemm, A: Matrix): Promise<Float32Array[]> {
   const inverses: Float32Array[] = [];
-  for (const { j0, jb } of blocks(n)) {
-    const m = n - j0;
-    // S = A[j0:, j0 block] − L[j0:, :j0] · L[j0 block, :j0]ᵀ [m, jb]
-    let S: Float32Array;
-    if (j0 === 0) {
-      S = new Float32Array(m * jb);
-      for (let a = 0; a < m; a++) S.set(A.subarray(a * n, a * n + jb), a * jb);
-    } else S = await gemm.step('cholesky', A, [n, n], [j0, j0, n, j0 + jb], A, [n, n], [j0, 0, n, j0], A, [n, n], [j0, 0, j0 + jb, j0]);
-    const Ljj = new Float64Array(jb * jb); // [jb, jb]
-    for (let a = 0; a < jb; a++) for (let b = 0; b <= a; b++) Ljj[a * jb + b] = S[a * jb + b];
-    choleskySmall(Ljj, jb, j0);
-    for (let a = 0; a < jb; a++) for (let b = 0; b <= a; b++) A[(j0 + a) * n + j0 + b] = Ljj[a * jb + b];
-    const inv = Float32Array.from(invertLower(Ljj, jb));
-    inverses.push(inv);
-    if (m === jb) break;
-    const P = await gemm.abt(S.subarray(jb * jb), m - jb, jb, inv, jb); // L[j0 + jb:, j0 block] = S[jb:] · L_jj⁻ᵀ [m − jb, jb]
-    for (let a = 0; a < m - jb; a++) A.set(P.subarray(a * jb, (a + 1) * jb), (j0 + jb + a) * n + j0);
-  }
+  const factor = async (a: number, c: number): Promise<void> => {
+    if (c - a <= BLOCK.size) {
+      const jb = c - a;
+      const Ljj = new Float64Array(jb * jb); // [jb, jb]
+      for (let i = 0; i < jb; i++) for (let j = 0; j <= i; j++) Ljj[i * jb + j] = A.data[(a + i) * A.cols + a + j];
+      choleskySmall(Ljj, jb, a);
+      for (let i = 0; i < jb; i++) for (let j = 0; j <= i; j++) A.data[(a + i) * A.cols + a + j] = Ljj[i * jb + j];
+      inverses[a / BLOCK.size] = Float32Array.from(invertLower(Ljj, jb));
+      return;
+    }
+    const m = middle(a, c);
+    await factor(a, m);
+    await forwardSolve(gemm, A, inverses, a, m, A, m, c); // L21 = A21 · L11⁻ᵀ
+    copyIn(view(A, m, c, m, c), await gemm.minus('abt', view(A, m, c, m, c), view(A, m, c, a, m), view(A, m, c, a, m))); // A22 − L21 L21ᵀ
+    await factor(m, c);
+  };
+  await factor(0, A.rows);
   return inverses;
+}
+
+/**
+ * In place on rows [r0, r1) of Z, columns [a, c) (numbered as L's): Y with Y · L[a:c, a:c]ᵀ = Z.
+ * By halves: the first half solved, the second's right-hand side less Y₁ · L[m:c, a:m]ᵀ (one MatMul), then solved.
+ */
+async function forwardSolve(
+  gemm: Gemm,
+  L: Matrix,
+  inverses: Float32Array[],
+  a: number,
+  c: number,
+  Z: Matrix,
+  r0: number,
+  r1: number,
+): Promise<void> {
+  if (c - a <= BLOCK.size) {
+    const v = view(Z, r0, r1, a, c);
+    copyIn(v, await gemm.abt(copyOut(v), r1 - r0, c - a, inverses[a / BLOCK.size], c - a)); // Z_j · L_jj⁻ᵀ
+    return;
+  }
+  const m = middle(a, c);
+  await forwardSolve(gemm, L, inverses, a, m, Z, r0, r1);
+  copyIn(view(Z, r0, r1, m, c), await gemm.minus('abt', view(Z, r0, r1, m, c), view(Z, r0, r1, a, m), view(L, m, c, a, m)));
+  await forwardSolve(gemm, L, inverses, m, c, Z, r0, r1);
+}
+
+/**
+ * In place on Y [D, n]: X with X · L = Y, by halves from the last: the second half solved, the
+ * first's right-hand side less X₂ · L[m:c, a:m] (one MatMul), then solved.
+ */
+async function backwardSolve(gemm: Gemm, L: Matrix, inverses: Float32Array[], a: number, c: number, Y: Matrix): Promise<void> {
+  if (c - a <= BLOCK.size) {
+    const v = view(Y, 0, Y.rows, a, c);
+    copyIn(v, await gemm.abt(copyOut(v), Y.rows, c - a, transpose(inverses[a / BLOCK.size], c - a), c - a)); // Y_j · L_jj⁻¹
+    return;
+  }
+  const m = middle(a, c);
+  await backwardSolve(gemm, L, inverses, m, c, Y);
+  copyIn(view(Y, 0, Y.rows, a, m), await gemm.minus('ab', view(Y, 0, Y.rows, a, m), view(Y, 0, Y.rows, m, c), view(L, m, c, a, m)));
+  await backwardSolve(gemm, L, inverses, a, m, Y);
+}
+
+/** Mᵀ of a square [m, m]. */
+function transpose(M: Float32Array, m: number): Float32Array {
+  const out = new Float32Array(m * m);
+  for (let a = 0; a < m; a++) for (let b = 0; b < m; b++) out[b * m + a] = M[a * m + b];
+  return out;
 }
 
 /** Unblocked Cholesky of a small SPD block in place (lower triangle). */
@@ -382,67 +426,4 @@ function invertLower(L: Float64Array, m: number): Float64Array {
     for (let c = 0; c <= i; c++) inv[row + c] /= d;
   }
   return inv;
-}
-
-/**
- * X = Z A⁻¹ for Z [D, n] with A = L Lᵀ: first Y Lᵀ = Z (blocks ascending), then X L = Y
- * (descending); each block of columns is one call (the earlier blocks' product, subtracted, then
- * times the diagonal block's inverse).
- */
-async function solveRight(
-  gemm: Gemm,
-  L: Float32Array,
-  inverses: Float32Array[],
-  Z: Float32Array,
-  D: number,
-  n: number,
-): Promise<Float32Array> {
-  const cols = (M: Float32Array, from: number, to: number): Float32Array => {
-    const w = to - from;
-    const out = new Float32Array(D * w); // [D, w]
-    for (let d = 0; d < D; d++) out.set(M.subarray(d * n + from, d * n + to), d * w);
-    return out;
-  };
-  const setCols = (M: Float32Array, from: number, part: Float32Array, w: number) => {
-    for (let d = 0; d < D; d++) M.set(part.subarray(d * w, (d + 1) * w), d * n + from);
-  };
-  const transpose = (M: Float32Array, rows: number, cs: number): Float32Array => {
-    const out = new Float32Array(rows * cs);
-    for (let a = 0; a < rows; a++) for (let b = 0; b < cs; b++) out[b * rows + a] = M[a * cs + b];
-    return out;
-  };
-  const bs = blocks(n);
-  const Y = new Float32Array(D * n);
-  for (const [k, { j0, jb }] of bs.entries()) {
-    // Y[:, j] = (Z[:, j] − Y[:, :j0] · L[j, :j0]ᵀ) · L_jj⁻ᵀ [D, jb]
-    const part =
-      j0 === 0
-        ? await gemm.abt(cols(Z, 0, jb), D, jb, inverses[k], jb)
-        : await gemm.step(
-            'forward',
-            Z,
-            [D, n],
-            [0, j0, D, j0 + jb],
-            Y,
-            [D, n],
-            [0, 0, D, j0],
-            L,
-            [n, n],
-            [j0, 0, j0 + jb, j0],
-            inverses[k],
-          );
-    setCols(Y, j0, part, jb);
-  }
-  const X = new Float32Array(D * n);
-  for (let k = bs.length - 1; k >= 0; k--) {
-    const { j0, jb } = bs[k];
-    const end = j0 + jb;
-    // X[:, j] = (Y[:, j] − X[:, end:] · L[end:, j]) · L_jj⁻¹ [D, jb]
-    const part =
-      end === n
-        ? await gemm.abt(cols(Y, j0, end), D, jb, transpose(inverses[k], jb, jb), jb)
-        : await gemm.step('backward', Y, [D, n], [0, j0, D, end], X, [D, n], [0, end, D, n], L, [n, n], [end, j0, n, end], inverses[k]);
-    setCols(X, j0, part, jb);
-  }
-  return X;
 }
