@@ -12,7 +12,7 @@ import { after, test } from 'node:test';
 import { openCheckpoint } from '../src/model/checkpoint.js';
 import { readTensorBytes } from '../src/model/safetensors.js';
 import { writeSafetensors } from '../src/model/safetensors-writer.js';
-import { CHUNK, keptColumnChunks, keptRowChunks, sliceColumns, tensorChunks } from '../src/model/slice.js';
+import { CHUNK, checkFinite, keptColumnChunks, keptRowChunks, sliceColumns, tensorChunks } from '../src/model/slice.js';
 import { EMBED } from '../src/model/tensor-names.js';
 import { STORIES } from './helpers/fixtures.js';
 
@@ -77,4 +77,33 @@ test('writeSafetensors writes a tensor given in chunks exactly as the same tenso
     writeSafetensors(join(work, 'short.safetensors'), [{ name: 'e', dtype: 'F32', shape: [2], bytes: () => [new Uint8Array(4)] }]),
     /tensor e: got 4 bytes, header says 8/,
   );
+});
+
+test('checkFinite refuses NaN and ±∞ in F32, F16 and BF16 at any offset, and passes the largest finite values', () => {
+  const cases: [string, number, number[], number[]][] = [
+    // dtype, bytes per value, non-finite bit patterns, largest finite (and a subnormal)
+    ['F32', 4, [0x7f800000, 0xff800000, 0x7fc00000], [0x7f7fffff, 0xff7fffff, 0x00000001]],
+    ['F16', 2, [0x7c00, 0xfc00, 0x7e00], [0x7bff, 0xfbff, 0x0001]],
+    ['BF16', 2, [0x7f80, 0xff80, 0x7fc0], [0x7f7f, 0xff7f, 0x0001]],
+  ];
+  for (const [dtype, width, bad, good] of cases) {
+    const info = { name: 't', file: 'x.safetensors', dtype, shape: [8], begin: 0, end: 8 * width };
+    const make = (bits: number, at: number, shift: number) => {
+      const bytes = new Uint8Array(8 * width + shift).subarray(shift); // shift 1: an unaligned view (copied before the check)
+      const view = new DataView(bytes.buffer, bytes.byteOffset);
+      for (let i = 0; i < 8; i++) width === 4 ? view.setUint32(4 * i, 0x3f800000, true) : view.setUint16(2 * i, good[0] & 0x3fff, true);
+      width === 4 ? view.setUint32(4 * at, bits, true) : view.setUint16(2 * at, bits, true);
+      return bytes;
+    };
+    for (const shift of [0, 1])
+      for (const at of [0, 7]) {
+        for (const bits of bad)
+          assert.throws(
+            () => checkFinite(info, make(bits, at, shift)),
+            /tensor t holds NaN or infinite values/,
+            `${dtype} ${bits.toString(16)}`,
+          );
+        for (const bits of good) assert.doesNotThrow(() => checkFinite(info, make(bits, at, shift)), `${dtype} ${bits.toString(16)}`);
+      }
+  }
 });
