@@ -1,9 +1,10 @@
 /**
- * node --import tsx bench/compensation-profile.ts [--threads 2] [--blocks 512]
+ * node --import tsx bench/compensation-profile.ts [--shape qwen2.5-0.5b|llama-3.1-8b] [--threads 2] [--blocks 512]
  *
  * What compensation adds per layer, on Qwen2.5-0.5B's shape (I = 4864, D = 896, I′ = 3072 as
- * `--ratio 0.35` keeps, 4 micro-batches of 2048 tokens), in one process, so a shared machine's load
- * falls on every part alike, beside ONNX Runtime's raw MatMul rate:
+ * `--ratio 0.35` keeps) or Llama-3.1-8B's (I = 14,336, D = 4096, I′ = 8192, as bench:scale prunes
+ * it), 4 micro-batches of 2048 tokens, in one process, so a shared machine's load falls on every
+ * part alike, beside ONNX Runtime's raw MatMul rate:
  *   packed — the whole Gram's upper block triangle in the layer graph (per micro-batch), summed
  *            in JavaScript, then the solve from it (A and G_KR gathered, W_R·G_RK, Cholesky, solves);
  *   rows   — the layer graph hands on the Gram's rows; once K is known, G_KK (packed) and W_R·G_RK
@@ -22,6 +23,7 @@ import { median, rawMatMulGflops } from './common.js';
 
 const { values: args } = parseArgs({
   options: {
+    shape: { type: 'string', default: 'qwen2.5-0.5b' },
     threads: { type: 'string', default: String(cpus().length) },
     blocks: { type: 'string', default: '512' },
     repeats: { type: 'string', default: '3' },
@@ -30,7 +32,14 @@ const { values: args } = parseArgs({
 const threads = Number(args.threads);
 const repeats = Number(args.repeats);
 GRAM_BLOCK.size = Number(args.blocks);
-const [I, D, KEPT, N, BATCHES] = [4864, 896, 3072, 2048, 4];
+/** FFN width I, hidden size D and the I′ that `--ratio 0.35` keeps. */
+const SHAPES: Record<string, { I: number; D: number; kept: number }> = {
+  'qwen2.5-0.5b': { I: 4864, D: 896, kept: 3072 },
+  'llama-3.1-8b': { I: 14336, D: 4096, kept: 8192 },
+};
+const shape = SHAPES[args.shape];
+if (!shape) throw new Error(`--shape: one of ${Object.keys(SHAPES).join(', ')}`);
+const [I, D, KEPT, N, BATCHES] = [shape.I, shape.D, shape.kept, 2048, 4];
 
 /** Deterministic values in [−1, 1). */
 function noise(n: number, seed: number): Float32Array {
