@@ -6,12 +6,12 @@
 import { fileURLToPath } from 'node:url';
 import type { OutputType } from './gguf/tensor-plan.js';
 import { checkpointBitsPerByte } from './eval/text-metrics.js';
+import { DEFAULT_CALIBRATION } from './prune/calibration.js';
 import { DEFAULT_DAMP } from './prune/compensate.js';
 import { METHOD_TRAITS } from './prune/methods.js';
 import type { PruneOptions } from './prune/options.js';
 
-/** Bundled calibration text (TinyStories, CDLA-Sharing-1.0): fits the bundled models; pass your own for real models. */
-export const DEFAULT_CALIBRATION = fileURLToPath(new URL('../data/tinystories/calibration_90pct.txt', import.meta.url));
+export { DEFAULT_CALIBRATION };
 
 /** `compact prune` without flags (the budget has no default: give `ratio`, or `vocab` and/or `ffn`). */
 export const PRUNE_DEFAULTS = {

@@ -160,3 +160,13 @@ test('a Hugging Face cache snapshot (every file a link into ../../blobs) prunes 
   }
   assert.ok(!listing(out).includes('notes.md'));
 });
+
+test('the bundled calibration text is named the same on every machine in the report, the manifest and the model card (its absolute path was written)', async () => {
+  const out = join(work, 'bundled-calib');
+  const r = await prune(['-o', out, '--ffn', '100', '--samples', '2', '--seq-len', '64', '--no-compensate']);
+  assert.equal(r.code, 0);
+  assert.deepEqual(JSON.parse(r.stdout).calibration.files, ['compact-llm/data/tinystories/calibration_90pct.txt (bundled)']);
+  for (const file of readdirSync(out).filter((f) => f.endsWith('.json') || f.endsWith('.md'))) {
+    assert.ok(!readFileSync(join(out, file), 'utf8').includes(ROOT), `${file} names the machine's path`);
+  }
+});

@@ -1,5 +1,5 @@
 /** The calibration flags shared by `prune` and `compare`, and their parsing. */
-import type { Command } from 'commander';
+import { type Command, Option } from 'commander';
 import { PRUNE_DEFAULTS } from '../defaults.js';
 import { positiveInt, seed } from './parse.js';
 
@@ -13,9 +13,12 @@ export interface CalibrationFlags {
 
 export function addCalibrationOptions(command: Command): Command {
   return command
-    .option('--calib <file...>', 'calibration text: plain files (one document each) or .jsonl (default: the bundled TinyStories text)', [
-      ...PRUNE_DEFAULTS.calib,
-    ])
+    .addOption(
+      new Option('--calib <file...>', 'calibration text: plain files (one document each) or .jsonl').default(
+        [...PRUNE_DEFAULTS.calib],
+        'the bundled TinyStories text',
+      ),
+    )
     .option('--calib-field <name>', 'JSONL field holding the text', PRUNE_DEFAULTS.calibField)
     .option('--samples <n>', 'calibration windows', String(PRUNE_DEFAULTS.samples))
     .option('--seq-len <n>', 'tokens per calibration window (never derived from the model context)', String(PRUNE_DEFAULTS.seqLen))

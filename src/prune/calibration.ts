@@ -7,6 +7,7 @@
  * length never derives from the model's context.
  */
 import { createHash } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
 import type { Tokenizer } from '@huggingface/tokenizers';
 import { encode } from '../model/tokenizer.js';
 import { CompactError, check } from '../util/errors.js';
@@ -23,12 +24,18 @@ export interface CalibrationOptions {
   holdOutChars?: number;
 }
 
+/** Bundled calibration text (TinyStories, CDLA-Sharing-1.0): fits the bundled models; pass your own for real models. */
+export const DEFAULT_CALIBRATION = fileURLToPath(new URL('../../data/tinystories/calibration_90pct.txt', import.meta.url));
+/** How reports and model cards name the bundled text: the same on every machine (its absolute path is not). */
+const BUNDLED_NAME = 'compact-llm/data/tinystories/calibration_90pct.txt (bundled)';
+
 export interface Calibration {
   windows: number[][];
   /** sha256 of the calibration files' bytes, in order. */
   sha256: string;
   /** Tokens encoded while drawing the windows (the whole corpus only when it was too short). */
   corpusTokens: number;
+  /** The files as given (the bundled text by its name in the package). */
   files: string[];
   options: CalibrationOptions;
   /** The held-out text (empty unless holdOutChars was given); windows never come from it. */
@@ -85,7 +92,7 @@ export function buildCalibration(tokenizer: Tokenizer, files: string[], options:
     windows: windows.sort((a, b) => a.block - b.block).map((w) => w.ids),
     sha256: hash.digest('hex'),
     corpusTokens: encoded,
-    files,
+    files: files.map((f) => (f === DEFAULT_CALIBRATION ? BUNDLED_NAME : f)),
     options,
     heldOut,
     documents,
