@@ -80,19 +80,21 @@ test('writeSafetensors writes a tensor given in chunks exactly as the same tenso
 });
 
 test('checkFinite refuses NaN and ±∞ in F32, F16 and BF16 at any offset, and passes the largest finite values', () => {
-  const cases: [string, number, number[], number[]][] = [
-    // dtype, bytes per value, non-finite bit patterns, largest finite (and a subnormal)
-    ['F32', 4, [0x7f800000, 0xff800000, 0x7fc00000], [0x7f7fffff, 0xff7fffff, 0x00000001]],
-    ['F16', 2, [0x7c00, 0xfc00, 0x7e00], [0x7bff, 0xfbff, 0x0001]],
-    ['BF16', 2, [0x7f80, 0xff80, 0x7fc0], [0x7f7f, 0xff7f, 0x0001]],
+  const cases: [string, number, number, number[], number[]][] = [
+    // dtype, bytes per value, the bits of 1.0, non-finite bit patterns (+∞, −∞, NaN), largest finite values and a subnormal
+    ['F32', 4, 0x3f800000, [0x7f800000, 0xff800000, 0x7fc00000], [0x7f7fffff, 0xff7fffff, 0x00000001]],
+    ['F16', 2, 0x3c00, [0x7c00, 0xfc00, 0x7e00], [0x7bff, 0xfbff, 0x0001]],
+    ['BF16', 2, 0x3f80, [0x7f80, 0xff80, 0x7fc0], [0x7f7f, 0xff7f, 0x0001]],
   ];
-  for (const [dtype, width, bad, good] of cases) {
+  for (const [dtype, width, one, bad, good] of cases) {
     const info = { name: 't', file: 'x.safetensors', dtype, shape: [8], begin: 0, end: 8 * width };
+    // Eight values of 1.0 with `bits` at position `at`; shift 1: an unaligned view (copied before the check).
     const make = (bits: number, at: number, shift: number) => {
-      const bytes = new Uint8Array(8 * width + shift).subarray(shift); // shift 1: an unaligned view (copied before the check)
+      const bytes = new Uint8Array(8 * width + shift).subarray(shift);
       const view = new DataView(bytes.buffer, bytes.byteOffset);
-      for (let i = 0; i < 8; i++) width === 4 ? view.setUint32(4 * i, 0x3f800000, true) : view.setUint16(2 * i, good[0] & 0x3fff, true);
-      width === 4 ? view.setUint32(4 * at, bits, true) : view.setUint16(2 * at, bits, true);
+      const set = (i: number, v: number) => (width === 4 ? view.setUint32(4 * i, v, true) : view.setUint16(2 * i, v, true));
+      for (let i = 0; i < 8; i++) set(i, one);
+      set(at, bits);
       return bytes;
     };
     for (const shift of [0, 1])

@@ -64,7 +64,7 @@ export class Gemm {
 
   async abt(a: Float32Array, M: number, K: number, b: Float32Array, N: number): Promise<Float32Array> {
     if (M === 0 || N === 0 || K === 0) return new Float32Array(M * N);
-    // No spinning (session.ts): the solve alternates between this session and the step sessions every
+    // No spinning (session.ts): the solve alternates between this session and the update sessions every
     // few milliseconds, and spinning pools steal each other's cores (one Qwen2.5-0.5B-shaped layer's
     // Cholesky and solves: 377–469 ms against 555–687 spinning, load 4).
     const session = await (this.session ??= createSession(gemmGraph(), this.threads, false));
