@@ -5,6 +5,7 @@ import { PRECISIONS, type Precision } from '../engine/precision.js';
 import { checkpointTextMetrics, type TextMetrics } from '../eval/text-metrics.js';
 import { OUTPUT_TYPES, type OutputType } from '../gguf/tensor-plan.js';
 import { DEFAULT_DAMP } from '../prune/compensate.js';
+import { DEFAULT_SELECTION, type Selection, SELECTIONS } from '../prune/greedy-removal.js';
 import { METHOD_TRAITS, METHODS, type Method } from '../prune/methods.js';
 import { parseCalibShard } from '../prune/calib-shard.js';
 import { calibrateShard, prune, type PruneReport, type ShardReport } from '../prune/prune.js';
@@ -28,6 +29,7 @@ interface PruneFlags extends CalibrationFlags {
   auto?: boolean;
   compensate?: boolean;
   damp?: string;
+  selection: Selection;
   roundTo?: string;
   vocabMode?: 'rank' | 'frequency';
   vocabCorpus?: string[];
@@ -77,6 +79,14 @@ export function registerPrune(program: Command, version: string, argv: string[])
     )
     .option('--no-compensate', 'slice down_proj without refitting (the paper)')
     .option('--damp <x>', "compensation damping: λ = x · mean diagonal of the kept channels' Gram", String(DEFAULT_DAMP))
+    .addOption(
+      new Option(
+        '--selection <s>',
+        'with compensation, which channels go: greedy (those whose removal the refitted layer misses least, by OBS cost) | act2 (lowest common act², the paper)',
+      )
+        .choices(SELECTIONS)
+        .default(DEFAULT_SELECTION),
+    )
     .option('--round-to <k>', 'round I′ to a multiple of k (default: 256 if I ≥ 4096, 32 if I ≥ 512, else 1; llama.cpp k-quants want 256)')
     .addOption(
       new Option(
@@ -159,6 +169,7 @@ export function registerPrune(program: Command, version: string, argv: string[])
           auto: f.auto,
           compensate: f.compensate,
           damp,
+          selection: f.selection,
           roundTo: f.roundTo == null ? undefined : positiveInt(f.roundTo, '--round-to'),
           vocabMode: f.vocabMode,
           vocabCorpus: f.vocabCorpus,
@@ -325,7 +336,7 @@ export function printReport(r: PruneReport, quality?: Quality): void {
     const silent = c.layers.reduce((n, l) => n + l.silentKept, 0);
     const empty = c.layers.filter((l) => l.noStatistics).length;
     console.log(
-      `compensation: down_proj refitted by least squares in ${c.layers.length - empty} of ${c.layers.length} layers (λ = ${c.damp} · mean Gram diagonal)` +
+      `compensation: down_proj refitted by least squares in ${c.layers.length - empty} of ${c.layers.length} layers (λ = ${c.damp} · mean Gram diagonal; channels chosen ${c.selection === 'greedy' ? 'greedily by OBS cost' : 'by lowest act²'})` +
         (silent ? `; ${silent} kept channels never fired on a counted token (held by the damping)` : '') +
         (empty ? `; ${empty} layers had no counted token and were sliced as is` : ''),
     );

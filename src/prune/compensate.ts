@@ -104,7 +104,7 @@ export class Gemm {
 
 type UpdateKind = 'abt' | 'ab';
 /** A whole row-major matrix. */
-interface Matrix {
+export interface Matrix {
   data: Float32Array;
   rows: number;
   cols: number;
@@ -117,7 +117,7 @@ interface View {
   c0: number;
   c1: number;
 }
-const view = (m: Matrix, r0: number, r1: number, c0: number, c1: number): View => ({ m, r0, r1, c0, c1 });
+export const view = (m: Matrix, r0: number, r1: number, c0: number, c1: number): View => ({ m, r0, r1, c0, c1 });
 
 function updateGraph(kind: UpdateKind): Uint8Array {
   const g = new GraphBuilder();
@@ -174,9 +174,11 @@ export class GroupGrams {
 /**
  * Whether a pass's Grams come as rows (kept-gram.ts: G_KK and W_R·G_RK per candidate, ≈ 0.75× the
  * work of the packed Gram and W_R·G_RK for one candidate) or packed (one Gram over all channels,
- * shared by every candidate): rows only where a single candidate is compensated.
+ * shared by every candidate): rows only where a single candidate is compensated and its channels
+ * are chosen by act² (the greedy selection reads the whole Gram).
  */
-export const gramsAsRows = (compensatedCandidates: number): boolean => compensatedCandidates === 1;
+export const gramsAsRows = (compensatedCandidates: number, selection: 'greedy' | 'act2'): boolean =>
+  compensatedCandidates === 1 && selection === 'act2';
 
 /**
  * W′ for one layer. `down` is W [D, I] (f32, HF layout), `gram` G [I, I] (its rows, or packed
@@ -382,6 +384,17 @@ async function backwardSolve(gemm: Gemm, L: Matrix, inverses: Float32Array[], a:
   await backwardSolve(gemm, L, inverses, m, c, Y);
   copyIn(view(Y, 0, Y.rows, a, m), await gemm.minus('ab', view(Y, 0, Y.rows, a, m), view(Y, 0, Y.rows, m, c), view(L, m, c, a, m)));
   await backwardSolve(gemm, L, inverses, a, m, Y);
+}
+
+/** A⁻¹ of a symmetric positive definite A [n, n] (A is overwritten by its Cholesky factor): X with X·L·Lᵀ = I. */
+export async function inverseSpd(gemm: Gemm, A: Matrix): Promise<Matrix> {
+  const n = A.rows;
+  const inverses = await recursiveCholesky(gemm, A);
+  const X: Matrix = { data: new Float32Array(n * n), rows: n, cols: n };
+  for (let i = 0; i < n; i++) X.data[i * n + i] = 1;
+  await forwardSolve(gemm, A, inverses, 0, n, X, 0, n); // L⁻ᵀ
+  await backwardSolve(gemm, A, inverses, 0, n, X); // L⁻ᵀ L⁻¹
+  return X;
 }
 
 /** Mᵀ of a square [m, m]. */

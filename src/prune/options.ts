@@ -7,6 +7,7 @@ import type { Precision } from '../engine/precision.js';
 import type { OutputType } from '../gguf/tensor-plan.js';
 import type { KeepMode } from '../vocab/keep-set.js';
 import type { CalibShard } from './calib-shard.js';
+import type { Selection } from './greedy-removal.js';
 import type { Method } from './methods.js';
 import type { Criterion, Weighting } from './scores.js';
 
@@ -52,6 +53,8 @@ export interface CompensationOptions {
   compensate?: boolean | 'auto';
   /** Damping λ = damp · mean diag(G_KK) (default DEFAULT_DAMP). */
   damp?: number;
+  /** How the removed channels are chosen when compensating (default DEFAULT_SELECTION, greedy-removal.ts). */
+  selection?: Selection;
   /**
    * Sequential statistics (SparseGPT-style; with compensation and one fixed split): layer ℓ's act²
    * and Gram are counted on the hidden states the already pruned and compensated layers < ℓ produce.

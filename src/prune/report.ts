@@ -14,6 +14,7 @@ import { jsonText } from '../util/json-text.js';
 import type { KeepMode } from '../vocab/keep-set.js';
 import type { CalibShard } from './calib-shard.js';
 import type { Calibration } from './calibration.js';
+import type { Selection } from './greedy-removal.js';
 import type { Method } from './methods.js';
 import { modelCard } from './model-card.js';
 import type { CalibrationPassOptions, OutputOptions, ScoringOptions } from './options.js';
@@ -78,6 +79,8 @@ export interface ShardReport {
 
 export interface CompensationReport {
   damp: number;
+  /** How the removed channels were chosen (greedy-removal.ts). */
+  selection: Selection;
   /** Per layer: λ, kept channels that never fired on a weighted token (held by damping alone), whether the layer had no statistics at all. */
   layers: { lambda: number; silentKept: number; noStatistics: boolean }[];
 }

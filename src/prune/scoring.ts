@@ -37,6 +37,8 @@ export class ScoredCandidates {
   readonly keeps: number[][] = [];
   /** Scores per candidate (one set shared by all when they come from a file or the weights; none when no channel is pruned). */
   readonly scores: ChannelScores[] = [];
+  /** Kept channels per candidate and layer where compensation chose them (null: the top scores). */
+  readonly channels: (number[][] | null)[] = [];
   /** Compensation per candidate (null: not compensated). */
   readonly compensation: (CompensationReport | null)[] = [];
   /** Per candidate: its exact sums, when calibrated here. */
@@ -75,6 +77,7 @@ export class ScoredCandidates {
       batchScores = pass.scores;
       this.exactOf.push(...pass.exact);
       this.compensation.push(...pass.compensation);
+      this.channels.push(...pass.channels);
     } else if (setup.ffnPruned) {
       const spec = src.ckpt.spec;
       const layers = o.criterion === 'magnitude' ? magnitudeScores(src.ckpt) : randomScores(spec.numLayers, spec.intermediateSize, o.seed);
@@ -84,6 +87,7 @@ export class ScoredCandidates {
     batch.forEach((_, i) => this.scores.push(batchScores[Math.min(i, batchScores.length - 1)]));
     while (this.exactOf.length < this.scores.length) this.exactOf.push(null);
     while (this.compensation.length < this.candidates.length) this.compensation.push(null);
+    while (this.channels.length < this.candidates.length) this.channels.push(null);
   }
 
   /** Candidate k's scores with their exact sums, as a scores file holds them. */

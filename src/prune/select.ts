@@ -43,7 +43,7 @@ export function selectPlan(inputs: SelectionInputs, scored: ScoredCandidates, k:
   const { budget } = scored.candidates[k];
   const surgery = keep.length < spec.vocabSize ? pruneTokenizerFiles(src.files, keep) : null;
   const slowFiles = surgery && slow ? pruneSlowTokenizerFiles(slow, surgery) : null;
-  const channels = budget.ffn < spec.intermediateSize ? s.layers.map((l) => topChannels(l, budget.ffn)) : null;
+  const channels = budget.ffn < spec.intermediateSize ? (scored.channels[k] ?? s.layers.map((l) => topChannels(l, budget.ffn))) : null;
   const dropped = dropLayers ? new Set(layersToDrop(blockInfluence(s.influence!, s.weightTotal), dropLayers)) : new Set<number>();
   const compensated = store && channels ? (layer: number) => store.get(k, layer)! : null;
   return { budget, keep, surgery, slowFiles, channels, dropped, compensated };

@@ -4,7 +4,7 @@
  * compensation each layer's Gram, solved into compensated down_proj weights as the layer arrives.
  */
 import { Engine } from '../engine/engine.js';
-import type { GramRowGroups } from '../engine/gram-layout.js';
+import type { GramRowGroups, PackedGram } from '../engine/gram-layout.js';
 import { loadF32 } from '../model/checkpoint.js';
 import { LAYER_TENSORS, layerPrefix } from '../model/tensor-names.js';
 import { loadTokenizer } from '../model/tokenizer.js';
@@ -13,6 +13,7 @@ import { ExactStats, shardWindows } from './calib-shard.js';
 import { buildCalibration, checkCalibrationLoss, lossTargets, type Calibration, windowsCalibration } from './calibration.js';
 import type { Candidate } from './candidates.js';
 import { compensateLayer, DEFAULT_DAMP, type Gemm, gramsAsRows, GroupGrams } from './compensate.js';
+import { DEFAULT_SELECTION, greedyKeep } from './greedy-removal.js';
 import type { CompensatedStore } from './compensated-store.js';
 import { formatExact, scaledToNumber } from './exact-sum.js';
 import type { CalibrationPassOptions, CompensationOptions, OutputOptions, ScoringOptions, SearchOptions } from './options.js';
@@ -53,6 +54,8 @@ export interface CompensationTarget {
 /** One pass's statistics: per candidate, its scores, its compensation report, and its exact sums (for a scores file). */
 export interface PassStatistics {
   scores: ChannelScores[];
+  /** Per candidate, the kept channels of every layer where compensation chose them (greedy selection), else null. */
+  channels: (number[][] | null)[];
   compensation: (CompensationReport | null)[];
   exact: (() => ExactScores)[];
 }
@@ -101,22 +104,29 @@ export async function activationScoresFor(
   const signatures = grams?.signatures ?? [];
   const C = signatures.length;
   const gramWeights = grams && C > 0 ? grams.weights : null;
+  const selection = o.selection ?? DEFAULT_SELECTION;
   const reports: (CompensationReport | null)[] = candidates.map((_c, k) =>
-    comp && pruned[k] ? { damp: o.damp ?? DEFAULT_DAMP, layers: [] } : null,
+    comp && pruned[k] ? { damp: o.damp ?? DEFAULT_DAMP, selection, layers: [] } : null,
   );
+  const chosen: (number[][] | null)[] = candidates.map((_c, k) => (comp && pruned[k] && selection === 'greedy' ? [] : null));
   const keptOf: number[][] = []; // candidate 0's channels per layer (for sequential statistics)
-  // One compensated candidate: only its G_KK and W_R·G_RK are formed, from the Gram's rows; several share a packed Gram.
-  const asRows = gramsAsRows(pruned.filter(Boolean).length);
+  // One compensated candidate choosing by act²: only its G_KK and W_R·G_RK are formed, from the Gram's rows; otherwise a packed Gram.
+  const asRows = gramsAsRows(pruned.filter(Boolean).length, selection);
   const groupGrams = new GroupGrams();
   const onGram = async (layer: number, gram: Float32Array | GramRowGroups) => {
     checkFinite();
     const down = loadF32(src.ckpt, layerPrefix(layer) + LAYER_TENSORS.down); // [D, I]
     for (const [k, c] of candidates.entries()) {
       if (!pruned[k]) continue;
-      const channels = topChannels(layerScores(layer, k), c.budget.ffn);
-      if (k === 0) keptOf[layer] = channels;
       const groups = signatures.flatMap((sig, g) => (sig[k] === '1' ? [g] : [])); // candidate k's Gram sums the Gram groups it counts
-      const r = await compensateLayer(comp!.gemm, down, groupGrams.of(gram, groups, I), channels, o.damp ?? DEFAULT_DAMP);
+      const kGram = groupGrams.of(gram, groups, I);
+      const damp = o.damp ?? DEFAULT_DAMP;
+      const channels = chosen[k]
+        ? await greedyKeep(comp!.gemm, down, kGram as PackedGram, c.budget.ffn, damp)
+        : topChannels(layerScores(layer, k), c.budget.ffn);
+      chosen[k]?.push(channels);
+      if (k === 0) keptOf[layer] = channels;
+      const r = await compensateLayer(comp!.gemm, down, kGram, channels, damp);
       comp!.store.put(comp!.first + k, layer, r.weight);
       reports[k]!.layers.push({ lambda: r.lambda, silentKept: r.silentKept, noStatistics: r.noStatistics });
     }
@@ -170,7 +180,7 @@ export async function activationScoresFor(
     influence: influence.map(formatExact),
     weightTotal: formatExact(weightTotal),
   });
-  return { scores, compensation: reports, exact: keeps.map((_, k) => exactOf(k)) };
+  return { scores, channels: chosen, compensation: reports, exact: keeps.map((_, k) => exactOf(k)) };
 }
 
 /** Calibration tokens grouped by which candidates keep them, and each token's statistic weight. */

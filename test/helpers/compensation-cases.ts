@@ -12,6 +12,7 @@ import { buildCalibration } from '../../src/prune/calibration.js';
 import { prune, type PruneOptions, type PruneReport } from '../../src/prune/prune.js';
 import { seededRandom } from '../../src/prune/random.js';
 import { BLOCK } from '../../src/prune/compensate.js';
+import type { Selection } from '../../src/prune/greedy-removal.js';
 import { GRAM_BLOCK } from '../../src/engine/gram-layout.js';
 import { HELDOUT_TEXT, ROOT } from './fixtures.js';
 
@@ -30,6 +31,8 @@ export interface CompensationCase {
   samples: number;
   seqLen: number;
   damp?: number;
+  /** How compensation chooses the removed channels (default: the library's, greedy). */
+  selection?: Selection;
 }
 
 const sourceOf = (c: CompensationCase): string => (isAbsolute(c.source) ? c.source : join(ROOT, c.source));
@@ -67,6 +70,7 @@ export async function pruneCompensationCase(
     seed: 0,
     compensate,
     damp: c.damp,
+    selection: c.selection,
     force: true,
     threads: 2,
     commandLine: `compensation case ${c.name}`,

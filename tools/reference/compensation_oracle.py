@@ -4,7 +4,11 @@ For each case written by tools/reference/write_compensation_cases.ts:
   1. the dense source model runs in float64 in transformers (eager) on the same calibration
      windows; forward pre-hooks on every down_proj collect its inputs h_t, and
      G = sum_t w_t h_t h_t^T (w_t = 1 where the input token is kept by the pruned vocabulary);
-  2. kept channels = the I' largest diag(G) (common act^2; ties: lower index), checked equal to ours;
+  2. kept channels, checked equal to ours: with selection "greedy" (the default) removed greedily
+     in ROUNDS equal rounds by Optimal Brain Surgeon cost |W_:,j|^2 / [H^-1]_jj, H = G + damp * mean
+     diag(G) * I, W and H^-1 updated after each round for the channels it removed (ZipLM), a channel
+     with G_jj = 0 costing 0; with
+     "act2" the I' largest diag(G) (common act^2; ties: lower index);
   3. W' = W_K + W_R G_RK (G_KK + lambda I)^-1, lambda = damp * mean diag(G_KK), float64 NumPy solve;
   4. our pruned output is loaded with transformers (float32, eager), every down_proj replaced by the
      oracle's W' (rounded to float32, then to the checkpoint's stored dtype: our bf16 W' may round
@@ -24,6 +28,31 @@ out = sys.argv[1] if len(sys.argv) > 1 else ".tmp/compensation-cases"
 fixtures = "test/fixtures/compensation"
 cases = json.load(open(f"{fixtures}/cases.json"))
 PROMPTS = ["Once upon a time, there was a little girl named Lily.", "The cat sat on the mat. It was happy!"]
+
+ROUNDS = 16
+
+
+def greedy_keep(W, G, keep, damp):
+    """Kept channels (ascending) after removing I - keep greedily by OBS cost, in ROUNDS equal rounds."""
+    I = G.shape[0]
+    if keep >= I or not np.mean(np.diag(G)) > 0:
+        return list(range(keep))
+    H = np.linalg.inv(G + damp * np.mean(np.diag(G)) * np.eye(I))
+    W = W.copy()
+    alive = list(range(I))
+    remove = I - keep
+    per_round = -(-remove // ROUNDS)
+    removed = 0
+    while removed < remove:
+        cost = {j: (0.0 if G[j, j] == 0 else np.sum(W[:, j] ** 2) / H[j, j] if H[j, j] > 0 else np.inf) for j in alive}
+        R = sorted(alive, key=lambda j: (cost[j], j))[: min(per_round, remove - removed)]
+        alive = [j for j in alive if j not in set(R)]
+        removed += len(R)
+        X = np.linalg.solve(H[np.ix_(R, R)], H[R, :])  # [b, I]
+        W -= W[:, R] @ X
+        H -= H[:, R] @ X
+    return alive
+
 
 oracle = {"transformers": __import__("transformers").__version__, "torch": torch.__version__, "numpy": np.__version__, "cases": {}}
 for case in cases:
@@ -47,11 +76,13 @@ for case in cases:
     lambdas = []
     for i, (layer, G) in enumerate(zip(dense.model.layers, grams)):
         diag = np.diag(G)
-        order = sorted(range(I), key=lambda j: (-diag[j], j))
-        K = sorted(order[:ffn])
+        W = layer.mlp.down_proj.weight.detach().numpy()  # [D, I]
+        if inp["selection"] == "greedy":
+            K = greedy_keep(W, G, ffn, inp["damp"])
+        else:
+            K = sorted(sorted(range(I), key=lambda j: (-diag[j], j))[:ffn])
         assert K == inp["channels"][i], f"{case['name']} layer {i}: kept channels differ from ours"
         R = [j for j in range(I) if j not in set(K)]
-        W = layer.mlp.down_proj.weight.detach().numpy()  # [D, I]
         lam = inp["damp"] * np.mean(diag[K])
         A = G[np.ix_(K, K)] + lam * np.eye(len(K))
         Z = W[:, R] @ G[np.ix_(R, K)]  # [D, n]

@@ -18,7 +18,14 @@ for (const c of cases) {
   const weights = windows.map((w) => w.map((id) => (manifest.old2new == null || manifest.old2new[id] >= 0 ? 1 : 0)));
   writeFileSync(
     join(dir, 'oracle-input.json'),
-    JSON.stringify({ source: c.source, windows, weights, channels: manifest.channels, damp: c.damp ?? 0.01 }),
+    JSON.stringify({
+      source: c.source,
+      windows,
+      weights,
+      channels: manifest.channels,
+      damp: c.damp ?? 0.01,
+      selection: c.selection ?? 'greedy',
+    }),
   );
   console.log(c.name, 'written');
 }
