@@ -18,6 +18,7 @@ import { layerPrefix, LAYER_TENSORS } from '../src/model/tensor-names.js';
 import { GRAM_BLOCK, gramLayout, PackedGram, packGram } from '../src/engine/gram-layout.js';
 import { compensateLayer, Gemm } from '../src/prune/compensate.js';
 import { CompensatedStore } from '../src/prune/compensated-store.js';
+import { keptAfter, removalOrder } from '../src/prune/greedy-removal.js';
 import { main } from '../src/cli/main.js';
 import { loadTokenizer } from '../src/model/tokenizer.js';
 import { buildCalibration } from '../src/prune/calibration.js';
@@ -233,6 +234,43 @@ test('compensation with every channel kept leaves W unchanged; removed channels 
   const withSilent = await compensateLayer(gemm, W, gram, [...all.slice(0, 20), ...all.slice(30)], 0.01);
   assert.equal(withSilent.silentKept, 10);
   assert.ok(withSilent.weight.every(Number.isFinite));
+  await gemm.release();
+});
+
+test('greedy selection removes first a channel the others rebuild, however strong; act² would keep it', async () => {
+  // Channel 7 = 3 × channel 2, the two strongest of all: removing either costs nothing once W′
+  // moves it onto the other (cost ≈ λ-sized), where every independent channel costs its whole output.
+  const gemm = new Gemm(1);
+  const [I, D] = [24, 5];
+  const W = Float32Array.from({ length: D * I }, (_, i) => 0.5 + Math.abs(Math.sin(3 * i)));
+  const full = new Float64Array(I * I);
+  for (let t = 0; t < 200; t++) {
+    const h = Array.from({ length: I }, (_, j) => Math.cos(t * (j + 1) + j));
+    h[2] *= 2;
+    h[7] = 3 * h[2];
+    for (let a = 0; a < I; a++) for (let b = 0; b < I; b++) full[a * I + b] += h[a] * h[b];
+  }
+  const gram = packGram(full, I);
+  const byAct2 = [...Array(I).keys()].sort((a, b) => full[b * I + b] - full[a * I + a]);
+  assert.deepEqual(byAct2.slice(0, 2), [7, 2]);
+  const order = await removalOrder(gemm, W, gram, 6, 0.01);
+  assert.equal(order.length, 6);
+  assert.ok(order[0] === 2 || order[0] === 7, `removal order ${order}`);
+  assert.deepEqual(
+    keptAfter(order, I, 1),
+    [...Array(I).keys()].filter((j) => j !== order[0]),
+  );
+  // The order does not depend on how many go: a shorter run is its prefix.
+  assert.deepEqual(await removalOrder(gemm, W, gram, 3, 0.01), order.slice(0, 3));
+  // Compensated, the removed duplicate's output moves onto its partner (up to the damping).
+  const [gone, partner, factor] = order[0] === 7 ? [7, 2, 3] : [2, 7, 1 / 3];
+  const kept = keptAfter(order, I, 1);
+  const r = await compensateLayer(gemm, W, gram, kept, 0.01);
+  for (let d = 0; d < D; d++) {
+    const want = W[d * I + partner] + factor * W[d * I + gone];
+    const got = r.weight[d * kept.length + kept.indexOf(partner)];
+    assert.ok(Math.abs(got - want) < 0.01 * Math.abs(want), `row ${d}: ${got} vs ${want}`);
+  }
   await gemm.release();
 });
 

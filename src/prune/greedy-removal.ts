@@ -4,7 +4,8 @@
  * an input channel j of a linear layer,
  *     cost_j = ‖W_:,j‖² / [H⁻¹]_jj,    H = G + λI,
  * recomputed after every round on the weights and inverse Gram updated for the channels removed so
- * far (ZipLM's structured OBS), in ROUNDS rounds of equal size. With G diagonal the cost is
+ * far (ZipLM's structured OBS), in rounds of ⌈I / ROUNDS_PER_LAYER⌉ channels. The order does not
+ * depend on how many go, so candidates that share a Gram share one order (each takes a prefix). With G diagonal the cost is
  * act²·‖W_:,j‖²; the off-diagonal terms are what compensation uses, so channels whose output the
  * others can rebuild go first. The weights are refitted afterwards for the chosen channels
  * (compensate.ts), so the float32 updates here decide only which channels go.
@@ -21,21 +22,30 @@ export type Selection = (typeof SELECTIONS)[number];
 export const DEFAULT_SELECTION: Selection = 'greedy';
 
 /**
- * Removal rounds. Measured on tinystories-llama32k, FFN-only I′ 256 (256 removed): rounds of 1, 8
- * and 32 channels give the same held-out bits per byte (within 0.001), rounds of 128 lose 0.0017.
+ * Rounds per layer if every channel went: rounds of ⌈I / 64⌉ channels. Measured on
+ * tinystories-llama32k (I = 512), FFN-only I′ 256: rounds of 1, 8 and 32 channels give the same
+ * held-out bits per byte (within 0.001), rounds of 128 lose 0.0017.
  */
-export const ROUNDS = 16;
+export const ROUNDS_PER_LAYER = 64;
 /** Rows of H⁻¹ updated per MatMul (bounds the update's scratch memory: 1024 × I f32). */
 const UPDATE_ROWS = 1024;
 
-/** The kept channels (ascending) of a layer whose down_proj is `down` [D, I], keeping `count` of them. */
-export async function greedyKeep(gemm: Gemm, down: Float32Array, gram: PackedGram, count: number, damp: number): Promise<number[]> {
+/** The kept channels (ascending) when the first `remove` channels of a removal order go. */
+export function keptAfter(order: readonly number[], I: number, remove: number): number[] {
+  const gone = new Set(order.slice(0, remove));
+  return [...Array(I).keys()].filter((j) => !gone.has(j));
+}
+
+/** The first `remove` channels, in removal order, of a layer whose down_proj is `down` [D, I]. */
+export async function removalOrder(gemm: Gemm, down: Float32Array, gram: PackedGram, remove: number, damp: number): Promise<number[]> {
   const I = gram.I;
   const D = down.length / I;
-  const all = [...Array(I).keys()];
   let mean = 0;
   for (let j = 0; j < I; j++) mean += gram.at(j, j) / I;
-  if (count >= I || !(mean > 0)) return all.slice(0, count); // nothing removed, or no statistics (compensate.ts reports it)
+  // No statistics (compensate.ts reports it): the last channels go, as the act² ranking of all-zero scores has it.
+  if (!(mean > 0)) return [...Array(I).keys()].reverse().slice(0, remove);
+  const order: number[] = [];
+  if (remove === 0) return order;
   const A: Matrix = { data: new Float32Array(I * I), rows: I, cols: I }; // G + λI [I, I]
   const row = new Float32Array(I);
   for (let j = 0; j < I; j++) {
@@ -47,13 +57,12 @@ export async function greedyKeep(gemm: Gemm, down: Float32Array, gram: PackedGra
   let W: Matrix = { data: Float32Array.from(down), rows: D, cols: I };
   const alive = new Uint8Array(I).fill(1);
   const silent = Uint8Array.from({ length: I }, (_, j) => (gram.at(j, j) === 0 ? 1 : 0));
-  const remove = I - count;
-  const perRound = Math.ceil(remove / ROUNDS);
-  for (let removed = 0; removed < remove;) {
-    const R = cheapest(W, H, alive, silent, Math.min(perRound, remove - removed));
+  const perRound = Math.ceil(I / ROUNDS_PER_LAYER);
+  for (;;) {
+    const R = cheapest(W, H, alive, silent, Math.min(perRound, remove - order.length));
     R.forEach((j) => (alive[j] = 0));
-    removed += R.length;
-    if (removed === remove) break;
+    order.push(...R);
+    if (order.length === remove) return order;
     const b = R.length;
     const hR: Matrix = { data: new Float32Array(I * b), rows: I, cols: b }; // H⁻¹_:R [I, b]
     for (let i = 0; i < I; i++) for (let p = 0; p < b; p++) hR.data[i * b + p] = H.data[i * I + R[p]];
@@ -69,7 +78,6 @@ export async function greedyKeep(gemm: Gemm, down: Float32Array, gram: PackedGra
       H.data.set(await gemm.minus('ab', view(H, r0, r1, 0, I), view(hR, r0, r1, 0, b), view(X, 0, b, 0, I)), r0 * I);
     }
   }
-  return all.filter((j) => alive[j]);
 }
 
 /**

@@ -1,6 +1,6 @@
 /** README.md of a pruned checkpoint: what was done, to what, with what, by which command. */
 import { PRECISION_TRAITS } from '../engine/precision.js';
-import { ROUNDS } from './greedy-removal.js';
+import { ROUNDS_PER_LAYER } from './greedy-removal.js';
 import { METHOD_TRAITS } from './methods.js';
 import type { OutputOptions, ScoringOptions } from './options.js';
 import type { PruneReport } from './report.js';
@@ -33,7 +33,7 @@ export function modelCard(r: PruneReport, o: Pick<ScoringOptions, 'scoresIn'> & 
             ? `Vocabulary: kept ${n(r.vocab.after)} tokens by ${r.vocab.mode} (${n(r.vocab.alwaysKept)} always kept: special and added tokens, byte pieces, base symbols and their derivations); tokenizer files rewritten so every text still encodes.`
             : 'Vocabulary: unchanged.',
           r.ffn.after < r.ffn.before && r.compensation?.selection === 'greedy'
-            ? `FFN: kept ${n(r.ffn.after)} channels in every layer, removed greedily in ${ROUNDS} rounds by Optimal Brain Surgeon cost ‖W_j‖² / [(G + λI)⁻¹]_jj of down_proj's input channel j (W and (G + λI)⁻¹ updated for the channels removed before; G as below, weighting ${r.weighting}).`
+            ? `FFN: kept ${n(r.ffn.after)} channels in every layer, removed greedily in rounds of ⌈I/${ROUNDS_PER_LAYER}⌉ by Optimal Brain Surgeon cost ‖W_j‖² / [(G + λI)⁻¹]_jj of down_proj's input channel j (W and (G + λI)⁻¹ updated for the channels removed before; G as below, weighting ${r.weighting}).`
             : r.ffn.after < r.ffn.before
               ? `FFN: kept the ${n(r.ffn.after)} channels of highest ${r.criterion}${r.criterion === 'act2' ? ` score (weighting ${r.weighting}: Σ_t w_t·h_t² over calibration positions, h = input of down_proj${r.weighting === 'binary' ? ', w_t = 1 when the input token is kept' : ''})` : ''} in every layer.`
               : 'FFN: unchanged.',

@@ -13,7 +13,7 @@ import { ExactStats, shardWindows } from './calib-shard.js';
 import { buildCalibration, checkCalibrationLoss, lossTargets, type Calibration, windowsCalibration } from './calibration.js';
 import type { Candidate } from './candidates.js';
 import { compensateLayer, DEFAULT_DAMP, type Gemm, gramsAsRows, GroupGrams } from './compensate.js';
-import { DEFAULT_SELECTION, greedyKeep } from './greedy-removal.js';
+import { DEFAULT_SELECTION, keptAfter, removalOrder } from './greedy-removal.js';
 import type { CompensatedStore } from './compensated-store.js';
 import { formatExact, scaledToNumber } from './exact-sum.js';
 import type { CalibrationPassOptions, CompensationOptions, OutputOptions, ScoringOptions, SearchOptions } from './options.js';
@@ -116,14 +116,19 @@ export async function activationScoresFor(
   const onGram = async (layer: number, gram: Float32Array | GramRowGroups) => {
     checkFinite();
     const down = loadF32(src.ckpt, layerPrefix(layer) + LAYER_TENSORS.down); // [D, I]
+    const damp = o.damp ?? DEFAULT_DAMP;
+    const groupsOf = (k: number) => signatures.flatMap((sig, g) => (sig[k] === '1' ? [g] : [])); // candidate k's Gram sums the Gram groups it counts
+    const orders = new Map<string, number[]>(); // greedy removal order per Gram: candidates with the same Gram share it
     for (const [k, c] of candidates.entries()) {
       if (!pruned[k]) continue;
-      const groups = signatures.flatMap((sig, g) => (sig[k] === '1' ? [g] : [])); // candidate k's Gram sums the Gram groups it counts
+      const groups = groupsOf(k);
       const kGram = groupGrams.of(gram, groups, I);
-      const damp = o.damp ?? DEFAULT_DAMP;
-      const channels = chosen[k]
-        ? await greedyKeep(comp!.gemm, down, kGram as PackedGram, c.budget.ffn, damp)
-        : topChannels(layerScores(layer, k), c.budget.ffn);
+      const key = groups.join();
+      if (chosen[k] && !orders.has(key)) {
+        const remove = Math.max(...candidates.map((other, m) => (chosen[m] && groupsOf(m).join() === key ? I - other.budget.ffn : 0)));
+        orders.set(key, await removalOrder(comp!.gemm, down, kGram as PackedGram, remove, damp));
+      }
+      const channels = chosen[k] ? keptAfter(orders.get(key)!, I, I - c.budget.ffn) : topChannels(layerScores(layer, k), c.budget.ffn);
       chosen[k]?.push(channels);
       if (k === 0) keptOf[layer] = channels;
       const r = await compensateLayer(comp!.gemm, down, kGram, channels, damp);

@@ -5,7 +5,7 @@ For each case written by tools/reference/write_compensation_cases.ts:
      windows; forward pre-hooks on every down_proj collect its inputs h_t, and
      G = sum_t w_t h_t h_t^T (w_t = 1 where the input token is kept by the pruned vocabulary);
   2. kept channels, checked equal to ours: with selection "greedy" (the default) removed greedily
-     in ROUNDS equal rounds by Optimal Brain Surgeon cost |W_:,j|^2 / [H^-1]_jj, H = G + damp * mean
+     in rounds of ceil(I / 64) channels by Optimal Brain Surgeon cost |W_:,j|^2 / [H^-1]_jj, H = G + damp * mean
      diag(G) * I, W and H^-1 updated after each round for the channels it removed (ZipLM), a channel
      with G_jj = 0 costing 0; with
      "act2" the I' largest diag(G) (common act^2; ties: lower index);
@@ -29,11 +29,11 @@ fixtures = "test/fixtures/compensation"
 cases = json.load(open(f"{fixtures}/cases.json"))
 PROMPTS = ["Once upon a time, there was a little girl named Lily.", "The cat sat on the mat. It was happy!"]
 
-ROUNDS = 16
+ROUNDS_PER_LAYER = 64
 
 
 def greedy_keep(W, G, keep, damp):
-    """Kept channels (ascending) after removing I - keep greedily by OBS cost, in ROUNDS equal rounds."""
+    """Kept channels (ascending) after removing I - keep greedily by OBS cost, in rounds of ceil(I / 64)."""
     I = G.shape[0]
     if keep >= I or not np.mean(np.diag(G)) > 0:
         return list(range(keep))
@@ -41,7 +41,7 @@ def greedy_keep(W, G, keep, damp):
     W = W.copy()
     alive = list(range(I))
     remove = I - keep
-    per_round = -(-remove // ROUNDS)
+    per_round = -(-I // ROUNDS_PER_LAYER)
     removed = 0
     while removed < remove:
         cost = {j: (0.0 if G[j, j] == 0 else np.sum(W[:, j] ** 2) / H[j, j] if H[j, j] > 0 else np.inf) for j in alive}
