@@ -1,6 +1,6 @@
 /**
  * The study report's HTML, checked without a browser (npm run check:report renders it in
- * headless Chromium): no animation, a point style per method, notes for methods with no
+ * headless Chromium): no animation, a marker (point style and colour) per method, notes for methods with no
  * reachable cell and for ShortGPT's real ratios, a rounded table instead of raw CSV, no NaN.
  * Input: the committed stories260K study (docs/study/stories260K/study.json), plus edge cases.
  */
@@ -20,6 +20,7 @@ interface ChartConfig {
     datasets: {
       label: string;
       pointStyle?: string;
+      borderColor?: string;
       pointRadius?: number;
       borderDash?: number[];
       data: (number | { x: number; y: number })[];
@@ -48,8 +49,9 @@ test('study report: no animation, distinct markers, legend with markers, notes, 
       c.data.datasets.map((d) => d.label),
       methods.map((m) => (m === 'vocab-only' ? 'vocab-only (no cell reachable)' : m)),
     );
-    const styles = c.data.datasets.map((d) => d.pointStyle);
-    assert.equal(new Set(styles).size, methods.length, `a point style per method: ${styles.join(', ')}`);
+    // Chart.js has ten point styles and the study eleven methods: no two share style and colour.
+    const markers = c.data.datasets.map((d) => `${d.pointStyle} ${d.borderColor}`);
+    assert.equal(new Set(markers).size, methods.length, `a marker per method: ${markers.join(', ')}`);
     assert.equal(c.options.plugins.legend?.labels?.usePointStyle, true);
     // ffn-only coincides with compact-auto on stories260K (the search takes nothing from the vocabulary).
     const [auto, ffn] = ['compact-auto', 'ffn-only'].map((m) => c.data.datasets.find((d) => d.label === m)!);

@@ -10,10 +10,11 @@ export interface StudyMethod {
   description: string;
   options: PruneSettings;
   /**
-   * How the plots draw it: a colour, a Chart.js point style (ten methods: all ten styles, the
-   * bare line marks for the baselines farthest from the rest), a marker radius and a line dash of
-   * its own, so lines that coincide (ffn-only under compact-auto when the search picks no
-   * vocabulary) stay visible: different markers and a dashed line over a solid one.
+   * How the plots draw it: a colour, a Chart.js point style (all ten styles; eleven methods, so
+   * one repeats in another colour and dash; the bare line marks for the baselines farthest from
+   * the rest), a marker radius and a line dash, so lines that coincide (ffn-only under
+   * compact-auto when the search picks no vocabulary) stay visible: different markers and a
+   * dashed line over a solid one.
    */
   style: {
     color: string;
@@ -43,9 +44,15 @@ export const STUDY_METHODS: StudyMethod[] = [
   },
   {
     name: 'compact-comp',
-    description: "COMPACT (the paper's split) with least-squares compensation of down_proj",
-    options: { ...PAPER, compensate: true },
+    description: "COMPACT (the paper's split and channels) with least-squares compensation of down_proj",
+    options: { ...PAPER, compensate: true, selection: 'act2' },
     style: { color: '#e6ab02', point: 'rectRot', radius: 5, dash: [3, 3] },
+  },
+  {
+    name: 'compact-greedy',
+    description: "COMPACT (the paper's split) compensated, channels removed greedily by OBS cost (what compensation does by default)",
+    options: { ...PAPER, compensate: true, selection: 'greedy' },
+    style: { color: '#56b4e9', point: 'circle', radius: 6, dash: [1, 2] },
   },
   {
     name: 'default',
