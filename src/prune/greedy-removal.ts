@@ -14,7 +14,7 @@
  * (the Schur complement: afterwards H⁻¹ restricted to the channels left is the inverse of their H).
  */
 import { PackedGram } from '../engine/gram-layout.js';
-import { type Gemm, inverseSpd, type Matrix, view } from './compensate.js';
+import { type Gemm, inverseSpd, type Matrix, solveClock, view } from './compensate.js';
 
 /** How compensation chooses the removed channels: greedily by OBS cost (below), or the lowest common act² (the paper's channels, refitted). */
 export const SELECTIONS = ['greedy', 'act2'] as const;
@@ -46,6 +46,7 @@ export async function removalOrder(gemm: Gemm, down: Float32Array, gram: PackedG
   if (!(mean > 0)) return [...Array(I).keys()].reverse().slice(0, remove);
   const order: number[] = [];
   if (remove === 0) return order;
+  const t0 = performance.now();
   const A: Matrix = { data: new Float32Array(I * I), rows: I, cols: I }; // G + λI [I, I]
   const row = new Float32Array(I);
   for (let j = 0; j < I; j++) {
@@ -62,7 +63,10 @@ export async function removalOrder(gemm: Gemm, down: Float32Array, gram: PackedG
     const R = cheapest(W, H, alive, silent, Math.min(perRound, remove - order.length));
     R.forEach((j) => (alive[j] = 0));
     order.push(...R);
-    if (order.length === remove) return order;
+    if (order.length === remove) {
+      solveClock.selectMs += performance.now() - t0;
+      return order;
+    }
     const b = R.length;
     const hR: Matrix = { data: new Float32Array(I * b), rows: I, cols: b }; // H⁻¹_:R [I, b]
     for (let i = 0; i < I; i++) for (let p = 0; p < b; p++) hR.data[i * b + p] = H.data[i * I + R[p]];
