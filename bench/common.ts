@@ -3,7 +3,11 @@ import ort from 'onnxruntime-node';
 import { GraphBuilder } from '../src/engine/onnx-graph.js';
 import type { ModelSpec } from '../src/model/spec.js';
 
-export const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+/** The median (the mean of the middle two for an even count). */
+export const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  return (s[(s.length - 1) >> 1] + s[s.length >> 1]) / 2;
+};
 
 /** Per-token FLOPs of the decoder layers as executed: projections and full T×T attention. */
 export function layerFlopsPerToken(spec: ModelSpec, T: number): number {

@@ -160,6 +160,7 @@ test('split search: a candidate whose Gram sums several groups gets the W′ of 
     seqLen: 128,
     seed: 0,
     compensate: true,
+    selection: 'greedy', // candidates that share a Gram share one removal order
     force: true,
     threads: 2,
     commandLine: 'test',
@@ -340,6 +341,35 @@ for (const [name, args, message] of BAD) {
     assert.equal(existsSync(out), false);
   });
 }
+
+test('--selection: greedy and act2 reach the prune through the CLI, reported; another value is refused', async () => {
+  const channels = async (selection: string) => {
+    const out = join(work, `cli-${selection}`);
+    const r = await cliInProcess([
+      'prune',
+      stories,
+      '-o',
+      out,
+      '--ffn',
+      '100',
+      '--samples',
+      '4',
+      '--seq-len',
+      '64',
+      '--selection',
+      selection,
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    const manifest = JSON.parse(readFileSync(join(out, 'compact.json'), 'utf8'));
+    assert.equal(manifest.compensation.selection, selection);
+    return manifest.channels as number[][];
+  };
+  assert.notDeepEqual(await channels('greedy'), await channels('act2'));
+  const r = await cliInProcess(['prune', stories, '-o', join(work, 'cli-bad'), '--ffn', '100', '--selection', 'obs']);
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /--selection.*obs.*(greedy|act2)/);
+  assert.equal(existsSync(join(work, 'cli-bad')), false);
+});
 
 test('sequential statistics: layer ℓ counted on the pruned layers’ outputs; layer 0 as one-shot, later layers differ', async () => {
   const c: CompensationCase = { name: 'seq', source: 'models/stories260K/hf', ffn: 100, samples: 4, seqLen: 64 };

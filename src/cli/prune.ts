@@ -82,7 +82,7 @@ export function registerPrune(program: Command, version: string, argv: string[])
     .addOption(
       new Option(
         '--selection <s>',
-        'with compensation, which channels go: greedy (those whose removal the refitted layer misses least, by OBS cost) | act2 (lowest common act², the paper)',
+        'with compensation, which channels go: act2 (lowest common act², the paper) | greedy (those whose removal the refitted layer misses least, by OBS cost: better where many go, slower: see docs/compensation.md)',
       )
         .choices(SELECTIONS)
         .default(DEFAULT_SELECTION),

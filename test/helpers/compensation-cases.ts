@@ -31,7 +31,7 @@ export interface CompensationCase {
   samples: number;
   seqLen: number;
   damp?: number;
-  /** How compensation chooses the removed channels (default: the library's, greedy). */
+  /** How compensation chooses the removed channels (default: the library's, act2). */
   selection?: Selection;
 }
 

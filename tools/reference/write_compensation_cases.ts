@@ -7,6 +7,7 @@
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { DEFAULT_SELECTION } from '../../src/prune/greedy-removal.js';
 import { pruneCompensationCase, type CompensationCase } from '../../test/helpers/compensation-cases.js';
 
 const out = process.argv[2] ?? '.tmp/compensation-cases';
@@ -24,7 +25,7 @@ for (const c of cases) {
       weights,
       channels: manifest.channels,
       damp: c.damp ?? 0.01,
-      selection: c.selection ?? 'greedy',
+      selection: c.selection ?? DEFAULT_SELECTION,
     }),
   );
   console.log(c.name, 'written');
