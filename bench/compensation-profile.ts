@@ -136,7 +136,7 @@ for (let i = 0; i < packedW!.length; i++) {
   maxW = Math.max(maxW, Math.abs(packedW![i]));
 }
 console.log(`W′ rows vs packed: max |Δ| ${maxDiff.toExponential(2)} of max |W′| ${maxW.toFixed(3)}`);
-// The default greedy channel selection (greedy-removal.ts) reads the packed Gram, before the solve above.
+// The greedy channel selection (--selection greedy, greedy-removal.ts) reads the packed Gram, before the solve above.
 const greedyMs: number[] = [];
 for (let rep = 0; rep < repeats; rep++) {
   const t0 = performance.now();

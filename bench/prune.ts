@@ -12,7 +12,7 @@
  * machine falls on both alike; it prints every run's phases, the load average around it, the
  * median compensated/sliced ratio of the pairs, and whether each variant's output files were
  * byte-identical across its repeats. `--selection` picks how compensation chooses the channels
- * (default: the library's, greedy; act2: the paper's channels, refitted).
+ * (default: the library's, act2: the paper's channels, refitted; greedy: by OBS cost).
  */
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';

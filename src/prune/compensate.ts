@@ -15,6 +15,7 @@ import { GraphBuilder } from '../engine/onnx-graph.js';
 import { type GramRowBlock, GramRowGroups, gramLayout, PackedGram } from '../engine/gram-layout.js';
 import { createSession } from '../engine/session.js';
 import { CompactError } from '../util/errors.js';
+import type { Selection } from './greedy-removal.js';
 import { KeptGram } from './kept-gram.js';
 
 /** Default damping: λ = DAMP · mean diag(G_KK) (measured in docs/compensation.md). */
@@ -179,7 +180,7 @@ export class GroupGrams {
  * shared by every candidate): rows only where a single candidate is compensated and its channels
  * are chosen by act² (the greedy selection reads the whole Gram).
  */
-export const gramsAsRows = (compensatedCandidates: number, selection: 'greedy' | 'act2'): boolean =>
+export const gramsAsRows = (compensatedCandidates: number, selection: Selection): boolean =>
   compensatedCandidates === 1 && selection === 'act2';
 
 /**

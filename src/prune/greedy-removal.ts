@@ -1,13 +1,13 @@
 /**
- * Which FFN channels a compensated layer removes (beyond the paper; docs/compensation.md): greedily
- * the channels whose removal the refitted down_proj misses least, Optimal Brain Surgeon's cost for
- * an input channel j of a linear layer,
+ * Which FFN channels a compensated layer removes with --selection greedy (beyond the paper;
+ * docs/compensation.md): greedily the channels whose removal the refitted down_proj misses least,
+ * Optimal Brain Surgeon's cost for an input channel j of a linear layer,
  *     cost_j = ‖W_:,j‖² / [H⁻¹]_jj,    H = G + λI,
  * recomputed after every round on the weights and inverse Gram updated for the channels removed so
  * far (ZipLM's structured OBS), in rounds of ⌈I / ROUNDS_PER_LAYER⌉ channels. The order does not
- * depend on how many go, so candidates that share a Gram share one order (each takes a prefix). With G diagonal the cost is
- * act²·‖W_:,j‖²; the off-diagonal terms are what compensation uses, so channels whose output the
- * others can rebuild go first. The weights are refitted afterwards for the chosen channels
+ * depend on how many go, so candidates that share a Gram share one order (each takes a prefix).
+ * With G diagonal the cost is act²·‖W_:,j‖²; the off-diagonal terms are what compensation uses,
+ * so channels whose output the others can rebuild go first. The weights are refitted afterwards for the chosen channels
  * (compensate.ts), so the float32 updates here decide only which channels go.
  * Each round, R the channels it removes and X = (H⁻¹_RR)⁻¹ H⁻¹_R: [b, I]:
  *     W ← W − W_:R X,   H⁻¹ ← H⁻¹ − H⁻¹_:R X

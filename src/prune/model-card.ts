@@ -32,11 +32,11 @@ export function modelCard(r: PruneReport, o: Pick<ScoringOptions, 'scoresIn'> & 
           r.vocab.after < r.vocab.before
             ? `Vocabulary: kept ${n(r.vocab.after)} tokens by ${r.vocab.mode} (${n(r.vocab.alwaysKept)} always kept: special and added tokens, byte pieces, base symbols and their derivations); tokenizer files rewritten so every text still encodes.`
             : 'Vocabulary: unchanged.',
-          r.ffn.after < r.ffn.before && r.compensation?.selection === 'greedy'
-            ? `FFN: kept ${n(r.ffn.after)} channels in every layer, removed greedily in rounds of ⌈I/${ROUNDS_PER_LAYER}⌉ by Optimal Brain Surgeon cost ‖W_j‖² / [(G + λI)⁻¹]_jj of down_proj's input channel j (W and (G + λI)⁻¹ updated for the channels removed before; G as below, weighting ${r.weighting}).`
-            : r.ffn.after < r.ffn.before
-              ? `FFN: kept the ${n(r.ffn.after)} channels of highest ${r.criterion}${r.criterion === 'act2' ? ` score (weighting ${r.weighting}: Σ_t w_t·h_t² over calibration positions, h = input of down_proj${r.weighting === 'binary' ? ', w_t = 1 when the input token is kept' : ''})` : ''} in every layer.`
-              : 'FFN: unchanged.',
+          r.ffn.after === r.ffn.before
+            ? 'FFN: unchanged.'
+            : r.compensation?.selection === 'greedy'
+              ? `FFN: kept ${n(r.ffn.after)} channels in every layer, removed greedily in rounds of ⌈I/${ROUNDS_PER_LAYER}⌉ by Optimal Brain Surgeon cost ‖W_j‖² / [(G + λI)⁻¹]_jj of down_proj's input channel j (W and (G + λI)⁻¹ updated for the channels removed before; G as below, weighting ${r.weighting}).`
+              : `FFN: kept the ${n(r.ffn.after)} channels of highest ${r.criterion}${r.criterion === 'act2' ? ` score (weighting ${r.weighting}: Σ_t w_t·h_t² over calibration positions, h = input of down_proj${r.weighting === 'binary' ? ', w_t = 1 when the input token is kept' : ''})` : ''} in every layer.`,
           ...(r.compensation
             ? [
                 `Compensation (beyond the paper): each layer's down_proj was refitted by least squares on the kept channels, W′ = W_K + W_R·G_RK·(G_KK + λI)⁻¹ with G = Σ_t w_t·h_t·h_tᵀ over the calibration positions and λ = ${r.compensation.damp} · mean diagonal of G_KK; shapes and names are those of plain slicing.`,

@@ -126,7 +126,7 @@ export async function activationScoresFor(
       const key = groups.join();
       if (chosen[k] && !orders.has(key)) {
         const remove = Math.max(...candidates.map((other, m) => (chosen[m] && groupsOf(m).join() === key ? I - other.budget.ffn : 0)));
-        orders.set(key, await removalOrder(comp!.gemm, down, kGram as PackedGram, remove, damp));
+        orders.set(key, await removalOrder(comp!.gemm, down, kGram as PackedGram, remove, damp)); // packed: gramsAsRows is false for greedy
       }
       const channels = chosen[k] ? keptAfter(orders.get(key)!, I, I - c.budget.ffn) : topChannels(layerScores(layer, k), c.budget.ffn);
       chosen[k]?.push(channels);
