@@ -331,6 +331,33 @@ const BAD: [string, string[], RegExp][] = [
   ['no channel removed', ['--vocab', '450'], /^compact: error: --compensate: no FFN channel is removed/],
   ['non-positive damping', ['--ffn', '100', '--damp', '0'], /^compact: error: --damp must be > 0/],
 ];
+const BAD_SELECTION: [string, string[], RegExp][] = [
+  [
+    'greedy without compensation',
+    ['--ffn', '100', '--no-compensate'],
+    /^compact: error: --selection greedy chooses the channels that compensation refits, and compensation is off/,
+  ],
+  [
+    'greedy with vocab-only',
+    ['--method', 'vocab-only', '--vocab', '450'],
+    /^compact: error: --selection greedy needs compensation: --method vocab-only removes no FFN channel/,
+  ],
+  [
+    'greedy with magnitude',
+    ['--ffn', '100', '--criterion', 'magnitude'],
+    /^compact: error: --selection greedy needs compensation: .*--criterion magnitude uses none/,
+  ],
+];
+for (const [name, args, message] of BAD_SELECTION) {
+  test(`--selection bad input (${name}): one-line error, exit 2, nothing written`, async () => {
+    const out = join(work, `bad-${name.replace(/\W/g, '-')}`);
+    const r = await cliInProcess(['prune', stories, '-o', out, '--selection', 'greedy', ...args]);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, message);
+    assert.equal(r.stderr.trim().split('\n').length, 1);
+    assert.equal(existsSync(out), false);
+  });
+}
 for (const [name, args, message] of BAD) {
   test(`--compensate bad input (${name}): one-line error, exit 2, nothing written`, async () => {
     const out = join(work, `bad-${name.replace(/\W/g, '-')}`);

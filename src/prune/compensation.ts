@@ -11,13 +11,22 @@ import { METHOD_TRAITS } from './methods.js';
 import type { BudgetOptions, CompensationOptions, ScoringOptions } from './options.js';
 import type { Source } from './source.js';
 
-/** Whether down_proj is compensated: --compensate is refused where it cannot apply, 'auto' applies wherever it can. */
+/**
+ * Whether down_proj is compensated: --compensate is refused where it cannot apply, 'auto' applies
+ * wherever it can; --selection greedy (channels chosen for compensation) is refused without it.
+ */
 export function compensationApplies(
   src: Source,
   o: Pick<BudgetOptions, 'method'> & CompensationOptions & ScoringOptions,
   candidates: Candidate[],
 ): boolean {
-  if (!o.compensate) return false;
+  if (!o.compensate) {
+    check(
+      o.selection !== 'greedy',
+      '--selection greedy chooses the channels that compensation refits, and compensation is off (--no-compensate)',
+    );
+    return false;
+  }
   const ffnPruned = candidates.some((c) => c.budget.ffn < src.ckpt.spec.intermediateSize);
   const why = !METHOD_TRAITS[o.method].takesFfn
     ? `--method ${o.method} removes no FFN channel, so there is nothing to compensate`
@@ -32,6 +41,7 @@ export function compensationApplies(
             : null;
   if (why == null) return true;
   check(o.compensate === 'auto', `--compensate: ${why}`);
+  check(o.selection !== 'greedy', `--selection greedy needs compensation: ${why}`);
   return false;
 }
 
