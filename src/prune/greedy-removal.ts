@@ -97,11 +97,9 @@ function cheapest(W: Matrix, H: Matrix, alive: Uint8Array, silent: Uint8Array, b
   const I = W.cols;
   const norms = new Float64Array(I);
   for (let d = 0; d < W.rows; d++) for (let j = 0; j < I; j++) norms[j] += W.data[d * I + j] ** 2;
-  const live = [...Array(I).keys()].filter((j) => alive[j]);
   // A non-positive H⁻¹_jj can only be float32 drift on a channel the others rebuild exactly: keep it.
-  const cost = (j: number) => (silent[j] ? 0 : H.data[j * I + j] > 0 ? norms[j] / H.data[j * I + j] : Infinity);
-  const costs = new Float64Array(I);
-  for (const j of live) costs[j] = cost(j);
+  const costs = norms.map((w2, j) => (silent[j] ? 0 : H.data[j * I + j] > 0 ? w2 / H.data[j * I + j] : Infinity));
+  const live = [...Array(I).keys()].filter((j) => alive[j]);
   return live.sort((a, c) => costs[a] - costs[c] || a - c).slice(0, b);
 }
 
