@@ -65,6 +65,23 @@ test('frequency mode keeps the most counted tokens, ties by id, with their deriv
   assertCompactError(() => selectKeepSet({ tokenizer }, { size: 6, mode: 'frequency', counts: [0, -1] }), /id 1 is -1/);
 });
 
+test('frequency mode fills with the ids its counts never saw by expected count, then by id; counted ids keep their order', () => {
+  const tokenizer = toyTokenizer();
+  const expected = [0, 0, 0, 0, 0, 0.5, 0, 3]; // "cd" more expected than "ab"
+  assert.deepEqual(selectKeepSet({ tokenizer }, { size: 6, mode: 'frequency', counts: [] }).keep, [...ALWAYS, 5]);
+  assert.deepEqual(selectKeepSet({ tokenizer }, { size: 6, mode: 'frequency', counts: [], expected }).keep, [...ALWAYS, 7]);
+  // A counted token beats any expectation, and ties between counted tokens stay by id.
+  assert.deepEqual(selectKeepSet({ tokenizer }, { size: 6, mode: 'frequency', counts: [0, 0, 0, 0, 0, 1], expected }).keep, [...ALWAYS, 5]);
+  const tie = [0, 0, 0, 0, 0, 1, 0, 1];
+  assert.deepEqual(selectKeepSet({ tokenizer }, { size: 6, mode: 'frequency', counts: tie, expected }).keep, [...ALWAYS, 5]);
+  // Rank mode ignores both.
+  assert.deepEqual(selectKeepSet({ tokenizer }, { size: 6, mode: 'rank', counts: tie, expected }).keep, [...ALWAYS, 5]);
+  assertCompactError(
+    () => selectKeepSet({ tokenizer }, { size: 6, mode: 'frequency', counts: [], expected: [0, NaN] }),
+    /expected count for id 1 is NaN/,
+  );
+});
+
 test('keep-list entries (ids or strings) are always kept with their closure and raise the minimum', () => {
   const tokenizer = toyTokenizer();
   const result = selectKeepSet({ tokenizer }, { size: 8, keepList: ['abcd'] });

@@ -57,6 +57,11 @@ export interface ForwardRequest {
   /** Return full logits [T, V] per sequence (small models and tests only). */
   logits?: boolean;
   /**
+   * Called with each position's logits [V] as the head makes them (runs of ≤ 64 MB, not kept):
+   * statistics over the whole vocabulary without holding [T, V] per sequence.
+   */
+  onLogits?: (sequence: number, position: number, logits: Float32Array) => void;
+  /**
    * The Gram of down_proj's inputs per layer, for least-squares compensation: per sequence C
    * weights per position (≥ 0, [T, C] row-major; 0: the position is left out), and a callback that
    * gets layer ℓ's Gram [C, P] (upper block triangle, packed as gram-layout.ts says; f32, summed over
@@ -232,10 +237,10 @@ export class Engine {
       }
       request.onLayer?.(layer + 1, spec.numLayers);
     }
-    if (request.targets || request.logits) {
+    if (request.targets || request.logits || request.onLogits) {
       const clock = performance.now();
       const head = (this.head ??= await quantizer.headFor(loadHeadWeights(this.ckpt), precision));
-      const session = await this.headSession(head, request.logits === true);
+      const session = await this.headSession(head, request.logits === true || request.onLogits != null);
       Object.assign(result, await runHead(session, head, this.spec, sequences, batches, request));
       timings.headMs = performance.now() - clock;
     }

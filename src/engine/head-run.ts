@@ -38,7 +38,8 @@ export async function runHead(
   // A narrow head without logits holds one part's logits at a time and widens the whole head
   // every run, so it takes as many rows as keep those at 64 MB.
   const parted = head.wire !== 'float32' || (head.precision ?? 'fp32') !== 'fp32';
-  const rowsPerRun = parted && !request.logits ? (1 << 24) / HEAD_PART_ROWS : Math.max(1, Math.floor((1 << 24) / V));
+  const allRows = request.logits === true || request.onLogits != null;
+  const rowsPerRun = parted && !allRows ? (1 << 24) / HEAD_PART_ROWS : Math.max(1, Math.floor((1 << 24) / V));
   for (const batch of batches) {
     const T = batch.length;
     const rows = batch.members.length * T;
@@ -55,7 +56,7 @@ export async function runHead(
     }
     // Rows the head runs on: all of them for logits, else those with at least one target.
     let selected: Int32Array;
-    if (request.logits) selected = Int32Array.from({ length: rows }, (_, r) => r);
+    if (allRows) selected = Int32Array.from({ length: rows }, (_, r) => r);
     else {
       const picked: number[] = [];
       for (let r = 0; r < rows; r++) {
@@ -85,7 +86,7 @@ export async function runHead(
       for (let i = 0; i < n; i++) for (let k = 0; k < K; k++) ids[i * K + k] = BigInt(Math.max(0, targets[selected[i0 + i] * K + k]));
       const out = await session.run(
         { hidden: new ort.Tensor('float32', x, [n, D]), norm: head.norm, ...head.feeds, targets: new ort.Tensor('int64', ids, [n, K]) },
-        batchLogits ? ['logits', 'targetLogprobs', 'argmax'] : ['targetLogprobs', 'argmax'],
+        allRows ? ['logits', 'targetLogprobs', 'argmax'] : ['targetLogprobs', 'argmax'],
       );
       const lp = out.targetLogprobs.data as Float32Array;
       const am = out.argmax.data as BigInt64Array;
@@ -100,6 +101,14 @@ export async function runHead(
         if (any) batchArgmax[r] = Number(am[i]);
       }
       if (batchLogits) batchLogits.set(out.logits.data as Float32Array, first * V); // all rows, in order
+      if (request.onLogits) {
+        const runLogits = out.logits.data as Float32Array; // [n, V]
+        for (let i = 0; i < n; i++) {
+          const r = selected[i0 + i];
+          const s = batch.members[Math.floor(r / T)];
+          if (r % T < sequences[s].length) request.onLogits(s, r % T, runLogits.subarray(i * V, (i + 1) * V)); // not a padding row
+        }
+      }
     }
     for (const [b, s] of batch.members.entries()) {
       const n = sequences[s].length;

@@ -97,7 +97,7 @@ export interface OutputOptions {
   version: string;
   /** Also write a GGUF of the output for llama.cpp, inside it (checked before any long work). */
   gguf?: OutputType;
-  onProgress?: (stage: 'calibrate' | 'search' | 'write', done: number, total: number) => void;
+  onProgress?: (stage: 'vocabulary' | 'calibrate' | 'search' | 'write', done: number, total: number) => void;
 }
 
 export interface PruneOptions

@@ -37,7 +37,7 @@ import { selectPlan } from './select.js';
 import { checkShardRun, writeShard } from './shard-run.js';
 import { openSource, readSlowFiles } from './source.js';
 import { calibrationFor } from './statistics.js';
-import { tokenCounts } from './vocabulary.js';
+import { tokenFrequencies } from './vocabulary.js';
 import { writeCheckpointFiles, writeGgufInto } from './write.js';
 
 export type { PruneOptions } from './options.js';
@@ -86,13 +86,14 @@ async function pruneOrShard(input: string, output: string, o: PruneOptions): Pro
     !o.calibShard || needsActivations,
     '--calib-shard splits the calibration pass, and this prune has none (no FFN channel is scored by calibrated act², e.g. --method vocab-only or --criterion magnitude)',
   );
-  const calibration = calibrationFor(input, o, needsActivations);
-  const counts = grid.some((c) => c.mode === 'frequency') ? tokenCounts(input, o, calibration) : undefined;
+  const frequency = grid.some((c) => c.mode === 'frequency');
+  const calibration = calibrationFor(input, o, needsActivations || frequency);
+  const frequencies = frequency ? await tokenFrequencies(src, o, calibration!) : undefined;
 
   // ── statistics and scores (and compensated down_proj): one layer-wise pass serves every split ──
   const comp = compensate ? openCompensation(output, o.threads) : null;
   try {
-    const scored = new ScoredCandidates(src, o, { calibration, needsActivations, ffnPruned, weighting, counts, compensation: comp });
+    const scored = new ScoredCandidates(src, o, { calibration, needsActivations, ffnPruned, weighting, frequencies, compensation: comp });
     await scored.add(grid);
     const calibrate = clock.lap();
     if (o.calibShard) return await writeShard(input, output, o.calibShard, calibration!, scored, o, { read, calibrate }, clock.total);

@@ -16,7 +16,7 @@ import { checkScoresFit, scoresRecord } from './scores-file.js';
 import { type ChannelScores, type ExactScores, magnitudeScores, randomScores, readScores, sumScores, type Weighting } from './scores.js';
 import type { Source } from './source.js';
 import { activationScoresFor } from './statistics.js';
-import { keepFor, keepHash } from './vocabulary.js';
+import { keepFor, keepHash, type TokenFrequencies } from './vocabulary.js';
 
 /** How the candidates' channels are scored, decided once per prune. */
 export interface ScoringSetup {
@@ -25,8 +25,8 @@ export interface ScoringSetup {
   needsActivations: boolean;
   ffnPruned: boolean;
   weighting: Weighting;
-  /** Token counts for frequency vocabularies. */
-  counts: Float64Array | undefined;
+  /** What frequency vocabularies are chosen by. */
+  frequencies: TokenFrequencies | undefined;
   compensation: CompensationPass | null;
 }
 
@@ -97,6 +97,6 @@ export class ScoredCandidates {
   }
 
   private keepOf(vocab: number, mode: KeepMode): number[] {
-    return keepFor(this.src, vocab, mode, this.o, this.setup.counts);
+    return keepFor(this.src, vocab, mode, this.o, this.setup.frequencies);
   }
 }

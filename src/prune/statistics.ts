@@ -25,16 +25,16 @@ import type { Source } from './source.js';
 import { keepHash } from './vocabulary.js';
 
 /**
- * The calibration windows, when a pass needs them (`needsActivations`) or --auto needs its
- * held-out text; null otherwise.
+ * The calibration windows, when they are needed (a calibration pass, a frequency vocabulary's
+ * expected counts) or --auto needs its held-out text; null otherwise.
  */
 export function calibrationFor(
   input: string,
   o: CalibrationPassOptions & Pick<SearchOptions, 'auto'>,
-  needsActivations: boolean,
+  needsWindows: boolean,
 ): Calibration | null {
-  if (o.calibWindows && needsActivations) return windowsCalibration(o.calibWindows, o.seed, o.calibField);
-  if (!needsActivations && !o.auto) return null;
+  if (o.calibWindows && needsWindows) return windowsCalibration(o.calibWindows, o.seed, o.calibField);
+  if (!needsWindows && !o.auto) return null;
   return buildCalibration(loadTokenizer(input), o.calib, {
     samples: o.samples,
     seqLen: o.seqLen,

@@ -15,7 +15,9 @@
  * it, recursively. The rest of the budget is filled in priority order (rank: lowest id first;
  * frequency: most counted first, ties by id), each token admitted together with its missing
  * derivation only if they all fit; a token that does not fit is retried in a later pass, after
- * lower-priority tokens may have brought in its parts. V′ is therefore never exceeded, and it is
+ * lower-priority tokens may have brought in its parts. Frequency orders the ids its corpus never
+ * shows by `expected` when given (a text of a few thousand distinct tokens leaves most of a large
+ * V′ to this order). V′ is therefore never exceeded, and it is
  * always met exactly: some missing token always costs a single id (one whose parts are all kept).
  */
 import { CompactError, check } from '../util/errors.js';
@@ -33,6 +35,11 @@ export interface KeepSetOptions {
   mode?: KeepMode;
   /** For 'frequency': occurrences of each old id over a corpus (see countTokens); missing ids count 0. */
   counts?: ArrayLike<number>;
+  /**
+   * For 'frequency': the order of the ids `counts` never saw, most expected first (e.g. the dense
+   * model's expected counts on calibration text, see expectedCounts); without it, by id.
+   */
+  expected?: ArrayLike<number>;
   /** Tokens always kept, by id or by string (a model vocab token such as "Ġthe", or an added token). */
   keepList?: ReadonlyArray<string | number>;
 }
@@ -69,7 +76,8 @@ export function selectKeepSet(files: TokenizerFiles, options: KeepSetOptions): K
   const vocab = indexVocabulary(requireBpeTokenizer(files));
   const mode = options.mode ?? 'rank';
   check(Number.isInteger(options.size) && options.size > 0, `vocabulary size must be a positive integer, got ${options.size}`);
-  const counts = mode === 'frequency' ? requireCounts(options.counts) : undefined;
+  const counts = mode === 'frequency' ? requireCounts(options.counts, 'token count') : undefined;
+  const expected = mode === 'frequency' && options.expected ? requireCounts(options.expected, 'expected count') : undefined;
 
   const selection = new Selection(vocab);
   // An id past the embedding (Gemma 3 1B: 262,144 rows, <image_soft_token> is id 262,144) has no row to keep.
@@ -98,7 +106,7 @@ export function selectKeepSet(files: TokenizerFiles, options: KeepSetOptions): K
         `${breakdown.keepList} from the keep-list, ${breakdown.closure} their merge parts)`,
     );
   }
-  const available = priorityOrder(vocab, counts).filter((id) => id < rows);
+  const available = priorityOrder(vocab, counts, expected).filter((id) => id < rows);
   selection.fill(Math.min(options.size, available.length), available);
   return {
     keep: selection.keptIds(),
@@ -193,22 +201,23 @@ class Selection {
   }
 }
 
-function requireCounts(counts: ArrayLike<number> | undefined): ArrayLike<number> {
+function requireCounts(counts: ArrayLike<number> | undefined, what: string): ArrayLike<number> {
   check(counts !== undefined, "mode 'frequency' needs token counts (see countTokens)");
   for (let id = 0; id < counts.length; id++) {
     const count = counts[id];
-    check(Number.isFinite(count) && count >= 0, () => `token count for id ${id} is ${count}, not a non-negative number`);
+    check(Number.isFinite(count) && count >= 0, () => `${what} for id ${id} is ${count}, not a non-negative number`);
   }
   return counts;
 }
 
-/** Every existing id, best first: by id (rank), or by count then id (frequency). */
-function priorityOrder(vocab: Vocabulary, counts: ArrayLike<number> | undefined): Int32Array {
+/** Every existing id, best first: by id (rank), or by count, then (uncounted ids) expected count, then id (frequency). */
+function priorityOrder(vocab: Vocabulary, counts: ArrayLike<number> | undefined, expected: ArrayLike<number> | undefined): Int32Array {
   const ids: number[] = [];
   for (let id = 0; id < vocab.size; id++) if (tokenExists(vocab, id)) ids.push(id);
   if (counts) {
     const countOf = (id: number): number => (id < counts.length ? counts[id] : 0);
-    ids.sort((a, b) => countOf(b) - countOf(a) || a - b);
+    const expectedOf = (id: number): number => (expected && id < expected.length && countOf(id) === 0 ? expected[id] : 0);
+    ids.sort((a, b) => countOf(b) - countOf(a) || expectedOf(b) - expectedOf(a) || a - b);
   }
   return Int32Array.from(ids);
 }

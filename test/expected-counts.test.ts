@@ -1,0 +1,57 @@
+/**
+ * A frequency vocabulary's fill order: the dense model's expected token counts (Σ over positions of
+ * its next-token probabilities) against the same sums over transformers' logits for every family
+ * (tools/reference/make_family_fixtures.py). The sequences differ in length, so one padded batch
+ * also checks that padding rows are left out.
+ */
+import assert from 'node:assert/strict';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { openCheckpoint } from '../src/model/checkpoint.js';
+import { expectedCounts } from '../src/prune/expected-counts.js';
+import { FAMILY_FIXTURES, readF32 } from './helpers/fixtures.js';
+
+interface Golden {
+  inputs: { input_ids: number[]; logits_file: string }[];
+}
+
+/** Σ_t softmax(logits_t) in float64, from logits [T, V]. */
+function softmaxSums(logits: Float32Array, T: number, into: Float64Array): void {
+  const V = into.length;
+  for (let t = 0; t < T; t++) {
+    const row = logits.subarray(t * V, (t + 1) * V);
+    const max = Math.max(...row);
+    let sum = 0;
+    for (const x of row) sum += Math.exp(x - max);
+    for (let v = 0; v < V; v++) into[v] += Math.exp(row[v] - max) / sum;
+  }
+}
+
+const cases = readdirSync(FAMILY_FIXTURES, { withFileTypes: true })
+  .filter((d) => d.isDirectory())
+  .map((d) => d.name);
+
+for (const name of cases) {
+  test(`${name}: expected token counts equal the softmax sums of transformers' logits`, async () => {
+    const dir = join(FAMILY_FIXTURES, name);
+    const golden = JSON.parse(readFileSync(join(dir, 'golden.json'), 'utf8')) as Golden;
+    const ckpt = openCheckpoint(dir);
+    const V = ckpt.spec.vocabSize;
+    const want = new Float64Array(V);
+    for (const { input_ids: ids, logits_file } of golden.inputs) softmaxSums(readF32(join(dir, logits_file)), ids.length, want);
+    const lengths = new Set(golden.inputs.map((i) => i.input_ids.length));
+    assert.ok(lengths.size > 1, 'sequences of different lengths, so the batch is padded');
+
+    const got = await expectedCounts(
+      ckpt,
+      golden.inputs.map((i) => i.input_ids),
+      {},
+    );
+    const positions = golden.inputs.reduce((n, i) => n + i.input_ids.length, 0);
+    assert.ok(Math.abs(got.reduce((a, b) => a + b, 0) - positions) < 1e-6 * positions, 'one unit of probability per position');
+    let worst = 0;
+    for (let v = 0; v < V; v++) worst = Math.max(worst, Math.abs(got[v] - want[v]) / (want[v] + 1e-6));
+    assert.ok(worst <= 1e-3, `max relative difference ${worst}`);
+  });
+}
