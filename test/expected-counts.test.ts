@@ -5,12 +5,15 @@
  * also checks that padding rows are left out.
  */
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { openCheckpoint } from '../src/model/checkpoint.js';
+import { encode, loadTokenizer } from '../src/model/tokenizer.js';
 import { expectedCounts } from '../src/prune/expected-counts.js';
-import { FAMILY_FIXTURES, readF32 } from './helpers/fixtures.js';
+import { runCli } from './helpers/cli.js';
+import { FAMILY_FIXTURES, readF32, STORIES } from './helpers/fixtures.js';
 
 interface Golden {
   inputs: { input_ids: number[]; logits_file: string }[];
@@ -54,4 +57,29 @@ for (const name of cases) {
     for (let v = 0; v < V; v++) worst = Math.max(worst, Math.abs(got[v] - want[v]) / (want[v] + 1e-6));
     assert.ok(worst <= 1e-3, `max relative difference ${worst}`);
   });
+}
+
+test('prune-vocab --mode frequency on a text shorter than one window: it prunes, and every token the text uses is kept', async () => {
+  const work = mkdtempSync(join(tmpdir(), 'compact-expected-'));
+  try {
+    const corpus = join(work, 'corpus.txt');
+    writeFileSync(corpus, 'Once upon a time, a little dog ran to the park. The dog was happy.\n');
+    const out = join(work, 'out');
+    const r = runCli(['prune-vocab', `${STORIES}hf`, '-o', out, '--vocab', '400', '--mode', 'frequency', '--corpus', corpus, '--json']);
+    assert.equal(r.code, 0, r.stderr);
+    const report = JSON.parse(r.stdout) as { vocab: { after: number } };
+    assert.equal(report.vocab.after, 400);
+    const dense = loadTokenizer(`${STORIES}hf`);
+    const kept = new Set(Object.keys((JSON.parse(readFileSync(join(out, 'tokenizer.json'), 'utf8')) as TokenizerJson).model.vocab));
+    const denseVocab = (JSON.parse(readFileSync(`${STORIES}hf/tokenizer.json`, 'utf8')) as TokenizerJson).model.vocab;
+    const strings = new Map(Object.entries(denseVocab).map(([s, id]) => [id, s]));
+    for (const id of encode(dense, readFileSync(corpus, 'utf8')))
+      assert.ok(kept.has(strings.get(id)!), `counted token ${strings.get(id)} kept`);
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+});
+
+interface TokenizerJson {
+  model: { vocab: Record<string, number> };
 }

@@ -22,6 +22,11 @@ export interface CalibrationOptions {
   field: string;
   /** Keep back the last ~10 % of the text (at most this many characters) for evaluation. */
   holdOutChars?: number;
+  /**
+   * Accept fewer than `samples` windows, and shorter ones when the text has no block of `seqLen`
+   * tokens (a frequency vocabulary's expected counts can use any text; statistics cannot).
+   */
+  fewer?: boolean;
 }
 
 /** Bundled calibration text (TinyStories, CDLA-Sharing-1.0): fits the bundled models; pass your own for real models. */
@@ -76,16 +81,19 @@ export function buildCalibration(tokenizer: Tokenizer, files: string[], options:
   }
   const heldOut = options.holdOutChars ? holdOut(documents, options.holdOutChars) : '';
   const blocks = documents.flatMap((doc) => lineBlocks(doc, options.seqLen * 8));
-  const windows: { block: number; ids: number[] }[] = [];
+  let windows: { block: number; ids: number[] }[] = [];
+  const short: { block: number; ids: number[] }[] = [];
   let encoded = 0;
   for (const block of shuffled(blocks.length, options.seed)) {
     const ids = encode(tokenizer, blocks[block]);
     encoded += ids.length;
     if (ids.length >= options.seqLen) windows.push({ block, ids: ids.slice(0, options.seqLen) });
+    else if (options.fewer && ids.length > 0 && short.length < options.samples) short.push({ block, ids });
     if (windows.length === options.samples) break;
   }
+  if (options.fewer && windows.length === 0) windows = short;
   check(
-    windows.length === options.samples,
+    windows.length === options.samples || (options.fewer === true && windows.length > 0),
     `calibration text has ${encoded} tokens in ${blocks.length} blocks, giving ${windows.length} windows of ${options.seqLen}; ${options.samples} samples × ${options.seqLen} tokens = ${options.samples * options.seqLen} are needed (add text or lower --samples / --seq-len)`,
   );
   return {

@@ -87,7 +87,7 @@ async function pruneOrShard(input: string, output: string, o: PruneOptions): Pro
     '--calib-shard splits the calibration pass, and this prune has none (no FFN channel is scored by calibrated act², e.g. --method vocab-only or --criterion magnitude)',
   );
   const frequency = grid.some((c) => c.mode === 'frequency');
-  const calibration = calibrationFor(input, o, needsActivations || frequency);
+  const calibration = calibrationFor(input, o, { activations: needsActivations, expectedCounts: frequency });
   const frequencies = frequency ? await tokenFrequencies(src, o, calibration!) : undefined;
 
   // ── statistics and scores (and compensated down_proj): one layer-wise pass serves every split ──

@@ -25,22 +25,24 @@ import type { Source } from './source.js';
 import { keepHash } from './vocabulary.js';
 
 /**
- * The calibration windows, when they are needed (a calibration pass, a frequency vocabulary's
- * expected counts) or --auto needs its held-out text; null otherwise.
+ * The calibration windows, when a calibration pass needs them, or --auto its held-out text, or a
+ * frequency vocabulary its expected counts (then fewer or shorter windows will do); null otherwise.
  */
 export function calibrationFor(
   input: string,
   o: CalibrationPassOptions & Pick<SearchOptions, 'auto'>,
-  needsWindows: boolean,
+  needs: { activations: boolean; expectedCounts: boolean },
 ): Calibration | null {
-  if (o.calibWindows && needsWindows) return windowsCalibration(o.calibWindows, o.seed, o.calibField);
-  if (!needsWindows && !o.auto) return null;
+  const windowsNeeded = needs.activations || needs.expectedCounts;
+  if (o.calibWindows && windowsNeeded) return windowsCalibration(o.calibWindows, o.seed, o.calibField);
+  if (!windowsNeeded && !o.auto) return null;
   return buildCalibration(loadTokenizer(input), o.calib, {
     samples: o.samples,
     seqLen: o.seqLen,
     seed: o.seed,
     field: o.calibField,
     holdOutChars: o.auto ? AUTO_HOLDOUT_CHARS : undefined,
+    fewer: !needs.activations && !o.auto,
   });
 }
 
