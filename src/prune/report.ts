@@ -92,7 +92,7 @@ export function calibrationReport(
   return {
     sha256: calibration.sha256,
     files: calibration.files,
-    samples: calibration.options.samples,
+    samples: calibration.windows.length, // fewer than asked where only expected counts used them
     seqLen: calibration.options.seqLen,
     seed: o.seed,
     corpusTokens: calibration.corpusTokens,
