@@ -275,8 +275,9 @@ other jobs ran beside it and the times are inflated). What pruning gains in memo
 The methods "compact", "compact-auto" and the baselines are the paper's pipeline (fixed or
 searched rank-vocabulary split, \`down_proj\` sliced). "compact-comp" is the paper's split with
 \`down_proj\` refitted by least squares ([compensation.md](compensation.md)); "default" is what
-\`compact prune --ratio r\` does by default: the split searched in both vocabulary modes (rank and
-frequency on the calibration text), \`down_proj\` refitted.
+\`compact prune --ratio r\` does by default: the split searched in both vocabulary modes (rank, and
+frequency on the calibration text with the tokens it never shows ordered by the dense model's
+expected counts), \`down_proj\` refitted.
 
 Models this small score at chance on zero-shot tasks (ARC, PIQA, …), so tasks are validated
 for correctness on them, not used for the quality claim: [the dense models' scores](#zero-shot-tasks-of-the-dense-models).

@@ -91,7 +91,7 @@ export function registerPrune(program: Command, version: string, argv: string[])
     .addOption(
       new Option(
         '--vocab-mode <m>',
-        'rank: keep the lowest ids (BPE merge order, the paper); frequency: keep the most frequent on --vocab-corpus, then the tokens the dense model expects most on the calibration windows (default: rank; the --ratio search tries both unless this is given)',
+        'rank: keep the lowest ids (BPE merge order, the paper); frequency: keep the most frequent on --vocab-corpus, then the tokens the dense model expects most on that text (default: rank; the --ratio search tries both unless this is given)',
       ).choices(['rank', 'frequency']),
     )
     .option('--vocab-corpus <file...>', 'text whose token counts drive --vocab-mode frequency (default: the calibration text)')

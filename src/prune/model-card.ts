@@ -30,7 +30,7 @@ export function modelCard(r: PruneReport, o: Pick<ScoringOptions, 'scoresIn'> & 
       ? `ShortGPT depth pruning: dropped layers ${r.layers.dropped.join(', ')} (lowest Block Influence, mean over calibration tokens of 1 − cos(layer input, layer output)).`
       : [
           r.vocab.after < r.vocab.before
-            ? `Vocabulary: kept ${n(r.vocab.after)} tokens by ${r.vocab.mode === 'frequency' ? 'frequency, then (tokens never counted) the dense model’s expected count on the calibration windows' : r.vocab.mode} (${n(r.vocab.alwaysKept)} always kept: special and added tokens, byte pieces, base symbols and their derivations); tokenizer files rewritten so every text still encodes.`
+            ? `Vocabulary: kept ${n(r.vocab.after)} tokens by ${r.vocab.mode === 'frequency' ? 'frequency, then (tokens never counted) the dense model’s expected count on that text' : r.vocab.mode} (${n(r.vocab.alwaysKept)} always kept: special and added tokens, byte pieces, base symbols and their derivations); tokenizer files rewritten so every text still encodes.`
             : 'Vocabulary: unchanged.',
           r.ffn.after === r.ffn.before
             ? 'FFN: unchanged.'

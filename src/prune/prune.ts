@@ -87,8 +87,8 @@ async function pruneOrShard(input: string, output: string, o: PruneOptions): Pro
     '--calib-shard splits the calibration pass, and this prune has none (no FFN channel is scored by calibrated act², e.g. --method vocab-only or --criterion magnitude)',
   );
   const frequency = grid.some((c) => c.mode === 'frequency');
-  const calibration = calibrationFor(input, o, { activations: needsActivations, expectedCounts: frequency });
-  const frequencies = frequency ? await tokenFrequencies(src, o, calibration!) : undefined;
+  const calibration = calibrationFor(input, o, { activations: needsActivations, expectedCounts: frequency && !o.vocabCorpus });
+  const frequencies = frequency ? await tokenFrequencies(src, o, calibration) : undefined;
 
   // ── statistics and scores (and compensated down_proj): one layer-wise pass serves every split ──
   const comp = compensate ? openCompensation(output, o.threads) : null;

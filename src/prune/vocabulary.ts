@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto';
 import { loadTokenizer } from '../model/tokenizer.js';
 import { countTokens } from '../vocab/count-tokens.js';
 import { selectKeepSet, type KeepMode } from '../vocab/keep-set.js';
-import { readDocuments, type Calibration } from './calibration.js';
+import { buildCalibration, readDocuments, type Calibration } from './calibration.js';
 import { expectedCounts } from './expected-counts.js';
 import type { CalibrationPassOptions, OutputOptions, SearchOptions, VocabularyOptions } from './options.js';
 import type { Source } from './source.js';
@@ -30,28 +30,25 @@ export function keepFor(
 export const keepHash = (keep: number[]): string => createHash('sha256').update(Int32Array.from(keep)).digest('hex');
 
 /**
- * Token counts for frequency vocabularies (on --vocab-corpus, else on the calibration text; --auto
- * measures on the calibration's held-out tail, so then only the documents before it are counted),
- * and the dense model's expected counts on the calibration windows for the tokens they never show.
+ * What frequency vocabularies are chosen by, on the text they are chosen for (--vocab-corpus, else
+ * the calibration text; --auto measures on the calibration's held-out tail, so then only the
+ * documents before it count): its token counts, and the dense model's expected counts on windows
+ * of it (the calibration windows, or up to as many drawn from --vocab-corpus).
  */
 export async function tokenFrequencies(
   src: Source,
   o: VocabularyOptions & Pick<SearchOptions, 'auto'> & CalibrationPassOptions & Pick<OutputOptions, 'onProgress'>,
-  calibration: Calibration,
+  calibration: Calibration | null,
 ): Promise<TokenFrequencies> {
-  return { counts: tokenCounts(src.input, o, calibration), expected: await expectedCounts(src.ckpt, calibration.windows, o) };
-}
-
-function tokenCounts(
-  input: string,
-  o: VocabularyOptions & Pick<SearchOptions, 'auto'> & Pick<CalibrationPassOptions, 'calib' | 'calibField'>,
-  calibration: Calibration,
-): Float64Array {
-  const countText = (): string[] =>
-    o.vocabCorpus
-      ? o.vocabCorpus.flatMap((f) => readDocuments(f, o.calibField))
-      : o.auto
-        ? calibration.documents
-        : o.calib.flatMap((f) => readDocuments(f, o.calibField));
-  return countTokens(loadTokenizer(input), countText());
+  const tokenizer = loadTokenizer(src.input);
+  const text = o.vocabCorpus
+    ? o.vocabCorpus.flatMap((f) => readDocuments(f, o.calibField))
+    : o.auto
+      ? calibration!.documents
+      : o.calib.flatMap((f) => readDocuments(f, o.calibField));
+  const windows = o.vocabCorpus
+    ? buildCalibration(tokenizer, o.vocabCorpus, { samples: o.samples, seqLen: o.seqLen, seed: o.seed, field: o.calibField, fewer: true })
+        .windows
+    : calibration!.windows;
+  return { counts: countTokens(tokenizer, text), expected: await expectedCounts(src.ckpt, windows, o) };
 }
