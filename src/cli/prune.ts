@@ -94,7 +94,10 @@ export function registerPrune(program: Command, version: string, argv: string[])
         'rank: keep the lowest ids (BPE merge order, the paper); frequency: keep the most frequent on --vocab-corpus, then the tokens the dense model expects most on that text (default: rank; the --ratio search tries both unless this is given)',
       ).choices(['rank', 'frequency']),
     )
-    .option('--vocab-corpus <file...>', 'text whose token counts, and the dense model’s expected counts on it, drive --vocab-mode frequency (default: the calibration text)')
+    .option(
+      '--vocab-corpus <file...>',
+      'text whose token counts, and the dense model’s expected counts on it, drive --vocab-mode frequency (default: the calibration text)',
+    )
     .option('--keep <file>', 'tokens to keep whatever the budget: one per line, a token string or a numeric id')
     .addOption(
       new Option('--weighting <w>', 'act² weighting: binary (common act², only kept tokens count) | frequency | none (plain act²)')
