@@ -5,7 +5,7 @@ import { countTokens } from '../vocab/count-tokens.js';
 import { selectKeepSet, type KeepMode } from '../vocab/keep-set.js';
 import { buildCalibration, readDocuments, type Calibration } from './calibration.js';
 import { expectedCounts } from './expected-counts.js';
-import type { CalibrationPassOptions, OutputOptions, SearchOptions, VocabularyOptions } from './options.js';
+import type { CalibrationPassOptions, OutputOptions, VocabularyOptions } from './options.js';
 import type { Source } from './source.js';
 
 /** What a frequency vocabulary is chosen by: the text's token counts, then the dense model's expected counts. */
@@ -30,25 +30,20 @@ export function keepFor(
 export const keepHash = (keep: number[]): string => createHash('sha256').update(Int32Array.from(keep)).digest('hex');
 
 /**
- * What frequency vocabularies are chosen by, on the text they are chosen for (--vocab-corpus, else
- * the calibration text; --auto measures on the calibration's held-out tail, so then only the
- * documents before it count): its token counts, and the dense model's expected counts on windows
- * of it (the calibration windows, or up to as many drawn from --vocab-corpus).
+ * What frequency vocabularies are chosen by, on the text they are chosen for: its token counts,
+ * and the dense model's expected counts on windows of it. That text is --vocab-corpus (up to
+ * --samples windows drawn from it), else the calibration text and its windows (--auto measures on
+ * the held-out tail, so then only the documents before it count; pre-tokenized windows have no
+ * documents, so then --calib is counted).
  */
 export async function tokenFrequencies(
   src: Source,
-  o: VocabularyOptions & Pick<SearchOptions, 'auto'> & CalibrationPassOptions & Pick<OutputOptions, 'onProgress'>,
+  o: VocabularyOptions & CalibrationPassOptions & Pick<OutputOptions, 'onProgress'>,
   calibration: Calibration | null,
 ): Promise<TokenFrequencies> {
   const tokenizer = loadTokenizer(src.input);
-  const text = o.vocabCorpus
-    ? o.vocabCorpus.flatMap((f) => readDocuments(f, o.calibField))
-    : o.auto
-      ? calibration!.documents
-      : o.calib.flatMap((f) => readDocuments(f, o.calibField));
-  const windows = o.vocabCorpus
-    ? buildCalibration(tokenizer, o.vocabCorpus, { samples: o.samples, seqLen: o.seqLen, seed: o.seed, field: o.calibField, fewer: true })
-        .windows
-    : calibration!.windows;
-  return { counts: countTokens(tokenizer, text), expected: await expectedCounts(src.ckpt, windows, o) };
+  const { samples, seqLen, seed, calibField: field } = o;
+  const source = o.vocabCorpus ? buildCalibration(tokenizer, o.vocabCorpus, { samples, seqLen, seed, field, fewer: true }) : calibration!;
+  const text = o.calibWindows && !o.vocabCorpus ? o.calib.flatMap((f) => readDocuments(f, field)) : source.documents;
+  return { counts: countTokens(tokenizer, text), expected: await expectedCounts(src.ckpt, source.windows, o) };
 }
