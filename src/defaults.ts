@@ -5,7 +5,7 @@
  */
 import { fileURLToPath } from 'node:url';
 import type { OutputType } from './gguf/tensor-plan.js';
-import { checkpointBitsPerByte } from './eval/text-metrics.js';
+import { checkpointTextBits } from './eval/text-metrics.js';
 import { DEFAULT_CALIBRATION } from './prune/calibration.js';
 import { DEFAULT_DAMP } from './prune/compensate.js';
 import { METHOD_TRAITS } from './prune/methods.js';
@@ -53,7 +53,7 @@ export function withPruneDefaults(given: PruneSettings): Omit<PruneOptions, 'com
     autoModes: set.vocabMode ? [set.vocabMode] : ['rank', 'frequency'],
     compensate: 'auto',
     damp: DEFAULT_DAMP,
-    measureText: (dir, text) => checkpointBitsPerByte(dir, text, set.threads),
+    measureTexts: (dir, texts) => checkpointTextBits(dir, texts, set.threads),
     ...set,
   };
 }

@@ -173,8 +173,11 @@ test('split search: a candidate whose Gram sums several groups gets the W′ of 
     auto: true,
     autoModes: ['rank', 'frequency'],
     autoRefine: false,
-    // The largest vocabulary wins (ties: the first tried, rank).
-    measureText: async (dir) => -JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')).vocab_size,
+    // The largest vocabulary wins (ties: the first tried, rank): bits per byte −V′ on every piece, so no standard error.
+    measureTexts: async (dir, texts) => {
+      const vocab = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')).vocab_size;
+      return texts.map((t) => ({ bits: -vocab * Buffer.byteLength(t), bytes: Buffer.byteLength(t) }));
+    },
   });
   const tried = report.auto!.candidates;
   assert.ok(

@@ -9,6 +9,7 @@ import { DEFAULT_SELECTION, type Selection, SELECTIONS } from '../prune/greedy-r
 import { METHOD_TRAITS, METHODS, type Method } from '../prune/methods.js';
 import { parseCalibShard } from '../prune/calib-shard.js';
 import { calibrateShard, prune, type PruneReport, type ShardReport } from '../prune/prune.js';
+import { CHOICE_RULE } from '../prune/report.js';
 import { CRITERIA, type Criterion, type Weighting, WEIGHTINGS } from '../prune/scores.js';
 import { CompactError } from '../util/errors.js';
 import { checkReadable, readUserText } from '../util/files.js';
@@ -313,12 +314,12 @@ export function printReport(r: PruneReport, quality?: Quality): void {
   if (quality) console.log(`eval text: ${quality.text}`);
   if (r.auto) {
     console.log(
-      `split search tried (bits per byte on ${integer(r.auto.heldOutChars)} held-out characters = ${integer(r.auto.heldOutTokens)} tokens of the calibration text; best first):`,
+      `split search tried (bits per byte on ${integer(r.auto.heldOutChars)} held-out characters = ${integer(r.auto.heldOutTokens)} tokens of the calibration text, in ${r.auto.heldOutPieces} pieces; chosen first: ${CHOICE_RULE}):`,
     );
     console.log(
       table(
         [
-          ['vocab share', 'mode', 'V′', 'I′', 'removed', 'held-out bpb', 'pass'],
+          ['vocab share', 'mode', 'V′', 'I′', 'removed', 'held-out bpb', '− lowest', '± s.e.', 'pass'],
           ...r.auto.candidates.map((c) => [
             c.vocabShare.toFixed(3),
             c.vocabMode,
@@ -326,10 +327,12 @@ export function printReport(r: PruneReport, quality?: Quality): void {
             integer(c.ffn),
             `${(100 * c.removedRatio).toFixed(1)} %`,
             c.heldOutBitsPerByte.toFixed(4),
+            c.excess.toFixed(4),
+            c.standardError.toFixed(4),
             c.pass,
           ]),
         ],
-        [false, false, true, true, true, true, false],
+        [false, false, true, true, true, true, true, true, false],
       ),
     );
     for (const w of r.auto.warnings) console.log(`warning: ${w}`);

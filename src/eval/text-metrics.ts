@@ -66,34 +66,10 @@ export function modelContext(engine: Pick<Engine, 'ckpt'>): number | undefined {
 }
 
 export async function evaluateText(engine: Engine, ids: number[], bytes: number, options: TextEvalOptions = {}): Promise<TextMetrics> {
-  const requested = options.window ?? 512;
-  const window = Math.min(requested, modelContext(engine) ?? Infinity);
-  const stride = options.stride == null || options.stride === requested ? window : options.stride;
+  const { window, stride } = windowing(engine, options);
   const windows = makeWindows(ids, window, stride);
-  const perCall = options.windowsPerCall ?? Math.max(1, Math.floor(65536 / window));
-  let totalNll = 0;
-  let predictions = 0;
-  for (let i = 0; i < windows.length; i += perCall) {
-    const group = windows.slice(i, i + perCall);
-    const { logprobs } = await engine.forward(
-      group.map((w) => w.inputs),
-      { targets: group.map((w) => w.targets) },
-    );
-    group.forEach((w, g) => {
-      for (let t = 0; t < w.targets.length; t++) {
-        if (w.targets[t] < 0) continue;
-        totalNll -= logprobs![g][t];
-        predictions++;
-      }
-    });
-    options.onProgress?.(Math.min(i + perCall, windows.length), windows.length);
-  }
-  // A NaN or infinite log-likelihood is never a measurement: weights or config values broke the
-  // forward pass (an F16 overflow, a shifted data section, a degenerate norm or RoPE setting).
-  check(
-    Number.isFinite(totalNll),
-    `the model's log-likelihood of the text is ${totalNll} (not finite): its weights or config.json make the forward pass produce NaN or infinity, so no bits per byte can be reported`,
-  );
+  const { nll, predictions } = await scoreWindows(engine, windows, options.windowsPerCall ?? perCallOf(window), options.onProgress);
+  const totalNll = checkedSum(nll);
   const meanNll = totalNll / predictions;
   // A finite but absurd loss (a flipped exponent bit makes one weight 1e30) overflows perplexity:
   // over 709 nats per token no model is being measured, only its broken forward pass.
@@ -115,6 +91,86 @@ export async function evaluateText(engine: Engine, ids: number[], bytes: number,
   };
 }
 
+/** Bits (−log₂ likelihood of its tokens) of one text, and its UTF-8 bytes. */
+export interface TextBits {
+  bits: number;
+  bytes: number;
+}
+
+/**
+ * Bits of each text under the checkpoint in `dir`, with its own tokenizer and the default windows;
+ * the windows of all texts run batched together (the split search's measure, per held-out piece).
+ */
+export async function checkpointTextBits(dir: string, texts: readonly string[], threads?: number): Promise<TextBits[]> {
+  const engine = new Engine(openCheckpoint(dir), { threads });
+  try {
+    const tokenizer = loadTokenizer(dir);
+    const { window, stride } = windowing(engine, {});
+    const owner: number[] = []; // text index of each window
+    const windows = texts.flatMap((text, i) => {
+      const own = makeWindows(encode(tokenizer, text), window, stride);
+      owner.push(...own.map(() => i));
+      return own;
+    });
+    const { nll } = await scoreWindows(engine, windows, perCallOf(window));
+    checkedSum(nll);
+    const bits = texts.map(() => 0);
+    nll.forEach((v, w) => (bits[owner[w]] += v / Math.LN2));
+    return texts.map((text, i) => ({ bits: bits[i], bytes: Buffer.byteLength(text, 'utf8') }));
+  } finally {
+    await engine.release();
+  }
+}
+
+/** The protocol's window and stride: --window cut to the model's context; stride defaults to the window. */
+function windowing(engine: Engine, options: TextEvalOptions): { window: number; stride: number } {
+  const requested = options.window ?? 512;
+  const window = Math.min(requested, modelContext(engine) ?? Infinity);
+  return { window, stride: options.stride == null || options.stride === requested ? window : options.stride };
+}
+
+/** Negative log-likelihood (nats) of each window's scored targets, and how many targets were scored. */
+async function scoreWindows(
+  engine: Engine,
+  windows: readonly Window[],
+  perCall: number,
+  onProgress?: (done: number, total: number) => void,
+): Promise<{ nll: Float64Array; predictions: number }> {
+  const nll = new Float64Array(windows.length);
+  let predictions = 0;
+  for (let i = 0; i < windows.length; i += perCall) {
+    const group = windows.slice(i, i + perCall);
+    const { logprobs } = await engine.forward(
+      group.map((w) => w.inputs),
+      { targets: group.map((w) => w.targets) },
+    );
+    group.forEach((w, g) => {
+      for (let t = 0; t < w.targets.length; t++) {
+        if (w.targets[t] < 0) continue;
+        nll[i + g] -= logprobs![g][t];
+        predictions++;
+      }
+    });
+    onProgress?.(Math.min(i + perCall, windows.length), windows.length);
+  }
+  return { nll, predictions };
+}
+
+/** Windows per engine call: 65,536 positions bound the hidden-state memory. */
+const perCallOf = (window: number): number => Math.max(1, Math.floor(65536 / window));
+
+/** The total negative log-likelihood, refused when it is no measurement. */
+function checkedSum(nll: Float64Array): number {
+  const totalNll = nll.reduce((a, b) => a + b, 0);
+  // A NaN or infinite log-likelihood is never a measurement: weights or config values broke the
+  // forward pass (an F16 overflow, a shifted data section, a degenerate norm or RoPE setting).
+  check(
+    Number.isFinite(totalNll),
+    `the model's log-likelihood of the text is ${totalNll} (not finite): its weights or config.json make the forward pass produce NaN or infinity, so no bits per byte can be reported`,
+  );
+  return totalNll;
+}
+
 /** Metrics of `text` under the checkpoint in `dir`, with its own tokenizer and the default windows (prune --eval-text). */
 export async function checkpointTextMetrics(
   dir: string,
@@ -128,9 +184,4 @@ export async function checkpointTextMetrics(
   } finally {
     await engine.release();
   }
-}
-
-/** Bits per byte of `text` under the checkpoint in `dir`, with its own tokenizer (the split search's measure). */
-export async function checkpointBitsPerByte(dir: string, text: string, threads?: number): Promise<number> {
-  return (await checkpointTextMetrics(dir, text, threads)).bitsPerByte;
 }

@@ -122,7 +122,7 @@ export function windowsCalibration(windows: number[][], seed: number, field: str
 }
 
 /** Splits text at line starts into pieces of at least `size` characters (the last may be shorter). */
-function lineBlocks(text: string, size: number): string[] {
+export function lineBlocks(text: string, size: number): string[] {
   const blocks: string[] = [];
   for (let start = 0; start < text.length;) {
     const newline = text.indexOf('\n', start + size);

@@ -3,7 +3,7 @@ import { PRECISION_TRAITS } from '../engine/precision.js';
 import { ROUNDS_PER_LAYER } from './greedy-removal.js';
 import { METHOD_TRAITS } from './methods.js';
 import type { OutputOptions, ScoringOptions } from './options.js';
-import type { PruneReport } from './report.js';
+import { CHOICE_RULE, type PruneReport } from './report.js';
 
 export function modelCard(r: PruneReport, o: Pick<ScoringOptions, 'scoresIn'> & Pick<OutputOptions, 'commandLine' | 'version'>): string {
   const n = (x: number) => x.toLocaleString('en-US');
@@ -46,14 +46,14 @@ export function modelCard(r: PruneReport, o: Pick<ScoringOptions, 'scoresIn'> & 
     ...(r.auto
       ? [
           '',
-          `Split chosen by search: lowest bits per byte on ${n(r.auto.heldOutChars)} held-out characters (${n(r.auto.heldOutTokens)} tokens) of the calibration text.`,
+          `Split chosen by search (first row) on ${n(r.auto.heldOutChars)} held-out characters (${n(r.auto.heldOutTokens)} tokens, ${r.auto.heldOutPieces} pieces) of the calibration text: ${CHOICE_RULE}.`,
           ...r.auto.warnings.map((w) => `\n**Note:** ${w}.`),
           '',
-          '| vocab share | mode | V′ | I′ | removed | held-out bpb | pass |',
-          '| ---: | --- | ---: | ---: | ---: | ---: | --- |',
+          '| vocab share | mode | V′ | I′ | removed | held-out bpb | − lowest | ± s.e. | pass |',
+          '| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |',
           ...r.auto.candidates.map(
             (c) =>
-              `| ${c.vocabShare.toFixed(3)} | ${c.vocabMode} | ${n(c.vocab)} | ${n(c.ffn)} | ${(100 * c.removedRatio).toFixed(2)} % | ${c.heldOutBitsPerByte.toFixed(4)} | ${c.pass} |`,
+              `| ${c.vocabShare.toFixed(3)} | ${c.vocabMode} | ${n(c.vocab)} | ${n(c.ffn)} | ${(100 * c.removedRatio).toFixed(2)} % | ${c.heldOutBitsPerByte.toFixed(4)} | ${c.excess.toFixed(4)} | ${c.standardError.toFixed(4)} | ${c.pass} |`,
           ),
         ]
       : []),

@@ -31,13 +31,14 @@ export interface VocabularyOptions {
 
 /** The split search (--auto). */
 export interface SearchOptions {
-  /** Search the vocabulary share for the lowest held-out bits per byte. */
+  /** Search the vocabulary share by held-out bits per byte (search.ts says how it chooses). */
   auto?: boolean;
   /**
-   * The search's measure: bits per byte of `text` under the candidate checkpoint in `dir`. Passed
-   * in by the caller (src/defaults.ts gives eval's), so pruning does not depend on evaluation.
+   * The search's measure: the bits (−log₂ likelihood) and UTF-8 bytes of each of `texts` under the
+   * candidate checkpoint in `dir`. Passed in by the caller (src/defaults.ts gives eval's), so
+   * pruning does not depend on evaluation.
    */
-  measureText?: (dir: string, text: string) => Promise<number>;
+  measureTexts?: (dir: string, texts: readonly string[]) => Promise<{ bits: number; bytes: number }[]>;
   /** Vocabulary modes the search tries (default: only vocabMode). */
   autoModes?: KeepMode[];
   /** After the coarse grid, also try the shares halfway to the best one's neighbours (a second calibration pass). Default true. */

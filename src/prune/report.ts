@@ -21,6 +21,10 @@ import type { CalibrationPassOptions, OutputOptions, ScoringOptions } from './op
 import type { Criterion, Weighting } from './scores.js';
 import type { Plan } from './select.js';
 
+/** search.ts chooseSplit's rule, in words (the CLI and model card print it). */
+export const CHOICE_RULE =
+  'the lowest bits per byte, or, of the splits within one standard error of it (paired over the pieces), the one that removes the fewest tokens chosen by frequency';
+
 export interface AutoCandidate {
   vocabShare: number;
   vocabMode: KeepMode;
@@ -30,6 +34,9 @@ export interface AutoCandidate {
   ffn: number;
   removedRatio: number;
   heldOutBitsPerByte: number;
+  /** Its held-out bits per byte minus the lowest one's, and that difference's standard error (paired over the held-out pieces). */
+  excess: number;
+  standardError: number;
 }
 
 export interface PruneReport {
@@ -53,8 +60,8 @@ export interface PruneReport {
   } | null;
   criterion: Criterion | null;
   weighting: Weighting | null;
-  /** What --auto tried (held-out bits per byte per split), the chosen one first. */
-  auto: { heldOutChars: number; heldOutTokens: number; candidates: AutoCandidate[]; warnings: string[] } | null;
+  /** What --auto tried (held-out bits per byte per split), the chosen one first, then by bits per byte. */
+  auto: { heldOutChars: number; heldOutTokens: number; heldOutPieces: number; candidates: AutoCandidate[]; warnings: string[] } | null;
   /** Least-squares compensation of down_proj, per layer (null: not applied). */
   compensation: CompensationReport | null;
   /** Files and directories of the input not copied to the output (stale weights or token ids, links), by name. */

@@ -1,7 +1,7 @@
 /**
  * The split search (--auto): each scored candidate is written as a scratch checkpoint and measured
- * (bits per byte of the calibration's held-out text, by the caller's measureText), a second pass
- * tries shares halfway to the best one's neighbours, and the lowest wins.
+ * (bits per byte of the calibration's held-out text, in pieces, by the caller's measureTexts), a
+ * second pass tries shares halfway to the best one's neighbours, and chooseSplit picks.
  */
 import { rmSync } from 'node:fs';
 import { openCheckpoint } from '../model/checkpoint.js';
@@ -9,7 +9,7 @@ import { countParams } from '../model/param-count.js';
 import { encode, loadTokenizer } from '../model/tokenizer.js';
 import { removeOnInterrupt, scratchPath, writeDirAtomic } from '../util/atomic-dir.js';
 import { check } from '../util/errors.js';
-import type { Calibration } from './calibration.js';
+import { type Calibration, lineBlocks } from './calibration.js';
 import { type Candidate, refineCandidates } from './candidates.js';
 import type { BudgetOptions, OutputOptions, SearchOptions } from './options.js';
 import type { AutoCandidate, PruneReport } from './report.js';
@@ -22,6 +22,13 @@ import { writeCheckpointFiles } from './write.js';
 export const AUTO_HOLDOUT_CHARS = 65536;
 /** Below this many held-out characters the search's choice is reported as weakly supported. */
 export const AUTO_FEW_CHARS = 20000;
+/** The held-out text is measured in about this many pieces (of ≥ 1,000 characters), whose spread gives the standard errors. */
+const HELDOUT_PIECES = 32;
+const HELDOUT_PIECE_MIN_CHARS = 1000;
+
+/** Bits and UTF-8 bytes of one held-out piece under one candidate. */
+export type PieceBits = { bits: number; bytes: number };
+export type MeasuredSplit = Omit<AutoCandidate, 'excess' | 'standardError'> & { index: number; pieces: PieceBits[] };
 
 /** Measures every candidate in `scored` (adding the refining ones), and returns the best one's index and what the report says. */
 export async function searchSplit(
@@ -33,16 +40,17 @@ export async function searchSplit(
   planFor: (k: number) => Plan,
 ): Promise<{ chosen: number; auto: NonNullable<PruneReport['auto']> }> {
   const { candidates } = scored;
-  const measureText = o.measureText;
-  check(measureText != null, 'the split search needs measureText (compact prune and the library pass bits per byte from eval)');
-  const measured: (AutoCandidate & { index: number })[] = [];
+  const measureTexts = o.measureTexts;
+  check(measureTexts != null, 'the split search needs measureTexts (compact prune and the library pass bits from eval)');
+  const pieces = heldOutPieces(calibration.heldOut);
+  const measured: MeasuredSplit[] = [];
   const measure = async (k: number) => {
     const dir = scratchPath(output, 'auto', k);
     const release = removeOnInterrupt(dir); // the search runs outside writeDirAtomic: an interrupt must not leave a candidate
     try {
       await writeDirAtomic(dir, { force: true, inputs: [src.input] }, (tmp) => writeCheckpointFiles(src, tmp, planFor(k)));
       const candidate = openCheckpoint(dir);
-      const heldOutBitsPerByte = await measureText(dir, calibration.heldOut);
+      const bits = await measureTexts(dir, pieces);
       const removedRatio = 1 - countParams(candidate).total / src.before.total;
       const c = candidates[k];
       measured.push({
@@ -53,20 +61,21 @@ export async function searchSplit(
         vocab: c.budget.vocab,
         ffn: c.budget.ffn,
         removedRatio,
-        heldOutBitsPerByte,
+        heldOutBitsPerByte: bitsPerByte(bits),
+        pieces: bits,
       });
     } finally {
       rmSync(dir, { recursive: true, force: true });
       release();
     }
   };
-  const best = () => [...measured].sort((a, b) => a.heldOutBitsPerByte - b.heldOutBitsPerByte || a.index - b.index)[0];
+  const lowest = () => [...measured].sort((a, b) => a.heldOutBitsPerByte - b.heldOutBitsPerByte || a.index - b.index)[0];
   for (let k = 0; k < candidates.length; k++) {
     await measure(k);
     o.onProgress?.('search', k + 1, candidates.length);
   }
   if (o.autoRefine ?? true) {
-    const refined = refineCandidates(src, o, candidates, best());
+    const refined = refineCandidates(src, o, candidates, lowest());
     if (refined.length) {
       const from = candidates.length;
       await scored.add(refined);
@@ -76,18 +85,67 @@ export async function searchSplit(
       }
     }
   }
-  measured.sort((a, b) => a.heldOutBitsPerByte - b.heldOutBitsPerByte || a.index - b.index);
-  const chosen = measured[0].index;
+  const { chosen, compared } = chooseSplit(measured, src.ckpt.spec.vocabSize);
   const heldOutTokens = encode(loadTokenizer(src.input), calibration.heldOut).length;
   return {
     chosen,
     auto: {
       heldOutChars: calibration.heldOut.length,
       heldOutTokens,
-      candidates: measured.map(({ index: _index, ...c }) => c),
-      warnings: autoWarnings(calibration.heldOut.length, measured, candidates[chosen]),
+      heldOutPieces: pieces.length,
+      candidates: compared,
+      warnings: autoWarnings(calibration.heldOut.length, compared, candidates[chosen]),
     },
   };
+}
+
+/**
+ * The choice (the one-standard-error rule of Breiman et al., CART 1984, with "simplest" read as
+ * "least tuned to the calibration text"): the lowest held-out bits per byte, unless splits within
+ * one standard error of it exist that remove fewer tokens chosen by frequency — then, of those, the
+ * one removing fewest (ties: lower bits per byte). When held-out text cannot tell two splits apart,
+ * the one whose vocabulary depends least on the calibration domain loses least on other text (a
+ * rank-chosen vocabulary does not depend on it at all). Returns the chosen index and the report's
+ * rows, the chosen one first, then by bits per byte.
+ */
+export function chooseSplit(measured: readonly MeasuredSplit[], vocabSize: number): { chosen: number; compared: AutoCandidate[] } {
+  const byBits = [...measured].sort((a, b) => a.heldOutBitsPerByte - b.heldOutBitsPerByte || a.index - b.index);
+  const best = byBits[0];
+  const rows = byBits.map(({ index, pieces, ...c }) => ({
+    index,
+    row: { ...c, excess: c.heldOutBitsPerByte - best.heldOutBitsPerByte, standardError: pairedStandardError(pieces, best.pieces) },
+  }));
+  const tuned = (c: AutoCandidate) => (c.vocabMode === 'frequency' ? vocabSize - c.vocab : 0);
+  const chosen = rows
+    .filter(({ row }) => row.excess <= row.standardError)
+    .sort((a, b) => tuned(a.row) - tuned(b.row) || a.row.heldOutBitsPerByte - b.row.heldOutBitsPerByte || a.index - b.index)[0];
+  return { chosen: chosen.index, compared: [chosen.row, ...rows.filter((r) => r !== chosen).map((r) => r.row)] };
+}
+
+/** Bits per byte over all pieces. */
+const bitsPerByte = (pieces: readonly PieceBits[]): number =>
+  pieces.reduce((n, p) => n + p.bits, 0) / pieces.reduce((n, p) => n + p.bytes, 0);
+
+/**
+ * Standard error of bitsPerByte(a) − bitsPerByte(b) over the same pieces of text: the ratio
+ * estimator's, (B/(B−1) · Σ_i (d_i − Δ·bytes_i)²)^½ / Σ bytes with d_i = a_i − b_i in bits and Δ the
+ * difference in bits per byte (0 for a single piece).
+ */
+export function pairedStandardError(a: readonly PieceBits[], b: readonly PieceBits[]): number {
+  const B = a.length;
+  if (B < 2) return 0;
+  const bytes = a.reduce((n, p) => n + p.bytes, 0);
+  const delta = bitsPerByte(a) - bitsPerByte(b);
+  const squares = a.reduce((n, p, i) => n + (p.bits - b[i].bits - delta * p.bytes) ** 2, 0);
+  return Math.sqrt((B / (B - 1)) * squares) / bytes;
+}
+
+/** The held-out text in about HELDOUT_PIECES pieces cut at line starts (a short last piece joins the one before). */
+function heldOutPieces(text: string): string[] {
+  const size = Math.max(HELDOUT_PIECE_MIN_CHARS, Math.ceil(text.length / HELDOUT_PIECES));
+  const pieces = lineBlocks(text, size);
+  if (pieces.length > 1 && pieces[pieces.length - 1].length < size / 2) pieces.splice(-2, 2, pieces.at(-2)! + pieces.at(-1)!);
+  return pieces;
 }
 
 /** What the report must say about how --auto's choice was made. */

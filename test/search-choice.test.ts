@@ -1,0 +1,64 @@
+/**
+ * How the split search chooses (src/prune/search.ts): the paired standard error over held-out
+ * pieces, the one-standard-error rule, and the batched per-piece measure it relies on.
+ */
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { test } from 'node:test';
+import { checkpointTextBits, checkpointTextMetrics } from '../src/eval/text-metrics.js';
+import { chooseSplit, type MeasuredSplit, pairedStandardError } from '../src/prune/search.js';
+import { HELDOUT_TEXT, STORIES } from './helpers/fixtures.js';
+
+const pieces = (bits: number[]) => bits.map((b) => ({ bits: b, bytes: 100 }));
+
+test('paired standard error: equal pieces give the standard error of the mean per-piece difference', () => {
+  // Per-piece differences in bits per byte 0 and 2: mean 1, sample s.d. √2, s.e. √2/√2 = 1.
+  assert.equal(pairedStandardError(pieces([100, 300]), pieces([100, 100])), 1);
+  // A difference that is the same fraction of every piece has no spread.
+  assert.ok(pairedStandardError(pieces([120, 120, 120]), pieces([100, 100, 100])) < 1e-12);
+  assert.equal(pairedStandardError(pieces([150]), pieces([100])), 0, 'one piece: no spread to measure');
+});
+
+function split(index: number, vocabMode: 'rank' | 'frequency', vocab: number, bits: number[]): MeasuredSplit {
+  const p = pieces(bits);
+  const bytes = p.reduce((n, x) => n + x.bytes, 0);
+  const heldOutBitsPerByte = p.reduce((n, x) => n + x.bits, 0) / bytes;
+  return { index, vocabShare: 0.5, vocabMode, pass: 'grid', vocab, ffn: 64, removedRatio: 0.3, heldOutBitsPerByte, pieces: p };
+}
+
+test('one-standard-error rule: within one s.e. of the lowest, the fewest frequency-chosen tokens removed wins', () => {
+  const V = 1000;
+  const lowest = split(0, 'frequency', 900, [100, 100, 100, 100]); // 1.00 bpb, 100 tokens removed by frequency
+  // 1.01 bpb; differences 10, −10, 4, 0 bits: s.e. = (4/3 · (9² + 11² + 3² + 1²))^½ / 400 = 0.042 ≥ 0.01
+  const close = split(1, 'frequency', 950, [110, 90, 104, 100]);
+  const far = split(2, 'frequency', 990, [120, 120, 120, 120]); // 1.20 bpb, s.e. 0
+  const rank = split(3, 'rank', 800, [150, 150, 150, 150]);
+  const { chosen, compared } = chooseSplit([far, rank, close, lowest], V);
+  assert.equal(chosen, 1);
+  assert.deepEqual(
+    compared.map((c) => c.vocab),
+    [950, 900, 990, 800],
+    'chosen first, then by bits per byte',
+  );
+  assert.ok(Math.abs(compared[0].excess - 0.01) < 1e-12);
+  assert.ok(Math.abs(compared[0].standardError - Math.sqrt((4 / 3) * 212) / 400) < 1e-12);
+  assert.deepEqual([compared[1].excess, compared[1].standardError], [0, 0]);
+
+  // Without spread the lowest wins; a rank-chosen vocabulary within one s.e. beats any frequency one.
+  assert.equal(chooseSplit([far, lowest, split(4, 'frequency', 950, [101, 101, 101, 101])], V).chosen, 0);
+  assert.equal(chooseSplit([lowest, split(5, 'rank', 800, [110, 90, 104, 100]), close], V).chosen, 5);
+});
+
+test('per-piece bits: the pieces batched together score what each scores alone', async () => {
+  const text = readFileSync(HELDOUT_TEXT, 'utf8');
+  const texts = [text.slice(0, 3000), text.slice(3000, 3200), text.slice(3200, 9000)];
+  const together = await checkpointTextBits(`${STORIES}hf`, texts, 2);
+  for (const [i, t] of texts.entries()) {
+    const alone = await checkpointTextMetrics(`${STORIES}hf`, t, 2);
+    assert.equal(together[i].bytes, alone.bytes);
+    assert.ok(
+      Math.abs(together[i].bits - alone.totalNll / Math.LN2) <= 1e-6 * together[i].bits,
+      `piece ${i}: ${together[i].bits} vs ${alone.totalNll / Math.LN2}`,
+    );
+  }
+});
