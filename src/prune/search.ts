@@ -141,7 +141,7 @@ export function pairedStandardError(a: readonly PieceBits[], b: readonly PieceBi
 }
 
 /** The held-out text in about HELDOUT_PIECES pieces cut at line starts (a short last piece joins the one before). */
-function heldOutPieces(text: string): string[] {
+export function heldOutPieces(text: string): string[] {
   const size = Math.max(HELDOUT_PIECE_MIN_CHARS, Math.ceil(text.length / HELDOUT_PIECES));
   const pieces = lineBlocks(text, size);
   if (pieces.length > 1 && pieces[pieces.length - 1].length < size / 2) pieces.splice(-2, 2, pieces.at(-2)! + pieces.at(-1)!);
