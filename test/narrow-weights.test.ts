@@ -70,11 +70,32 @@ const targets = ids.map((s) => Int32Array.from(s.slice(1).concat([-1])));
 
 async function forward(ckpt: Checkpoint, logits: boolean) {
   const engine = new Engine(ckpt, { threads: 1 });
+  const expected = new Float64Array(ckpt.spec.vocabSize);
   try {
-    return await engine.forward(ids, { targets, logits, statWeights: ids.map((s) => new Float32Array(s.length).fill(1)) });
+    const result = await engine.forward(ids, {
+      targets,
+      logits,
+      expected,
+      statWeights: ids.map((s) => new Float32Array(s.length).fill(1)),
+    });
+    return { ...result, expected };
   } finally {
     await engine.release();
   }
+}
+
+/** Σ over positions of softmax(logits) in float64, from the per-sequence logits [T, V]. */
+function softmaxSums(logits: Float32Array[], V: number): Float64Array {
+  const sums = new Float64Array(V);
+  for (const l of logits) {
+    for (let t = 0; t < l.length / V; t++) {
+      const row = l.subarray(t * V, (t + 1) * V);
+      const max = row.reduce((m, x) => Math.max(m, x), -Infinity);
+      const total = row.reduce((n, x) => n + Math.exp(x - max), 0);
+      for (let v = 0; v < V; v++) sums[v] += Math.exp(row[v] - max) / total;
+    }
+  }
+  return sums;
 }
 
 for (const [label, vocab, tied, dtype] of [
@@ -98,6 +119,17 @@ for (const [label, vocab, tied, dtype] of [
         assert.ok(maxAbsDiff(x, y) <= 1e-5, `log-probabilities of sequence ${s}: ${maxAbsDiff(x, y)}`);
       }
       if (logits) for (const [s, l] of a.logits!.entries()) assert.deepEqual(l, b.logits![s], `logits of sequence ${s}`);
+      // Expected counts: the head in parts (narrow) and whole (f32), against the f32 logits' softmax sums.
+      if (logits) {
+        const want = softmaxSums(b.logits!, vocab);
+        for (const [name, got] of [
+          ['narrow', a.expected],
+          ['f32', b.expected],
+        ] as const) {
+          const worst = got.reduce((m, x, v) => Math.max(m, Math.abs(x - want[v])), 0);
+          assert.ok(worst <= 1e-6, `${name} expected counts: max difference ${worst}`);
+        }
+      }
     }
   });
 }

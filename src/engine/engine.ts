@@ -8,7 +8,7 @@ import ort from 'onnxruntime-node';
 import type { Checkpoint } from '../model/checkpoint.js';
 import type { ModelSpec } from '../model/spec.js';
 import { check } from '../util/errors.js';
-import { buildHeadGraph } from './head-graph.js';
+import { buildExpectedGraph, buildHeadGraph } from './head-graph.js';
 import { runHead } from './head-run.js';
 import { GramRowGroups } from './gram-layout.js';
 import { buildLayerGraph, type LayerGraphOptions } from './layer-graph.js';
@@ -57,10 +57,11 @@ export interface ForwardRequest {
   /** Return full logits [T, V] per sequence (small models and tests only). */
   logits?: boolean;
   /**
-   * Called with each position's logits [V] as the head makes them (runs of ≤ 64 MB, not kept):
-   * statistics over the whole vocabulary without holding [T, V] per sequence.
+   * Adds, per token id, the next-token probabilities of every position of every sequence (padding
+   * left out) into this [V] sum: the model's expected token counts, summed inside ONNX Runtime
+   * (head-graph.ts buildExpectedGraph), never holding [T, V] logits.
    */
-  onLogits?: (sequence: number, position: number, logits: Float32Array) => void;
+  expected?: Float64Array;
   /**
    * The Gram of down_proj's inputs per layer, for least-squares compensation: per sequence C
    * weights per position (≥ 0, [T, C] row-major; 0: the position is left out), and a callback that
@@ -117,6 +118,7 @@ interface MicroBatch {
 export class Engine {
   private layerSessions = new Map<string, Promise<ort.InferenceSession>>();
   private headSessions = new Map<boolean, Promise<ort.InferenceSession>>();
+  private expectedGraphSession: Promise<ort.InferenceSession> | undefined;
   private quantizer?: WeightQuantizer;
   private head?: HeadWeights;
 
@@ -237,11 +239,14 @@ export class Engine {
       }
       request.onLayer?.(layer + 1, spec.numLayers);
     }
-    if (request.targets || request.logits || request.onLogits) {
+    if (request.targets || request.logits || request.expected) {
       const clock = performance.now();
       const head = (this.head ??= await quantizer.headFor(loadHeadWeights(this.ckpt), precision));
-      const session = await this.headSession(head, request.logits === true || request.onLogits != null);
-      Object.assign(result, await runHead(session, head, this.spec, sequences, batches, request));
+      const sessions = {
+        head: await this.headSession(head, request.logits === true),
+        expected: request.expected ? await this.expectedSession(head) : undefined,
+      };
+      Object.assign(result, await runHead(sessions, head, this.spec, sequences, batches, request));
       timings.headMs = performance.now() - clock;
     }
     return result;
@@ -354,6 +359,15 @@ export class Engine {
     return session;
   }
 
+  /** The expected-counts graph's session (buildExpectedGraph), made on first use. */
+  private expectedSession(head: HeadWeights): Promise<ort.InferenceSession> {
+    this.expectedGraphSession ??= createSession(
+      buildExpectedGraph(this.spec, head.wire, head.precision ? { precision: head.precision } : {}),
+      this.options.threads,
+    );
+    return this.expectedGraphSession;
+  }
+
   /** The layer session for these outputs and weight types (one per combination; usually every layer has the same). */
   private layerSession(options: LayerGraphOptions): Promise<ort.InferenceSession> {
     const key = JSON.stringify(options);
@@ -366,7 +380,9 @@ export class Engine {
   }
 
   async release(): Promise<void> {
-    for (const s of [...this.layerSessions.values(), ...this.headSessions.values()]) await (await s).release();
+    const expected = this.expectedGraphSession ? [this.expectedGraphSession] : [];
+    for (const s of [...this.layerSessions.values(), ...this.headSessions.values(), ...expected]) await (await s).release();
+    this.expectedGraphSession = undefined;
     this.layerSessions.clear();
     this.headSessions.clear();
     await this.quantizer?.release();

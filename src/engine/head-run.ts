@@ -18,10 +18,12 @@ export interface HeadBatch {
 
 /**
  * Runs the head in chunks of bounded logits memory: over every row of each micro-batch when
- * logits are requested, else only over the rows (positions) that have a target.
+ * logits are requested, else only over the rows (positions) that have a target, and for expected
+ * counts over every row that is not padding (then the expected graph runs on the same rows with
+ * the head's log-sum-exp).
  */
 export async function runHead(
-  session: ort.InferenceSession,
+  sessions: { head: ort.InferenceSession; expected?: ort.InferenceSession },
   head: HeadWeights,
   spec: ModelSpec,
   sequences: number[][],
@@ -38,8 +40,7 @@ export async function runHead(
   // A narrow head without logits holds one part's logits at a time and widens the whole head
   // every run, so it takes as many rows as keep those at 64 MB.
   const parted = head.wire !== 'float32' || (head.precision ?? 'fp32') !== 'fp32';
-  const allRows = request.logits === true || request.onLogits != null;
-  const rowsPerRun = parted && !allRows ? (1 << 24) / HEAD_PART_ROWS : Math.max(1, Math.floor((1 << 24) / V));
+  const rowsPerRun = parted && !request.logits ? (1 << 24) / HEAD_PART_ROWS : Math.max(1, Math.floor((1 << 24) / V));
   for (const batch of batches) {
     const T = batch.length;
     const rows = batch.members.length * T;
@@ -54,18 +55,14 @@ export async function runHead(
       );
       targets.set(seqTargets, b * T * K);
     }
-    // Rows the head runs on: all of them for logits, else those with at least one target.
+    const padding = (r: number) => r % T >= sequences[batch.members[Math.floor(r / T)]].length;
+    // Rows the head runs on: all of them for logits, else those with a target or, for expected counts, not padding.
     let selected: Int32Array;
-    if (allRows) selected = Int32Array.from({ length: rows }, (_, r) => r);
+    if (request.logits) selected = Int32Array.from({ length: rows }, (_, r) => r);
     else {
       const picked: number[] = [];
       for (let r = 0; r < rows; r++) {
-        for (let k = 0; k < K; k++) {
-          if (targets[r * K + k] >= 0) {
-            picked.push(r);
-            break;
-          }
-        }
+        if ((request.expected && !padding(r)) || targets.subarray(r * K, (r + 1) * K).some((t) => t >= 0)) picked.push(r);
       }
       selected = Int32Array.from(picked);
     }
@@ -84,10 +81,23 @@ export async function runHead(
       }
       const ids = new BigInt64Array(n * K); // [n, K]
       for (let i = 0; i < n; i++) for (let k = 0; k < K; k++) ids[i * K + k] = BigInt(Math.max(0, targets[selected[i0 + i] * K + k]));
-      const out = await session.run(
-        { hidden: new ort.Tensor('float32', x, [n, D]), norm: head.norm, ...head.feeds, targets: new ort.Tensor('int64', ids, [n, K]) },
-        allRows ? ['logits', 'targetLogprobs', 'argmax'] : ['targetLogprobs', 'argmax'],
+      const hiddenRows = new ort.Tensor('float32', x, [n, D]);
+      const out = await sessions.head.run(
+        { hidden: hiddenRows, norm: head.norm, ...head.feeds, targets: new ort.Tensor('int64', ids, [n, K]) },
+        [...(request.logits ? ['logits'] : []), 'targetLogprobs', 'argmax', ...(request.expected ? ['logsumexp'] : [])],
       );
+      if (request.expected) {
+        // A padding row's log-sum-exp set to +∞ makes its probabilities exactly 0.
+        const lse = Float32Array.from(out.logsumexp.data as Float32Array, (x, i) => (padding(selected[i0 + i]) ? Infinity : x)); // [n]
+        const sums = await sessions.expected!.run({
+          hidden: hiddenRows,
+          norm: head.norm,
+          ...head.feeds,
+          logsumexp: new ort.Tensor('float32', lse, [n, 1]),
+        });
+        const expected = sums.expected.data as Float32Array; // [V]
+        for (let v = 0; v < V; v++) request.expected[v] += expected[v];
+      }
       const lp = out.targetLogprobs.data as Float32Array;
       const am = out.argmax.data as BigInt64Array;
       for (let i = 0; i < n; i++) {
@@ -101,14 +111,6 @@ export async function runHead(
         if (any) batchArgmax[r] = Number(am[i]);
       }
       if (batchLogits) batchLogits.set(out.logits.data as Float32Array, first * V); // all rows, in order
-      if (request.onLogits) {
-        const runLogits = out.logits.data as Float32Array; // [n, V]
-        for (let i = 0; i < n; i++) {
-          const r = selected[i0 + i];
-          const s = batch.members[Math.floor(r / T)];
-          if (r % T < sequences[s].length) request.onLogits(s, r % T, runLogits.subarray(i * V, (i + 1) * V)); // not a padding row
-        }
-      }
     }
     for (const [b, s] of batch.members.entries()) {
       const n = sequences[s].length;

@@ -15,24 +15,16 @@ export async function expectedCounts(
   windows: number[][],
   o: Pick<CalibrationPassOptions, 'threads' | 'precision'> & Pick<OutputOptions, 'onProgress'>,
 ): Promise<Float64Array> {
-  const V = ckpt.spec.vocabSize;
-  const expected = new Float64Array(V);
+  const expected = new Float64Array(ckpt.spec.vocabSize);
   const engine = new Engine(ckpt, { threads: o.threads, precision: o.precision });
-  const exps = new Float64Array(V); // [V] one position's exp(logit − max)
-  let broken = false;
-  await engine.forward(windows, {
-    onLogits: (_s, _t, logits) => {
-      let max = -Infinity;
-      for (let v = 0; v < V; v++) if (logits[v] > max) max = logits[v];
-      let sum = 0;
-      for (let v = 0; v < V; v++) sum += exps[v] = Math.exp(logits[v] - max);
-      if (!Number.isFinite(sum) || !Number.isFinite(max)) broken = true;
-      const scale = 1 / sum;
-      for (let v = 0; v < V; v++) expected[v] += exps[v] * scale;
-    },
-    onLayer: (l, n) => o.onProgress?.('vocabulary', l, n),
-  });
-  await engine.release();
-  check(!broken, "vocabulary: the model's forward pass produces NaN or infinity: its weights or config.json are broken");
+  try {
+    await engine.forward(windows, { expected, onLayer: (l, n) => o.onProgress?.('vocabulary', l, n) });
+  } finally {
+    await engine.release();
+  }
+  check(
+    expected.every(Number.isFinite),
+    "vocabulary: the model's forward pass produces NaN or infinity: its weights or config.json are broken",
+  );
   return expected;
 }
