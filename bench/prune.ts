@@ -42,7 +42,7 @@ const { values: args } = parseArgs({
     'compare-compensation': { type: 'boolean', default: false },
     repeats: { type: 'string', default: '1' },
     selection: { type: 'string', default: DEFAULT_SELECTION },
-    /** rank (the paper's, the default here) or frequency (adds the dense model's expected counts: one more forward pass). */
+    /** rank (the paper's, the default here) or frequency (adds the dense model's expected counts: two more LM-head passes in the calibration pass). */
     'vocab-mode': { type: 'string', default: 'rank' },
   },
 });

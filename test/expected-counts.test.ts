@@ -12,6 +12,7 @@ import { test } from 'node:test';
 import { openCheckpoint } from '../src/model/checkpoint.js';
 import { encode, loadTokenizer } from '../src/model/tokenizer.js';
 import { expectedCounts } from '../src/prune/expected-counts.js';
+import { sameOnWindows } from '../src/prune/vocabulary.js';
 import { runCli } from './helpers/cli.js';
 import { FAMILY_FIXTURES, readF32, STORIES } from './helpers/fixtures.js';
 
@@ -83,3 +84,53 @@ test('prune-vocab --mode frequency on a text shorter than one window: it prunes,
 interface TokenizerJson {
   model: { vocab: Record<string, number> };
 }
+
+test('a calibrated frequency prune writes the same files whether the calibration pass sums the expected counts or a pass of their own does', async () => {
+  const work = mkdtempSync(join(tmpdir(), 'compact-expected-'));
+  try {
+    // A text of few distinct tokens, so most of V′ is filled by the expected counts.
+    const corpus = join(work, 'corpus.txt');
+    writeFileSync(corpus, 'Once upon a time, a little dog ran to the park. The dog was happy.\n'.repeat(60));
+    const common = ['--vocab', '450', '--ffn', '128', '--vocab-mode', 'frequency', '--calib', corpus, '--samples', '4', '--seq-len', '64'];
+    // --vocab-corpus naming the calibration file itself gives the same windows, counted by their own pass.
+    const [inPass, ownPass, byId] = [join(work, 'in-pass'), join(work, 'own-pass'), join(work, 'by-id')];
+    for (const [out, extra] of [
+      [inPass, []],
+      [ownPass, ['--vocab-corpus', corpus]],
+    ] as const) {
+      const r = runCli(['prune', `${STORIES}hf`, '-o', out, ...common, ...extra]);
+      assert.equal(r.code, 0, r.stderr);
+    }
+    for (const file of ['model.safetensors', 'tokenizer.json'])
+      assert.ok(readFileSync(join(inPass, file)).equals(readFileSync(join(ownPass, file))), `${file} byte-identical`);
+    // The fill matters here: filling by id (rank) keeps another vocabulary.
+    assert.equal(runCli(['prune', `${STORIES}hf`, '-o', byId, ...common.slice(0, 4), ...common.slice(6)]).code, 0);
+    assert.ok(!readFileSync(join(inPass, 'tokenizer.json')).equals(readFileSync(join(byId, 'tokenizer.json'))), 'rank keeps other tokens');
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+});
+
+test('sameOnWindows: only the tokens the windows hold decide whether a pass must count again', () => {
+  const windows = [
+    [1, 2],
+    [2, 5],
+  ];
+  // Candidate vocabularies that differ only on ids the windows never hold (0, 3, 4): the same.
+  assert.ok(sameOnWindows([[1, 2, 5, 0]], [[1, 2, 5, 3]], windows, 6));
+  // One that drops a window token (5) for another: not the same, for any candidate.
+  assert.ok(
+    !sameOnWindows(
+      [
+        [1, 2, 3],
+        [1, 2, 5, 0],
+      ],
+      [
+        [1, 2, 3],
+        [1, 2, 3, 0],
+      ],
+      windows,
+      6,
+    ),
+  );
+});

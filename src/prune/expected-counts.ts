@@ -3,7 +3,9 @@
  * next-token probabilities. A frequency vocabulary keeps the tokens its text shows, most frequent
  * first, and fills the rest of V′ in this order: the tokens the model expects in that domain
  * rather than the lowest ids. (A text of a few thousand distinct tokens leaves most of a large V′
- * to this order; see docs/compensation.md.)
+ * to this order; see docs/compensation.md.) A calibration pass over the same windows sums them
+ * itself (ForwardRequest.expected, see ScoredCandidates); this pass of their own serves prunes
+ * without one (vocabulary only, magnitude scores, --vocab-corpus).
  */
 import { Engine } from '../engine/engine.js';
 import type { Checkpoint } from '../model/checkpoint.js';

@@ -88,7 +88,9 @@ async function pruneOrShard(input: string, output: string, o: PruneOptions): Pro
   );
   const frequency = grid.some((c) => c.mode === 'frequency');
   const calibration = calibrationFor(input, o, { activations: needsActivations, expectedCounts: frequency && !o.vocabCorpus });
-  const frequencies = frequency ? await tokenFrequencies(src, o, calibration) : undefined;
+  // The expected counts come from the calibration pass itself when it runs over the windows they are for.
+  const expectedInPass = needsActivations && !o.vocabCorpus && !o.calibShard;
+  const frequencies = frequency ? await tokenFrequencies(src, o, calibration, expectedInPass) : undefined;
 
   // ── statistics and scores (and compensated down_proj): one layer-wise pass serves every split ──
   const comp = compensate ? openCompensation(output, o.threads) : null;

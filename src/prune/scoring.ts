@@ -16,7 +16,7 @@ import { checkScoresFit, scoresRecord } from './scores-file.js';
 import { type ChannelScores, type ExactScores, magnitudeScores, randomScores, readScores, sumScores, type Weighting } from './scores.js';
 import type { Source } from './source.js';
 import { activationScoresFor } from './statistics.js';
-import { keepFor, keepHash, type TokenFrequencies } from './vocabulary.js';
+import { keepFor, keepHash, sameOnWindows, type TokenFrequencies } from './vocabulary.js';
 
 /** How the candidates' channels are scored, decided once per prune. */
 export interface ScoringSetup {
@@ -54,8 +54,7 @@ export class ScoredCandidates {
     const { src, o, setup } = this;
     const first = this.candidates.length;
     this.candidates.push(...batch);
-    const batchKeeps = batch.map((c) => this.keepOf(c.budget.vocab, c.mode));
-    this.keeps.push(...batchKeeps);
+    let batchKeeps = batch.map((c) => this.keepOf(c.budget.vocab, c.mode));
     let batchScores: ChannelScores[];
     if (o.scoresIn?.length) {
       check(!o.auto, '--auto computes its own scores; drop --scores-in');
@@ -65,15 +64,30 @@ export class ScoredCandidates {
       batchScores = [summed];
     } else if (setup.needsActivations) {
       const comp = setup.compensation;
-      const pass = await activationScoresFor(
-        src,
-        setup.calibration!,
-        batch,
-        batchKeeps,
-        setup.weighting,
-        o,
-        comp ? { store: comp.store, gemm: comp.gemm, first } : null,
-      );
+      const calibration = setup.calibration!;
+      const runPass = (keeps: number[][], expected?: Float64Array) =>
+        activationScoresFor(
+          src,
+          calibration,
+          batch,
+          keeps,
+          setup.weighting,
+          o,
+          comp ? { store: comp.store, gemm: comp.gemm, first } : null,
+          expected,
+        );
+      // Frequency vocabularies whose expected counts this pass sums: their keep sets until then fill by id.
+      const frequencies = setup.frequencies;
+      const expected = frequencies && !frequencies.expected ? new Float64Array(src.ckpt.spec.vocabSize) : undefined;
+      let pass = await runPass(batchKeeps, expected);
+      if (expected) {
+        frequencies!.expected = expected;
+        const final = batch.map((c) => this.keepOf(c.budget.vocab, c.mode));
+        // Almost always the windows' tokens are kept alike; else the statistics are counted again.
+        if (!sameOnWindows(batchKeeps, final, calibration.windows, src.ckpt.spec.vocabSize)) pass = await runPass(final);
+        else pass.scores = pass.scores.map((s, k) => (s.keptVocabSha256 ? { ...s, keptVocabSha256: keepHash(final[k]) } : s));
+        batchKeeps = final;
+      }
       batchScores = pass.scores;
       this.exactOf.push(...pass.exact);
       this.compensation.push(...pass.compensation);
@@ -83,6 +97,7 @@ export class ScoredCandidates {
       const layers = o.criterion === 'magnitude' ? magnitudeScores(src.ckpt) : randomScores(spec.numLayers, spec.intermediateSize, o.seed);
       batchScores = [scoresRecord(src, o.criterion, null, null, null, { layers, influence: null, weightTotal: 0, exact: null })];
     } else batchScores = [];
+    this.keeps.push(...batchKeeps);
     // One set per candidate, or one set shared by all.
     batch.forEach((_, i) => this.scores.push(batchScores[Math.min(i, batchScores.length - 1)]));
     while (this.exactOf.length < this.scores.length) this.exactOf.push(null);

@@ -83,6 +83,8 @@ export async function activationScoresFor(
   weighting: Weighting,
   o: CalibrationPassOptions & Pick<ScoringOptions, 'calibShard'> & CompensationOptions & Pick<OutputOptions, 'onProgress'>,
   comp: CompensationTarget | null,
+  /** When given, the dense model's expected token counts on the windows are added into it (see TokenFrequencies). */
+  expected?: Float64Array,
 ): Promise<PassStatistics> {
   const I = src.ckpt.spec.intermediateSize;
   const tokens = tokenGroups(src.ckpt.spec.vocabSize, calibration, keeps, weighting, o.seqLen);
@@ -142,6 +144,7 @@ export async function activationScoresFor(
   const targets = lossTargets(windows);
   const { logprobs } = await engine.forward(windows, {
     targets,
+    expected,
     statWeights: run.map((w) => statWeights[w]),
     statGroups: G,
     onSequenceStats: (layer, _s, act2, influence) => stats.add(layer, act2, influence),
