@@ -79,7 +79,7 @@ export function modelCard(r: PruneReport, o: Pick<ScoringOptions, 'scoresIn'> & 
     '## Calibration',
     '',
     r.calibration
-      ? `${r.calibration.samples} samples × ${r.calibration.seqLen} tokens (seed ${r.calibration.seed}), each the start of a random line-aligned block of ${r.calibration.files.join(', ')} (sha256 ${r.calibration.sha256}; ${n(r.calibration.corpusTokens)} tokens encoded while sampling).${r.calibration.precision === 'fp32' ? '' : ` Forward pass in ${r.calibration.precision}: ${PRECISION_TRAITS[r.calibration.precision].summary}.`}`
+      ? `${r.calibration.samples} ${r.calibration.samples === 1 ? 'sample' : 'samples'} × ${r.calibration.seqLen} tokens (seed ${r.calibration.seed}), each the start of a random line-aligned block of ${r.calibration.files.join(', ')} (sha256 ${r.calibration.sha256}; ${n(r.calibration.corpusTokens)} tokens encoded while sampling).${r.calibration.precision === 'fp32' ? '' : ` Forward pass in ${r.calibration.precision}: ${PRECISION_TRAITS[r.calibration.precision].summary}.`}`
       : o.scoresIn?.length
         ? `Scores read from ${o.scoresIn.join(', ')}.`
         : 'None (no activation statistics were needed).',
