@@ -3,10 +3,14 @@
  * pieces, the one-standard-error rule, and the batched per-piece measure it relies on.
  */
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { test } from 'node:test';
 import { checkpointTextBits, checkpointTextMetrics } from '../src/eval/text-metrics.js';
-import { chooseSplit, type MeasuredSplit, pairedStandardError } from '../src/prune/search.js';
+import { prune } from '../src/api.js';
+import { chooseSplit, type MeasuredSplit, type PieceBits, pairedStandardError } from '../src/prune/search.js';
 import { HELDOUT_TEXT, STORIES } from './helpers/fixtures.js';
 
 const pieces = (bits: number[]) => bits.map((b) => ({ bits: b, bytes: 100 }));
@@ -60,5 +64,63 @@ test('per-piece bits: the pieces batched together score what each scores alone',
       Math.abs(together[i].bits - alone.totalNll / Math.LN2) <= 1e-6 * together[i].bits,
       `piece ${i}: ${together[i].bits} vs ${alone.totalNll / Math.LN2}`,
     );
+  }
+});
+
+test('the race: every split is measured on every 4th piece; only those within 4 standard errors of the lowest there on the rest', async () => {
+  const work = mkdtempSync(join(tmpdir(), 'compact-race-'));
+  try {
+    // A stub measure: bits per byte 1 + 0.001 per token removed, plus ±0.02 noise of its own per piece and split.
+    const calls = new Map<string, PieceBits[][]>(); // scratch dir (one per split) → what each call returned
+    const noise = (text: string, dir: string) =>
+      ((createHash('sha256').update(`${dir}\n${text}`).digest().readUInt32LE(0) / 2 ** 32) * 2 - 1) * 0.02;
+    const report = await prune(`${STORIES}hf`, join(work, 'out'), {
+      ratio: 0.3,
+      samples: 4,
+      seqLen: 128,
+      threads: 2,
+      measureTexts: async (dir, texts) => {
+        const vocab = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')).vocab_size as number;
+        const bits = texts.map((t) => {
+          const bytes = Buffer.byteLength(t);
+          return { bits: bytes * (1 + 0.001 * (512 - vocab) + noise(t, dir)), bytes };
+        });
+        calls.set(dir, [...(calls.get(dir) ?? []), bits]);
+        return bits;
+      },
+    });
+    const auto = report.auto!;
+    const P = auto.heldOutPieces;
+    const firstCount = Math.ceil(P / 4);
+    assert.ok(P >= 16, `${P} pieces: enough for a race`);
+    const runs = [...calls.values()];
+    assert.equal(runs.length, auto.candidates.length, 'one scratch checkpoint per split');
+    assert.ok(
+      runs.every((r) => r[0].length === firstCount),
+      'every split measured first on every 4th piece',
+    );
+    const complete = auto.candidates.filter((c) => c.piecesMeasured === P);
+    const dropped = auto.candidates.filter((c) => c.piecesMeasured === firstCount);
+    assert.equal(complete.length + dropped.length, auto.candidates.length);
+    assert.ok(
+      complete.length >= 2 && dropped.length >= 2,
+      `both outcomes exercised: ${complete.length} complete, ${dropped.length} dropped`,
+    );
+    assert.equal(
+      runs.filter((r) => r.length === 2 && r[1].length === P - firstCount).length,
+      complete.length,
+      'only the complete ones measured again, on the rest',
+    );
+    for (const c of dropped) assert.ok(c.excess > 4 * c.standardError, `dropped V′ ${c.vocab}: ${c.excess} > 4 × ${c.standardError}`);
+    // The grid's race, recomputed from what the stub returned: survivors are within 4 s.e. of the lowest on the first pieces.
+    const grid = runs.slice(0, auto.candidates.filter((c) => c.pass === 'grid').length).map((r) => r[0]);
+    const bpb = (p: PieceBits[]) => p.reduce((n, x) => n + x.bits, 0) / p.reduce((n, x) => n + x.bytes, 0);
+    const lowest = grid.reduce((a, b) => (bpb(b) < bpb(a) ? b : a));
+    const gridSurvivors = runs.slice(0, grid.length).filter((r) => r.length === 2).length;
+    assert.equal(gridSurvivors, grid.filter((g) => bpb(g) - bpb(lowest) <= 4 * pairedStandardError(g, lowest)).length);
+    assert.equal(report.vocab.after, auto.candidates[0].vocab, 'the chosen split is listed first');
+    assert.equal(auto.candidates[0].piecesMeasured, P, 'and was measured on every piece');
+  } finally {
+    rmSync(work, { recursive: true, force: true });
   }
 });

@@ -319,7 +319,7 @@ export function printReport(r: PruneReport, quality?: Quality): void {
     console.log(
       table(
         [
-          ['vocab share', 'mode', 'V′', 'I′', 'removed', 'held-out bpb', '− lowest', '± s.e.', 'pass'],
+          ['vocab share', 'mode', 'V′', 'I′', 'removed', 'held-out bpb', '− lowest', '± s.e.', 'pieces', 'pass'],
           ...r.auto.candidates.map((c) => [
             c.vocabShare.toFixed(3),
             c.vocabMode,
@@ -329,12 +329,17 @@ export function printReport(r: PruneReport, quality?: Quality): void {
             c.heldOutBitsPerByte.toFixed(4),
             c.excess.toFixed(4),
             c.standardError.toFixed(4),
+            `${c.piecesMeasured}/${r.auto!.heldOutPieces}`,
             c.pass,
           ]),
         ],
-        [false, false, true, true, true, true, true, true, false],
+        [false, false, true, true, true, true, true, true, true, false],
       ),
     );
+    if (r.auto.candidates.some((c) => c.piecesMeasured < r.auto!.heldOutPieces))
+      console.log(
+        '(a split measured on fewer pieces: its bits per byte are on those pieces, its excess against the lowest on the same pieces)',
+      );
     for (const w of r.auto.warnings) console.log(`warning: ${w}`);
   }
   if (r.compensation) {

@@ -49,12 +49,18 @@ export function modelCard(r: PruneReport, o: Pick<ScoringOptions, 'scoresIn'> & 
           `Split chosen by search (first row) on ${n(r.auto.heldOutChars)} held-out characters (${n(r.auto.heldOutTokens)} tokens, ${r.auto.heldOutPieces} pieces) of the calibration text: ${CHOICE_RULE}.`,
           ...r.auto.warnings.map((w) => `\n**Note:** ${w}.`),
           '',
-          '| vocab share | mode | V′ | I′ | removed | held-out bpb | − lowest | ± s.e. | pass |',
-          '| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |',
+          '| vocab share | mode | V′ | I′ | removed | held-out bpb | − lowest | ± s.e. | pieces | pass |',
+          '| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |',
           ...r.auto.candidates.map(
             (c) =>
-              `| ${c.vocabShare.toFixed(3)} | ${c.vocabMode} | ${n(c.vocab)} | ${n(c.ffn)} | ${(100 * c.removedRatio).toFixed(2)} % | ${c.heldOutBitsPerByte.toFixed(4)} | ${c.excess.toFixed(4)} | ${c.standardError.toFixed(4)} | ${c.pass} |`,
+              `| ${c.vocabShare.toFixed(3)} | ${c.vocabMode} | ${n(c.vocab)} | ${n(c.ffn)} | ${(100 * c.removedRatio).toFixed(2)} % | ${c.heldOutBitsPerByte.toFixed(4)} | ${c.excess.toFixed(4)} | ${c.standardError.toFixed(4)} | ${c.piecesMeasured}/${r.auto!.heldOutPieces} | ${c.pass} |`,
           ),
+          ...(r.auto.candidates.some((c) => c.piecesMeasured < r.auto!.heldOutPieces)
+            ? [
+                '',
+                'A split measured on fewer pieces: its bits per byte are on those pieces, its excess against the lowest on the same pieces.',
+              ]
+            : []),
         ]
       : []),
     ...(r.gguf

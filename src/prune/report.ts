@@ -23,7 +23,7 @@ import type { Plan } from './select.js';
 
 /** search.ts chooseSplit's rule, in words (the CLI and model card print it). */
 export const CHOICE_RULE =
-  'the lowest bits per byte, or, of the splits within one standard error of it (paired over the pieces), the one that removes the fewest tokens chosen by frequency';
+  'the lowest bits per byte, or, of the splits within one standard error of it (paired over the pieces), the one that removes the fewest tokens chosen by frequency; a split more than 4 standard errors behind the lowest on every 4th piece is not measured on the rest';
 
 export interface AutoCandidate {
   vocabShare: number;
@@ -34,9 +34,14 @@ export interface AutoCandidate {
   ffn: number;
   removedRatio: number;
   heldOutBitsPerByte: number;
-  /** Its held-out bits per byte minus the lowest one's, and that difference's standard error (paired over the held-out pieces). */
+  /**
+   * Its held-out bits per byte minus the lowest one's, and that difference's standard error (paired
+   * over the held-out pieces measured: all of them, or for a split dropped by the race only the first
+   * ones, where both numbers compare it with the lowest on those).
+   */
   excess: number;
   standardError: number;
+  piecesMeasured: number;
 }
 
 export interface PruneReport {

@@ -26,9 +26,17 @@ export const AUTO_FEW_CHARS = 20000;
 const HELDOUT_PIECES = 32;
 const HELDOUT_PIECE_MIN_CHARS = 1000;
 
+/**
+ * A race: every RACE_STRIDE-th held-out piece is measured first, by every split; only the splits
+ * within RACE_SIGMAS standard errors of the lowest on those pieces are measured on the rest (a
+ * split that far behind on a quarter of the text is not going to be chosen).
+ */
+const RACE_STRIDE = 4;
+const RACE_SIGMAS = 4;
+
 /** Bits and UTF-8 bytes of one held-out piece under one candidate. */
 export type PieceBits = { bits: number; bytes: number };
-export type MeasuredSplit = Omit<AutoCandidate, 'excess' | 'standardError'> & { index: number; pieces: PieceBits[] };
+export type MeasuredSplit = Omit<AutoCandidate, 'excess' | 'standardError' | 'piecesMeasured'> & { index: number; pieces: PieceBits[] };
 
 /** Measures every candidate in `scored` (adding the refining ones), and returns the best one's index and what the report says. */
 export async function searchSplit(
@@ -43,49 +51,71 @@ export async function searchSplit(
   const measureTexts = o.measureTexts;
   check(measureTexts != null, 'the split search needs measureTexts (compact prune and the library pass bits from eval)');
   const pieces = heldOutPieces(calibration.heldOut);
-  const measured: MeasuredSplit[] = [];
-  const measure = async (k: number) => {
+  const all = pieces.map((_, i) => i);
+  // Too few pieces for a first quarter to judge by: every split is measured on all of them.
+  const first = pieces.length >= 4 * RACE_STRIDE ? all.filter((i) => i % RACE_STRIDE === 0) : all;
+  const rest = all.filter((i) => !first.includes(i));
+  const complete: MeasuredSplit[] = []; // measured on every piece
+  const dropped: AutoCandidate[] = []; // measured on `first` only
+  /** Bits of candidate k on the pieces at `at`, written as a scratch checkpoint and removed again. */
+  const measureOn = async (k: number, at: number[]): Promise<{ bits: PieceBits[]; removedRatio: number }> => {
     const dir = scratchPath(output, 'auto', k);
     const release = removeOnInterrupt(dir); // the search runs outside writeDirAtomic: an interrupt must not leave a candidate
     try {
       await writeDirAtomic(dir, { force: true, inputs: [src.input] }, (tmp) => writeCheckpointFiles(src, tmp, planFor(k)));
-      const candidate = openCheckpoint(dir);
-      const bits = await measureTexts(dir, pieces);
-      const removedRatio = 1 - countParams(candidate).total / src.before.total;
-      const c = candidates[k];
-      measured.push({
-        index: k,
-        vocabShare: c.share!,
-        vocabMode: c.mode,
-        pass: c.pass,
-        vocab: c.budget.vocab,
-        ffn: c.budget.ffn,
+      const removedRatio = 1 - countParams(openCheckpoint(dir)).total / src.before.total;
+      return {
+        bits: await measureTexts(
+          dir,
+          at.map((i) => pieces[i]),
+        ),
         removedRatio,
-        heldOutBitsPerByte: bitsPerByte(bits),
-        pieces: bits,
-      });
+      };
     } finally {
       rmSync(dir, { recursive: true, force: true });
       release();
     }
   };
-  const lowest = () => [...measured].sort((a, b) => a.heldOutBitsPerByte - b.heldOutBitsPerByte || a.index - b.index)[0];
-  for (let k = 0; k < candidates.length; k++) {
-    await measure(k);
-    o.onProgress?.('search', k + 1, candidates.length);
-  }
+  let steps = 0;
+  const step = () => o.onProgress?.('search', ++steps, 2 * candidates.length); // two stages per candidate (a dropped one skips its second)
+  const race = async (ks: number[]) => {
+    const heats = new Map<number, { bits: PieceBits[]; removedRatio: number }>();
+    for (const k of ks) {
+      heats.set(k, await measureOn(k, first));
+      step();
+    }
+    // The lowest on the first pieces, among these and the splits already measured on all.
+    const onFirst = [...complete.map((m) => first.map((i) => m.pieces[i])), ...[...heats.values()].map((h) => h.bits)];
+    const lowest = onFirst.reduce((a, b) => (bitsPerByte(b) < bitsPerByte(a) ? b : a));
+    for (const k of ks) {
+      const { bits, removedRatio } = heats.get(k)!;
+      const c = candidates[k];
+      const row = { vocabShare: c.share!, vocabMode: c.mode, pass: c.pass, vocab: c.budget.vocab, ffn: c.budget.ffn, removedRatio };
+      const excess = bitsPerByte(bits) - bitsPerByte(lowest);
+      const standardError = pairedStandardError(bits, lowest);
+      if (rest.length > 0 && excess > RACE_SIGMAS * standardError) {
+        dropped.push({ ...row, heldOutBitsPerByte: bitsPerByte(bits), excess, standardError, piecesMeasured: first.length });
+        step();
+        continue;
+      }
+      const full: PieceBits[] = new Array(pieces.length);
+      first.forEach((i, j) => (full[i] = bits[j]));
+      if (rest.length > 0) (await measureOn(k, rest)).bits.forEach((b, j) => (full[rest[j]] = b));
+      step();
+      complete.push({ index: k, ...row, heldOutBitsPerByte: bitsPerByte(full), pieces: full });
+    }
+  };
+  await race(candidates.map((_, k) => k));
   if (o.autoRefine ?? true) {
-    const refined = refineCandidates(src, o, candidates, lowest());
+    const lowest = [...complete].sort((a, b) => a.heldOutBitsPerByte - b.heldOutBitsPerByte || a.index - b.index)[0];
+    const refined = refineCandidates(src, o, candidates, lowest);
     if (refined.length) {
       const from = candidates.length;
       await scored.add(refined);
-      for (let k = from; k < candidates.length; k++) {
-        await measure(k);
-        o.onProgress?.('search', k + 1, candidates.length);
-      }
+      await race(refined.map((_, j) => from + j));
     }
   }
-  const { chosen, compared } = chooseSplit(measured, src.ckpt.spec.vocabSize);
+  const { chosen, compared } = chooseSplit(complete, src.ckpt.spec.vocabSize);
   const heldOutTokens = encode(loadTokenizer(src.input), calibration.heldOut).length;
   return {
     chosen,
@@ -93,7 +123,7 @@ export async function searchSplit(
       heldOutChars: calibration.heldOut.length,
       heldOutTokens,
       heldOutPieces: pieces.length,
-      candidates: compared,
+      candidates: [...compared, ...dropped.sort((a, b) => a.excess - b.excess)],
       warnings: autoWarnings(calibration.heldOut.length, compared, candidates[chosen]),
     },
   };
@@ -113,7 +143,12 @@ export function chooseSplit(measured: readonly MeasuredSplit[], vocabSize: numbe
   const best = byBits[0];
   const rows = byBits.map(({ index, pieces, ...c }) => ({
     index,
-    row: { ...c, excess: c.heldOutBitsPerByte - best.heldOutBitsPerByte, standardError: pairedStandardError(pieces, best.pieces) },
+    row: {
+      ...c,
+      excess: c.heldOutBitsPerByte - best.heldOutBitsPerByte,
+      standardError: pairedStandardError(pieces, best.pieces),
+      piecesMeasured: pieces.length,
+    },
   }));
   const tuned = (c: AutoCandidate) => (c.vocabMode === 'frequency' ? vocabSize - c.vocab : 0);
   const chosen = rows
