@@ -52,7 +52,7 @@ export async function searchSplit(
   check(measureTexts != null, 'the split search needs measureTexts (compact prune and the library pass bits from eval)');
   const pieces = heldOutPieces(calibration.heldOut);
   const all = pieces.map((_, i) => i);
-  // Too few pieces for a first quarter to judge by: every split is measured on all of them.
+  // Too few pieces for a first quarter to judge by (fewer than 4 in it): every split is measured on all of them.
   const first = pieces.length >= 4 * RACE_STRIDE ? all.filter((i) => i % RACE_STRIDE === 0) : all;
   const rest = all.filter((i) => !first.includes(i));
   const complete: MeasuredSplit[] = []; // measured on every piece
@@ -64,13 +64,9 @@ export async function searchSplit(
     try {
       await writeDirAtomic(dir, { force: true, inputs: [src.input] }, (tmp) => writeCheckpointFiles(src, tmp, planFor(k)));
       const removedRatio = 1 - countParams(openCheckpoint(dir)).total / src.before.total;
-      return {
-        bits: await measureTexts(
-          dir,
-          at.map((i) => pieces[i]),
-        ),
-        removedRatio,
-      };
+      const texts = at.map((i) => pieces[i]);
+      const bits = await measureTexts(dir, texts);
+      return { bits, removedRatio };
     } finally {
       rmSync(dir, { recursive: true, force: true });
       release();
