@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Engine } from '../src/engine/engine.js';
-import { GRAM_BLOCK, gramLayout, GramRowGroups, PackedGram, packGram } from '../src/engine/gram-layout.js';
+import { GRAM_BLOCK, gramLayout, PackedGram, packGram } from '../src/engine/gram-layout.js';
 import { openCheckpoint } from '../src/model/checkpoint.js';
 import { compensateLayer, Gemm } from '../src/prune/compensate.js';
 import { KeptGram } from '../src/prune/kept-gram.js';
@@ -109,18 +109,20 @@ test('engine gram as rows: per group, Σ rowᵀ·row = the packed Gram of that g
     ),
   );
   const packed: Float32Array[] = [];
-  const rows: GramRowGroups[] = [];
+  const fromRows: Float64Array[][] = []; // [layer][group]: G [I, I], formed inside onLayer (the rows are reused by the next layer)
   const engine = new Engine(ckpt, { tokensPerRun: 80 }); // several micro-batches
   await engine.forward(windows, {
     gram: { weights: two, groups: 2, onLayer: (l: number, g: Float32Array) => void (packed[l] = g.slice()) },
   });
-  await engine.forward(windows, { gram: { weights: two, groups: 2, rows: true, onLayer: (l, g) => void (rows[l] = g) } });
+  await engine.forward(windows, {
+    gram: { weights: two, groups: 2, rows: true, onLayer: (l, g) => void (fromRows[l] = [0, 1].map((c) => gramOf(g.blocks([c]), I))) },
+  });
   await engine.release();
   const layout = gramLayout(I);
   for (let l = 0; l < ckpt.spec.numLayers; l++) {
     for (const c of [0, 1]) {
       const want = new PackedGram(layout, packed[l].subarray(c * layout.length, (c + 1) * layout.length));
-      const got = gramOf(rows[l].blocks([c]), I);
+      const got = fromRows[l][c];
       const scale = maxAbs(want.packed);
       let diff = 0;
       for (let a = 0; a < I; a++) for (let b = 0; b < I; b++) diff = Math.max(diff, Math.abs(got[a * I + b] - want.at(a, b)));

@@ -229,10 +229,10 @@ export async function compensateLayer(
   if (!(diagSum > 0)) return { weight: kept, lambda: 0, silentKept, noStatistics: true };
   const lambda = (damp * diagSum) / n;
 
-  const { A, gKR } = gKK ? gatherSystem(gKK, [...Array(n).keys()], []) : gatherSystem(gram as PackedGram, keep, removed);
+  const { A, gKR } = gKK ? { A: unpack(gKK), gKR: null } : gatherSystem(gram as PackedGram, keep, removed);
   for (let a = 0; a < n; a++) A[a * n + a] = diag[a] + lambda;
   const t1 = performance.now();
-  const Z = product ?? (await gemm.abt(wR, D, r, gKR, n)); // W_R G_RK [D, n]
+  const Z = product ?? (await gemm.abt(wR, D, r, gKR!, n)); // W_R G_RK [D, n]
   const t2 = performance.now();
   const L: Matrix = { data: A, rows: n, cols: n };
   const inverses = await recursiveCholesky(gemm, L);
@@ -302,6 +302,26 @@ function gatherSystem(gram: PackedGram, keep: readonly number[], removed: readon
     }
   }
   return { A, gKR };
+}
+
+/**
+ * G [I, I] whole out of its packed upper block triangle: each packed row is a contiguous run of its
+ * row of G, then the strict lower triangle is mirrored from the upper in tiles (G is symmetric).
+ */
+function unpack(gram: PackedGram): Float32Array {
+  const { I, blocks } = gram.layout;
+  const packed = gram.packed as Float32Array;
+  const G = new Float32Array(I * I); // [I, I]
+  for (const { start, size, offset } of blocks)
+    for (let row = 0; row < size; row++) {
+      const from = offset + row * (I - start);
+      G.set(packed.subarray(from, from + I - start), (start + row) * I + start);
+    }
+  const T = 64;
+  for (let i0 = 0; i0 < I; i0 += T)
+    for (let j0 = 0; j0 <= i0; j0 += T)
+      for (let i = i0; i < Math.min(i0 + T, I); i++) for (let j = j0; j < Math.min(j0 + T, i); j++) G[i * I + j] = G[j * I + i];
+  return G;
 }
 
 /** Where a range of channels [a, c) of more than one diagonal block splits: half its blocks on each side. */

@@ -13,8 +13,14 @@ import { GraphBuilder } from '../engine/onnx-graph.js';
 import { createSession } from '../engine/session.js';
 
 export class KeptGram {
-  /** One session per (I, n): the packed layout's slices are constants of the graph. */
-  private readonly sessions = new Map<string, Promise<ort.InferenceSession>>();
+  /**
+   * The session of the last (I, n) (the packed layout's slices are constants of the graph). It keeps
+   * an arena: its intermediates (~200 MB per block of 2048 rows on Qwen2.5-0.5B's shape) are reused
+   * from block to block and layer to layer instead of mapped afresh each run (2.4 → 2.0 s per layer
+   * in bench/compensation-profile.ts). One at a time, so the split search's other widths do not add
+   * an arena each to the peak RSS: a new width replaces it.
+   */
+  private current?: { key: string; session: Promise<ort.InferenceSession> };
   constructor(private readonly threads?: number) {}
 
   /**
@@ -31,29 +37,40 @@ export class KeptGram {
     const [n, r] = [keep.length, removed.length];
     const D = wR.length / r;
     const key = `${I}/${n}`;
-    // No arena (session.ts): the rows' transposed and gathered copies would stay allocated between layers.
-    if (!this.sessions.has(key)) this.sessions.set(key, createSession(keptGramGraph(I, n), this.threads, false, false));
-    const session = await this.sessions.get(key)!;
+    if (this.current?.key !== key) {
+      await this.release();
+      this.current = { key, session: createSession(keptGramGraph(I, n), this.threads, false) };
+    }
+    const session = await this.current.session;
+    const P = gramLayout(n).length;
     const feeds: Record<string, ort.Tensor> = {
       keep: new ort.Tensor('int64', BigInt64Array.from(keep, BigInt), [n]),
       removed: new ort.Tensor('int64', BigInt64Array.from(removed, BigInt), [r]),
       wR: new ort.Tensor('float32', wR, [D, r]),
-      gramIn: new ort.Tensor('float32', new Float32Array(gramLayout(n).length), [1, gramLayout(n).length]),
-      zIn: new ort.Tensor('float32', new Float32Array(D * n), [D, n]),
     };
+    // The running sums go in and come out of the graph (each block's part is added there, in block
+    // order), between two buffers each: fresh outputs per block would cost the garbage collector.
+    let [gram, gramNext] = [new Float32Array(P), new Float32Array(P)]; // [1, P]
+    let [z, zNext] = [new Float32Array(D * n), new Float32Array(D * n)]; // [D, n]
     for (const { rows, count } of blocks) {
       if (count === 0) continue;
-      const out = await session.run({ ...feeds, rows: new ort.Tensor('float32', rows, [count, I]) });
-      // The running sums go back in: each block's part is added in the graph, in block order.
-      feeds.gramIn = out.gram;
-      feeds.zIn = out.z;
+      await session.run(
+        {
+          ...feeds,
+          rows: new ort.Tensor('float32', rows, [count, I]),
+          gramIn: new ort.Tensor('float32', gram, [1, P]),
+          zIn: new ort.Tensor('float32', z, [D, n]),
+        },
+        { gram: new ort.Tensor('float32', gramNext, [1, P]), z: new ort.Tensor('float32', zNext, [D, n]) },
+      );
+      [gram, gramNext, z, zNext] = [gramNext, gram, zNext, z];
     }
-    return { packed: feeds.gramIn.data as Float32Array, z: feeds.zIn.data as Float32Array };
+    return { packed: gram, z };
   }
 
   async release(): Promise<void> {
-    for (const session of this.sessions.values()) await (await session).release();
-    this.sessions.clear();
+    if (this.current) await (await this.current.session).release();
+    this.current = undefined;
   }
 }
 
