@@ -83,7 +83,7 @@ for (const c of cases) {
   });
 }
 
-test('packed Gram (upper block triangle): every entry and row reads back the full symmetric matrix', () => {
+test('packed Gram (upper block triangle): every entry, row and the whole of it read back the full symmetric matrix', () => {
   const saved = GRAM_BLOCK.size;
   try {
     for (const [I, block] of [
@@ -105,6 +105,8 @@ test('packed Gram (upper block triangle): every entry and row reads back the ful
         assert.deepEqual(row, full.subarray(a * I, (a + 1) * I), `I ${I}, block ${block}: row ${a}`);
         for (let b = 0; b < I; b++) assert.equal(gram.at(a, b), full[a * I + b]);
       }
+      // full(): the rows copied, the lower triangle outside the diagonal blocks mirrored in 64 × 64 tiles (I 172: across tiles and blocks).
+      assert.deepEqual(gram.full(), Float32Array.from(full), `I ${I}, block ${block}: full()`);
     }
   } finally {
     GRAM_BLOCK.size = saved;

@@ -165,7 +165,12 @@ export class Engine {
     // The Gram's rows [N_b, I] per micro-batch, written in place every layer (onLayer is done with a
     // layer's rows before the next one runs): fresh 40 MB outputs per micro-batch and layer keep the
     // garbage collector busy (GC 10.0 → 7.0 s of a Qwen2.5-0.5B-shaped compensated prune).
-    const rowBuffers = asRows ? batches.map((b) => new Float32Array(b.gram!.split.reduce((n, c) => n + c, 0) * spec.intermediateSize)) : [];
+    const rowTensors = asRows
+      ? batches.map(({ gram }) => {
+          const N = gram!.split.reduce((n, c) => n + c, 0); // the gathered positions
+          return new ort.Tensor('float32', new Float32Array(N * spec.intermediateSize), [N, spec.intermediateSize]);
+        })
+      : [];
     for (let layer = 0; layer < spec.numLayers; layer++) {
       const clock = performance.now();
       const act2 = new Float64Array(groups * spec.intermediateSize);
@@ -190,14 +195,7 @@ export class Engine {
         if (batch.statWeights) feeds.statWeights = batch.statWeights;
         if (batch.gram) Object.assign(feeds, batch.gram.feeds);
         const fetches = asRows
-          ? Object.fromEntries(
-              session.outputNames.map((name) => [
-                name,
-                name === 'gramRows'
-                  ? new ort.Tensor('float32', rowBuffers[b], [rowBuffers[b].length / spec.intermediateSize, spec.intermediateSize])
-                  : null,
-              ]),
-            )
+          ? Object.fromEntries(session.outputNames.map((name) => [name, name === 'gramRows' ? rowTensors[b] : null]))
           : undefined;
         const out = await session.run(feeds, fetches);
         batch.hidden = out.hidden_out;
@@ -209,7 +207,7 @@ export class Engine {
           for (const v of inf) influence += v;
           if (perSequence) batch.members.forEach((s, b) => request.onSequenceStats!(layer, s, a.subarray(b * n, (b + 1) * n), inf[b]));
         }
-        if (asRows) gramRows.push({ rows: rowBuffers[b], split: batch.gram!.split });
+        if (asRows) gramRows.push({ rows: rowTensors[b].data as Float32Array, split: batch.gram!.split });
         else if (gramGroups) {
           const part = out.gram.data as Float32Array;
           if (!gram) gram = part;

@@ -45,7 +45,7 @@ export class PackedGram {
   private readonly block: Int32Array;
   constructor(
     readonly layout: GramLayout,
-    readonly packed: ArrayLike<number>,
+    readonly packed: Float32Array | Float64Array,
   ) {
     this.block = blockOf(layout);
   }
@@ -63,6 +63,25 @@ export class PackedGram {
 
   at(a: number, b: number): number {
     return this.packed[this.index(a, b)];
+  }
+
+  /**
+   * G [I, I] whole, in f32: each packed row is a contiguous run of its row of G; the strict lower
+   * triangle is then mirrored from the upper in tiles (G is symmetric).
+   */
+  full(): Float32Array {
+    const { I, blocks } = this.layout;
+    const G = new Float32Array(I * I); // [I, I]
+    for (const { start, size, offset } of blocks)
+      for (let row = 0; row < size; row++) {
+        const from = offset + row * (I - start);
+        G.set(this.packed.subarray(from, from + I - start), (start + row) * I + start);
+      }
+    const T = 64;
+    for (let i0 = 0; i0 < I; i0 += T)
+      for (let j0 = 0; j0 <= i0; j0 += T)
+        for (let i = i0; i < Math.min(i0 + T, I); i++) for (let j = j0; j < Math.min(j0 + T, i); j++) G[i * I + j] = G[j * I + i];
+    return G;
   }
 
   /** Full row a of G into out [I]. */

@@ -207,17 +207,16 @@ export async function compensateLayer(
   const wR = new Float32Array(D * r); // W_R [D, r]
   for (let d = 0; d < D; d++) for (let c = 0; c < r; c++) wR[d * r + c] = down[d * I + removed[c]];
 
-  // G_KK (all of G, or packed over the kept channels only) and W_R·G_RK (null: from G_KR below).
-  let gKK: PackedGram | null = null;
-  let product: Float32Array | null = null;
+  // From the Gram's rows: G_KK packed over the kept channels, and W_R·G_RK (null: both come out of the packed G below).
+  let fromRows: { gKK: PackedGram; z: Float32Array } | null = null;
   const diag = new Float64Array(n); // diag G_KK
   if (gram instanceof PackedGram) keep.forEach((j, a) => (diag[a] = gram.at(j, j)));
   else if (r === 0 || n === 0)
     diagonalOf(gram, keep, diag); // nothing to solve: only the diagonal is reported
   else {
     const { packed, z } = await gemm.keptGram.compute(gram.blocks, I, keep, removed, wR);
-    [gKK, product] = [new PackedGram(gramLayout(n), packed), z];
-    for (let a = 0; a < n; a++) diag[a] = gKK.at(a, a);
+    fromRows = { gKK: new PackedGram(gramLayout(n), packed), z };
+    for (let a = 0; a < n; a++) diag[a] = fromRows.gKK.at(a, a);
   }
   let diagSum = 0;
   let silentKept = 0;
@@ -229,10 +228,19 @@ export async function compensateLayer(
   if (!(diagSum > 0)) return { weight: kept, lambda: 0, silentKept, noStatistics: true };
   const lambda = (damp * diagSum) / n;
 
-  const { A, gKR } = gKK ? { A: unpack(gKK), gKR: null } : gatherSystem(gram as PackedGram, keep, removed);
+  // A = G_KK + λI [n, n] and Z = W_R·G_RK [D, n].
+  let A: Float32Array;
+  let Z: Float32Array;
+  let t1: number;
+  if (fromRows) {
+    [A, Z] = [fromRows.gKK.full(), fromRows.z];
+    t1 = performance.now();
+  } else {
+    const gathered = gatherSystem(gram as PackedGram, keep, removed);
+    t1 = performance.now();
+    [A, Z] = [gathered.A, await gemm.abt(wR, D, r, gathered.gKR, n)];
+  }
   for (let a = 0; a < n; a++) A[a * n + a] = diag[a] + lambda;
-  const t1 = performance.now();
-  const Z = product ?? (await gemm.abt(wR, D, r, gKR!, n)); // W_R G_RK [D, n]
   const t2 = performance.now();
   const L: Matrix = { data: A, rows: n, cols: n };
   const inverses = await recursiveCholesky(gemm, L);
@@ -302,26 +310,6 @@ function gatherSystem(gram: PackedGram, keep: readonly number[], removed: readon
     }
   }
   return { A, gKR };
-}
-
-/**
- * G [I, I] whole out of its packed upper block triangle: each packed row is a contiguous run of its
- * row of G, then the strict lower triangle is mirrored from the upper in tiles (G is symmetric).
- */
-function unpack(gram: PackedGram): Float32Array {
-  const { I, blocks } = gram.layout;
-  const packed = gram.packed as Float32Array;
-  const G = new Float32Array(I * I); // [I, I]
-  for (const { start, size, offset } of blocks)
-    for (let row = 0; row < size; row++) {
-      const from = offset + row * (I - start);
-      G.set(packed.subarray(from, from + I - start), (start + row) * I + start);
-    }
-  const T = 64;
-  for (let i0 = 0; i0 < I; i0 += T)
-    for (let j0 = 0; j0 <= i0; j0 += T)
-      for (let i = i0; i < Math.min(i0 + T, I); i++) for (let j = j0; j < Math.min(j0 + T, i); j++) G[i * I + j] = G[j * I + i];
-  return G;
 }
 
 /** Where a range of channels [a, c) of more than one diagonal block splits: half its blocks on each side. */

@@ -52,13 +52,8 @@ export async function removalOrder(gemm: Gemm, down: Float32Array, gram: PackedG
   const order: number[] = [];
   if (remove === 0) return order;
   const t0 = performance.now();
-  const A: Matrix = { data: new Float32Array(I * I), rows: I, cols: I }; // G + λI [I, I]
-  const row = new Float32Array(I);
-  for (let j = 0; j < I; j++) {
-    gram.row(j, row);
-    A.data.set(row, j * I);
-    A.data[j * I + j] += damp * mean;
-  }
+  const A: Matrix = { data: gram.full(), rows: I, cols: I }; // G + λI [I, I]
+  for (let j = 0; j < I; j++) A.data[j * I + j] += damp * mean;
   const H = await inverseSpd(gemm, A); // [I, I]
   let W: Matrix = { data: Float32Array.from(down), rows: D, cols: I };
   const alive = new Uint8Array(I).fill(1);

@@ -18,7 +18,8 @@ export class KeptGram {
    * an arena: its intermediates (~200 MB per block of 2048 rows on Qwen2.5-0.5B's shape) are reused
    * from block to block and layer to layer instead of mapped afresh each run (2.4 → 2.0 s per layer
    * in bench/compensation-profile.ts). One at a time, so the split search's other widths do not add
-   * an arena each to the peak RSS: a new width replaces it.
+   * an arena each to the peak RSS: a new width replaces it (a new session: ~10 ms, measured
+   * alternating two widths of Qwen2.5-0.5B's shape).
    */
   private current?: { key: string; session: Promise<ort.InferenceSession> };
   constructor(private readonly threads?: number) {}
