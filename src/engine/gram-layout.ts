@@ -67,11 +67,10 @@ export class PackedGram {
 
   /**
    * G [I, I] whole, in f32: each packed row is a contiguous run of its row of G; the strict lower
-   * triangle is then mirrored from the upper in tiles (G is symmetric).
+   * triangle is then mirrored from the upper in tiles (G is symmetric). Into `G` when given.
    */
-  full(): Float32Array {
-    const { I, blocks } = this.layout;
-    const G = new Float32Array(I * I); // [I, I]
+  full(G: Float32Array = new Float32Array(this.layout.I ** 2)): Float32Array {
+    const { I, blocks } = this.layout; // G [I, I]
     for (const { start, size, offset } of blocks)
       for (let row = 0; row < size; row++) {
         const from = offset + row * (I - start);

@@ -55,57 +55,84 @@ export interface Compensated {
   noStatistics: boolean;
 }
 
-/** float32 a·bᵀ on ONNX Runtime: a [M, K], b [N, K] → [M, N] (the Transpose fuses into the MatMul). */
+/**
+ * float32 products on ONNX Runtime for the solve. The in-place ones write through output buffers
+ * kept from call to call (one per shape; every layer asks for the same shapes), so a layer's many
+ * products leave no garbage behind: fresh outputs cost a compensated Qwen2.5-0.5B-shaped prune
+ * ≈ 300 MB of new memory per layer, paid in page faults and forced garbage collections.
+ */
 export class Gemm {
-  private session?: Promise<ort.InferenceSession>;
-  private updates: Partial<Record<UpdateKind, Promise<ort.InferenceSession>>> = {};
+  private sessions: Partial<Record<GraphKind, Promise<ort.InferenceSession>>> = {};
+  private buffers = new Map<string, Float32Array>();
   /** The solve's other sessions: G_KK and W_R·G_RK from the Gram's rows. */
   readonly keptGram: KeptGram;
   constructor(private readonly threads?: number) {
     this.keptGram = new KeptGram(threads);
   }
 
+  /**
+   * A buffer of `length` floats kept under `slot`: the same one on every call with that slot and
+   * length, so whatever it held is overwritten by the next user.
+   */
+  scratch(slot: string, length: number): Float32Array {
+    const key = `${slot}/${length}`;
+    let buffer = this.buffers.get(key);
+    if (!buffer) this.buffers.set(key, (buffer = new Float32Array(length)));
+    return buffer;
+  }
+
+  /** a·bᵀ, a fresh array: a [M, K], b [N, K] → [M, N] (the Transpose fuses into the MatMul). */
   async abt(a: Float32Array, M: number, K: number, b: Float32Array, N: number): Promise<Float32Array> {
     if (M === 0 || N === 0 || K === 0) return new Float32Array(M * N);
-    // No spinning (session.ts): the solve alternates between this session and the update sessions every
-    // few milliseconds, and spinning pools steal each other's cores (one Qwen2.5-0.5B-shaped layer's
-    // Cholesky and solves: 377–469 ms against 555–687 spinning, load 4).
-    const session = await (this.session ??= createSession(gemmGraph(), this.threads, false));
-    const out = await session.run({ a: new ort.Tensor('float32', a, [M, K]), b: new ort.Tensor('float32', b, [N, K]) });
+    const out = await (await this.session('abt')).run({ a: new ort.Tensor('float32', a, [M, K]), b: new ort.Tensor('float32', b, [N, K]) });
     return out.y.data as Float32Array;
   }
 
   /**
-   * C − A·Bᵀ ('abt') or C − A·B ('ab') for regions of whole matrices, sliced in the graph (no copies
-   * in JavaScript): the update step of the recursive Cholesky and triangular solves.
+   * In place: region c ← c − a·bᵀ ('abt') or c − a·b ('ab'), all three regions of whole matrices
+   * sliced in the graph (no copies in JavaScript): the update step of the recursive Cholesky and
+   * triangular solves, and of the greedy selection.
    */
-  async minus(kind: UpdateKind, c: View, a: View, b: View): Promise<Float32Array> {
-    // No arena (session.ts): the slices of the whole matrices would stay allocated between layers.
-    // No spinning, as for abt: the solve alternates between its sessions every few milliseconds.
-    const session = await (this.updates[kind] ??= createSession(updateGraph(kind), this.threads, false, false));
+  async subtract(kind: 'abt' | 'ab', c: View, a: View, b: View): Promise<void> {
     const feeds: Record<string, ort.Tensor> = {};
     for (const [name, v] of [
       ['C', c],
       ['A', a],
       ['B', b],
-    ] as const) {
-      feeds[name] = new ort.Tensor('float32', v.m.data, [v.m.rows, v.m.cols]);
-      feeds[`${name}0`] = new ort.Tensor('int64', BigInt64Array.from([v.r0, v.c0], BigInt), [2]);
-      feeds[`${name}1`] = new ort.Tensor('int64', BigInt64Array.from([v.r1, v.c1], BigInt), [2]);
-    }
-    return (await session.run(feeds)).y.data as Float32Array;
+    ] as const)
+      Object.assign(feeds, regionFeeds(name, v));
+    await this.intoRegion(`minus_${kind}`, feeds, c);
+  }
+
+  /** In place: region v [M, w] ← v · Bᵀ ('abt') or v · B ('ab'), with B [w, w]. */
+  async multiply(kind: 'abt' | 'ab', v: View, B: Float32Array): Promise<void> {
+    const w = v.c1 - v.c0;
+    await this.intoRegion(`times_${kind}`, { ...regionFeeds('C', v), B: new ort.Tensor('float32', B, [w, w]) }, v);
+  }
+
+  private async intoRegion(kind: GraphKind, feeds: Record<string, ort.Tensor>, region: View): Promise<void> {
+    const [M, N] = [region.r1 - region.r0, region.c1 - region.c0];
+    const y = this.scratch('y', M * N);
+    await (await this.session(kind)).run(feeds, { y: new ort.Tensor('float32', y, [M, N]) });
+    copyIn(region, y);
+  }
+
+  private session(kind: GraphKind): Promise<ort.InferenceSession> {
+    // No spinning (session.ts): the solve alternates between these sessions every few milliseconds,
+    // and spinning pools steal each other's cores (one Qwen2.5-0.5B-shaped layer's Cholesky and solves:
+    // 377–469 ms against 555–687 spinning, load 4). No arena for the ones that slice whole matrices:
+    // their slices would stay allocated between layers.
+    return (this.sessions[kind] ??= createSession(GRAPHS[kind](), this.threads, false, kind === 'abt'));
   }
 
   async release(): Promise<void> {
-    if (this.session) await (await this.session).release();
-    this.session = undefined;
-    for (const kind of Object.keys(this.updates) as UpdateKind[]) await (await this.updates[kind]!).release();
-    this.updates = {};
+    for (const session of Object.values(this.sessions)) await (await session).release();
+    this.sessions = {};
+    this.buffers.clear();
     await this.keptGram.release();
   }
 }
 
-type UpdateKind = 'abt' | 'ab';
 /** A whole row-major matrix. */
 export interface Matrix {
   data: Float32Array;
@@ -122,19 +149,34 @@ interface View {
 }
 export const view = (m: Matrix, r0: number, r1: number, c0: number, c1: number): View => ({ m, r0, r1, c0, c1 });
 
-function updateGraph(kind: UpdateKind): Uint8Array {
+/** A view as the graphs take it: the whole matrix `name` and its region's corners `name0`, `name1`. */
+function regionFeeds(name: string, v: View): Record<string, ort.Tensor> {
+  return {
+    [name]: new ort.Tensor('float32', v.m.data, [v.m.rows, v.m.cols]),
+    [`${name}0`]: new ort.Tensor('int64', BigInt64Array.from([v.r0, v.c0], BigInt), [2]),
+    [`${name}1`]: new ort.Tensor('int64', BigInt64Array.from([v.r1, v.c1], BigInt), [2]),
+  };
+}
+
+type GraphKind = 'abt' | 'minus_abt' | 'minus_ab' | 'times_abt' | 'times_ab';
+const GRAPHS: Record<GraphKind, () => Uint8Array> = {
+  abt: gemmGraph,
+  minus_abt: () =>
+    regionGraph('minus_abt', (g, [c, a, b]) => g.op('Sub', [c, g.op('MatMul', [a, g.op('Transpose', [b], { perm: [1, 0] })])])),
+  minus_ab: () => regionGraph('minus_ab', (g, [c, a, b]) => g.op('Sub', [c, g.op('MatMul', [a, b])])),
+  times_abt: () =>
+    regionGraph('times_abt', (g, [c]) => g.op('MatMul', [c, g.op('Transpose', [g.input('B', ['W', 'W'])], { perm: [1, 0] })]), ['C']),
+  times_ab: () => regionGraph('times_ab', (g, [c]) => g.op('MatMul', [c, g.input('B', ['W', 'W'])]), ['C']),
+};
+
+/** y = f(regions of whole matrices): each of `names` comes as a whole matrix and its region's corners (regionFeeds). */
+function regionGraph(name: string, f: (g: GraphBuilder, regions: string[]) => string, names = ['C', 'A', 'B']): Uint8Array {
   const g = new GraphBuilder();
-  const slice = (name: string) =>
-    g.op('Slice', [
-      g.input(name, [`${name}rows`, `${name}cols`]),
-      g.input(`${name}0`, [2], 'int64'),
-      g.input(`${name}1`, [2], 'int64'),
-      g.ints([0, 1]),
-    ]);
-  const [c, a, b] = [slice('C'), slice('A'), slice('B')];
-  const product = g.op('MatMul', [a, kind === 'ab' ? b : g.op('Transpose', [b], { perm: [1, 0] })]);
-  g.output(g.op('Sub', [c, product]), 'y', ['M', 'N']);
-  return g.toBytes(`minus_${kind}`);
+  const regions = names.map((m) =>
+    g.op('Slice', [g.input(m, [`${m}rows`, `${m}cols`]), g.input(`${m}0`, [2], 'int64'), g.input(`${m}1`, [2], 'int64'), g.ints([0, 1])]),
+  );
+  g.output(f(g, regions), 'y', ['M', 'N']);
+  return g.toBytes(name);
 }
 
 function gemmGraph(): Uint8Array {
@@ -204,7 +246,7 @@ export async function compensateLayer(
   for (const j of keep) isKept[j] = 1;
   const removed = [...Array(I).keys()].filter((j) => !isKept[j]);
   const r = removed.length;
-  const wR = new Float32Array(D * r); // W_R [D, r]
+  const wR = gemm.scratch('wR', D * r); // W_R [D, r]
   for (let d = 0; d < D; d++) for (let c = 0; c < r; c++) wR[d * r + c] = down[d * I + removed[c]];
 
   // From the Gram's rows: G_KK packed over the kept channels, and W_R·G_RK (null: both come out of the packed G below).
@@ -233,10 +275,10 @@ export async function compensateLayer(
   let Z: Float32Array;
   let t1: number;
   if (fromRows) {
-    [A, Z] = [fromRows.gKK.full(), fromRows.z];
+    [A, Z] = [fromRows.gKK.full(gemm.scratch('A', n * n)), fromRows.z];
     t1 = performance.now();
   } else {
-    const gathered = gatherSystem(gram as PackedGram, keep, removed);
+    const gathered = gatherSystem(gram as PackedGram, keep, removed, gemm.scratch('A', n * n), gemm.scratch('gKR', n * r));
     t1 = performance.now();
     [A, Z] = [gathered.A, await gemm.abt(wR, D, r, gathered.gKR, n)];
   }
@@ -254,9 +296,9 @@ export async function compensateLayer(
   solveClock.productMs += t2 - t1;
   solveClock.choleskyMs += t3 - t2;
   solveClock.solveMs += t4 - t3;
-  const weight = new Float32Array(D * n);
+  const weight = kept; // W′ = W_K + X, in place
   for (let i = 0; i < weight.length; i++) {
-    weight[i] = kept[i] + X.data[i];
+    weight[i] += X.data[i];
     if (!Number.isFinite(weight[i]))
       throw new CompactError(
         `compensation produced a non-finite weight (λ = ${lambda}); nothing was written — try --no-compensate or more calibration text`,
@@ -277,17 +319,21 @@ function diagonalOf(gram: GramRows, keep: readonly number[], out: Float64Array):
 }
 
 /**
- * A = G_KK [n, n] and G_KR [n, r] out of the packed Gram, in one pass over it in storage order.
- * Every entry is the one PackedGram.row(kept channel) reads: a diagonal block is stored whole, so
- * its entries go only where their own row puts them; an entry above the diagonal blocks also goes
- * to its mirror.
+ * A = G_KK [n, n] and G_KR [n, r] out of the packed Gram, in one pass over it in storage order,
+ * into the buffers given (every entry is written). Every entry is the one PackedGram.row(kept
+ * channel) reads: a diagonal block is stored whole, so its entries go only where their own row puts
+ * them; an entry above the diagonal blocks also goes to its mirror.
  */
-function gatherSystem(gram: PackedGram, keep: readonly number[], removed: readonly number[]): { A: Float32Array; gKR: Float32Array } {
+function gatherSystem(
+  gram: PackedGram,
+  keep: readonly number[],
+  removed: readonly number[],
+  A: Float32Array, // [n, n]
+  gKR: Float32Array, // [n, r]
+): { A: Float32Array; gKR: Float32Array } {
   const { I, blocks } = gram.layout;
   const packed = gram.packed;
   const [n, r] = [keep.length, removed.length];
-  const A = new Float32Array(n * n); // [n, n]
-  const gKR = new Float32Array(n * r); // [n, r]
   const at = new Int32Array(I); // kept channel: its index in K; removed: −1 − its index in R
   keep.forEach((j, a) => (at[j] = a));
   removed.forEach((j, c) => (at[j] = -1 - c));
@@ -315,13 +361,7 @@ function gatherSystem(gram: PackedGram, keep: readonly number[], removed: readon
 /** Where a range of channels [a, c) of more than one diagonal block splits: half its blocks on each side. */
 const middle = (a: number, c: number): number => a + Math.ceil(Math.ceil((c - a) / BLOCK.size) / 2) * BLOCK.size;
 
-/** Copies a view out [rows, cols] (for a diagonal block's MatMul) and writes one back. */
-function copyOut(v: View): Float32Array {
-  const w = v.c1 - v.c0;
-  const out = new Float32Array((v.r1 - v.r0) * w);
-  for (let r = v.r0; r < v.r1; r++) out.set(v.m.data.subarray(r * v.m.cols + v.c0, r * v.m.cols + v.c1), (r - v.r0) * w);
-  return out;
-}
+/** Writes values [rows, cols] into a view. */
 function copyIn(v: View, values: Float32Array): void {
   const w = v.c1 - v.c0;
   for (let r = v.r0; r < v.r1; r++) v.m.data.set(values.subarray((r - v.r0) * w, (r - v.r0 + 1) * w), r * v.m.cols + v.c0);
@@ -349,7 +389,7 @@ async function recursiveCholesky(gemm: Gemm, A: Matrix): Promise<Float32Array[]>
     const m = middle(a, c);
     await factor(a, m);
     await forwardSolve(gemm, A, inverses, a, m, A, m, c); // L21 = A21 · L11⁻ᵀ
-    copyIn(view(A, m, c, m, c), await gemm.minus('abt', view(A, m, c, m, c), view(A, m, c, a, m), view(A, m, c, a, m))); // A22 − L21 L21ᵀ
+    await gemm.subtract('abt', view(A, m, c, m, c), view(A, m, c, a, m), view(A, m, c, a, m)); // A22 − L21 L21ᵀ
     await factor(m, c);
   };
   await factor(0, A.rows);
@@ -371,13 +411,12 @@ async function forwardSolve(
   r1: number,
 ): Promise<void> {
   if (c - a <= BLOCK.size) {
-    const v = view(Z, r0, r1, a, c);
-    copyIn(v, await gemm.abt(copyOut(v), r1 - r0, c - a, inverses[a / BLOCK.size], c - a)); // Z_j · L_jj⁻ᵀ
+    await gemm.multiply('abt', view(Z, r0, r1, a, c), inverses[a / BLOCK.size]); // Z_j · L_jj⁻ᵀ
     return;
   }
   const m = middle(a, c);
   await forwardSolve(gemm, L, inverses, a, m, Z, r0, r1);
-  copyIn(view(Z, r0, r1, m, c), await gemm.minus('abt', view(Z, r0, r1, m, c), view(Z, r0, r1, a, m), view(L, m, c, a, m)));
+  await gemm.subtract('abt', view(Z, r0, r1, m, c), view(Z, r0, r1, a, m), view(L, m, c, a, m));
   await forwardSolve(gemm, L, inverses, m, c, Z, r0, r1);
 }
 
@@ -387,13 +426,12 @@ async function forwardSolve(
  */
 async function backwardSolve(gemm: Gemm, L: Matrix, inverses: Float32Array[], a: number, c: number, Y: Matrix): Promise<void> {
   if (c - a <= BLOCK.size) {
-    const v = view(Y, 0, Y.rows, a, c);
-    copyIn(v, await gemm.abt(copyOut(v), Y.rows, c - a, transpose(inverses[a / BLOCK.size], c - a), c - a)); // Y_j · L_jj⁻¹
+    await gemm.multiply('ab', view(Y, 0, Y.rows, a, c), inverses[a / BLOCK.size]); // Y_j · L_jj⁻¹
     return;
   }
   const m = middle(a, c);
   await backwardSolve(gemm, L, inverses, m, c, Y);
-  copyIn(view(Y, 0, Y.rows, a, m), await gemm.minus('ab', view(Y, 0, Y.rows, a, m), view(Y, 0, Y.rows, m, c), view(L, m, c, a, m)));
+  await gemm.subtract('ab', view(Y, 0, Y.rows, a, m), view(Y, 0, Y.rows, m, c), view(L, m, c, a, m));
   await backwardSolve(gemm, L, inverses, a, m, Y);
 }
 
@@ -406,13 +444,6 @@ export async function inverseSpd(gemm: Gemm, A: Matrix): Promise<Matrix> {
   await forwardSolve(gemm, A, inverses, 0, n, X, 0, n); // L⁻ᵀ
   await backwardSolve(gemm, A, inverses, 0, n, X); // L⁻ᵀ L⁻¹
   return X;
-}
-
-/** Mᵀ of a square [m, m]. */
-function transpose(M: Float32Array, m: number): Float32Array {
-  const out = new Float32Array(m * m);
-  for (let a = 0; a < m; a++) for (let b = 0; b < m; b++) out[b * m + a] = M[a * m + b];
-  return out;
 }
 
 /** Unblocked Cholesky of a small SPD block in place (lower triangle). */

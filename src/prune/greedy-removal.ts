@@ -55,7 +55,7 @@ export async function removalOrder(gemm: Gemm, down: Float32Array, gram: PackedG
   const A: Matrix = { data: gram.full(), rows: I, cols: I }; // G + λI [I, I]
   for (let j = 0; j < I; j++) A.data[j * I + j] += damp * mean;
   const H = await inverseSpd(gemm, A); // [I, I]
-  let W: Matrix = { data: Float32Array.from(down), rows: D, cols: I };
+  const W: Matrix = { data: Float32Array.from(down), rows: D, cols: I };
   const alive = new Uint8Array(I).fill(1);
   const silent = Uint8Array.from({ length: I }, (_, j) => (gram.at(j, j) === 0 ? 1 : 0));
   const perRound = Math.ceil(I / ROUNDS_PER_LAYER);
@@ -76,10 +76,10 @@ export async function removalOrder(gemm: Gemm, down: Float32Array, gram: PackedG
     const X: Matrix = { data: await gemm.abt(Float32Array.from(invertSmall(hRR, b)), b, b, hR.data, I), rows: b, cols: I };
     const wR: Matrix = { data: new Float32Array(D * b), rows: D, cols: b }; // W_:R [D, b]
     for (let d = 0; d < D; d++) for (let p = 0; p < b; p++) wR.data[d * b + p] = W.data[d * I + R[p]];
-    W = { ...W, data: await gemm.minus('ab', view(W, 0, D, 0, I), view(wR, 0, D, 0, b), view(X, 0, b, 0, I)) };
+    await gemm.subtract('ab', view(W, 0, D, 0, I), view(wR, 0, D, 0, b), view(X, 0, b, 0, I));
     for (let r0 = 0; r0 < I; r0 += UPDATE_ROWS) {
       const r1 = Math.min(I, r0 + UPDATE_ROWS);
-      H.data.set(await gemm.minus('ab', view(H, r0, r1, 0, I), view(hR, r0, r1, 0, b), view(X, 0, b, 0, I)), r0 * I);
+      await gemm.subtract('ab', view(H, r0, r1, 0, I), view(hR, r0, r1, 0, b), view(X, 0, b, 0, I));
     }
   }
 }

@@ -21,12 +21,13 @@ export class KeptGram {
    * an arena each to the peak RSS: a new width replaces it (a new session: ~10 ms, measured
    * alternating two widths of Qwen2.5-0.5B's shape).
    */
-  private current?: { key: string; session: Promise<ort.InferenceSession> };
+  private current?: { key: string; session: Promise<ort.InferenceSession>; sums: Float32Array[] };
   constructor(private readonly threads?: number) {}
 
   /**
    * G_KK packed (gramLayout(keep.length)) and Z [D, n], summed over the blocks in order. `wR` is
-   * W_R [D, r] (the removed columns of down_proj, in `removed` order).
+   * W_R [D, r] (the removed columns of down_proj, in `removed` order). Both are buffers of this
+   * object: valid until its next call.
    */
   async compute(
     blocks: readonly GramRowBlock[],
@@ -37,22 +38,25 @@ export class KeptGram {
   ): Promise<{ packed: Float32Array; z: Float32Array }> {
     const [n, r] = [keep.length, removed.length];
     const D = wR.length / r;
-    const key = `${I}/${n}`;
+    const P = gramLayout(n).length;
+    const key = `${I}/${n}/${D}`;
     if (this.current?.key !== key) {
       await this.release();
-      this.current = { key, session: createSession(keptGramGraph(I, n), this.threads, false) };
+      const sums = [P, P, D * n, D * n].map((length) => new Float32Array(length));
+      this.current = { key, session: createSession(keptGramGraph(I, n), this.threads, false), sums };
     }
     const session = await this.current.session;
-    const P = gramLayout(n).length;
     const feeds: Record<string, ort.Tensor> = {
       keep: new ort.Tensor('int64', BigInt64Array.from(keep, BigInt), [n]),
       removed: new ort.Tensor('int64', BigInt64Array.from(removed, BigInt), [r]),
       wR: new ort.Tensor('float32', wR, [D, r]),
     };
     // The running sums go in and come out of the graph (each block's part is added there, in block
-    // order), between two buffers each: fresh outputs per block would cost the garbage collector.
-    let [gram, gramNext] = [new Float32Array(P), new Float32Array(P)]; // [1, P]
-    let [z, zNext] = [new Float32Array(D * n), new Float32Array(D * n)]; // [D, n]
+    // order), between two buffers each, kept from call to call: fresh outputs per block would cost
+    // the garbage collector.
+    let [gram, gramNext, z, zNext] = this.current.sums; // [1, P] twice, [D, n] twice
+    gram.fill(0);
+    z.fill(0);
     for (const { rows, count } of blocks) {
       if (count === 0) continue;
       await session.run(
