@@ -56,10 +56,13 @@ export interface Compensated {
 }
 
 /**
- * float32 products on ONNX Runtime for the solve. The in-place ones write through output buffers
- * kept from call to call (one per shape; every layer asks for the same shapes), so a layer's many
- * products leave no garbage behind: fresh outputs cost a compensated Qwen2.5-0.5B-shaped prune
- * ≈ 300 MB of new memory per layer, paid in page faults and forced garbage collections.
+ * float32 products on ONNX Runtime for the solve. The in-place ones write through one output buffer
+ * reused from call to call, and the solve's matrices come from buffers reused the same way, so a
+ * layer's ≈ 200 products leave no garbage behind (fresh arrays cost a compensated
+ * Qwen2.5-0.5B-shaped prune ≈ 300 MB of new memory per layer, paid in page faults and forced
+ * garbage collections). The buffers live for one layer (`releaseBuffers`): kept through the next
+ * layer's forward pass, an 8B-shaped layer's (A 256 MB, the kept-Gram sums 550 MB) would add to the
+ * peak memory.
  */
 export class Gemm {
   private sessions: Partial<Record<GraphKind, Promise<ort.InferenceSession>>> = {};
@@ -71,14 +74,19 @@ export class Gemm {
   }
 
   /**
-   * A buffer of `length` floats kept under `slot`: the same one on every call with that slot and
-   * length, so whatever it held is overwritten by the next user.
+   * `length` floats of the buffer kept under `slot` (grown to the longest asked for): whatever they
+   * held is overwritten by the slot's next user.
    */
   scratch(slot: string, length: number): Float32Array {
-    const key = `${slot}/${length}`;
-    let buffer = this.buffers.get(key);
-    if (!buffer) this.buffers.set(key, (buffer = new Float32Array(length)));
-    return buffer;
+    let buffer = this.buffers.get(slot);
+    if (!buffer || buffer.length < length) this.buffers.set(slot, (buffer = new Float32Array(length)));
+    return buffer.subarray(0, length);
+  }
+
+  /** Drops the buffers (the sessions stay): called once a layer is solved. */
+  releaseBuffers(): void {
+    this.buffers.clear();
+    this.keptGram.releaseBuffers();
   }
 
   /** a·bᵀ, a fresh array: a [M, K], b [N, K] → [M, N] (the Transpose fuses into the MatMul). */
@@ -128,7 +136,7 @@ export class Gemm {
   async release(): Promise<void> {
     for (const session of Object.values(this.sessions)) await (await session).release();
     this.sessions = {};
-    this.buffers.clear();
+    this.releaseBuffers();
     await this.keptGram.release();
   }
 }

@@ -21,13 +21,15 @@ export class KeptGram {
    * an arena each to the peak RSS: a new width replaces it (a new session: ~10 ms, measured
    * alternating two widths of Qwen2.5-0.5B's shape).
    */
-  private current?: { key: string; session: Promise<ort.InferenceSession>; sums: Float32Array[] };
+  private current?: { key: string; session: Promise<ort.InferenceSession> };
+  /** The running sums' buffers (two of G_KK packed, two of Z), reused from call to call until releaseBuffers. */
+  private sums?: { key: string; buffers: Float32Array[] };
   constructor(private readonly threads?: number) {}
 
   /**
    * G_KK packed (gramLayout(keep.length)) and Z [D, n], summed over the blocks in order. `wR` is
    * W_R [D, r] (the removed columns of down_proj, in `removed` order). Both are buffers of this
-   * object: valid until its next call.
+   * object: valid until its next call or releaseBuffers.
    */
   async compute(
     blocks: readonly GramRowBlock[],
@@ -42,9 +44,9 @@ export class KeptGram {
     const key = `${I}/${n}/${D}`;
     if (this.current?.key !== key) {
       await this.release();
-      const sums = [P, P, D * n, D * n].map((length) => new Float32Array(length));
-      this.current = { key, session: createSession(keptGramGraph(I, n), this.threads, false), sums };
+      this.current = { key, session: createSession(keptGramGraph(I, n), this.threads, false) };
     }
+    if (this.sums?.key !== key) this.sums = { key, buffers: [P, P, D * n, D * n].map((length) => new Float32Array(length)) };
     const session = await this.current.session;
     const feeds: Record<string, ort.Tensor> = {
       keep: new ort.Tensor('int64', BigInt64Array.from(keep, BigInt), [n]),
@@ -52,9 +54,8 @@ export class KeptGram {
       wR: new ort.Tensor('float32', wR, [D, r]),
     };
     // The running sums go in and come out of the graph (each block's part is added there, in block
-    // order), between two buffers each, kept from call to call: fresh outputs per block would cost
-    // the garbage collector.
-    let [gram, gramNext, z, zNext] = this.current.sums; // [1, P] twice, [D, n] twice
+    // order), between two buffers each: fresh outputs per block would cost the garbage collector.
+    let [gram, gramNext, z, zNext] = this.sums.buffers; // [1, P] twice, [D, n] twice
     gram.fill(0);
     z.fill(0);
     for (const { rows, count } of blocks) {
@@ -71,6 +72,10 @@ export class KeptGram {
       [gram, gramNext, z, zNext] = [gramNext, gram, zNext, z];
     }
     return { packed: gram, z };
+  }
+
+  releaseBuffers(): void {
+    this.sums = undefined;
   }
 
   async release(): Promise<void> {

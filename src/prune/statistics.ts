@@ -139,6 +139,7 @@ export async function activationScoresFor(
       comp!.store.put(comp!.first + k, layer, r.weight);
       reports[k]!.layers.push({ lambda: r.lambda, silentKept: r.silentKept, noStatistics: r.noStatistics });
     }
+    comp!.gemm.releaseBuffers();
   };
   const engine = new Engine(src.ckpt, { threads: o.threads, precision: o.precision });
   const targets = lossTargets(windows);
