@@ -61,8 +61,7 @@ export interface Compensated {
  * layer's ≈ 200 products leave no garbage behind (fresh arrays cost a compensated
  * Qwen2.5-0.5B-shaped prune ≈ 300 MB of new memory per layer, paid in page faults and forced
  * garbage collections). The buffers live for one layer (`releaseBuffers`): kept through the next
- * layer's forward pass, an 8B-shaped layer's (A 256 MB, the kept-Gram sums 550 MB) would add to the
- * peak memory.
+ * layer's forward pass, an 8B-shaped layer's (A alone is 256 MB) would add to the peak memory.
  */
 export class Gemm {
   private sessions: Partial<Record<GraphKind, Promise<ort.InferenceSession>>> = {};
@@ -77,7 +76,7 @@ export class Gemm {
    * `length` floats of the buffer kept under `slot` (grown to the longest asked for): whatever they
    * held is overwritten by the slot's next user.
    */
-  scratch(slot: string, length: number): Float32Array {
+  scratch(slot: 'A' | 'wR' | 'gKR' | 'y', length: number): Float32Array {
     let buffer = this.buffers.get(slot);
     if (!buffer || buffer.length < length) this.buffers.set(slot, (buffer = new Float32Array(length)));
     return buffer.subarray(0, length);
@@ -86,7 +85,6 @@ export class Gemm {
   /** Drops the buffers (the sessions stay): called once a layer is solved. */
   releaseBuffers(): void {
     this.buffers.clear();
-    this.keptGram.releaseBuffers();
   }
 
   /** a·bᵀ, a fresh array: a [M, K], b [N, K] → [M, N] (the Transpose fuses into the MatMul). */

@@ -22,14 +22,11 @@ export class KeptGram {
    * alternating two widths of Qwen2.5-0.5B's shape).
    */
   private current?: { key: string; session: Promise<ort.InferenceSession> };
-  /** The running sums' buffers (two of G_KK packed, two of Z), reused from call to call until releaseBuffers. */
-  private sums?: { key: string; buffers: Float32Array[] };
   constructor(private readonly threads?: number) {}
 
   /**
    * G_KK packed (gramLayout(keep.length)) and Z [D, n], summed over the blocks in order. `wR` is
-   * W_R [D, r] (the removed columns of down_proj, in `removed` order). Both are buffers of this
-   * object: valid until its next call or releaseBuffers.
+   * W_R [D, r] (the removed columns of down_proj, in `removed` order).
    */
   async compute(
     blocks: readonly GramRowBlock[],
@@ -41,12 +38,11 @@ export class KeptGram {
     const [n, r] = [keep.length, removed.length];
     const D = wR.length / r;
     const P = gramLayout(n).length;
-    const key = `${I}/${n}/${D}`;
+    const key = `${I}/${n}`;
     if (this.current?.key !== key) {
       await this.release();
       this.current = { key, session: createSession(keptGramGraph(I, n), this.threads, false) };
     }
-    if (this.sums?.key !== key) this.sums = { key, buffers: [P, P, D * n, D * n].map((length) => new Float32Array(length)) };
     const session = await this.current.session;
     const feeds: Record<string, ort.Tensor> = {
       keep: new ort.Tensor('int64', BigInt64Array.from(keep, BigInt), [n]),
@@ -55,9 +51,7 @@ export class KeptGram {
     };
     // The running sums go in and come out of the graph (each block's part is added there, in block
     // order), between two buffers each: fresh outputs per block would cost the garbage collector.
-    let [gram, gramNext, z, zNext] = this.sums.buffers; // [1, P] twice, [D, n] twice
-    gram.fill(0);
-    z.fill(0);
+    let [gram, gramNext, z, zNext] = [P, P, D * n, D * n].map((length) => new Float32Array(length)); // [1, P] twice, [D, n] twice
     for (const { rows, count } of blocks) {
       if (count === 0) continue;
       await session.run(
@@ -72,10 +66,6 @@ export class KeptGram {
       [gram, gramNext, z, zNext] = [gramNext, gram, zNext, z];
     }
     return { packed: gram, z };
-  }
-
-  releaseBuffers(): void {
-    this.sums = undefined;
   }
 
   async release(): Promise<void> {
