@@ -16,7 +16,7 @@ import { type GramRowBlock, GramRowGroups, gramLayout, PackedGram } from '../eng
 import { createSession } from '../engine/session.js';
 import { CompactError } from '../util/errors.js';
 import type { Selection } from './greedy-removal.js';
-import { KeptGram } from './kept-gram.js';
+import { keptGramParts } from './kept-gram.js';
 
 /** Default damping: λ = DAMP · mean diag(G_KK) (measured in docs/compensation.md). */
 export const DEFAULT_DAMP = 0.01;
@@ -66,11 +66,7 @@ export interface Compensated {
 export class Gemm {
   private sessions: Partial<Record<GraphKind, Promise<ort.InferenceSession>>> = {};
   private buffers = new Map<string, Float32Array>();
-  /** The solve's other sessions: G_KK and W_R·G_RK from the Gram's rows. */
-  readonly keptGram: KeptGram;
-  constructor(private readonly threads?: number) {
-    this.keptGram = new KeptGram(threads);
-  }
+  constructor(readonly threads?: number) {}
 
   /**
    * `length` floats of the buffer kept under `slot` (grown to the longest asked for): whatever they
@@ -135,7 +131,6 @@ export class Gemm {
     for (const session of Object.values(this.sessions)) await (await session).release();
     this.sessions = {};
     this.releaseBuffers();
-    await this.keptGram.release();
   }
 }
 
@@ -262,7 +257,7 @@ export async function compensateLayer(
   else if (r === 0 || n === 0)
     diagonalOf(gram, keep, diag); // nothing to solve: only the diagonal is reported
   else {
-    const { packed, z } = await gemm.keptGram.compute(gram.blocks, I, keep, removed, wR);
+    const { packed, z } = await keptGramParts(gram.blocks, I, keep, removed, wR, gemm.threads);
     fromRows = { gKK: new PackedGram(gramLayout(n), packed), z };
     for (let a = 0; a < n; a++) diag[a] = fromRows.gKK.at(a, a);
   }

@@ -12,38 +12,29 @@ import { type GramRowBlock, gramLayout } from '../engine/gram-layout.js';
 import { GraphBuilder } from '../engine/onnx-graph.js';
 import { createSession } from '../engine/session.js';
 
-export class KeptGram {
-  /**
-   * The session of the last (I, n) (the packed layout's slices are constants of the graph). It keeps
-   * an arena: its intermediates (~200 MB per block of 2048 rows on Qwen2.5-0.5B's shape) are reused
-   * from block to block and layer to layer instead of mapped afresh each run (2.4 → 2.0 s per layer
-   * in bench/compensation-profile.ts). One at a time, so the split search's other widths do not add
-   * an arena each to the peak RSS: a new width replaces it (a new session: ~10 ms, measured
-   * alternating two widths of Qwen2.5-0.5B's shape).
-   */
-  private current?: { key: string; session: Promise<ort.InferenceSession> };
-  constructor(private readonly threads?: number) {}
-
-  /**
-   * G_KK packed (gramLayout(keep.length)) and Z [D, n], summed over the blocks in order. `wR` is
-   * W_R [D, r] (the removed columns of down_proj, in `removed` order).
-   */
-  async compute(
-    blocks: readonly GramRowBlock[],
-    I: number,
-    keep: readonly number[],
-    removed: readonly number[],
-    wR: Float32Array,
-  ): Promise<{ packed: Float32Array; z: Float32Array }> {
-    const [n, r] = [keep.length, removed.length];
-    const D = wR.length / r;
-    const P = gramLayout(n).length;
-    const key = `${I}/${n}`;
-    if (this.current?.key !== key) {
-      await this.release();
-      this.current = { key, session: createSession(keptGramGraph(I, n), this.threads, false) };
-    }
-    const session = await this.current.session;
+/**
+ * G_KK packed (gramLayout(keep.length)) and Z [D, n], summed over the blocks in order. `wR` is
+ * W_R [D, r] (the removed columns of down_proj, in `removed` order).
+ *
+ * The session lives for one call and keeps an arena while it does: its intermediates (~200 MB per
+ * block of 2048 rows on Qwen2.5-0.5B's shape, ~1 GB on Llama-3.1-8B's) are reused from block to
+ * block instead of mapped afresh each run. Kept beyond the call, the arena (grown in powers of two)
+ * stayed allocated through the solve, the next layer's forward pass and the head: bench:scale's
+ * peak RSS went 5.55 → 6.33 GiB. A session per call costs ~10 ms.
+ */
+export async function keptGramParts(
+  blocks: readonly GramRowBlock[],
+  I: number,
+  keep: readonly number[],
+  removed: readonly number[],
+  wR: Float32Array,
+  threads?: number,
+): Promise<{ packed: Float32Array; z: Float32Array }> {
+  const [n, r] = [keep.length, removed.length];
+  const D = wR.length / r;
+  const P = gramLayout(n).length;
+  const session = await createSession(keptGramGraph(I, n), threads, false);
+  try {
     const feeds: Record<string, ort.Tensor> = {
       keep: new ort.Tensor('int64', BigInt64Array.from(keep, BigInt), [n]),
       removed: new ort.Tensor('int64', BigInt64Array.from(removed, BigInt), [r]),
@@ -66,11 +57,8 @@ export class KeptGram {
       [gram, gramNext, z, zNext] = [gramNext, gram, zNext, z];
     }
     return { packed: gram, z };
-  }
-
-  async release(): Promise<void> {
-    if (this.current) await (await this.current.session).release();
-    this.current = undefined;
+  } finally {
+    await session.release();
   }
 }
 
