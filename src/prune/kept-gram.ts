@@ -18,9 +18,11 @@ import { createSession } from '../engine/session.js';
  *
  * The session lives for one call and keeps an arena while it does: its intermediates (~200 MB per
  * block of 2048 rows on Qwen2.5-0.5B's shape, ~1 GB on Llama-3.1-8B's) are reused from block to
- * block instead of mapped afresh each run. Kept beyond the call, the arena (grown in powers of two)
- * stayed allocated through the solve, the next layer's forward pass and the head: bench:scale's
- * peak RSS went 5.55 → 6.33 GiB. A session per call costs ~10 ms.
+ * block instead of mapped afresh each run. Kept beyond the call, the arena stayed allocated through
+ * the solve, the next layer's forward pass and the head (bench:scale's 8B shape: peak RSS 6.33 GiB,
+ * 5.44 with a session per call). Releasing the session is the only way to free it here: the Node
+ * binding ignores RunOptions' arena-shrinkage entry (WebAssembly only). A session per call costs
+ * ~10 ms; one 8B-shaped layer took the same time either way (docs/benchmarks.md).
  */
 export async function keptGramParts(
   blocks: readonly GramRowBlock[],
