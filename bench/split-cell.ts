@@ -3,16 +3,19 @@
  * given `compact prune` arguments, then measure held-out TinyStories bits per byte with agreement
  * against the dense model, and the first 100 KB of WikiText-2 test; prints one JSON line with the
  * excesses over the dense model. Reads ../shared (bench/shared.ts).
- *   node --import tsx bench/split-cell.ts NAME [prune args…]      e.g. split-cell.ts v20270 --vocab 20270 --ffn 416 --vocab-mode frequency --seed 0
+ *   node --import tsx bench/split-cell.ts NAME [--held FILE] [prune args…]      e.g. split-cell.ts v20270 --vocab 20270 --ffn 416 --vocab-mode frequency --seed 0
  */
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { sharedPath } from './shared.js';
 
-const [name, ...pruneArgs] = process.argv.slice(2);
-if (!name) throw new Error('usage: split-cell.ts NAME [prune args…]');
+const [name, ...args] = process.argv.slice(2);
+if (!name) throw new Error('usage: split-cell.ts NAME [--held FILE] [prune args…]');
+// --held FILE: the TinyStories text measured instead of the whole held-out file (e.g. its second half, when the first is --search-text).
+const heldAt = args[0] === '--held' ? 2 : 0;
+const held = heldAt ? args[1] : 'data/tinystories/heldout_10pct.txt';
+const pruneArgs = args.slice(heldAt);
 const dense = sharedPath('models/tinystories-llama32k/hf');
-const held = 'data/tinystories/heldout_10pct.txt';
 const wikiHead = '.tmp/wikitext-2-test-head.txt'; // as bench/study.ts cuts it
 mkdirSync('.tmp', { recursive: true });
 const wiki = readFileSync(sharedPath('data/wikitext-2-raw/wiki.test.rows.txt'), 'utf8');

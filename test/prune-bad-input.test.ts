@@ -69,6 +69,13 @@ const cases: [string, string[], RegExp][] = [
     [stories, '-o', 'OUT', '--ffn', '100', '--calib', `${STORIES}README.md`],
     /calibration text has \d+ tokens in \d+ blocks, giving \d+ windows of 512; 16 samples × 512 tokens = 8192 are needed/,
   ],
+  [
+    '--search-text with a fixed split',
+    [stories, '-o', 'OUT', '--ratio', '0.3', '--vocab-share', '0.1', '--search-text', HELDOUT],
+    /--search-text is what the split search measures, and this prune has a fixed split/,
+  ],
+  ['--search-text missing', [stories, '-o', 'OUT', '--ratio', '0.3', '--search-text', 'MISSING'], /missing\.txt/],
+  ['--search-text empty', [stories, '-o', 'OUT', '--ratio', '0.3', '--search-text', 'EMPTY'], /empty\.txt: --search-text is empty/],
   ['output inside the input', [stories, '-o', `${stories}/pruned`, '--ffn', '100'], /output .* is inside the input/],
   [
     'keep-list naming unknown tokens',
@@ -80,8 +87,10 @@ const cases: [string, string[], RegExp][] = [
 for (const [name, args, pattern] of cases) {
   test(`prune refuses: ${name}`, () => {
     writeFileSync(join(work, 'keep.txt'), 'zzzunknown\n▁Once\n');
+    writeFileSync(join(work, 'empty.txt'), '\n \n');
+    const files: Record<string, string> = { KEEP: 'keep.txt', EMPTY: 'empty.txt', MISSING: 'missing.txt' };
     expectRefusal(
-      args.map((a) => (a === 'KEEP' ? join(work, 'keep.txt') : a)),
+      args.map((a) => (a in files ? join(work, files[a]) : a)),
       pattern,
     );
   });

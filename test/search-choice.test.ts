@@ -1,16 +1,17 @@
 /**
  * How the split search chooses (src/prune/search.ts): the paired standard error over held-out
- * pieces, the one-standard-error rule, and the batched per-piece measure it relies on.
+ * pieces, the one-standard-error rule, the batched per-piece measure it relies on, and --search-text.
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { checkpointTextBits, checkpointTextMetrics } from '../src/eval/text-metrics.js';
 import { prune } from '../src/api.js';
-import { chooseSplit, type MeasuredSplit, type PieceBits, pairedStandardError } from '../src/prune/search.js';
+import { chooseSplit, heldOutPieces, type MeasuredSplit, type PieceBits, pairedStandardError } from '../src/prune/search.js';
+import { calibrationFor } from '../src/prune/statistics.js';
 import { HELDOUT_TEXT, STORIES } from './helpers/fixtures.js';
 
 const pieces = (bits: number[]) => bits.map((b) => ({ bits: b, bytes: 100 }));
@@ -120,6 +121,44 @@ test('the race: every split is measured on every 4th piece; only those within 4 
     assert.equal(gridSurvivors, grid.filter((g) => bpb(g) - bpb(lowest) <= 4 * pairedStandardError(g, lowest)).length);
     assert.equal(report.vocab.after, auto.candidates[0].vocab, 'the chosen split is listed first');
     assert.equal(auto.candidates[0].piecesMeasured, P, 'and was measured on every piece');
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+});
+
+test('--search-text: the search measures exactly that text, and the calibration keeps every document whole', async () => {
+  const work = mkdtempSync(join(tmpdir(), 'compact-search-text-'));
+  try {
+    const file = join(work, 'search.txt');
+    const text = readFileSync(HELDOUT_TEXT, 'utf8').slice(0, 20000);
+    writeFileSync(file, text);
+    const measured = new Set<string>();
+    const report = await prune(`${STORIES}hf`, join(work, 'out'), {
+      ratio: 0.3,
+      samples: 4,
+      seqLen: 128,
+      threads: 2,
+      searchText: file,
+      autoRefine: false,
+      measureTexts: async (_dir, texts) => {
+        texts.forEach((t) => measured.add(t));
+        return texts.map((t) => ({ bits: Buffer.byteLength(t), bytes: Buffer.byteLength(t) }));
+      },
+    });
+    const auto = report.auto!;
+    assert.deepEqual([auto.heldOutText, auto.heldOutChars], [file, text.length]);
+    assert.equal(measured.size, auto.heldOutPieces);
+    assert.equal(heldOutPieces(text).join(''), text, 'the pieces are the whole text');
+    assert.deepEqual([...measured].sort(), heldOutPieces(text).sort());
+    // Without --search-text the last 10 % of the calibration text is held out; with it, nothing is.
+    const options = { calib: [HELDOUT_TEXT], calibField: 'text', samples: 4, seqLen: 128, seed: 0, auto: true };
+    const needs = { activations: true, expectedCounts: false };
+    const whole = readFileSync(HELDOUT_TEXT, 'utf8');
+    const withTail = calibrationFor(`${STORIES}hf`, options, needs)!;
+    const withText = calibrationFor(`${STORIES}hf`, { ...options, searchText: file }, needs)!;
+    assert.equal(withTail.documents.join('').length + withTail.heldOut.length, whole.length);
+    assert.ok(withTail.heldOut.length > 0);
+    assert.deepEqual([withText.documents.join(''), withText.heldOut], [whole, text]);
   } finally {
     rmSync(work, { recursive: true, force: true });
   }

@@ -28,6 +28,7 @@ interface PruneFlags extends CalibrationFlags {
   ratio?: string;
   vocabShare?: string;
   auto?: boolean;
+  searchText?: string;
   compensate?: boolean;
   damp?: string;
   selection: Selection;
@@ -68,7 +69,11 @@ export function registerPrune(program: Command, version: string, argv: string[])
     )
     .option(
       '--auto',
-      "the default with --ratio and no --vocab-share: try vocabulary shares 0, 0.1, 0.25, 0.5, 0.75, 1 in both vocabulary modes (or the --vocab-mode given), then shares halfway to the best one's neighbours; each measured by bits per byte on the held-out last 10 % of the calibration text; the lowest wins unless splits within one standard error of it remove fewer frequency-chosen tokens (then the one removing fewest)",
+      "the default with --ratio and no --vocab-share: try vocabulary shares 0, 0.1, 0.25, 0.5, 0.75, 1 in both vocabulary modes (or the --vocab-mode given), then shares halfway to the best one's neighbours; each measured by bits per byte on the held-out last 10 % of the calibration text (or --search-text); the lowest wins unless splits within one standard error of it remove fewer frequency-chosen tokens (then the one removing fewest)",
+    )
+    .option(
+      '--search-text <file>',
+      "text the split search measures instead of the calibration text's last 10 % (all of the calibration text then feeds the statistics): give text the model was not trained on, or text of the domain it will serve",
     )
     .option(
       '--no-auto',
@@ -154,7 +159,12 @@ export function registerPrune(program: Command, version: string, argv: string[])
       } else if (!f.output)
         throw new CompactError("required option '-o, --output <dir>' not specified (only --calib-shard runs write no model)");
       // Every file named by a flag is checked before the work starts (--calib by prune itself).
-      checkReadable([...(f.evalText ? [f.evalText] : []), ...(f.vocabCorpus ?? []), ...(f.scoresIn ?? [])]);
+      checkReadable([
+        ...(f.evalText ? [f.evalText] : []),
+        ...(f.searchText ? [f.searchText] : []),
+        ...(f.vocabCorpus ?? []),
+        ...(f.scoresIn ?? []),
+      ]);
       const bar = progressBar('prune', !f.json);
       const damp = finiteNumber(f.damp, '--damp')!;
       if (!(damp > 0)) throw new CompactError(`--damp must be > 0, got ${f.damp}`);
@@ -171,6 +181,7 @@ export function registerPrune(program: Command, version: string, argv: string[])
           method: f.method,
           ...budget,
           auto: f.auto,
+          searchText: f.searchText,
           compensate: f.compensate,
           damp,
           selection: f.selection,
@@ -314,7 +325,7 @@ export function printReport(r: PruneReport, quality?: Quality): void {
   if (quality) console.log(`eval text: ${quality.text}`);
   if (r.auto) {
     console.log(
-      `split search tried (bits per byte on ${integer(r.auto.heldOutChars)} held-out characters = ${integer(r.auto.heldOutTokens)} tokens of the calibration text, in ${r.auto.heldOutPieces} pieces; chosen first: ${CHOICE_RULE}):`,
+      `split search tried (bits per byte on ${integer(r.auto.heldOutChars)} held-out characters = ${integer(r.auto.heldOutTokens)} tokens of ${r.auto.heldOutText ?? 'the calibration text'}, in ${r.auto.heldOutPieces} pieces; chosen first: ${CHOICE_RULE}):`,
     );
     console.log(
       table(

@@ -1,4 +1,5 @@
 /** README.md of a pruned checkpoint: what was done, to what, with what, by which command. */
+import { basename } from 'node:path';
 import { PRECISION_TRAITS } from '../engine/precision.js';
 import { ROUNDS_PER_LAYER } from './greedy-removal.js';
 import { METHOD_TRAITS } from './methods.js';
@@ -46,7 +47,7 @@ export function modelCard(r: PruneReport, o: Pick<ScoringOptions, 'scoresIn'> & 
     ...(r.auto
       ? [
           '',
-          `Split chosen by search (first row) on ${n(r.auto.heldOutChars)} held-out characters (${n(r.auto.heldOutTokens)} tokens, ${r.auto.heldOutPieces} pieces) of the calibration text: ${CHOICE_RULE}.`,
+          `Split chosen by search (first row) on ${n(r.auto.heldOutChars)} held-out characters (${n(r.auto.heldOutTokens)} tokens, ${r.auto.heldOutPieces} pieces) of ${r.auto.heldOutText ? `\`${basename(r.auto.heldOutText)}\`` : 'the calibration text'}: ${CHOICE_RULE}.`,
           ...r.auto.warnings.map((w) => `\n**Note:** ${w}.`),
           '',
           '| vocab share | mode | V′ | I′ | removed | held-out bpb | − lowest | ± s.e. | pieces | pass |',

@@ -39,6 +39,12 @@ export interface SearchOptions {
    * pruning does not depend on evaluation.
    */
   measureTexts?: (dir: string, texts: readonly string[]) => Promise<{ bits: number; bytes: number }[]>;
+  /**
+   * The text the search measures (a file), instead of the calibration text's held-out tail; then
+   * every calibration document feeds the windows and the token counts. For a calibration text the
+   * model was trained on, whose tail measures memorisation (docs/compensation.md).
+   */
+  searchText?: string;
   /** Vocabulary modes the search tries (default: only vocabMode). */
   autoModes?: KeepMode[];
   /** After the coarse grid, also try the shares halfway to the best one's neighbours (a second calibration pass). Default true. */

@@ -76,7 +76,14 @@ async function pruneOrShard(input: string, output: string, o: PruneOptions): Pro
   const slow = grid.some((c) => c.budget.vocab < spec.vocabSize) ? readSlowFiles(src) : null; // a bad one is refused now
   if (!o.scoresIn?.length && !o.calibWindows) checkReadable(o.calib); // so is a missing calibration file
   if (o.calibShard) checkShardRun(o, o.calibShard);
-  check(!(o.calibWindows && o.auto), '--auto measures on held-out calibration text; pre-tokenized calibration windows have none');
+  check(
+    !(o.calibWindows && o.auto && o.searchText == null),
+    '--auto measures held-out text; pre-tokenized calibration windows have none (give searchText)',
+  );
+  check(
+    o.searchText == null || o.auto,
+    '--search-text is what the split search measures, and this prune has a fixed split (drop --search-text, or give --ratio without --vocab-share)',
+  );
 
   // ── calibration text (held-out tail for --auto) and token counts for frequency vocabularies ──
   const ffnPruned = grid.some((c) => c.budget.ffn < spec.intermediateSize);

@@ -66,7 +66,15 @@ export interface PruneReport {
   criterion: Criterion | null;
   weighting: Weighting | null;
   /** What --auto tried (held-out bits per byte per split), the chosen one first, then by bits per byte. */
-  auto: { heldOutChars: number; heldOutTokens: number; heldOutPieces: number; candidates: AutoCandidate[]; warnings: string[] } | null;
+  auto: {
+    /** The file the search measured (--search-text), or null: the calibration text's held-out tail. */
+    heldOutText: string | null;
+    heldOutChars: number;
+    heldOutTokens: number;
+    heldOutPieces: number;
+    candidates: AutoCandidate[];
+    warnings: string[];
+  } | null;
   /** Least-squares compensation of down_proj, per layer (null: not applied). */
   compensation: CompensationReport | null;
   /** Files and directories of the input not copied to the output (stale weights or token ids, links), by name. */

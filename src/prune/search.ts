@@ -18,7 +18,7 @@ import type { Plan } from './select.js';
 import type { Source } from './source.js';
 import { writeCheckpointFiles } from './write.js';
 
-/** Held-out text for --auto: the last 10 % of the calibration text, at most this many characters. */
+/** Held-out text for --auto without --search-text: the last 10 % of the calibration text, at most this many characters. */
 export const AUTO_HOLDOUT_CHARS = 65536;
 /** Below this many held-out characters the search's choice is reported as weakly supported. */
 export const AUTO_FEW_CHARS = 20000;
@@ -116,6 +116,7 @@ export async function searchSplit(
   return {
     chosen,
     auto: {
+      heldOutText: o.searchText ?? null,
       heldOutChars: calibration.heldOut.length,
       heldOutTokens,
       heldOutPieces: pieces.length,
@@ -184,7 +185,7 @@ function autoWarnings(heldOutChars: number, measured: AutoCandidate[], chosen: C
   const warnings: string[] = [];
   if (heldOutChars < AUTO_FEW_CHARS)
     warnings.push(
-      `only ${heldOutChars} held-out characters decided the split (fewer than ${AUTO_FEW_CHARS}): the choice is noisy; give more calibration text`,
+      `only ${heldOutChars} held-out characters decided the split (fewer than ${AUTO_FEW_CHARS}): the choice is noisy; give more held-out text (more calibration text, or --search-text)`,
     );
   if (chosen.mode === 'frequency' && chosen.budget.vocab < Math.max(...measured.map((m) => m.vocab))) {
     warnings.push(

@@ -9,6 +9,7 @@ import { loadF32 } from '../model/checkpoint.js';
 import { LAYER_TENSORS, layerPrefix } from '../model/tensor-names.js';
 import { loadTokenizer } from '../model/tokenizer.js';
 import { check } from '../util/errors.js';
+import { readUserText } from '../util/files.js';
 import { ExactStats, shardWindows } from './calib-shard.js';
 import { buildCalibration, checkCalibrationLoss, lossTargets, type Calibration, windowsCalibration } from './calibration.js';
 import type { Candidate } from './candidates.js';
@@ -25,25 +26,36 @@ import type { Source } from './source.js';
 import { keepHash } from './vocabulary.js';
 
 /**
- * The calibration windows, when a calibration pass needs them, or --auto its held-out text, or a
- * frequency vocabulary its expected counts (then fewer or shorter windows will do); null otherwise.
+ * The calibration windows, when a calibration pass needs them, or --auto its held-out text (the
+ * calibration text's tail, or --search-text), or a frequency vocabulary its expected counts (then
+ * fewer or shorter windows will do); null otherwise.
  */
 export function calibrationFor(
   input: string,
-  o: CalibrationPassOptions & Pick<SearchOptions, 'auto'>,
+  o: CalibrationPassOptions & Pick<SearchOptions, 'auto' | 'searchText'>,
   needs: { activations: boolean; expectedCounts: boolean },
 ): Calibration | null {
   const windowsNeeded = needs.activations || needs.expectedCounts;
-  if (o.calibWindows && windowsNeeded) return windowsCalibration(o.calibWindows, o.seed, o.calibField);
   if (!windowsNeeded && !o.auto) return null;
-  return buildCalibration(loadTokenizer(input), o.calib, {
-    samples: o.samples,
-    seqLen: o.seqLen,
-    seed: o.seed,
-    field: o.calibField,
-    holdOutChars: o.auto ? AUTO_HOLDOUT_CHARS : undefined,
-    fewer: !needs.activations && !o.auto,
-  });
+  const searchText = o.auto && o.searchText != null ? readSearchText(o.searchText) : null;
+  const calibration =
+    o.calibWindows && windowsNeeded
+      ? windowsCalibration(o.calibWindows, o.seed, o.calibField)
+      : buildCalibration(loadTokenizer(input), o.calib, {
+          samples: o.samples,
+          seqLen: o.seqLen,
+          seed: o.seed,
+          field: o.calibField,
+          holdOutChars: o.auto && searchText == null ? AUTO_HOLDOUT_CHARS : undefined,
+          fewer: !needs.activations && !o.auto,
+        });
+  return searchText == null ? calibration : { ...calibration, heldOut: searchText };
+}
+
+function readSearchText(file: string): string {
+  const text = readUserText(file);
+  check(text.trim().length > 0, `${file}: --search-text is empty; the split search needs text to measure`);
+  return text;
 }
 
 /** Where compensated weights go: the pass's store, candidate k stored as `first + k`. */
