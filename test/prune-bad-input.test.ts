@@ -75,6 +75,11 @@ const cases: [string, string[], RegExp][] = [
     /--search-text is what the split search measures, and this prune has a fixed split/,
   ],
   ['--search-text missing', [stories, '-o', 'OUT', '--ratio', '0.3', '--search-text', 'MISSING'], /missing\.txt/],
+  [
+    '--search-text inside the calibration text',
+    [stories, '-o', 'OUT', '--ratio', '0.3', '--calib', HELDOUT, '--search-text', HELDOUT],
+    /heldout_10pct\.txt: --search-text is part of the calibration text, so the search would measure text the statistics were counted on/,
+  ],
   ['--search-text empty', [stories, '-o', 'OUT', '--ratio', '0.3', '--search-text', 'EMPTY'], /empty\.txt: --search-text is empty/],
   ['output inside the input', [stories, '-o', `${stories}/pruned`, '--ffn', '100'], /output .* is inside the input/],
   [

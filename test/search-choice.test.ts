@@ -12,7 +12,7 @@ import { checkpointTextBits, checkpointTextMetrics } from '../src/eval/text-metr
 import { prune } from '../src/api.js';
 import { chooseSplit, heldOutPieces, type MeasuredSplit, type PieceBits, pairedStandardError } from '../src/prune/search.js';
 import { calibrationFor } from '../src/prune/statistics.js';
-import { HELDOUT_TEXT, STORIES } from './helpers/fixtures.js';
+import { CALIBRATION_TEXT, HELDOUT_TEXT, STORIES } from './helpers/fixtures.js';
 
 const pieces = (bits: number[]) => bits.map((b) => ({ bits: b, bytes: 100 }));
 
@@ -150,10 +150,11 @@ test('--search-text: the search measures exactly that text, and the calibration 
     assert.equal(measured.size, auto.heldOutPieces);
     assert.equal(heldOutPieces(text).join(''), text, 'the pieces are the whole text');
     assert.deepEqual([...measured].sort(), heldOutPieces(text).sort());
-    // Without --search-text the last 10 % of the calibration text is held out; with it, nothing is.
-    const options = { calib: [HELDOUT_TEXT], calibField: 'text', samples: 4, seqLen: 128, seed: 0, auto: true };
+    // Without --search-text the last 10 % of the calibration text is held out; with it, nothing is
+    // (and a search text inside the calibration text is refused: test/prune-bad-input.test.ts).
+    const options = { calib: [CALIBRATION_TEXT], calibField: 'text', samples: 4, seqLen: 128, seed: 0, auto: true };
     const needs = { activations: true, expectedCounts: false };
-    const whole = readFileSync(HELDOUT_TEXT, 'utf8');
+    const whole = readFileSync(CALIBRATION_TEXT, 'utf8');
     const withTail = calibrationFor(`${STORIES}hf`, options, needs)!;
     const withText = calibrationFor(`${STORIES}hf`, { ...options, searchText: file }, needs)!;
     assert.equal(withTail.documents.join('').length + withTail.heldOut.length, whole.length);

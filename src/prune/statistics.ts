@@ -49,7 +49,12 @@ export function calibrationFor(
           holdOutChars: o.auto && searchText == null ? AUTO_HOLDOUT_CHARS : undefined,
           fewer: !needs.activations && !o.auto,
         });
-  return searchText == null ? calibration : { ...calibration, heldOut: searchText };
+  if (searchText == null) return calibration;
+  check(
+    !calibration.documents.some((d) => d.includes(searchText)),
+    `${o.searchText}: --search-text is part of the calibration text, so the search would measure text the statistics were counted on; give held-out text, or leave --search-text out (the search then holds out the calibration text's last 10 %)`,
+  );
+  return { ...calibration, heldOut: searchText };
 }
 
 function readSearchText(file: string): string {
