@@ -147,6 +147,10 @@ test('--search-text: the search measures exactly that text, and the calibration 
     });
     const auto = report.auto!;
     assert.deepEqual([auto.heldOutText, auto.heldOutChars], [file, text.length]);
+    assert.match(
+      readFileSync(join(work, 'out', 'README.md'), 'utf8'),
+      /held-out characters \([\d,]+ tokens, \d+ pieces\) of `search\.txt`/,
+    );
     assert.equal(measured.size, auto.heldOutPieces);
     assert.equal(heldOutPieces(text).join(''), text, 'the pieces are the whole text');
     assert.deepEqual([...measured].sort(), heldOutPieces(text).sort());
