@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { checkpointTextBits, checkpointTextMetrics } from '../src/eval/text-metrics.js';
 import { prune } from '../src/api.js';
-import { chooseSplit, heldOutPieces, type MeasuredSplit, type PieceBits, pairedStandardError } from '../src/prune/search.js';
+import { chooseSplit, type MeasuredSplit, type PieceBits, pairedStandardError } from '../src/prune/search.js';
 import { calibrationFor } from '../src/prune/statistics.js';
 import { CALIBRATION_TEXT, HELDOUT_TEXT, STORIES } from './helpers/fixtures.js';
 
@@ -151,9 +151,11 @@ test('--search-text: the search measures exactly that text, and the calibration 
       readFileSync(join(work, 'out', 'README.md'), 'utf8'),
       /held-out characters \([\d,]+ tokens, \d+ pieces\) of `search\.txt`/,
     );
+    // What the stub was handed, put back in file order, is the file: every character measured once.
+    const inOrder = [...measured].sort((a, b) => text.indexOf(a) - text.indexOf(b));
     assert.equal(measured.size, auto.heldOutPieces);
-    assert.equal(heldOutPieces(text).join(''), text, 'the pieces are the whole text');
-    assert.deepEqual([...measured].sort(), heldOutPieces(text).sort());
+    assert.ok(measured.size >= 16, `${measured.size} pieces`);
+    assert.equal(inOrder.join(''), text);
     // Without --search-text the last 10 % of the calibration text is held out; with it, nothing is
     // (and a search text inside the calibration text is refused: test/prune-bad-input.test.ts).
     const options = { calib: [CALIBRATION_TEXT], calibField: 'text', samples: 4, seqLen: 128, seed: 0, auto: true };

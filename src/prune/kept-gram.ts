@@ -22,7 +22,8 @@ import { createSession } from '../engine/session.js';
  * the solve, the next layer's forward pass and the head (bench:scale's 8B shape: peak RSS 6.33 GiB,
  * 5.44 with a session per call). Releasing the session is the only way to free it here: the Node
  * binding ignores RunOptions' arena-shrinkage entry (WebAssembly only). A session per call costs
- * ~10 ms; one 8B-shaped layer took the same time either way (docs/benchmarks.md).
+ * ~10 ms; one 8B-shaped layer took the same time either way (docs/benchmarks.md), and so did whole
+ * compensated prunes of Qwen2.5-0.5B's shape, run alternately with the session kept (docs/compensation.md).
  */
 export async function keptGramParts(
   blocks: readonly GramRowBlock[],
