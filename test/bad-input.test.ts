@@ -99,6 +99,11 @@ const cases: Case[] = [
   ['missing config.json', (d) => rmSync(join(d, 'config.json')), /config\.json: cannot read \(ENOENT\)/],
   ['malformed config.json', (d) => writeFileSync(join(d, 'config.json'), '{"model_type": "llama",'), /config\.json: not valid JSON/],
   [
+    'config.json not UTF-8',
+    (d) => writeFileSync(join(d, 'config.json'), Buffer.from([...Buffer.from('{"model_type": "ll'), 0xe1, ...Buffer.from('ma"}')])),
+    /config\.json: not UTF-8 text \(first invalid byte at offset 18\)/,
+  ],
+  [
     'unsupported model_type',
     (d) =>
       writeFileSync(
@@ -565,6 +570,11 @@ test('eval: bad flags and files are user errors', () => {
   let r = runCli(['eval', `${STORIES}hf`, '--text', join(work, 'nope.txt')]);
   assert.equal(r.code, 2);
   assert.match(r.stderr, /nope\.txt: cannot read \(ENOENT\)/);
+  // A binary or Latin-1 file was decoded into replacement characters and measured (exit 0).
+  writeFileSync(join(work, 'latin1.txt'), Buffer.from([...Buffer.from('Once upon a time, caf'), 0xe9, 0x0a]));
+  r = runCli(['eval', `${STORIES}hf`, '--text', join(work, 'latin1.txt')]);
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /latin1\.txt: not UTF-8 text \(first invalid byte at offset 21\); give a plain UTF-8 text file\n$/);
   r = runCli(['eval', `${STORIES}hf`, '--text', `${STORIES}README.md`, '--window', '0']);
   assert.equal(r.code, 2);
   assert.match(r.stderr, /--window must be a positive integer, got "0"/);

@@ -82,6 +82,17 @@ const cases: [string, string[], RegExp][] = [
   ],
   ['--search-text empty', [stories, '-o', 'OUT', '--ratio', '0.3', '--search-text', 'EMPTY'], /empty\.txt: --search-text is empty/],
   ['output inside the input', [stories, '-o', `${stories}/pruned`, '--ffn', '100'], /output .* is inside the input/],
+  // Not UTF-8 (a Latin-1 "é" after a literal U+FFFD): it was decoded into replacement characters and calibrated on.
+  [
+    'calibration text not UTF-8',
+    [stories, '-o', 'OUT', '--ffn', '100', '--calib', 'LATIN1'],
+    /latin1\.txt: not UTF-8 text \(first invalid byte at offset 19\)/,
+  ],
+  [
+    '--search-text not UTF-8',
+    [stories, '-o', 'OUT', '--ratio', '0.3', '--search-text', 'LATIN1'],
+    /latin1\.txt: not UTF-8 text \(first invalid byte at offset 19\)/,
+  ],
   [
     'keep-list naming unknown tokens',
     [stories, '-o', 'OUT', '--vocab', '400', '--keep', 'KEEP'],
@@ -93,7 +104,11 @@ for (const [name, args, pattern] of cases) {
   test(`prune refuses: ${name}`, () => {
     writeFileSync(join(work, 'keep.txt'), 'zzzunknown\n▁Once\n');
     writeFileSync(join(work, 'empty.txt'), '\n \n');
-    const files: Record<string, string> = { KEEP: 'keep.txt', EMPTY: 'empty.txt', MISSING: 'missing.txt' };
+    writeFileSync(
+      join(work, 'latin1.txt'),
+      Buffer.concat([Buffer.from('hello \uFFFD world caf'), Buffer.from([0xe9]), Buffer.from(' ok\n')]),
+    );
+    const files: Record<string, string> = { KEEP: 'keep.txt', EMPTY: 'empty.txt', MISSING: 'missing.txt', LATIN1: 'latin1.txt' };
     expectRefusal(
       args.map((a) => (a in files ? join(work, files[a]) : a)),
       pattern,

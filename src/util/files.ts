@@ -2,8 +2,11 @@
  * Reading a user's file: the one place every input file goes through. A missing, unreadable,
  * oversized or non-regular file (a directory, a FIFO, a device such as /dev/zero) is a user error
  * naming the file, never a hang or a crash; a file of a model directory may not lead out of it
- * through a symbolic link; a JSON syntax error quotes at most a short, escaped excerpt on one line.
+ * through a symbolic link; text that is not UTF-8 (a binary or Latin-1 file) is refused with the
+ * offset of its first bad byte, never decoded into replacement characters and measured; a JSON
+ * syntax error quotes at most a short, escaped excerpt on one line.
  */
+import { isUtf8 } from 'node:buffer';
 import { closeSync, constants, fstatSync, openSync, readSync, realpathSync } from 'node:fs';
 import { basename, dirname, join, sep } from 'node:path';
 import { CompactError, check } from './errors.js';
@@ -120,9 +123,23 @@ export function readUserBytes(file: string, options: ReadOptions = {}): Buffer {
   }
 }
 
-/** The file's UTF-8 text. */
+/** The file's UTF-8 text; a file that is not UTF-8 is refused. */
 export function readUserText(file: string, options: ReadOptions = {}): string {
-  return readUserBytes(file, options).toString('utf8');
+  const bytes = readUserBytes(file, options);
+  const text = bytes.toString('utf8');
+  if (isUtf8(bytes)) return text;
+  throw new CompactError(
+    `${file}: not UTF-8 text (first invalid byte at offset ${firstInvalidUtf8Byte(bytes, text)}); give a plain UTF-8 text file`,
+  );
+}
+
+/** Where decoding `bytes` (not valid UTF-8) first put a replacement character for bytes that are not one. */
+function firstInvalidUtf8Byte(bytes: Buffer, text: string): number {
+  for (let i = text.indexOf('\uFFFD'); i >= 0; i = text.indexOf('\uFFFD', i + 1)) {
+    const at = Buffer.byteLength(text.slice(0, i)); // the text before is valid, so its length is the offset
+    if (bytes[at] !== 0xef || bytes[at + 1] !== 0xbf || bytes[at + 2] !== 0xbd) return at; // not an encoded U+FFFD
+  }
+  return 0; // unreachable: invalid UTF-8 always decodes to a replacement character
 }
 
 /** Deepest nesting of objects and lists read (real files nest a few levels; code that walks JSON recursively needs a bound). */
