@@ -16,7 +16,7 @@ import {
   truncateSync,
   writeFileSync,
 } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { writeSafetensors } from '../src/model/safetensors-writer.js';
@@ -575,6 +575,13 @@ test('eval: bad flags and files are user errors', () => {
   r = runCli(['eval', `${STORIES}hf`, '--text', join(work, 'latin1.txt')]);
   assert.equal(r.code, 2);
   assert.match(r.stderr, /latin1\.txt: not UTF-8 text \(first invalid byte at offset 21\); give a plain UTF-8 text file\n$/);
+  // More threads than cores: --threads 99999 ran for minutes before doing anything.
+  r = runCli(['eval', `${STORIES}hf`, '--speed', '--threads', String(cpus().length + 1)]);
+  assert.equal(r.code, 2);
+  assert.match(
+    r.stderr,
+    new RegExp(`--threads must be at most ${cpus().length} \\(this machine's logical CPUs\\), got ${cpus().length + 1}\n$`),
+  );
   r = runCli(['eval', `${STORIES}hf`, '--text', `${STORIES}README.md`, '--window', '0']);
   assert.equal(r.code, 2);
   assert.match(r.stderr, /--window must be a positive integer, got "0"/);
