@@ -67,7 +67,13 @@ const cases: [string, string[], RegExp][] = [
   [
     'calibration text too short',
     [stories, '-o', 'OUT', '--ffn', '100', '--calib', `${STORIES}README.md`],
-    /calibration text has \d+ tokens in \d+ blocks, giving \d+ windows of 512; 16 samples × 512 tokens = 8192 are needed/,
+    /README\.md: the calibration text has \d+ tokens in \d+ blocks, giving \d+ windows of 512; 16 samples × 512 tokens = 8192 are needed/,
+  ],
+  // It said "calibration text has 0 tokens …" about the vocabulary corpus.
+  [
+    '--vocab-corpus empty',
+    [stories, '-o', 'OUT', '--ratio', '0.3', '--vocab-corpus', 'EMPTY0'],
+    /empty0\.txt: the text has no tokens to count/,
   ],
   [
     '--search-text with a fixed split',
@@ -104,11 +110,18 @@ for (const [name, args, pattern] of cases) {
   test(`prune refuses: ${name}`, () => {
     writeFileSync(join(work, 'keep.txt'), 'zzzunknown\n▁Once\n');
     writeFileSync(join(work, 'empty.txt'), '\n \n');
+    writeFileSync(join(work, 'empty0.txt'), '');
     writeFileSync(
       join(work, 'latin1.txt'),
       Buffer.concat([Buffer.from('hello \uFFFD world caf'), Buffer.from([0xe9]), Buffer.from(' ok\n')]),
     );
-    const files: Record<string, string> = { KEEP: 'keep.txt', EMPTY: 'empty.txt', MISSING: 'missing.txt', LATIN1: 'latin1.txt' };
+    const files: Record<string, string> = {
+      KEEP: 'keep.txt',
+      EMPTY: 'empty.txt',
+      EMPTY0: 'empty0.txt',
+      MISSING: 'missing.txt',
+      LATIN1: 'latin1.txt',
+    };
     expectRefusal(
       args.map((a) => (a in files ? join(work, files[a]) : a)),
       pattern,

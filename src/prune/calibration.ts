@@ -91,11 +91,15 @@ export function buildCalibration(tokenizer: Tokenizer, files: string[], options:
     else if (options.fewer && ids.length > 0 && short.length < options.samples) short.push({ block, ids });
     if (windows.length === options.samples) break;
   }
-  if (options.fewer && windows.length === 0) windows = short;
-  check(
-    windows.length === options.samples || (options.fewer === true && windows.length > 0),
-    `calibration text has ${encoded} tokens in ${blocks.length} blocks, giving ${windows.length} windows of ${options.seqLen}; ${options.samples} samples × ${options.seqLen} tokens = ${options.samples * options.seqLen} are needed (add text or lower --samples / --seq-len)`,
-  );
+  const source = files.join(', ');
+  if (options.fewer) {
+    if (windows.length === 0) windows = short;
+    check(windows.length > 0, `${source}: the text has no tokens to count`);
+  } else
+    check(
+      windows.length === options.samples,
+      `${source}: the calibration text has ${encoded} tokens in ${blocks.length} blocks, giving ${windows.length} windows of ${options.seqLen}; ${options.samples} samples × ${options.seqLen} tokens = ${options.samples * options.seqLen} are needed (add text or lower --samples / --seq-len)`,
+    );
   return {
     windows: windows.sort((a, b) => a.block - b.block).map((w) => w.ids),
     sha256: hash.digest('hex'),
