@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { after, test } from 'node:test';
 import type { StudyRow } from '../src/study/study.js';
 import { runCli } from './helpers/cli.js';
-import { CALIBRATION_TEXT, HELDOUT_TEXT, STORIES } from './helpers/fixtures.js';
+import { CALIBRATION_TEXT, HELDOUT_TEXT, ROOT, STORIES } from './helpers/fixtures.js';
 
 const work = mkdtempSync(join(tmpdir(), 'compact-compare-'));
 after(() => rmSync(work, { recursive: true, force: true }));
@@ -78,11 +78,18 @@ test('compare: cells equal compact prune + compact eval; unreachable cells give 
   assert.match(html, /new Chart\(/);
 });
 
-test('compare bad input: unknown method, bad ratio: clear error, no report directory', () => {
+test('compare bad input: unknown method, bad ratio, a repeat: clear error, no report directory', () => {
   const report = join(work, 'never');
   for (const [args, pattern] of [
     [['--methods', 'compact,wanda'], /unknown method\(s\) wanda; known: compact, compact-auto/],
     [['--ratios', '0.2,1.5'], /--ratios must be numbers in \(0, 1\)/],
+    // Repeats ran a cell twice, or (two texts of one file name) wrote both into one column.
+    [['--ratios', '0.2,0.20'], /--ratios: "0\.2" is given twice/],
+    [['--methods', 'compact,compact'], /--methods: "compact" is given twice/],
+    [
+      ['--eval-text', `${STORIES}README.md`, `${ROOT}README.md`],
+      /--eval-text \(its file names, without extension, name the columns\): "README" is given twice/,
+    ],
   ] as const) {
     const r = runCli(['compare', `${STORIES}hf`, '-o', report, '--eval-text', HELDOUT_TEXT, ...args]);
     assert.equal(r.code, 2, r.stderr);

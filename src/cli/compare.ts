@@ -48,7 +48,12 @@ export function registerCompare(program: Command, version: string, argv: string[
       if (unknown.length) throw new CompactError(`unknown method(s) ${unknown.join(', ')}; known: ${STUDY_METHOD_NAMES.join(', ')}`);
       const ratios = f.ratios.split(',').map((r) => Number(r));
       if (ratios.some((r) => !(r > 0 && r < 1))) throw new CompactError(`--ratios must be numbers in (0, 1), got ${f.ratios}`);
-      const evalTexts = f.evalText.map((file) => ({ name: basename(file).replace(/\.[^.]+$/, ''), text: readTextFile(file) }));
+      const names = f.evalText.map((file) => basename(file).replace(/\.[^.]+$/, ''));
+      // Each list names the report's columns or cells: a repeat would run a cell twice or overwrite a column.
+      noRepeats('--methods', methods);
+      noRepeats('--ratios', ratios.map(String));
+      noRepeats('--eval-text (its file names, without extension, name the columns)', names);
+      const evalTexts = f.evalText.map((file, i) => ({ name: names[i], text: readTextFile(file) }));
       checkReadable(f.calib); // here, or every cell would fail on it and the study report nothing
       const agreement = f.agreement ? { ...agreementOptions(f), window: 512 } : undefined;
       const bar = progressBar('compare', !f.json);
@@ -86,4 +91,9 @@ export function registerCompare(program: Command, version: string, argv: string[
       if (f.json) console.log(JSON.stringify(rows, null, 2));
       else console.log(`${studyMarkdown(rows, meta)}\nreport: ${join(f.output, 'study.html')}`);
     });
+}
+
+function noRepeats(what: string, items: string[]): void {
+  const repeated = items.find((item, i) => items.indexOf(item) !== i);
+  if (repeated != null) throw new CompactError(`${what}: ${JSON.stringify(repeated)} is given twice`);
 }
