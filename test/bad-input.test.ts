@@ -580,7 +580,7 @@ test('eval: bad flags and files are user errors', () => {
   assert.equal(r.code, 2);
   assert.match(
     r.stderr,
-    new RegExp(`--threads must be at most ${cpus().length} \\(this machine's logical CPUs\\), got ${cpus().length + 1}\n$`),
+    new RegExp(`--threads must be an integer in \\[1, ${cpus().length}\\] \\(this machine's logical CPUs\\), got ${cpus().length + 1}\n$`),
   );
   r = runCli(['eval', `${STORIES}hf`, '--text', `${STORIES}README.md`, '--window', '0']);
   assert.equal(r.code, 2);

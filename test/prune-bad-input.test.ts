@@ -162,6 +162,22 @@ test('prune refuses, before calibrating: an existing --scores-out file without -
   assert.equal(JSON.parse(readFileSync(scores, 'utf8')).format, 'compact-scores/2');
 });
 
+test('the library refuses the numbers the CLI parses, before reading anything (NaN damping failed after the calibration pass; threads 1.5 was a RangeError)', async () => {
+  const out = join(work, 'never-numbers');
+  // --calib names a missing file: the refusal must come first.
+  const base = { ratio: 0.3, calib: [join(work, 'missing.txt')] };
+  for (const [options, pattern] of [
+    [{ damp: NaN }, /--damp must be > 0, got NaN/],
+    [{ samples: 0 }, /--samples must be a positive integer, got 0/],
+    [{ seqLen: -1 }, /--seq-len must be a positive integer, got -1/],
+    [{ seed: 0.5 }, /--seed must be an integer in \[-2\^31, 2\^32\), got 0\.5/],
+    [{ threads: 1.5 }, /--threads must be an integer in \[1, \d+\] \(this machine's logical CPUs\), got 1\.5/],
+  ] as const) {
+    await assert.rejects(prune(stories, out, { ...base, ...options }), pattern);
+    assert.ok(!existsSync(out), 'nothing written');
+  }
+});
+
 test('prune refuses: a scores file of another model', () => {
   const scores = join(work, 'qwen2-scores.json');
   const out = join(work, 'scored');

@@ -1,7 +1,6 @@
 /** The options several commands share, defined once so their spelling and help never drift apart. */
-import { cpus } from 'node:os';
 import { Option } from 'commander';
-import { check } from '../util/errors.js';
+import { checkThreads } from '../engine/session.js';
 import { positiveInt } from './parse.js';
 
 export const outputOption = (placeholder: string, what: string): Option =>
@@ -11,14 +10,10 @@ export const jsonOption = (what = 'the report'): Option => new Option('--json', 
 export const threadsOption = (): Option =>
   new Option('--threads <n>', 'ONNX Runtime intra-op threads, at most the machine’s cores (default: all of them)');
 
-/**
- * --threads as given (undefined: all cores). More threads than cores only slows ONNX Runtime down
- * (--threads 99999 ran for minutes before doing anything), so that is refused.
- */
+/** --threads as given (undefined: all cores). */
 export function threads(value: string | undefined): number | undefined {
   if (value == null) return undefined;
   const n = positiveInt(value, '--threads');
-  const cores = cpus().length;
-  check(n <= cores, `--threads must be at most ${cores} (this machine's logical CPUs), got ${n}`);
+  checkThreads(n);
   return n;
 }

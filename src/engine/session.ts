@@ -1,6 +1,7 @@
 /** ONNX Runtime sessions as the engine creates them. */
 import { cpus } from 'node:os';
 import ort from 'onnxruntime-node';
+import { check } from '../util/errors.js';
 
 // ONNX Runtime's own telemetry writes an empty mat-debug-<pid>.log to the temp folder and queues
 // events in ~/.cache/Microsoft/DeveloperTools/.onnxruntime/ for every session: a pruning tool must
@@ -18,6 +19,7 @@ process.env.ORT_DISABLE_TELEMETRY ??= '1';
  * inputs, such as compensation's: their arenas would add up in the peak RSS).
  */
 export function createSession(model: Uint8Array, threads = cpus().length, spin = true, arena = true): Promise<ort.InferenceSession> {
+  checkThreads(threads);
   return ort.InferenceSession.create(model, {
     intraOpNumThreads: threads,
     interOpNumThreads: 1,
@@ -25,4 +27,13 @@ export function createSession(model: Uint8Array, threads = cpus().length, spin =
     enableCpuMemArena: arena,
     extra: { session: { intra_op: { allow_spinning: spin ? '1' : '0' } } },
   });
+}
+
+/** More threads than cores only slow ONNX Runtime down (--threads 99999 ran for minutes before doing anything). */
+export function checkThreads(threads: number): void {
+  const cores = cpus().length;
+  check(
+    Number.isInteger(threads) && threads >= 1 && threads <= cores,
+    `--threads must be an integer in [1, ${cores}] (this machine's logical CPUs), got ${threads}`,
+  );
 }

@@ -14,6 +14,7 @@
  *
  * Every check that bad input can fail runs before the calibration pass.
  */
+import { checkThreads } from '../engine/session.js';
 import { checkExportable } from '../gguf/export.js';
 import { openCheckpoint } from '../model/checkpoint.js';
 import { countParams } from '../model/param-count.js';
@@ -59,6 +60,7 @@ export async function calibrateShard(input: string, o: PruneOptions & { calibSha
 
 async function pruneOrShard(input: string, output: string, o: PruneOptions): Promise<PruneReport | ShardReport> {
   const clock = stopwatch();
+  checkNumbers(o);
   // Outputs that exist without --force are refused before any work (and checked again when written).
   if (!o.calibShard) checkOutputDir(output, { force: o.force, inputs: [input] });
   if (o.scoresOut) checkOutputFile(o.scoresOut, o.force);
@@ -144,4 +146,14 @@ async function pruneOrShard(input: string, output: string, o: PruneOptions): Pro
   } finally {
     await comp?.close();
   }
+}
+
+/** The numbers the CLI parses, checked again for library callers (NaN damping failed only after the calibration pass). */
+function checkNumbers(o: PruneOptions): void {
+  const positive = (n: number) => Number.isSafeInteger(n) && n > 0;
+  check(positive(o.samples), `--samples must be a positive integer, got ${o.samples}`);
+  check(positive(o.seqLen), `--seq-len must be a positive integer, got ${o.seqLen}`);
+  check(Number.isInteger(o.seed) && o.seed >= -(2 ** 31) && o.seed < 2 ** 32, `--seed must be an integer in [-2^31, 2^32), got ${o.seed}`);
+  check(o.damp == null || (Number.isFinite(o.damp) && o.damp > 0), `--damp must be > 0, got ${o.damp}`);
+  if (o.threads != null) checkThreads(o.threads);
 }
