@@ -126,15 +126,15 @@ export function readUserBytes(file: string, options: ReadOptions = {}): Buffer {
 /** The file's UTF-8 text; a file that is not UTF-8 is refused. */
 export function readUserText(file: string, options: ReadOptions = {}): string {
   const bytes = readUserBytes(file, options);
-  const text = bytes.toString('utf8');
-  if (isUtf8(bytes)) return text;
+  if (isUtf8(bytes)) return bytes.toString('utf8');
   throw new CompactError(
-    `${file}: not UTF-8 text (first invalid byte at offset ${firstInvalidUtf8Byte(bytes, text)}); give a plain UTF-8 text file`,
+    `${file}: not UTF-8 text (first invalid byte at offset ${firstInvalidUtf8Byte(bytes)}); give a plain UTF-8 text file`,
   );
 }
 
 /** Where decoding `bytes` (not valid UTF-8) first put a replacement character for bytes that are not one. */
-function firstInvalidUtf8Byte(bytes: Buffer, text: string): number {
+function firstInvalidUtf8Byte(bytes: Buffer): number {
+  const text = bytes.toString('utf8');
   for (let i = text.indexOf('\uFFFD'); i >= 0; i = text.indexOf('\uFFFD', i + 1)) {
     const at = Buffer.byteLength(text.slice(0, i)); // the text before is valid, so its length is the offset
     if (bytes[at] !== 0xef || bytes[at + 1] !== 0xbf || bytes[at + 2] !== 0xbd) return at; // not an encoded U+FFFD
