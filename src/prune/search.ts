@@ -189,7 +189,7 @@ function autoWarnings(heldOutChars: number, measured: AutoCandidate[], chosen: C
     );
   if (chosen.mode === 'frequency' && chosen.budget.vocab < Math.max(...measured.map((m) => m.vocab))) {
     warnings.push(
-      'the vocabulary was chosen by token frequency on the calibration text: it is tuned to that domain, and text of another domain may lose more (check with --eval-text on general text)',
+      'the vocabulary was chosen by token frequency on the calibration text: it is tuned to that domain, and text of another domain may lose more (check with --eval-text on general text; to weigh it in the search, give --search-text held-out text of both domains)',
     );
   }
   return warnings;
