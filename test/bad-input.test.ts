@@ -582,6 +582,18 @@ test('eval: bad flags and files are user errors', () => {
     r.stderr,
     new RegExp(`--threads must be an integer in \\[1, ${cpus().length}\\] \\(this machine's logical CPUs\\), got ${cpus().length + 1}\n$`),
   );
+  // A text without an agreement prompt: refused before any model is opened (it failed after bits per
+  // byte, as a NaN agreement). The model directories do not exist, so a later check would say so instead.
+  writeFileSync(join(work, 'no-prompt.txt'), 'Once\n\nupon\n');
+  const nowhere = join(work, 'no-model');
+  for (const args of [
+    ['eval', nowhere, '--text', join(work, 'no-prompt.txt'), '--reference', nowhere],
+    ['compare', nowhere, '--eval-text', join(work, 'no-prompt.txt'), '-o', join(work, 'never-compared')],
+  ]) {
+    r = runCli(args);
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /no-prompt\.txt: no paragraph to measure agreement on \(paragraphs are separated by blank lines/);
+  }
   r = runCli(['eval', `${STORIES}hf`, '--text', `${STORIES}README.md`, '--window', '0']);
   assert.equal(r.code, 2);
   assert.match(r.stderr, /--window must be a positive integer, got "0"/);

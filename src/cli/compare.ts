@@ -1,6 +1,7 @@
 import { writeFileSync } from 'node:fs';
 import { basename, dirname, isAbsolute, join, relative } from 'node:path';
 import type { Command } from 'commander';
+import { agreementPrompts } from '../eval/agreement.js';
 import { STUDY_METHOD_NAMES } from '../study/methods.js';
 import { studyCsv, studyHtml, studyMarkdown } from '../study/report.js';
 import { runStudy } from '../study/study.js';
@@ -56,6 +57,7 @@ export function registerCompare(program: Command, version: string, argv: string[
       const evalTexts = f.evalText.map((file, i) => ({ name: names[i], text: readTextFile(file) }));
       checkReadable(f.calib); // here, or every cell would fail on it and the study report nothing
       const agreement = f.agreement ? { ...agreementOptions(f), window: 512 } : undefined;
+      if (agreement) agreementPrompts(evalTexts[0].text, agreement.paragraphs, f.evalText[0]);
       const bar = progressBar('compare', !f.json);
       const command = ['compact', ...argv.slice(2)].join(' ');
       const rows = await runStudy(dir, {

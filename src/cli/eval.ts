@@ -6,6 +6,7 @@ import { PRECISIONS, type Precision } from '../engine/precision.js';
 import type { MeanWithStderr } from '../eval/multiple-choice.js';
 import { TASK_NAMES } from '../eval/tasks/definitions.js';
 import {
+  agreementPrompts,
   checkSharedTokens,
   measureAgreement,
   openAgreementSide,
@@ -120,6 +121,7 @@ export function registerEval(program: Command): void {
       if (opts.text == null && opts.tasks == null && !opts.speed)
         throw new CompactError('nothing to evaluate: give --text FILE, --tasks LIST and/or --speed');
       const text = opts.text == null ? undefined : readTextFile(opts.text);
+      if (opts.reference != null) agreementPrompts(text!, agreementSettings.paragraphs, opts.text);
       const loaded =
         opts.tasks == null ? { tasks: [], groups: [], bundledData: false } : loadTasks(opts.tasks, opts.dataDir, limit, numFewshot);
       const { tasks, groups } = loaded;

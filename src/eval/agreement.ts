@@ -97,10 +97,22 @@ export interface AgreementReference {
   continuations: string[];
 }
 
-export async function prepareReference(side: AgreementSide, text: string, options: AgreementOptions): Promise<AgreementReference> {
-  const paragraphs = paragraphsOf(text, options.paragraphs);
-  if (paragraphs.length === 0) throw new CompactError('the text has no paragraph to measure agreement on');
+/**
+ * The paragraphs agreement is measured on and their prompts. A text that gives no prompt is refused
+ * (callers check it before any model runs: it failed only after bits per byte, as a NaN agreement).
+ */
+export function agreementPrompts(text: string, count: number, source = 'the text'): { paragraphs: string[]; prompts: string[] } {
+  const paragraphs = paragraphsOf(text, count);
   const prompts = paragraphs.map(promptOf).filter((p): p is string => p !== undefined);
+  if (prompts.length === 0)
+    throw new CompactError(
+      `${source}: no paragraph to measure agreement on (paragraphs are separated by blank lines; a prompt ends at a space in the first half of one)`,
+    );
+  return { paragraphs, prompts };
+}
+
+export async function prepareReference(side: AgreementSide, text: string, options: AgreementOptions): Promise<AgreementReference> {
+  const { paragraphs, prompts } = agreementPrompts(text, options.paragraphs);
   const continuations = await greedyContinuations(side, prompts, options, (d, t) => options.onProgress?.('reference', d, t));
   return { side, paragraphs, prompts, continuations };
 }
@@ -130,7 +142,7 @@ export async function measureAgreement(
   return metrics;
 }
 
-/** A metric that is not a number (no prompt, no coinciding position, NaN logits) is an error, never printed. */
+/** A metric that is not a number (no coinciding position, NaN logits) is an error, never printed. */
 export function checkFiniteAgreement(m: AgreementMetrics): void {
   const values: [string, number][] = [
     ['greedy agreement', m.greedy.meanAgreement],
@@ -140,12 +152,11 @@ export function checkFiniteAgreement(m: AgreementMetrics): void {
   ];
   for (const [name, value] of values) {
     if (Number.isFinite(value)) continue;
+    // (A text without prompts never gets here: agreementPrompts refuses it.)
     const why =
-      name === 'greedy agreement' && m.greedy.prompts === 0
-        ? 'no paragraph of the text is long enough to cut a prompt from'
-        : m.kl.comparedPositions === 0
-          ? 'no position where both tokenizations coincide'
-          : "a model's logits are not finite (its weights or config.json make the forward pass produce NaN or infinity)";
+      m.kl.comparedPositions === 0
+        ? 'no position where both tokenizations coincide'
+        : "a model's logits are not finite (its weights or config.json make the forward pass produce NaN or infinity)";
     throw new CompactError(`agreement: ${name} is ${value} (not a number): ${why}`);
   }
 }
