@@ -655,6 +655,20 @@ test("compare's scratch dirs: a random name with an owner file; a killed run's i
   assert.deepEqual(readdirSync(parent).sort(), [live, next].map((d) => d.split('/').pop()).sort());
 });
 
+test('export refuses an output under a file (a stack trace: EEXIST from mkdir) and an empty one (it said "output  exists")', () => {
+  const file = join(work, 'a-file');
+  writeFileSync(file, 'mine');
+  for (const [out, pattern] of [
+    [join(file, 'x.gguf'), /^compact: error: output \S*a-file\/x\.gguf: \S*a-file is not a directory\n$/],
+    ['', /^compact: error: the output path is empty\n$/],
+  ] as const) {
+    const r = runCli(['export', `${STORIES}hf`, '-o', out]);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, pattern);
+  }
+  assert.equal(readFileSync(file, 'utf8'), 'mine');
+});
+
 test('export: a temp file left by a killed export is swept by the next one writing that file', () => {
   const out = join(work, 'sweep.gguf');
   const stale = join(work, `.sweep.gguf.compact-tmp-${deadPid()}`);

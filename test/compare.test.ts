@@ -3,7 +3,7 @@
  * unreachable cells are reported with their reason, the HTML works offline, bad input writes nothing.
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
@@ -76,6 +76,17 @@ test('compare: cells equal compact prune + compact eval; unreachable cells give 
   const html = readFileSync(join(report, 'study.html'), 'utf8');
   assert.doesNotMatch(html, /<script src=|<link /, 'everything inlined: viewable offline');
   assert.match(html, /new Chart\(/);
+});
+
+test('compare refuses an existing report directory before the study (it ran every cell, then refused)', () => {
+  const existing = join(work, 'existing-report');
+  mkdirSync(existing, { recursive: true });
+  writeFileSync(join(existing, 'keep.txt'), 'mine');
+  // The model directory does not exist: a check made only after the study would never be reached.
+  const r = runCli(['compare', join(work, 'no-model'), '-o', existing, '--eval-text', HELDOUT_TEXT]);
+  assert.equal(r.code, 2, r.stderr);
+  assert.match(r.stderr, /^compact: error: output \S*existing-report already exists; pass --force to replace it\n$/);
+  assert.equal(readFileSync(join(existing, 'keep.txt'), 'utf8'), 'mine');
 });
 
 test('compare bad input: unknown method, bad ratio, a repeat: clear error, no report directory', () => {

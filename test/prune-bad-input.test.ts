@@ -88,6 +88,10 @@ const cases: [string, string[], RegExp][] = [
   ],
   ['--search-text empty', [stories, '-o', 'OUT', '--ratio', '0.3', '--search-text', 'EMPTY'], /empty\.txt: --search-text is empty/],
   ['output inside the input', [stories, '-o', `${stories}/pruned`, '--ffn', '100'], /output .* is inside the input/],
+  // Under a file: a stack trace (ENOTDIR); an existing file with --force: replaced by a directory.
+  ['output under a file', [stories, '-o', 'KEEP/pruned', '--ffn', '100'], /output \S*keep\.txt\/pruned: \S*keep\.txt is not a directory/],
+  ['output an existing file', [stories, '-o', 'KEEP', '--ffn', '100', '--force'], /output \S*keep\.txt exists and is not a directory/],
+  ['--scores-out under a file', [stories, '-o', 'OUT', '--ffn', '100', '--scores-out', 'KEEP/s.json'], /keep\.txt is not a directory/],
   // Not UTF-8 (a Latin-1 "é" after a literal U+FFFD): it was decoded into replacement characters and calibrated on.
   [
     'calibration text not UTF-8',
@@ -122,10 +126,12 @@ for (const [name, args, pattern] of cases) {
       MISSING: 'missing.txt',
       LATIN1: 'latin1.txt',
     };
+    // NAME or NAME/rest: the file, or a path under it.
     expectRefusal(
-      args.map((a) => (a in files ? join(work, files[a]) : a)),
+      args.map((a) => a.replace(/^[A-Z0-9]+(?=\/|$)/, (name) => (name in files ? join(work, files[name]) : name))),
       pattern,
     );
+    assert.equal(readFileSync(join(work, 'keep.txt'), 'utf8'), 'zzzunknown\n▁Once\n', 'a file named as the output is kept');
   });
 }
 

@@ -5,7 +5,7 @@ import { agreementPrompts } from '../eval/agreement.js';
 import { STUDY_METHOD_NAMES } from '../study/methods.js';
 import { studyCsv, studyHtml, studyMarkdown } from '../study/report.js';
 import { runStudy } from '../study/study.js';
-import { writeDirAtomic } from '../util/atomic-dir.js';
+import { checkOutputDir, writeDirAtomic } from '../util/atomic-dir.js';
 import { CompactError } from '../util/errors.js';
 import { checkReadable } from '../util/files.js';
 import { jsonText } from '../util/json-text.js';
@@ -56,6 +56,7 @@ export function registerCompare(program: Command, version: string, argv: string[
       noRepeats('--eval-text (its file names, without extension, name the columns)', names);
       const evalTexts = f.evalText.map((file, i) => ({ name: names[i], text: readTextFile(file) }));
       checkReadable(f.calib); // here, or every cell would fail on it and the study report nothing
+      checkOutputDir(f.output, { force: f.force, inputs: [dir] }); // here, not only after the whole study
       const agreement = f.agreement ? { ...agreementOptions(f), window: 512 } : undefined;
       if (agreement) agreementPrompts(evalTexts[0].text, agreement.paragraphs, f.evalText[0]);
       const bar = progressBar('compare', !f.json);

@@ -8,8 +8,8 @@
  * runs) leaves something recognisable: the next run writing the same output sweeps what dead
  * processes left.
  */
-import { existsSync, mkdirSync, readdirSync, realpathSync, renameSync, rmSync } from 'node:fs';
-import { basename, dirname, join, resolve, sep } from 'node:path';
+import { existsSync, mkdirSync, readdirSync, realpathSync, renameSync, rmSync, statSync } from 'node:fs';
+import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { check } from './errors.js';
 import { alive } from './scratch-dir.js';
 
@@ -67,8 +67,24 @@ export function sweepStale(out: string): void {
   }
 }
 
-/** What writeDirAtomic refuses (an output inside or around an input; an existing one without force), checked on its own so a long run can refuse before its work. */
+/**
+ * Refuses an empty output path, and one under a file (its nearest existing ancestor is not a
+ * directory): creating it would fail with ENOTDIR only once the output is written.
+ */
+export function checkOutputParent(outPath: string): void {
+  check(outPath.trim() !== '', 'the output path is empty');
+  let dir = dirname(resolve(outPath));
+  while (!existsSync(dir)) dir = dirname(dir);
+  const shown = isAbsolute(outPath) ? dir : relative(process.cwd(), dir) || '.';
+  check(statSync(dir).isDirectory(), `output ${outPath}: ${shown} is not a directory`);
+}
+
+/**
+ * What writeDirAtomic refuses (an output under a file, inside or around an input, or an existing
+ * one that is not a directory or without force), checked on its own so a long run can refuse before its work.
+ */
 export function checkOutputDir(outDir: string, options: AtomicDirOptions): void {
+  checkOutputParent(outDir);
   const out = resolve(outDir);
   for (const input of options.inputs ?? []) {
     const inp = existsSync(input) ? realpathSync(input) : resolve(input);
@@ -80,6 +96,7 @@ export function checkOutputDir(outDir: string, options: AtomicDirOptions): void 
     check(!inp.startsWith(outReal + sep), `output ${outDir} contains the input ${input}; choose another directory`);
   }
   sweepStale(out); // may put back an output a killed --force left aside: the existence check comes after it
+  check(!existsSync(out) || statSync(out).isDirectory(), `output ${outDir} exists and is not a directory`); // --force replaces directories only
   check(!existsSync(out) || options.force, `output ${outDir} already exists; pass --force to replace it`);
 }
 

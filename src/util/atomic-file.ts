@@ -5,7 +5,7 @@
  */
 import { closeSync, existsSync, mkdirSync, openSync, realpathSync, renameSync, rmSync, statSync } from 'node:fs';
 import { basename, dirname, join, resolve, sep } from 'node:path';
-import { sweepStale } from './atomic-dir.js';
+import { checkOutputParent, sweepStale } from './atomic-dir.js';
 import { check } from './errors.js';
 
 export interface AtomicFileOptions {
@@ -16,6 +16,7 @@ export interface AtomicFileOptions {
 
 /** writeFileAtomic's refusals of an existing `outFile`, for a caller to make before long work. */
 export function checkOutputFile(outFile: string, force: boolean | undefined): void {
+  checkOutputParent(outFile);
   const out = resolve(outFile);
   check(!existsSync(out) || statSync(out).isFile(), `output ${outFile} exists and is not a regular file`);
   check(!existsSync(out) || force, `output ${outFile} already exists; pass --force to replace it`);
