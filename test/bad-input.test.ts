@@ -655,6 +655,21 @@ test("compare's scratch dirs: a random name with an owner file; a killed run's i
   assert.deepEqual(readdirSync(parent).sort(), [live, next].map((d) => d.split('/').pop()).sort());
 });
 
+test('an empty model path is named as such (it meant the current directory: "output … is inside the input ;")', () => {
+  for (const args of [
+    ['inspect', ''],
+    ['eval', '', '--text', HELDOUT_TEXT],
+    ['prune', '', '--ratio', '0.3', '-o', join(work, 'never-empty')],
+    ['prune-vocab', '', '--vocab', '400', '-o', join(work, 'never-empty')],
+    ['export', '', '-o', join(work, 'never-empty.gguf')],
+    ['compare', '', '--eval-text', HELDOUT_TEXT, '-o', join(work, 'never-empty')],
+  ]) {
+    const r = runCli(args);
+    assert.equal(r.code, 2, r.stderr);
+    assert.equal(r.stderr, 'compact: error: the model directory path is empty\n', args[0]);
+  }
+});
+
 test('export refuses an output under a file (a stack trace: EEXIST from mkdir) and an empty one (it said "output  exists")', () => {
   const file = join(work, 'a-file');
   writeFileSync(file, 'mine');

@@ -2,6 +2,7 @@ import { writeFileSync } from 'node:fs';
 import { basename, dirname, isAbsolute, join, relative } from 'node:path';
 import type { Command } from 'commander';
 import { agreementPrompts } from '../eval/agreement.js';
+import { checkModelPath } from '../model/checkpoint.js';
 import { STUDY_METHOD_NAMES } from '../study/methods.js';
 import { studyCsv, studyHtml, studyMarkdown } from '../study/report.js';
 import { runStudy } from '../study/study.js';
@@ -44,6 +45,7 @@ export function registerCompare(program: Command, version: string, argv: string[
     .addOption(forceOption('report directory'))
     .addOption(jsonOption('the rows'))
     .action(async (dir: string, f: CompareFlags) => {
+      checkModelPath(dir);
       const methods = f.methods.split(',').map((m) => m.trim());
       const unknown = methods.filter((m) => !STUDY_METHOD_NAMES.includes(m));
       if (unknown.length) throw new CompactError(`unknown method(s) ${unknown.join(', ')}; known: ${STUDY_METHOD_NAMES.join(', ')}`);

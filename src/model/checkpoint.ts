@@ -24,6 +24,7 @@ export interface Checkpoint {
 }
 
 export function openCheckpoint(dir: string): Checkpoint {
+  checkModelPath(dir);
   const spec = readConfig(dir);
   const shards: Checkpoint['shards'] = [];
   const tensors = new Map<string, TensorInfo>();
@@ -85,4 +86,9 @@ export function loadF32(ckpt: Checkpoint, name: string, rowStart?: number, rowEn
   const info = ckpt.tensors.get(name);
   if (!info) throw new CompactError(`${ckpt.dir}: tensor ${name} is missing`);
   return readTensorF32(info, rowStart, rowEnd);
+}
+
+/** An empty model path would mean the current directory, and every error after it would read oddly. */
+export function checkModelPath(dir: string): void {
+  check(dir.trim() !== '', 'the model directory path is empty');
 }

@@ -16,7 +16,7 @@
  */
 import { checkThreads } from '../engine/session.js';
 import { checkExportable } from '../gguf/export.js';
-import { openCheckpoint } from '../model/checkpoint.js';
+import { checkModelPath, openCheckpoint } from '../model/checkpoint.js';
 import { countParams } from '../model/param-count.js';
 import { checkOutputDir, writeDirAtomic } from '../util/atomic-dir.js';
 import { checkOutputFile } from '../util/atomic-file.js';
@@ -60,6 +60,7 @@ export async function calibrateShard(input: string, o: PruneOptions & { calibSha
 
 async function pruneOrShard(input: string, output: string, o: PruneOptions): Promise<PruneReport | ShardReport> {
   const clock = stopwatch();
+  checkModelPath(input);
   checkNumbers(o);
   // Outputs that exist without --force are refused before any work (and checked again when written).
   if (!o.calibShard) checkOutputDir(output, { force: o.force, inputs: [input] });
