@@ -27,6 +27,9 @@ export interface LoadedTasks {
 
 /** Resolves the task names and reads every task's documents, few-shot contexts built (so a bad file stops before any evaluation). */
 export function loadTasks(list: string, dataDir: string | undefined, limit: number | undefined, numFewshot?: number): LoadedTasks {
+  // 0 gave tasks of no documents (NaN accuracy); -1 dropped the last document and ran the rest.
+  if (limit != null && !(Number.isSafeInteger(limit) && limit > 0))
+    throw new CompactError(`--limit must be a positive integer, got ${limit}`);
   const names = list
     .split(',')
     .map((s) => s.trim())

@@ -192,13 +192,17 @@ export interface GenerateOptions {
 
 /** Greedy continuation of `prompt` (the tokenizer adds its BOS), stopping at the end-of-sequence token. */
 export async function generate(dir: string, prompt: string, options: GenerateOptions = {}): Promise<{ text: string; tokens: number }> {
+  const maxNewTokens = options.maxNewTokens ?? EVAL_DEFAULTS.newTokens;
+  // NaN decoded forever.
+  if (!Number.isSafeInteger(maxNewTokens) || maxNewTokens <= 0)
+    throw new CompactError(`maxNewTokens must be a positive integer, got ${maxNewTokens}`);
   const ckpt = openCheckpoint(dir);
   const tokenizer = loadTokenizer(dir);
   const eos = new Set(eosTokenIds(dir, ckpt.spec.raw));
   const decoder = await Decoder.open(ckpt, { threads: options.threads });
   try {
     const promptIds = encode(tokenizer, prompt);
-    const ids = await decoder.generate(promptIds, options.maxNewTokens ?? EVAL_DEFAULTS.newTokens, (g) => eos.has(g[g.length - 1]));
+    const ids = await decoder.generate(promptIds, maxNewTokens, (g) => eos.has(g[g.length - 1]));
     // Decoded with the prompt: a SentencePiece decoder strips the space of a sequence's first token.
     const decode = (x: number[]) => tokenizer.decode(x, { skip_special_tokens: true });
     return { text: decode([...promptIds, ...ids]).slice(decode(promptIds).length), tokens: ids.length };

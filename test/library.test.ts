@@ -13,7 +13,7 @@ import { Command } from 'commander';
 import { registerEval } from '../src/cli/eval.js';
 import { registerPrune } from '../src/cli/prune.js';
 import { EVAL_DEFAULTS, PRUNE_DEFAULTS, withPruneDefaults } from '../src/defaults.js';
-import { calibrateShard, CompactError, evaluate, inspect, prune } from '../src/index.js';
+import { calibrateShard, CompactError, evaluate, generate, inspect, prune } from '../src/index.js';
 import type { Precision } from '../src/engine/precision.js';
 import { runCli } from './helpers/cli.js';
 import { HELDOUT_TEXT, ROOT, STORIES } from './helpers/fixtures.js';
@@ -145,6 +145,14 @@ test("user mistakes throw a CompactError (the CLI's one-line message) and write 
     /longer than the model's context/,
   );
   await assert.rejects(evaluate(`${STORIES}hf`, {}), /nothing to evaluate/);
+  // limit 0 gave tasks of no documents (NaN accuracy), -1 ran all but the last; NaN tokens decoded forever.
+  for (const limit of [0, -1, 1.5])
+    await assert.rejects(
+      evaluate(`${STORIES}hf`, { tasks: ['arc_easy'], limit }),
+      new RegExp(`--limit must be a positive integer, got ${limit}`),
+    );
+  for (const maxNewTokens of [NaN, 0, -3])
+    await assert.rejects(generate(`${STORIES}hf`, 'Once upon', { maxNewTokens }), /maxNewTokens must be a positive integer/);
   assert.ok(!existsSync(out));
 });
 
