@@ -9,13 +9,18 @@ import { Engine } from './engine/engine.js';
 import { checkPrecision, type Precision } from './engine/precision.js';
 import { evaluateText, type TextMetrics } from './eval/text-metrics.js';
 import { exportGguf as writeGguf, type ExportOptions, type ExportReport } from './gguf/export.js';
+import { OUTPUT_TYPES } from './gguf/tensor-plan.js';
 import { openCheckpoint } from './model/checkpoint.js';
 import { countParams, PARTS, type ParamCount, type Part } from './model/param-count.js';
 import { encode, loadTokenizer } from './model/tokenizer.js';
 import type { CalibShard } from './prune/calib-shard.js';
+import { SELECTIONS } from './prune/greedy-removal.js';
+import { METHODS } from './prune/methods.js';
 import { calibrateShard as runShard, prune as runPrune, type PruneReport, type ShardReport } from './prune/prune.js';
-import { CompactError } from './util/errors.js';
+import { CRITERIA, WEIGHTINGS } from './prune/scores.js';
+import { checkChoice, CompactError } from './util/errors.js';
 import { readUserText } from './util/files.js';
+import { KEEP_MODES } from './vocab/keep-set.js';
 import { eosTokenIds, loadTasks, runTasks, type TaskResults } from './api-tasks.js';
 import { EVAL_DEFAULTS, EXPORT_DEFAULTS, type PruneSettings, withPruneDefaults } from './defaults.js';
 
@@ -69,7 +74,7 @@ export function inspect(dir: string): InspectReport {
  * e.g. `prune(dir, out, { ratio: 0.3 })`. Returns the report `--json` prints.
  */
 export async function prune(dir: string, output: string, options: PruneSettings = {}): Promise<PruneReport> {
-  checkPrecision(options.precision);
+  checkPruneSettings(options);
   const recorded = Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined && typeof v !== 'function'));
   return runPrune(dir, output, {
     commandLine: `compact-llm prune(${JSON.stringify(dir)}, ${JSON.stringify(output)}, ${JSON.stringify(recorded)})`,
@@ -85,7 +90,7 @@ export async function prune(dir: string, output: string, options: PruneSettings 
  * several machines). Give the same budget and calibration options as that run.
  */
 export async function calibrateShard(dir: string, shard: CalibShard, options: PruneSettings & { scoresOut: string }): Promise<ShardReport> {
-  checkPrecision(options.precision);
+  checkPruneSettings(options);
   return runShard(dir, {
     commandLine: `compact-llm calibrateShard(${JSON.stringify(dir)}, ${JSON.stringify(shard)})`,
     ...withPruneDefaults({ ...options, calibShard: shard }),
@@ -136,6 +141,8 @@ export interface EvaluateReport {
 
 /** Measures a checkpoint (`compact eval`): bits per byte of a text and/or benchmark tasks. */
 export async function evaluate(dir: string, options: EvaluateOptions): Promise<EvaluateReport> {
+  if (options.tasks != null && !Array.isArray(options.tasks))
+    throw new CompactError('tasks must be a list of task names, e.g. ["arc_easy"]');
   if (options.text == null && !options.tasks?.length) throw new CompactError('nothing to evaluate: give text (a file) and/or tasks');
   const precision = checkPrecision(options.precision);
   const text = options.text == null ? undefined : readUserText(options.text);
@@ -215,5 +222,24 @@ export type ExportSettings = Partial<Omit<ExportOptions, 'intoCheckpoint'>>;
 
 /** Writes one GGUF file for llama.cpp (`compact export DIR -o FILE`; default type f16). */
 export async function exportGguf(dir: string, output: string, options: ExportSettings = {}): Promise<ExportReport> {
+  checkChoice('type', options.type, OUTPUT_TYPES);
   return writeGguf(dir, output, { ...EXPORT_DEFAULTS, ...options });
+}
+
+/**
+ * What the CLI's choices and list options refuse, refused for library callers too (a JavaScript
+ * caller's method 'wanda' was a TypeError deep inside, a criterion 'x' scored channels at random,
+ * a calib string was read as a list of one-letter file names).
+ */
+function checkPruneSettings(o: PruneSettings): void {
+  checkPrecision(o.precision);
+  checkChoice('method', o.method, METHODS);
+  checkChoice('vocabMode', o.vocabMode, KEEP_MODES);
+  checkChoice('criterion', o.criterion, CRITERIA);
+  checkChoice('weighting', o.weighting, WEIGHTINGS);
+  checkChoice('selection', o.selection, SELECTIONS);
+  checkChoice('gguf', o.gguf, OUTPUT_TYPES);
+  for (const key of ['calib', 'scoresIn', 'vocabCorpus', 'autoModes'] as const)
+    if (o[key] !== undefined && !Array.isArray(o[key]))
+      throw new CompactError(`${key} must be a list (e.g. ["file.txt"]), got ${JSON.stringify(o[key])}`);
 }

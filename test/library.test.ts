@@ -13,7 +13,7 @@ import { Command } from 'commander';
 import { registerEval } from '../src/cli/eval.js';
 import { registerPrune } from '../src/cli/prune.js';
 import { EVAL_DEFAULTS, PRUNE_DEFAULTS, withPruneDefaults } from '../src/defaults.js';
-import { calibrateShard, CompactError, evaluate, generate, inspect, prune } from '../src/index.js';
+import { calibrateShard, CompactError, evaluate, exportGguf, generate, inspect, prune } from '../src/index.js';
 import type { Precision } from '../src/engine/precision.js';
 import { runCli } from './helpers/cli.js';
 import { HELDOUT_TEXT, ROOT, STORIES } from './helpers/fixtures.js';
@@ -151,6 +151,23 @@ test("user mistakes throw a CompactError (the CLI's one-line message) and write 
       evaluate(`${STORIES}hf`, { tasks: ['arc_easy'], limit }),
       new RegExp(`--limit must be a positive integer, got ${limit}`),
     );
+  // A JavaScript caller's bad choice or a string for a list: refused in the CLI's words (method 'wanda' was a
+  // TypeError, criterion 'x' scored channels at random, calib 'FILE' was read as one-letter file names).
+  for (const [options, pattern] of [
+    [
+      { ratio: 0.3, method: 'wanda' },
+      /option 'method' argument 'wanda' is invalid\. Allowed choices are compact, vocab-only, ffn-only, shortgpt/,
+    ],
+    [{ ffn: 100, criterion: 'x' }, /option 'criterion' argument 'x' is invalid/],
+    [{ vocab: 400, vocabMode: 'zipf' }, /option 'vocabMode' argument 'zipf' is invalid/],
+    [{ ffn: 100, calib: HELDOUT_TEXT }, /calib must be a list/],
+  ] as const)
+    await assert.rejects(prune(`${STORIES}hf`, out, options as never), pattern);
+  await assert.rejects(
+    exportGguf(`${STORIES}hf`, join(work, 'never.gguf'), { type: 'q9' as never }),
+    /option 'type' argument 'q9' is invalid/,
+  );
+  await assert.rejects(evaluate(`${STORIES}hf`, { tasks: 'arc_easy' as never }), /tasks must be a list of task names/);
   for (const maxNewTokens of [NaN, 0, -3])
     await assert.rejects(generate(`${STORIES}hf`, 'Once upon', { maxNewTokens }), /maxNewTokens must be a positive integer/);
   assert.ok(!existsSync(out));

@@ -13,6 +13,7 @@ import { CHOICE_RULE } from '../prune/report.js';
 import { CRITERIA, type Criterion, type Weighting, WEIGHTINGS } from '../prune/scores.js';
 import { CompactError } from '../util/errors.js';
 import { checkReadable, readUserText } from '../util/files.js';
+import { KEEP_MODES } from '../vocab/keep-set.js';
 import { addCalibrationOptions, type CalibrationFlags, calibrationOptions } from './calibration-options.js';
 import { forceOption, jsonOption, outputOption, threads, threadsOption } from './common-options.js';
 import { finiteNumber, positiveInt, readTextFile } from './parse.js';
@@ -98,7 +99,7 @@ export function registerPrune(program: Command, version: string, argv: string[])
       new Option(
         '--vocab-mode <m>',
         'rank: keep the lowest ids (BPE merge order, the paper); frequency: keep the most frequent on --vocab-corpus, then the tokens the dense model expects most on that text (default: rank; the --ratio search tries both unless this is given)',
-      ).choices(['rank', 'frequency']),
+      ).choices(KEEP_MODES),
     )
     .option(
       '--vocab-corpus <file...>',
@@ -246,7 +247,7 @@ export function registerPruneVocab(program: Command, version: string, argv: stri
     .requiredOption('--vocab <V′>', 'vocabulary size to keep (special/added tokens, byte pieces and base symbols count toward it)')
     .addOption(
       new Option('--mode <m>', 'rank: lowest ids (BPE merge order) | frequency: most frequent on --corpus')
-        .choices(['rank', 'frequency'])
+        .choices(KEEP_MODES)
         .default('rank'),
     )
     .option('--corpus <file...>', 'text for --mode frequency (plain files or .jsonl with a "text" field)')

@@ -10,7 +10,7 @@ import onnxProto from 'onnx-proto';
 import ort from 'onnxruntime-node';
 import type { LayerTensorRole } from '../model/tensor-names.js';
 import { HEAD_PART_ROWS, type HeadWeights, type LayerWeights } from './layer-weights.js';
-import { CompactError } from '../util/errors.js';
+import { checkChoice } from '../util/errors.js';
 import { GraphBuilder, type WireType } from './onnx-graph.js';
 import { createSession } from './session.js';
 
@@ -24,10 +24,8 @@ export type Precision = (typeof PRECISIONS)[number];
  * refuse a bad value, in the same words with the library's option name.
  */
 export function checkPrecision(value: unknown): Precision {
-  if (value === undefined) return 'fp32';
-  if (!PRECISIONS.includes(value as Precision))
-    throw new CompactError(`option 'precision' argument '${String(value)}' is invalid. Allowed choices are ${PRECISIONS.join(', ')}`);
-  return value as Precision;
+  checkChoice('precision', value, PRECISIONS);
+  return (value as Precision | undefined) ?? 'fp32';
 }
 
 /** How a quantized precision stores and multiplies a weight matrix. */

@@ -26,7 +26,8 @@ import { specialTokenNames, tokenIdFields } from './special-ids.js';
 import { isObject, requireBpeTokenizer, type TokenizerFiles } from './tokenizer-json.js';
 import { indexVocabulary, tokenExists, tokenIdOf, type Vocabulary } from './vocabulary.js';
 
-export type KeepMode = 'rank' | 'frequency';
+export const KEEP_MODES = ['rank', 'frequency'] as const;
+export type KeepMode = (typeof KEEP_MODES)[number];
 
 export interface KeepSetOptions {
   /** V′: ids in the pruned vocabulary. At least `alwaysKept`; at or above the original count keeps everything. */
