@@ -63,6 +63,27 @@ const cases: [string, string[], RegExp][] = [
     /--vocab must be an integer in \[361, 512\] \(361 tokens are always kept\), got 100/,
   ],
   ['I′ out of range', [stories, '-o', 'OUT', '--ffn', '500'], /--ffn must be an integer in \[1, 172\], got 500/],
+  // Silently ignored beside --vocab/--ffn; a --round-to past I made the reachable ratio negative.
+  [
+    '--vocab-share with --vocab',
+    [stories, '-o', 'OUT', '--vocab', '400', '--vocab-share', '0.5'],
+    /--vocab-share splits the budget of --ratio r/,
+  ],
+  [
+    '--round-to with --ffn',
+    [stories, '-o', 'OUT', '--ffn', '100', '--round-to', '8'],
+    /--round-to rounds the I′ that --ratio r solves for/,
+  ],
+  [
+    '--round-to past I',
+    [stories, '-o', 'OUT', '--ratio', '0.3', '--round-to', '99999'],
+    /--round-to must be at most the FFN width I = 172, got 99999/,
+  ],
+  [
+    'the default share named as such',
+    [stories, '-o', 'OUT', '--ratio', '0.3', '--round-to', '172', '--no-auto'],
+    /--ratio 0\.3 with the default vocabulary share 0\.124 asks the FFN for 26\.3 %/,
+  ],
   ['no budget', [stories, '-o', 'OUT'], /give a budget: --ratio r, or --vocab V′ and\/or --ffn I′/],
   [
     'calibration text too short',

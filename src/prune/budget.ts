@@ -48,13 +48,15 @@ export function solveBudget(spec: ModelSpec, o: SolveOptions): Budget {
   const vocabShare = o.vocabShare ?? Math.min(defaultVocabShare(spec), maxVocab / target);
   check(vocabShare >= 0 && vocabShare <= 1, `--vocab-share must be in [0, 1], got ${vocabShare}`);
   const pct = (n: number) => `${((100 * n) / o.total).toFixed(1)} %`;
+  // The paper's default share is a long fraction: shown rounded, and named as the default.
+  const split = o.vocabShare == null ? `the default vocabulary share ${vocabShare.toFixed(3)}` : `--vocab-share ${o.vocabShare}`;
   check(
     vocabShare * target <= maxVocab,
     `--vocab-share ${vocabShare} asks the vocabulary for ${pct(vocabShare * target)} of the parameters, but it can give at most ${pct(maxVocab)} (V′ ≥ ${o.minVocab}); lower --vocab-share to ≤ ${(maxVocab / target).toFixed(3)}`,
   );
   check(
     (1 - vocabShare) * target <= maxFfn,
-    `--ratio ${o.ratio} with --vocab-share ${vocabShare} asks the FFN for ${pct((1 - vocabShare) * target)}, but it can give at most ${pct(maxFfn)} (I′ ≥ ${o.roundTo}); reachable with this split: ratio ≤ ${(Math.min(maxFfn / (1 - vocabShare || 1), vocabShare ? maxVocab / vocabShare : Infinity) / o.total).toFixed(3)}`,
+    `--ratio ${o.ratio} with ${split} asks the FFN for ${pct((1 - vocabShare) * target)}, but it can give at most ${pct(maxFfn)} (I′ ≥ ${o.roundTo}); reachable with this split: ratio ≤ ${(Math.min(maxFfn / (1 - vocabShare || 1), vocabShare ? maxVocab / vocabShare : Infinity) / o.total).toFixed(3)}`,
   );
   const vocab = spec.vocabSize - Math.round((vocabShare * target) / vocabRowParams(spec));
   const ffnRemoval = target - (spec.vocabSize - vocab) * vocabRowParams(spec);

@@ -49,6 +49,9 @@ export function planCandidates(src: Source, o: BudgetOptions & VocabularyOptions
     candidates = one(solveShare(src, o, traits.vocabShare === 'chosen' ? o.vocabShare : traits.vocabShare));
   } else {
     check(o.vocab != null || o.ffn != null, 'give a budget: --ratio r, or --vocab V′ and/or --ffn I′');
+    // Both shape a --ratio budget; with V′ and I′ given they were silently ignored.
+    check(o.vocabShare == null, '--vocab-share splits the budget of --ratio r; with --vocab/--ffn the split is given (drop --vocab-share)');
+    check(o.roundTo == null, '--round-to rounds the I′ that --ratio r solves for; with --ffn give I′ itself (drop --round-to)');
     candidates = one({ vocab: o.vocab ?? spec.vocabSize, ffn: o.ffn ?? spec.intermediateSize });
     check(traits.takesFfn || candidates[0].budget.ffn === spec.intermediateSize, `--method ${o.method} does not take --ffn`);
     check(traits.takesVocab || candidates[0].budget.vocab === spec.vocabSize, `--method ${o.method} does not take --vocab`);
@@ -92,7 +95,12 @@ export function refineCandidates(
   return out;
 }
 
-const roundToOf = (src: Source, o: BudgetOptions): number => o.roundTo ?? defaultRoundTo(src.ckpt.spec.intermediateSize);
+function roundToOf(src: Source, o: BudgetOptions): number {
+  const I = src.ckpt.spec.intermediateSize;
+  // Larger, it made the reachable ratio negative ("can give at most -368.509 of the parameters").
+  check(o.roundTo == null || o.roundTo <= I, `--round-to must be at most the FFN width I = ${I}, got ${o.roundTo}`);
+  return o.roundTo ?? defaultRoundTo(I);
+}
 
 /** The (V′, I′) that removes --ratio of the parameters with `vocabShare` of them taken from the vocabulary. */
 function solveShare(src: Source, o: BudgetOptions, vocabShare: number | undefined): Budget {
