@@ -15,7 +15,7 @@ import { resolveTasks, TASK_NAMES, type Task, type TaskDoc, type TaskGroup } fro
 import { aggregateGroup, evaluateGenerationTask, evaluateTask, type GroupReport, type TaskReport } from './eval/zero-shot.js';
 import type { Checkpoint } from './model/checkpoint.js';
 import { encode } from './model/tokenizer.js';
-import { CompactError } from './util/errors.js';
+import { checkPositiveInteger, CompactError } from './util/errors.js';
 import { readUserJsonObject } from './util/files.js';
 
 export interface LoadedTasks {
@@ -28,8 +28,7 @@ export interface LoadedTasks {
 /** Resolves the task names and reads every task's documents, few-shot contexts built (so a bad file stops before any evaluation). */
 export function loadTasks(list: string, dataDir: string | undefined, limit: number | undefined, numFewshot?: number): LoadedTasks {
   // 0 gave tasks of no documents (NaN accuracy); -1 dropped the last document and ran the rest.
-  if (limit != null && !(Number.isSafeInteger(limit) && limit > 0))
-    throw new CompactError(`--limit must be a positive integer, got ${limit}`);
+  if (limit != null) checkPositiveInteger(limit, '--limit');
   const names = list
     .split(',')
     .map((s) => s.trim())

@@ -18,7 +18,7 @@ import { SELECTIONS } from './prune/greedy-removal.js';
 import { METHODS } from './prune/methods.js';
 import { calibrateShard as runShard, prune as runPrune, type PruneReport, type ShardReport } from './prune/prune.js';
 import { CRITERIA, WEIGHTINGS } from './prune/scores.js';
-import { checkChoice, CompactError } from './util/errors.js';
+import { checkChoice, checkPositiveInteger, CompactError } from './util/errors.js';
 import { readUserText } from './util/files.js';
 import { KEEP_MODES } from './vocab/keep-set.js';
 import { eosTokenIds, loadTasks, runTasks, type TaskResults } from './api-tasks.js';
@@ -153,7 +153,7 @@ export async function evaluate(dir: string, options: EvaluateOptions): Promise<E
   const ckpt = openCheckpoint(dir);
   const context = ckpt.spec.raw.max_position_embeddings;
   // As eval --window: positions past the model's context were never trained, so the number would mean nothing.
-  if (!Number.isSafeInteger(window) || window <= 0) throw new CompactError(`window must be a positive integer, got ${window}`);
+  checkPositiveInteger(window, 'window');
   if (options.window != null && typeof context === 'number' && window > context) {
     throw new CompactError(
       `window ${window} is longer than the model's context (max_position_embeddings ${context}): positions past it were never trained, so the result would mean nothing`,
@@ -200,9 +200,7 @@ export interface GenerateOptions {
 /** Greedy continuation of `prompt` (the tokenizer adds its BOS), stopping at the end-of-sequence token. */
 export async function generate(dir: string, prompt: string, options: GenerateOptions = {}): Promise<{ text: string; tokens: number }> {
   const maxNewTokens = options.maxNewTokens ?? EVAL_DEFAULTS.newTokens;
-  // NaN decoded forever.
-  if (!Number.isSafeInteger(maxNewTokens) || maxNewTokens <= 0)
-    throw new CompactError(`maxNewTokens must be a positive integer, got ${maxNewTokens}`);
+  checkPositiveInteger(maxNewTokens, 'maxNewTokens'); // NaN decoded forever
   const ckpt = openCheckpoint(dir);
   const tokenizer = loadTokenizer(dir);
   const eos = new Set(eosTokenIds(dir, ckpt.spec.raw));
@@ -239,7 +237,7 @@ function checkPruneSettings(o: PruneSettings): void {
   checkChoice('weighting', o.weighting, WEIGHTINGS);
   checkChoice('selection', o.selection, SELECTIONS);
   checkChoice('gguf', o.gguf, OUTPUT_TYPES);
-  for (const key of ['calib', 'scoresIn', 'vocabCorpus', 'autoModes'] as const)
+  for (const key of ['calib', 'scoresIn', 'vocabCorpus', 'autoModes', 'keepList'] as const)
     if (o[key] !== undefined && !Array.isArray(o[key]))
       throw new CompactError(`${key} must be a list (e.g. ["file.txt"]), got ${JSON.stringify(o[key])}`);
 }

@@ -167,8 +167,7 @@ export function registerPrune(program: Command, version: string, argv: string[])
         ...(f.scoresIn ?? []),
       ]);
       const bar = progressBar('prune', !f.json);
-      const damp = finiteNumber(f.damp, '--damp')!;
-      if (!(damp > 0)) throw new CompactError(`--damp must be > 0, got ${f.damp}`);
+      const damp = finiteNumber(f.damp, '--damp')!; // its range: checked by prune() before any work
       const budget = {
         vocab: finiteNumber(f.vocab, '--vocab'),
         ffn: finiteNumber(f.ffn, '--ffn'),

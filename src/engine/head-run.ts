@@ -4,7 +4,7 @@
  */
 import ort from 'onnxruntime-node';
 import type { ModelSpec } from '../model/spec.js';
-import { check } from '../util/errors.js';
+import { check, checkPositiveInteger } from '../util/errors.js';
 import type { ForwardRequest, ForwardResult } from './engine.js';
 import { HEAD_PART_ROWS, type HeadWeights } from './layer-weights.js';
 
@@ -32,7 +32,7 @@ export async function runHead(
 ): Promise<Pick<ForwardResult, 'logprobs' | 'argmax' | 'logits'>> {
   const { hiddenSize: D, vocabSize: V } = spec;
   const K = request.targetGroups ?? 1;
-  check(Number.isSafeInteger(K) && K > 0, `targetGroups must be a positive integer, got ${K}`);
+  checkPositiveInteger(K, 'targetGroups');
   const logprobs: Float32Array[] = [];
   const argmax: Int32Array[] = [];
   const logits: Float32Array[] = [];

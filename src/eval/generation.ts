@@ -15,7 +15,7 @@
  * (Decoder.generateBatch), each exactly as it would be alone.
  */
 import type { Decoder } from '../engine/decoder.js';
-import { check } from '../util/errors.js';
+import { check, checkPositiveInteger } from '../util/errors.js';
 import { meanStderr, type MeanWithStderr } from './multiple-choice.js';
 import type { GenerationConfig, TaskDoc } from './tasks/task.js';
 
@@ -129,7 +129,7 @@ export async function scoreGenerations(
   batchSize = 8,
   onProgress?: (done: number, total: number) => void,
 ): Promise<GenerationScore[]> {
-  check(Number.isSafeInteger(batchSize) && batchSize > 0, `the generation batch size must be a positive integer, got ${batchSize}`);
+  checkPositiveInteger(batchSize, 'the generation batch size');
   const scores: GenerationScore[] = [];
   for (let start = 0; start < docs.length; start += batchSize) {
     const batch = docs.slice(start, start + batchSize);

@@ -15,7 +15,7 @@
  * engine sequence (ForwardRequest.parents: each token attends to its ancestors only).
  */
 import type { Engine } from '../engine/engine.js';
-import { CompactError, check } from '../util/errors.js';
+import { CompactError, check, checkPositiveInteger } from '../util/errors.js';
 import { pyRstrip } from './tasks/text.js';
 
 export interface EncodedPair {
@@ -170,7 +170,7 @@ export async function scorePairs(engine: Engine, pairs: EncodedPair[], options: 
 
   const D = engine.spec.hiddenSize;
   const perCall = options.tokensPerCall ?? Math.max(4096, Math.floor(2 ** 28 / (4 * D)));
-  check(Number.isSafeInteger(perCall) && perCall > 0, `tokensPerCall must be a positive integer, got ${perCall}`);
+  checkPositiveInteger(perCall, 'tokensPerCall');
   const order = packs.map((_, i) => i).sort((a, b) => packs[b].tokens.length - packs[a].tokens.length || a - b);
   const logprobs: Float32Array[] = new Array(packs.length); // per pack [T, K]
   const groups: number[] = new Array(packs.length); // K of the call that ran it

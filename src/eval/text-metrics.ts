@@ -6,7 +6,7 @@
 import { Engine } from '../engine/engine.js';
 import { openCheckpoint } from '../model/checkpoint.js';
 import { encode, loadTokenizer } from '../model/tokenizer.js';
-import { check } from '../util/errors.js';
+import { check, checkPositiveInteger } from '../util/errors.js';
 
 export interface TextEvalOptions {
   window?: number;
@@ -37,7 +37,7 @@ interface Window {
 
 /** Windows of the protocol: each scores the targets of positions not scored before. */
 export function makeWindows(ids: number[], window: number, stride: number): Window[] {
-  check(Number.isInteger(window) && window > 0, `--window must be a positive integer, got ${window}`);
+  checkPositiveInteger(window, '--window');
   check(Number.isInteger(stride) && stride > 0 && stride <= window, `--stride must be an integer in [1, window=${window}], got ${stride}`);
   check(ids.length >= 2, `the text encodes to ${ids.length} token(s); at least 2 are needed to score a prediction`);
   const windows: Window[] = [];

@@ -20,7 +20,7 @@ import { checkModelPath, openCheckpoint } from '../model/checkpoint.js';
 import { countParams } from '../model/param-count.js';
 import { checkOutputDir, writeDirAtomic } from '../util/atomic-dir.js';
 import { checkOutputFile } from '../util/atomic-file.js';
-import { check } from '../util/errors.js';
+import { check, checkPositiveInteger } from '../util/errors.js';
 import { checkReadable } from '../util/files.js';
 import { stopwatch } from '../util/stopwatch.js';
 import type { CalibShard } from './calib-shard.js';
@@ -151,9 +151,8 @@ async function pruneOrShard(input: string, output: string, o: PruneOptions): Pro
 
 /** The numbers the CLI parses, checked again for library callers (NaN damping failed only after the calibration pass). */
 function checkNumbers(o: PruneOptions): void {
-  const positive = (n: number) => Number.isSafeInteger(n) && n > 0;
-  check(positive(o.samples), `--samples must be a positive integer, got ${o.samples}`);
-  check(positive(o.seqLen), `--seq-len must be a positive integer, got ${o.seqLen}`);
+  checkPositiveInteger(o.samples, '--samples');
+  checkPositiveInteger(o.seqLen, '--seq-len');
   check(Number.isInteger(o.seed) && o.seed >= -(2 ** 31) && o.seed < 2 ** 32, `--seed must be an integer in [-2^31, 2^32), got ${o.seed}`);
   check(o.damp == null || (Number.isFinite(o.damp) && o.damp > 0), `--damp must be > 0, got ${o.damp}`);
   if (o.threads != null) checkThreads(o.threads);

@@ -15,6 +15,11 @@ export function checkChoice<T extends string>(option: string, value: unknown, ch
     throw new CompactError(`option '${option}' argument '${String(value)}' is invalid. Allowed choices are ${choices.join(', ')}`);
 }
 
+/** Throws a CompactError unless `value` is a positive (safe) integer: "NAME must be a positive integer, got VALUE". */
+export function checkPositiveInteger(value: unknown, name: string): void {
+  check(Number.isSafeInteger(value) && (value as number) > 0, `${name} must be a positive integer, got ${String(value)}`);
+}
+
 /** Throws a CompactError unless `condition` holds. */
 export function check(condition: unknown, message: string | (() => string)): asserts condition {
   if (!condition) throw new CompactError(typeof message === 'string' ? message : message());

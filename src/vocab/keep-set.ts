@@ -20,7 +20,7 @@
  * V′ to this order). V′ is therefore never exceeded, and it is
  * always met exactly: some missing token always costs a single id (one whose parts are all kept).
  */
-import { CompactError, check } from '../util/errors.js';
+import { CompactError, check, checkPositiveInteger } from '../util/errors.js';
 import { Derivations } from './derivation.js';
 import { specialTokenNames, tokenIdFields } from './special-ids.js';
 import { isObject, requireBpeTokenizer, type TokenizerFiles } from './tokenizer-json.js';
@@ -76,7 +76,7 @@ export interface KeepSet {
 export function selectKeepSet(files: TokenizerFiles, options: KeepSetOptions): KeepSet {
   const vocab = indexVocabulary(requireBpeTokenizer(files));
   const mode = options.mode ?? 'rank';
-  check(Number.isInteger(options.size) && options.size > 0, `vocabulary size must be a positive integer, got ${options.size}`);
+  checkPositiveInteger(options.size, 'vocabulary size');
   const counts = mode === 'frequency' ? requireCounts(options.counts, 'token count') : undefined;
   const expected = mode === 'frequency' && options.expected ? requireCounts(options.expected, 'expected count') : undefined;
 
